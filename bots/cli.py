@@ -1,0 +1,161 @@
+"""The ``supportbot`` command."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from enum import StrEnum
+from typing import Annotated
+
+import typer
+
+from bots.app import open_runtime
+from bots.console import chat as console_chat
+from core.config import ConfigError, Settings, load_settings
+from core.types import ConversationKey
+from storage.database import create_engine, upgrade
+
+app = typer.Typer(no_args_is_help=True, help="Claude customer support for Slack and Discord.")
+db_app = typer.Typer(no_args_is_help=True, help="Database maintenance.")
+discord_app = typer.Typer(no_args_is_help=True, help="Discord helpers.")
+app.add_typer(db_app, name="db")
+app.add_typer(discord_app, name="discord")
+
+
+class Platform(StrEnum):
+    slack = "slack"
+    discord = "discord"
+    all = "all"
+
+
+def _settings(*, log_level: str | None = None) -> Settings:
+    try:
+        settings = load_settings()
+    except ConfigError as exc:
+        typer.echo(f"Configuration error:\n{exc}", err=True)
+        raise typer.Exit(2) from exc
+    logging.getLogger("bm25s").setLevel(logging.WARNING)
+    logging.basicConfig(
+        level=log_level or settings.log_level,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    return settings
+
+
+def _fail(message: str) -> None:
+    typer.echo(f"Configuration error:\n{message}", err=True)
+    raise typer.Exit(2)
+
+
+@app.command()
+def chat(
+    conversation: Annotated[
+        str, typer.Option("--conversation", "-c", help="Conversation to start or resume.")
+    ] = "default",
+) -> None:
+    """Chat with the bot in the terminal (no tokens needed)."""
+    settings = _settings(log_level="WARNING")
+
+    async def session() -> None:
+        async with open_runtime(settings) as runtime:
+            assert settings.persona is not None
+            await console_chat(runtime.engine, name=conversation, bot_name=settings.persona.name)
+
+    asyncio.run(session())
+
+
+@app.command()
+def history(
+    key: Annotated[str, typer.Argument(help="Conversation key, e.g. console:local:default:-")],
+) -> None:
+    """Print the newest stored conversation at KEY."""
+    settings = _settings(log_level="WARNING")
+    try:
+        parsed = ConversationKey.parse(key)
+    except ValueError as exc:
+        typer.echo(str(exc), err=True)
+        raise typer.Exit(2) from exc
+
+    async def show() -> None:
+        async with open_runtime(settings) as runtime:
+            turns = await runtime.store.history(parsed)
+        if not turns:
+            typer.echo(f"No conversation stored at {key}.")
+        for turn in turns:
+            typer.echo(f"[{turn.seq}] {turn.role}/{turn.kind}: {turn.text or turn.content}")
+
+    asyncio.run(show())
+
+
+@db_app.command("upgrade")
+def db_upgrade() -> None:
+    """Apply pending database migrations (the bot also does this at start)."""
+    settings = _settings()
+
+    async def migrate() -> None:
+        database = create_engine(settings.database_url)
+        try:
+            await upgrade(database)
+        finally:
+            await database.dispose()
+
+    asyncio.run(migrate())
+    typer.echo("Database is up to date.")
+
+
+@app.command()
+def run(
+    platform: Annotated[Platform, typer.Argument(help="Which platform adapters to run.")],
+) -> None:
+    """Run the bot on Slack, Discord, or both in one process."""
+    settings = _settings()
+    wanted = {Platform.slack, Platform.discord} if platform is Platform.all else {platform}
+    if Platform.slack in wanted:
+        _check_slack(settings)
+    if Platform.discord in wanted:
+        _check_discord(settings)
+    asyncio.run(_serve(settings, wanted))
+
+
+def _check_slack(settings: Settings) -> None:
+    slack = settings.slack
+    needed = {"SLACK_BOT_TOKEN": slack.bot_token}
+    if slack.mode == "socket":
+        needed["SLACK_APP_TOKEN"] = slack.app_token
+    else:
+        needed["SLACK_SIGNING_SECRET"] = slack.signing_secret
+    missing = [name for name, value in needed.items() if value is None]
+    if missing:
+        _fail(f"{', '.join(missing)} must be set to run on Slack ({slack.mode} mode).")
+
+
+def _check_discord(settings: Settings) -> None:
+    if settings.discord.token is None:
+        _fail("DISCORD_TOKEN must be set to run on Discord.")
+
+
+async def _serve(settings: Settings, platforms: set[Platform]) -> None:
+    async with open_runtime(settings) as runtime, asyncio.TaskGroup() as group:
+        if Platform.slack in platforms:
+            from bots.slack import run_slack
+
+            group.create_task(run_slack(settings.slack, runtime.engine))
+        if Platform.discord in platforms:
+            from bots.discord import run_discord
+
+            group.create_task(run_discord(settings.discord, runtime.engine))
+
+
+@discord_app.command("invite-url")
+def discord_invite_url() -> None:
+    """Print the OAuth2 link that adds the bot to a server with the permissions it needs."""
+    settings = _settings()
+    if settings.discord.application_id is None:
+        _fail("DISCORD_APPLICATION_ID must be set (Developer Portal → General Information).")
+    from bots.discord import invite_url
+
+    typer.echo(invite_url(settings.discord.application_id))
+
+
+def main() -> None:
+    app()

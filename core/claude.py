@@ -1,0 +1,134 @@
+"""``ClaudeClient``: the one module that talks to the Anthropic Messages API.
+
+Replies are streamed (no 21k ``max_tokens`` ceiling, and an overload that arrives mid-stream is
+seen as such). Retries are ours, not the SDK's, so that a ``retry-after`` longer than the
+configured cap ends the turn with a fallback instead of hanging it for minutes.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import anthropic
+from tenacity import (
+    AsyncRetrying,
+    RetryCallState,
+    retry_if_exception,
+    stop_after_attempt,
+    wait_random_exponential,
+)
+
+from core.config import ClaudeSettings
+from core.ports import LLMError, LLMResult
+from core.types import Usage
+
+_backoff = wait_random_exponential(multiplier=0.5, max=8)
+_TRANSIENT = frozenset({"rate_limited", "overloaded", "server_error", "timeout", "connection"})
+
+
+class ClaudeClient:
+    def __init__(self, *, settings: ClaudeSettings) -> None:
+        if settings.api_key is None:
+            raise ValueError("ClaudeClient needs ANTHROPIC_API_KEY")
+        self._settings = settings
+        self._client = anthropic.AsyncAnthropic(
+            api_key=settings.api_key.get_secret_value(),
+            base_url=settings.base_url,
+            timeout=settings.timeout_seconds,
+            max_retries=0,
+        )
+
+    async def aclose(self) -> None:
+        await self._client.close()
+
+    async def respond(
+        self,
+        *,
+        system: list[dict[str, Any]],
+        messages: list[dict[str, Any]],
+        tools: list[dict[str, Any]],
+    ) -> LLMResult:
+        retrying = AsyncRetrying(
+            stop=stop_after_attempt(self._settings.max_retries + 1),
+            wait=self._wait,
+            retry=retry_if_exception(self._retryable),
+            reraise=True,
+        )
+        try:
+            async for attempt in retrying:
+                with attempt:
+                    return await self._once(system=system, messages=messages, tools=tools)
+        except anthropic.APIError as exc:
+            raise LLMError(cause_of(exc), f"{type(exc).__name__}: {exc}") from exc
+        raise AssertionError("unreachable: tenacity either returns or re-raises")
+
+    async def _once(self, **request: Any) -> LLMResult:
+        async with self._client.messages.stream(
+            model=self._settings.model, max_tokens=self._settings.max_tokens, **request
+        ) as stream:
+            message = await stream.get_final_message()
+        usage = message.usage
+        return LLMResult(
+            content=[b.model_dump(mode="json", exclude_none=True) for b in message.content],
+            stop_reason=message.stop_reason or "end_turn",
+            usage=Usage(
+                input_tokens=usage.input_tokens,
+                output_tokens=usage.output_tokens,
+                cache_read_tokens=usage.cache_read_input_tokens or 0,
+                cache_write_tokens=usage.cache_creation_input_tokens or 0,
+            ),
+        )
+
+    def _retryable(self, exc: BaseException) -> bool:
+        if cause_of(exc) not in {
+            "rate_limited",
+            "overloaded",
+            "server_error",
+            "timeout",
+            "connection",
+        }:
+            return False
+        delay = retry_after(exc)
+        return delay is None or delay <= self._settings.retry_after_cap_seconds
+
+    def _wait(self, state: RetryCallState) -> float:
+        exc = state.outcome.exception() if state.outcome else None
+        delay = retry_after(exc) if exc else None
+        return delay if delay is not None else _backoff(state)
+
+
+def retry_after(exc: BaseException) -> float | None:
+    """Seconds the server asked us to wait (``retry-after-ms`` or ``retry-after``), if any."""
+    if not isinstance(exc, anthropic.APIStatusError):
+        return None
+    headers = exc.response.headers
+    try:
+        if "retry-after-ms" in headers:
+            return float(headers["retry-after-ms"]) / 1000
+        if "retry-after" in headers:
+            return float(headers["retry-after"])
+    except ValueError:
+        return None
+    return None
+
+
+def cause_of(exc: BaseException) -> str:
+    """The fallback (``Fallbacks`` field) that fits an SDK exception."""
+    if isinstance(exc, anthropic.APITimeoutError):
+        return "timeout"
+    if isinstance(exc, anthropic.APIConnectionError):
+        return "connection"
+    if not isinstance(exc, anthropic.APIStatusError):
+        return "unknown"
+    if isinstance(exc, anthropic.PaymentRequiredError) or "spend_limit" in (exc.error_code or ""):
+        return "spend_limit"
+    if isinstance(exc, anthropic.RateLimitError):
+        return "rate_limited"
+    # An overload after the HTTP 200 of a stream arrives as a plain APIStatusError(200).
+    if isinstance(exc, anthropic.OverloadedError) or exc.type == "overloaded_error":
+        return "overloaded"
+    if isinstance(exc, anthropic.AuthenticationError | anthropic.PermissionDeniedError):
+        return "auth"
+    if exc.status_code >= 500 or exc.status_code in {408, 409}:
+        return "server_error"
+    return "unknown"

@@ -1,0 +1,167 @@
+"""Typed settings: the only module that reads the environment.
+
+Each group reads its own prefix (``SUPPORTBOT_``, ``ANTHROPIC_``, ``SLACK_``, ``DISCORD_``) from
+the environment or an optional ``.env`` file. The persona (voice, scope, knowledge, fallback texts,
+topics) comes from a TOML or YAML file; the shipped demo is ``core/demo_persona.toml``.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from pathlib import Path
+from typing import Literal
+
+import yaml
+from pydantic import BaseModel, Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+DEMO_PERSONA = Path(__file__).with_name("demo_persona.toml")
+
+
+def _env(prefix: str) -> SettingsConfigDict:
+    return SettingsConfigDict(env_prefix=prefix, env_file=".env", extra="ignore")
+
+
+class ConfigError(Exception):
+    """A setting or the persona file is wrong; the message names the field."""
+
+
+class Topic(BaseModel):
+    name: str = Field(min_length=1)
+    keywords: list[str] = Field(min_length=1)
+
+
+class KnowledgeEntry(BaseModel):
+    id: str = Field(min_length=1)
+    question: str = Field(min_length=1)
+    answer: str = Field(min_length=1)
+    keywords: list[str] = []
+
+
+class Fallbacks(BaseModel):
+    """What the customer reads when Claude cannot answer, by cause. Each names a next step."""
+
+    rate_limited: str
+    overloaded: str
+    timeout: str
+    connection: str
+    server_error: str
+    spend_limit: str
+    auth: str
+    refusal: str
+    truncated: str
+    unknown: str
+
+
+class Persona(BaseModel):
+    name: str
+    company: str
+    instructions: str = Field(min_length=1)
+    dont_know: str = Field(min_length=1)
+    limited_mode: str = Field(min_length=1)
+    empty_message: str = Field(min_length=1)
+    too_long: str = Field(min_length=1)
+    fresh_start: str = Field(min_length=1)
+    fresh_start_phrases: list[str] = []
+    fallbacks: Fallbacks
+    topics: list[Topic] = []
+    knowledge: list[KnowledgeEntry] = []
+    knowledge_min_score: float = Field(1.0, gt=0)
+
+    @classmethod
+    def load(cls, path: Path) -> Persona:
+        try:
+            raw = path.read_text(encoding="utf-8")
+        except OSError as exc:
+            raise ConfigError(f"persona_file: cannot read {path}: {exc.strerror}") from exc
+        try:
+            data = yaml.safe_load(raw) if path.suffix in {".yaml", ".yml"} else tomllib.loads(raw)
+        except (tomllib.TOMLDecodeError, yaml.YAMLError) as exc:
+            raise ConfigError(f"persona_file: {path} is not valid: {exc}") from exc
+        try:
+            return cls.model_validate(data)
+        except ValidationError as exc:
+            raise ConfigError(describe(exc, prefix=f"persona ({path})")) from exc
+
+
+class ClaudeSettings(BaseSettings):
+    """``ANTHROPIC_*``: the key and base URL keep the SDK's own variable names."""
+
+    model_config = _env("ANTHROPIC_")
+
+    api_key: SecretStr | None = None
+    base_url: str | None = None
+    model: str = "claude-sonnet-4-6"
+    max_tokens: int = Field(1024, ge=1, le=64000)
+    timeout_seconds: float = Field(30.0, gt=0)
+    max_retries: int = Field(2, ge=0, le=10)
+    retry_after_cap_seconds: float = Field(10.0, ge=0)
+    token_budget: int = Field(12000, ge=500)
+
+
+class SlackSettings(BaseSettings):
+    model_config = _env("SLACK_")
+
+    bot_token: SecretStr | None = None
+    app_token: SecretStr | None = None
+    signing_secret: SecretStr | None = None
+    mode: Literal["socket", "http"] = "socket"
+    api_url: str = "https://slack.com/api/"
+    http_port: int = 3000
+    support_group_id: str | None = None
+    staff_channel: str | None = None
+
+
+class DiscordSettings(BaseSettings):
+    model_config = _env("DISCORD_")
+
+    token: SecretStr | None = None
+    application_id: int | None = None
+    support_channel_ids: list[int] = []
+    support_role_id: int | None = None
+    staff_channel_id: int | None = None
+
+
+class Settings(BaseSettings):
+    """Everything the bot needs; ``SUPPORTBOT_*`` for the bot's own settings."""
+
+    model_config = _env("SUPPORTBOT_")
+
+    persona_file: Path = DEMO_PERSONA
+    database_url: str = "sqlite+aiosqlite:///supportbot.db"
+    idle_timeout_hours: float = Field(24.0, gt=0)
+    max_input_chars: int = Field(8000, ge=100)
+    log_level: str = "INFO"
+    claude: ClaudeSettings = Field(default_factory=ClaudeSettings)
+    slack: SlackSettings = Field(default_factory=SlackSettings)
+    discord: DiscordSettings = Field(default_factory=DiscordSettings)
+    persona: Persona | None = None
+
+    @field_validator("database_url")
+    @classmethod
+    def _async_driver(cls, url: str) -> str:
+        if not url.startswith(("sqlite+aiosqlite://", "postgresql+asyncpg://")):
+            raise ValueError("use sqlite+aiosqlite:///FILE or postgresql+asyncpg://USER@HOST/DB")
+        return url
+
+    @model_validator(mode="after")
+    def _load_persona(self) -> Settings:
+        if self.persona is None:
+            self.persona = Persona.load(self.persona_file)
+        return self
+
+
+def describe(exc: ValidationError, *, prefix: str = "") -> str:
+    lines = []
+    for err in exc.errors():
+        where = ".".join(str(p) for p in err["loc"]) or "(root)"
+        lines.append(f"{prefix + ': ' if prefix else ''}{where}: {err['msg']}")
+    return "\n".join(lines)
+
+
+def load_settings(**overrides: object) -> Settings:
+    """Build the settings, turning any problem into a ``ConfigError`` that names the field."""
+    try:
+        return Settings(**overrides)
+    except ValidationError as exc:
+        raise ConfigError(describe(exc)) from exc

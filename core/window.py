@@ -1,0 +1,73 @@
+"""The slice of history Claude sees, and its shape on the wire.
+
+The window start only moves forward, and only in chunks: when the history outgrows the budget,
+the oldest turns are dropped until it is back to ``KEEP`` of the budget. Between those jumps
+every request repeats the previous one's messages byte for byte, so prompt caching keeps hitting.
+"""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+from core.types import Turn
+
+KEEP = 0.6
+EPHEMERAL = {"type": "ephemeral"}
+
+
+def fit(turns: list[Turn], *, budget: int) -> list[Turn]:
+    """Drop a chunk of the oldest turns if the window exceeds ``budget`` tokens.
+
+    The result always starts with a customer turn, so it never opens with an assistant turn
+    or with a tool result whose tool call was dropped. The newest turn is always kept.
+    """
+    total = sum(t.tokens for t in turns)
+    first = 0
+    if total > budget:
+        while first < len(turns) - 1 and total > budget * KEEP:
+            total -= turns[first].tokens
+            first += 1
+    while first < len(turns) - 1 and turns[first].kind != "customer":
+        first += 1
+    return turns[first:]
+
+
+def to_messages(turns: list[Turn]) -> list[dict[str, Any]]:
+    """Anthropic ``messages`` from stored turns.
+
+    Consecutive same-role turns (a customer who wrote again after a failed call) merge into one
+    message; a tool call whose result is missing gets one, and a result without its call is
+    dropped, so the API never sees a broken tool pair. The last block carries the cache
+    breakpoint for the conversation prefix.
+    """
+    messages: list[dict[str, Any]] = []
+    for turn in turns:
+        content = [b for b in turn.content if b.get("type") != "text" or b.get("text")]
+        if not content:
+            continue
+        if messages and messages[-1]["role"] == turn.role:
+            messages[-1]["content"].extend(copy.deepcopy(content))
+        else:
+            messages.append({"role": turn.role, "content": copy.deepcopy(content)})
+    _repair_tool_pairs(messages)
+    if messages:
+        messages[-1]["content"][-1]["cache_control"] = EPHEMERAL
+    return messages
+
+
+def _repair_tool_pairs(messages: list[dict[str, Any]]) -> None:
+    called: set[str] = set()
+    for message in messages:
+        if message["role"] == "assistant":
+            called = {b["id"] for b in message["content"] if b.get("type") == "tool_use"}
+            continue
+        blocks = message["content"]
+        answered = {b["tool_use_id"] for b in blocks if b.get("type") == "tool_result"}
+        kept = [b for b in blocks if b.get("type") != "tool_result" or b["tool_use_id"] in called]
+        missing = [
+            {"type": "tool_result", "tool_use_id": i, "content": "No result was recorded."}
+            for i in sorted(called - answered)
+        ]
+        message["content"] = missing + kept
+        called = set()

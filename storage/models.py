@@ -1,0 +1,85 @@
+"""The ORM tables. Rows never leave ``storage/``: the repository turns them into core types."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import JSON, ForeignKey, Index, String, UniqueConstraint, text
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+
+class Base(DeclarativeBase):
+    type_annotation_map = {dict[str, Any]: JSON, list[dict[str, Any]]: JSON}  # noqa: RUF012
+
+
+class ConversationRow(Base):
+    __tablename__ = "conversations"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    key: Mapped[str] = mapped_column(String(300), index=True)
+    platform: Mapped[str] = mapped_column(String(20))
+    customer_id: Mapped[str] = mapped_column(String(100))
+    topic: Mapped[str | None] = mapped_column(String(50))
+    state: Mapped[str] = mapped_column(String(20), default="open")
+    # First sequence number Claude still sees; it only moves forward, in chunks (see core/window).
+    window_start: Mapped[int] = mapped_column(default=0)
+    next_seq: Mapped[int] = mapped_column(default=0)
+    created_at: Mapped[datetime]
+    updated_at: Mapped[datetime]
+
+    __table_args__ = (
+        # At most one open conversation per key, even with several replicas racing.
+        Index(
+            "uq_conversations_open_key",
+            "key",
+            unique=True,
+            sqlite_where=text("state = 'open'"),
+            postgresql_where=text("state = 'open'"),
+        ),
+    )
+
+
+class MessageRow(Base):
+    __tablename__ = "messages"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    conversation_id: Mapped[int] = mapped_column(ForeignKey("conversations.id", ondelete="CASCADE"))
+    seq: Mapped[int]
+    role: Mapped[str] = mapped_column(String(20))
+    kind: Mapped[str] = mapped_column(String(20))
+    content: Mapped[list[dict[str, Any]]]
+    tokens: Mapped[int] = mapped_column(default=0)
+    platform_message_id: Mapped[str | None] = mapped_column(String(200))
+    input_tokens: Mapped[int] = mapped_column(default=0)
+    output_tokens: Mapped[int] = mapped_column(default=0)
+    cache_read_tokens: Mapped[int] = mapped_column(default=0)
+    cache_write_tokens: Mapped[int] = mapped_column(default=0)
+    created_at: Mapped[datetime]
+
+    __table_args__ = (
+        UniqueConstraint("conversation_id", "seq", name="uq_messages_conversation_seq"),
+    )
+
+
+class DeliveryRow(Base):
+    """Every platform message id ever handled: the durable guard against answering twice."""
+
+    __tablename__ = "deliveries"
+
+    platform: Mapped[str] = mapped_column(String(20), primary_key=True)
+    message_id: Mapped[str] = mapped_column(String(200), primary_key=True)
+    created_at: Mapped[datetime]
+
+
+class EscalationRow(Base):
+    __tablename__ = "escalations"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    conversation_id: Mapped[int] = mapped_column(
+        ForeignKey("conversations.id", ondelete="CASCADE"), index=True
+    )
+    reason: Mapped[str] = mapped_column(String(500))
+    summary: Mapped[str] = mapped_column(String(2000))
+    state: Mapped[str] = mapped_column(String(20), default="open")
+    created_at: Mapped[datetime]

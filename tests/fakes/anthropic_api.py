@@ -1,0 +1,452 @@
+"""A fake Anthropic Messages API for driving the real `anthropic` SDK in tests.
+
+Usage::
+
+    async with FakeAnthropic() as fake:
+        fake.queue(rate_limited(), text("Hello!"))
+        client = AsyncAnthropic(base_url=fake.base_url, api_key="test")
+        ...
+        assert fake.requests[-1].last_user_text == "hi"
+
+Each queued `FakeResponse` answers one HTTP request (SDK retries included) and works for both
+`"stream": false` (a JSON Message) and `"stream": true` (SSE events in the real API's order).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import re
+import socket
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from types import TracebackType
+from typing import Any
+
+from aiohttp import web
+
+__all__ = [
+    "FakeAnthropic",
+    "FakeResponse",
+    "RecordedRequest",
+    "drop",
+    "error",
+    "hang",
+    "overloaded",
+    "rate_limited",
+    "spend_limited",
+    "stream_error",
+    "text",
+    "tool_use",
+]
+
+# The SDK ignores `retry-after: 0` but honours milliseconds, so retry tests stay fast.
+_FAST_RETRY = {"retry-after-ms": "10"}
+
+
+@dataclass
+class RecordedRequest:
+    """One POST /v1/messages as the fake received it."""
+
+    body: dict[str, Any]
+    headers: dict[str, str]  # keys lower-cased
+
+    @property
+    def messages(self) -> list[dict[str, Any]]:
+        return self.body.get("messages", [])
+
+    @property
+    def system(self) -> str | list[dict[str, Any]] | None:
+        return self.body.get("system")
+
+    @property
+    def tools(self) -> list[dict[str, Any]]:
+        return self.body.get("tools", [])
+
+    @property
+    def stream(self) -> bool:
+        return bool(self.body.get("stream", False))
+
+    @property
+    def last_user_text(self) -> str:
+        """The text blocks of the last user message joined by newlines ("" if there are none)."""
+        for message in reversed(self.messages):
+            if message.get("role") != "user":
+                continue
+            content = message.get("content", "")
+            if isinstance(content, str):
+                return content
+            return "\n".join(b["text"] for b in content if b.get("type") == "text")
+        return ""
+
+
+class FakeResponse:
+    """How the fake answers one request; build instances with the module-level functions."""
+
+    async def serve(self, ctx: _Context) -> web.StreamResponse:
+        raise NotImplementedError
+
+
+@dataclass
+class _Context:
+    """What a `FakeResponse` needs to answer one request."""
+
+    request: web.Request
+    body: dict[str, Any]
+    input_tokens: int
+    request_id: str
+    closing: asyncio.Event
+
+    @property
+    def stream(self) -> bool:
+        return bool(self.body.get("stream", False))
+
+
+def _sse(event: dict[str, Any]) -> bytes:
+    return f"event: {event['type']}\ndata: {json.dumps(event)}\n\n".encode()
+
+
+async def _write_sse(ctx: _Context, events: Iterator[dict[str, Any]]) -> web.StreamResponse:
+    response = web.StreamResponse(
+        headers={"content-type": "text/event-stream", "request-id": ctx.request_id}
+    )
+    await response.prepare(ctx.request)
+    for event in events:
+        await response.write(_sse(event))
+    await response.write_eof()
+    return response
+
+
+def _chunks(value: str, size: int) -> list[str]:
+    return [value[i : i + size] for i in range(0, len(value), size)]
+
+
+def _words(value: str) -> list[str]:
+    # Split between whitespace and the next word so the deltas join back to `value` exactly.
+    return re.split(r"(?<=\s)(?=\S)", value)
+
+
+@dataclass
+class _Message(FakeResponse):
+    content: list[dict[str, Any]]
+    stop_reason: str
+    usage: dict[str, int] | None = None
+    stop_details: dict[str, Any] | None = None
+
+    def _usage(self, ctx: _Context) -> dict[str, int]:
+        output_tokens = max(1, len(json.dumps(self.content)) // 4)
+        default = {
+            "input_tokens": ctx.input_tokens,
+            "output_tokens": output_tokens,
+            "cache_read_input_tokens": 0,
+            "cache_creation_input_tokens": 0,
+        }
+        return default | (self.usage or {})
+
+    def _envelope(self, ctx: _Context, content: list[dict[str, Any]]) -> dict[str, Any]:
+        return {
+            "id": f"msg_{ctx.request_id}",
+            "type": "message",
+            "role": "assistant",
+            "model": ctx.body.get("model", "claude-fake"),
+            "content": content,
+            "stop_reason": None,
+            "stop_sequence": None,
+            "stop_details": None,
+        }
+
+    async def serve(self, ctx: _Context) -> web.StreamResponse:
+        usage = self._usage(ctx)
+        if not ctx.stream:
+            message = self._envelope(ctx, self.content) | {
+                "stop_reason": self.stop_reason,
+                "stop_details": self.stop_details,
+                "usage": usage,
+            }
+            return web.json_response(message, headers={"request-id": ctx.request_id})
+        return await _write_sse(ctx, self._events(ctx, usage))
+
+    def _events(self, ctx: _Context, usage: dict[str, int]) -> Iterator[dict[str, Any]]:
+        message = self._envelope(ctx, []) | {"usage": usage | {"output_tokens": 1}}
+        yield {"type": "message_start", "message": message}
+        yield {"type": "ping"}
+        for index, block in enumerate(self.content):
+            yield from _block_events(index, block)
+        yield {
+            "type": "message_delta",
+            "delta": {
+                "stop_reason": self.stop_reason,
+                "stop_sequence": None,
+                "stop_details": self.stop_details,
+            },
+            "usage": usage,
+        }
+        yield {"type": "message_stop"}
+
+
+def _block_events(index: int, block: dict[str, Any]) -> Iterator[dict[str, Any]]:
+    if block["type"] == "text":
+        start = block | {"text": ""}
+        deltas = [{"type": "text_delta", "text": part} for part in _words(block["text"])]
+    else:
+        start = block | {"input": {}}
+        partial = _chunks(json.dumps(block["input"]), 16)
+        deltas = [{"type": "input_json_delta", "partial_json": part} for part in partial]
+    yield {"type": "content_block_start", "index": index, "content_block": start}
+    for delta in deltas:
+        yield {"type": "content_block_delta", "index": index, "delta": delta}
+    yield {"type": "content_block_stop", "index": index}
+
+
+def _error_body(err_type: str, message: str, error_code: str | None = None) -> dict[str, Any]:
+    err: dict[str, Any] = {"type": err_type, "message": message}
+    if error_code is not None:
+        err["details"] = {"error_code": error_code}
+    return {"type": "error", "error": err}
+
+
+@dataclass
+class _Error(FakeResponse):
+    status: int
+    err_type: str
+    message: str
+    headers: dict[str, str] = field(default_factory=dict)
+    error_code: str | None = None
+
+    async def serve(self, ctx: _Context) -> web.StreamResponse:
+        return web.json_response(
+            _error_body(self.err_type, self.message, self.error_code),
+            status=self.status,
+            headers={"request-id": ctx.request_id, **self.headers},
+        )
+
+
+def _close_connection(ctx: _Context) -> web.StreamResponse:
+    if ctx.request.transport is not None:
+        ctx.request.transport.close()
+    # Never written: the transport is already closed.
+    return web.Response()
+
+
+class _Hang(FakeResponse):
+    async def serve(self, ctx: _Context) -> web.StreamResponse:
+        await ctx.closing.wait()
+        return _close_connection(ctx)
+
+
+class _Drop(FakeResponse):
+    async def serve(self, ctx: _Context) -> web.StreamResponse:
+        return _close_connection(ctx)
+
+
+@dataclass
+class _StreamError(FakeResponse):
+    err_type: str
+    partial_text: str
+
+    async def serve(self, ctx: _Context) -> web.StreamResponse:
+        if not ctx.stream:
+            return await _Error(529, self.err_type, "Overloaded", dict(_FAST_RETRY)).serve(ctx)
+        return await _write_sse(ctx, self._events(ctx))
+
+    def _events(self, ctx: _Context) -> Iterator[dict[str, Any]]:
+        events = _Message([{"type": "text", "text": self.partial_text}], "end_turn")._events(
+            ctx, {"input_tokens": ctx.input_tokens, "output_tokens": 1}
+        )
+        for event in events:
+            if event["type"] == "content_block_stop":
+                break
+            yield event
+        yield _error_body(self.err_type, "Overloaded")
+
+
+def text(
+    text: str,
+    *,
+    stop_reason: str = "end_turn",
+    usage: dict[str, int] | None = None,
+    stop_details: dict[str, Any] | None = None,
+) -> FakeResponse:
+    """A reply with one text block.
+
+    `usage` entries override the defaults (input ≈ request JSON length / 4, output ≈ reply / 4,
+    cache counts 0). For a refusal pass `stop_reason="refusal"` and
+    `stop_details={"type": "refusal", "category": "cyber", "explanation": "..."}`.
+    """
+    return _Message([{"type": "text", "text": text}], stop_reason, usage, stop_details)
+
+
+def tool_use(
+    name: str, input: dict[str, Any], *, text: str | None = None, id: str | None = None
+) -> FakeResponse:
+    """A `name` tool call with `input`, after an optional text block; stop_reason tool_use."""
+    block = {
+        "type": "tool_use",
+        "id": id or f"toolu_{uuid.uuid4().hex[:24]}",
+        "name": name,
+        "input": input,
+    }
+    content = [{"type": "text", "text": text}, block] if text is not None else [block]
+    return _Message(content, "tool_use")
+
+
+def error(
+    status: int,
+    err_type: str,
+    message: str = "Fake error",
+    *,
+    headers: dict[str, str] | None = None,
+    error_code: str | None = None,
+) -> FakeResponse:
+    """An HTTP error `{"type": "error", "error": {"type": err_type, "message": message}}`.
+
+    `error_code` fills `error.details.error_code`, which the SDK uses to pick a subclass.
+    """
+    return _Error(status, err_type, message, headers or {}, error_code)
+
+
+def rate_limited() -> FakeResponse:
+    """429 rate_limit_error that the SDK retries after 10 ms."""
+    return error(429, "rate_limit_error", "Rate limited", headers=_FAST_RETRY)
+
+
+def overloaded() -> FakeResponse:
+    """529 overloaded_error that the SDK retries after 10 ms."""
+    return error(529, "overloaded_error", "Overloaded", headers=_FAST_RETRY)
+
+
+def spend_limited() -> FakeResponse:
+    """429 spend cap (SDK: EnforcedSpendLimitReachedError); no retry-after, as on the real API.
+
+    The SDK still retries any 429 with its 0.5-8 s backoff, so use it with `max_retries=0`.
+    """
+    return error(
+        429,
+        "rate_limit_error",
+        "Your organization has reached its spend limit.",
+        error_code="enforced_spend_limit_reached",
+    )
+
+
+def hang() -> FakeResponse:
+    """Accept the request and never answer; the fake drops the connection when it closes."""
+    return _Hang()
+
+
+def drop() -> FakeResponse:
+    """Close the TCP connection without a response (SDK: APIConnectionError)."""
+    return _Drop()
+
+
+def stream_error(
+    err_type: str = "overloaded_error", *, partial_text: str = "Let me"
+) -> FakeResponse:
+    """HTTP 200 SSE that sends `partial_text` then an `error` event (SDK: APIStatusError, 200).
+
+    Non-streaming requests get a 529 `err_type` error instead.
+    """
+    return _StreamError(err_type, partial_text)
+
+
+class FakeAnthropic:
+    """POST /v1/messages on 127.0.0.1 with a random free port; records every request.
+
+    Also serves POST /v1/messages/count_tokens (not recorded). Requests without an
+    `x-api-key` or `Authorization: Bearer` header get a 401, as on the real API.
+    """
+
+    def __init__(self) -> None:
+        self.base_url = ""
+        self.requests: list[RecordedRequest] = []
+        self.default: Callable[[dict[str, Any]], FakeResponse] = lambda body: text("OK")
+        self._queue: list[FakeResponse] = []
+        self._arrived = asyncio.Condition()
+        self._closing = asyncio.Event()
+        self._runner: web.AppRunner | None = None
+
+    def queue(self, *responses: FakeResponse) -> None:
+        """Append responses; each answers one HTTP request, then `default` takes over."""
+        self._queue.extend(responses)
+
+    # The `timeout` parameter is part of the agreed API, hence the noqa.
+    async def wait_for_requests(
+        self,
+        n: int,
+        timeout: float = 5.0,  # noqa: ASYNC109
+    ) -> list[RecordedRequest]:
+        """Wait until at least `n` requests have arrived and return all recorded so far."""
+        async with asyncio.timeout(timeout), self._arrived:
+            await self._arrived.wait_for(lambda: len(self.requests) >= n)
+            return list(self.requests)
+
+    async def start(self) -> None:
+        """Start serving and set `base_url`."""
+        app = web.Application()
+        app.router.add_post("/v1/messages", self._messages)
+        app.router.add_post("/v1/messages/count_tokens", self._count_tokens)
+        app.router.add_route("*", "/{tail:.*}", self._not_found)
+        # Backstop only: hung handlers return as soon as `_closing` is set.
+        self._runner = web.AppRunner(app, access_log=None, shutdown_timeout=1.0)
+        await self._runner.setup()
+        sock = socket.socket()
+        sock.bind(("127.0.0.1", 0))
+        await web.SockSite(self._runner, sock).start()
+        self.base_url = f"http://127.0.0.1:{sock.getsockname()[1]}"
+
+    async def close(self) -> None:
+        """Release hung requests and stop serving."""
+        self._closing.set()
+        if self._runner is not None:
+            await self._runner.cleanup()
+            self._runner = None
+
+    async def __aenter__(self) -> FakeAnthropic:
+        await self.start()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.close()
+
+    async def _messages(self, request: web.Request) -> web.StreamResponse:
+        raw = await request.read()
+        try:
+            body = json.loads(raw)
+        except json.JSONDecodeError:
+            return _json_error(400, "invalid_request_error", "Body is not valid JSON")
+        headers = {k.lower(): v for k, v in request.headers.items()}
+        async with self._arrived:
+            self.requests.append(RecordedRequest(body, headers))
+            self._arrived.notify_all()
+        if "x-api-key" not in headers and not headers.get("authorization", "").startswith(
+            "Bearer "
+        ):
+            return _json_error(401, "authentication_error", "Missing API key")
+        response = self._queue.pop(0) if self._queue else self.default(body)
+        ctx = _Context(
+            request=request,
+            body=body,
+            input_tokens=_rough_tokens(raw),
+            request_id=f"req_fake_{len(self.requests)}",
+            closing=self._closing,
+        )
+        return await response.serve(ctx)
+
+    async def _count_tokens(self, request: web.Request) -> web.Response:
+        return web.json_response({"input_tokens": _rough_tokens(await request.read())})
+
+    async def _not_found(self, request: web.Request) -> web.Response:
+        return _json_error(404, "not_found_error", f"No route {request.method} {request.path}")
+
+
+def _rough_tokens(raw: bytes) -> int:
+    return max(1, len(raw) // 4)
+
+
+def _json_error(status: int, err_type: str, message: str) -> web.Response:
+    return web.json_response(_error_body(err_type, message), status=status)
