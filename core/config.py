@@ -9,11 +9,11 @@ from __future__ import annotations
 
 import tomllib
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
 import yaml
 from pydantic import BaseModel, Field, SecretStr, ValidationError, field_validator, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict, SettingsError
 
 DEMO_PERSONA = Path(__file__).with_name("demo_persona.toml")
 
@@ -117,9 +117,16 @@ class DiscordSettings(BaseSettings):
 
     token: SecretStr | None = None
     application_id: int | None = None
-    support_channel_ids: list[int] = []
+    support_channel_ids: Annotated[list[int], NoDecode] = []
     support_role_id: int | None = None
     staff_channel_id: int | None = None
+
+    @field_validator("support_channel_ids", mode="before")
+    @classmethod
+    def _comma_separated(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [part.strip() for part in value.split(",") if part.strip()]
+        return value
 
 
 class Settings(BaseSettings):
@@ -151,17 +158,45 @@ class Settings(BaseSettings):
         return self
 
 
-def describe(exc: ValidationError, *, prefix: str = "") -> str:
+def describe(exc: ValidationError, *, prefix: str = "", env_prefix: str | None = None) -> str:
+    """One line per problem, naming the field (as its environment variable when it has one)."""
     lines = []
     for err in exc.errors():
-        where = ".".join(str(p) for p in err["loc"]) or "(root)"
+        names = [str(p) for p in err["loc"] if isinstance(p, str)]
+        items = [p + 1 for p in err["loc"] if isinstance(p, int)]
+        if env_prefix is not None:
+            where = env_prefix + "_".join(names).upper()
+        else:
+            where = ".".join(names) or "(root)"
+        where += "".join(f" (item {i})" for i in items)
         lines.append(f"{prefix + ': ' if prefix else ''}{where}: {err['msg']}")
     return "\n".join(lines)
 
 
 def load_settings(**overrides: object) -> Settings:
     """Build the settings, turning any problem into a ``ConfigError`` that names the field."""
+    groups: dict[str, object] = {}
+    for name, group in (
+        ("claude", ClaudeSettings),
+        ("slack", SlackSettings),
+        ("discord", DiscordSettings),
+    ):
+        if name not in overrides:
+            try:
+                groups[name] = group()
+            except ValidationError as exc:
+                raise ConfigError(
+                    describe(exc, env_prefix=group.model_config["env_prefix"])
+                ) from exc
     try:
-        return Settings(**overrides)
-    except ValidationError as exc:
-        raise ConfigError(describe(exc)) from exc
+        return Settings(**groups, **overrides)
+    except (ValidationError, SettingsError) as exc:
+        raise ConfigError(_explain(exc, env_prefix="SUPPORTBOT_")) from exc
+
+
+def _explain(exc: ValidationError | SettingsError, *, env_prefix: str) -> str:
+    if isinstance(exc, ValidationError):
+        return describe(exc, env_prefix=env_prefix)
+    # pydantic-settings says 'error parsing value for field "x" from source "..."'.
+    field = str(exc).split('"')[1] if '"' in str(exc) else "?"
+    return f"{env_prefix}{field.upper()}: cannot parse the value"

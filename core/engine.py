@@ -150,7 +150,9 @@ class Engine:
     ) -> Reply:
         if result.stop_reason == "refusal" or result.stop_reason in _TRUNCATED:
             cause = "refusal" if result.stop_reason == "refusal" else "truncated"
-            log.warning("claude stopped with %s in %s", result.stop_reason, message.key)
+            log.warning(
+                "claude stopped with %s in %s: %s fallback", result.stop_reason, message.key, cause
+            )
             return await self._fallback(
                 conversation, message, text, cause, now=now, usage=result.usage
             )

@@ -46,8 +46,9 @@ def _cut_point(body: str, room: int, *, floor: int) -> int:
     window = body[: room + 1]
     for pattern in _BREAKS:
         ends = [m.end() for m in pattern.finditer(window) if floor < m.end() <= room]
-        # A cut in the first quarter makes a stub chunk; try a finer boundary first.
-        if ends and ends[-1] > room // 4:
+        # A cut in the first quarter makes a stub chunk, so a finer boundary is tried first;
+        # but a stub beats cutting a word in two.
+        if ends and (ends[-1] > room // 4 or pattern is _BREAKS[-1]):
             return ends[-1]
     return room
 

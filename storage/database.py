@@ -15,7 +15,9 @@ MIGRATIONS = Path(__file__).with_name("migrations")
 def create_engine(url: str) -> AsyncEngine:
     if not url.startswith("sqlite"):
         return create_async_engine(url, pool_pre_ping=True)
-    engine = create_async_engine(url)
+    # One connection: SQLite has one writer anyway, and queueing on the pool is FIFO and
+    # event-driven where contending connections would poll the busy handler in sleeps.
+    engine = create_async_engine(url, pool_size=1, max_overflow=0)
     _tune_sqlite(engine)
     return engine
 
@@ -29,6 +31,7 @@ def _tune_sqlite(engine: AsyncEngine) -> None:
         dbapi_connection.isolation_level = None
         cursor = dbapi_connection.cursor()
         cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA synchronous=NORMAL")
         cursor.execute("PRAGMA busy_timeout=10000")
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.close()

@@ -46,7 +46,7 @@ class SqlStore:
                     row, fresh = await self._open(
                         session, message, now=now, idle_after=idle_after, restart=restart
                     )
-                    await self._add(session, row, [turn], now=now)
+                    await self._add(session, row.id, [turn], now=now)
                     return _conversation(row, fresh=fresh)
             except IntegrityError:
                 if await self._delivered(message):
@@ -94,20 +94,20 @@ class SqlStore:
         return row, True
 
     async def _add(
-        self, session: AsyncSession, row: ConversationRow, turns: list[Turn], *, now: datetime
+        self, session: AsyncSession, conversation_id: int, turns: list[Turn], *, now: datetime
     ) -> None:
         # One UPDATE both reserves the sequence numbers and locks the conversation row, so two
         # writers to one conversation can never take the same numbers.
         first = await session.scalar(
             update(ConversationRow)
-            .where(ConversationRow.id == row.id)
+            .where(ConversationRow.id == conversation_id)
             .values(next_seq=ConversationRow.next_seq + len(turns), updated_at=now)
             .returning(ConversationRow.next_seq)
         )
         assert first is not None
         first -= len(turns)
         for offset, turn in enumerate(turns):
-            session.add(_message_row(row.id, first + offset, turn, now=now))
+            session.add(_message_row(conversation_id, first + offset, turn, now=now))
 
     async def window(self, conversation_id: int, *, start: int) -> list[Turn]:
         async with self._sessions() as session:
@@ -124,8 +124,7 @@ class SqlStore:
 
     async def append(self, conversation_id: int, turns: list[Turn], *, now: datetime) -> None:
         async with self._sessions.begin() as session:
-            row = await session.get_one(ConversationRow, conversation_id)
-            await self._add(session, row, turns, now=now)
+            await self._add(session, conversation_id, turns, now=now)
 
     async def update(
         self, conversation_id: int, *, topic: str | None, window_start: int, now: datetime
