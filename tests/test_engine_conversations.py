@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from bots.app import open_runtime
+from bots.app import Runtime, open_runtime
 from core.config import Settings
 from core.engine import Engine
-from tests.engine_helpers import message, system_text, texts
+from core.types import Usage
+from tests.engine_helpers import KEY, message, system_text, texts
 from tests.fakes.anthropic_api import FakeAnthropic, text, tool_use
 
 
@@ -115,3 +116,22 @@ async def test_history_survives_a_restart(settings: Settings, fake_claude: FakeA
         ("assistant", "Noted: order HG-7."),
         ("user", "Which order did I mention?"),
     ]
+
+
+async def test_answer_is_stored_with_its_token_usage(
+    runtime: Runtime, fake_claude: FakeAnthropic
+) -> None:
+    usage = {
+        "input_tokens": 21,
+        "output_tokens": 8,
+        "cache_read_input_tokens": 2048,
+        "cache_creation_input_tokens": 300,
+    }
+    fake_claude.queue(text("Express takes 2–3 business days.", usage=usage))
+    await runtime.engine.handle(message("How fast is express?"))
+
+    stored = await runtime.store.history(KEY)
+    assert [(t.role, t.kind) for t in stored] == [("user", "customer"), ("assistant", "model")]
+    assert stored[1].usage == Usage(
+        input_tokens=21, output_tokens=8, cache_read_tokens=2048, cache_write_tokens=300
+    )
