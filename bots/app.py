@@ -10,6 +10,7 @@ from datetime import timedelta
 
 from core.claude import ClaudeClient
 from core.config import Settings
+from core.desk import Desk
 from core.engine import Engine, Limits
 from storage.database import create_engine, upgrade
 from storage.repository import SqlStore
@@ -20,6 +21,7 @@ log = logging.getLogger("supportbot")
 @dataclass(frozen=True, slots=True)
 class Runtime:
     engine: Engine
+    desk: Desk
     store: SqlStore
     settings: Settings
 
@@ -33,7 +35,7 @@ async def open_runtime(settings: Settings) -> AsyncIterator[Runtime]:
     try:
         await upgrade(database)
         if llm is None:
-            log.warning("no ANTHROPIC_API_KEY: running in limited (knowledge-base) mode")
+            log.info("no ANTHROPIC_API_KEY: running in limited (knowledge-base) mode")
         store = SqlStore(engine=database)
         engine = Engine(
             store=store,
@@ -43,9 +45,10 @@ async def open_runtime(settings: Settings) -> AsyncIterator[Runtime]:
                 token_budget=settings.claude.token_budget,
                 idle_timeout=timedelta(hours=settings.idle_timeout_hours),
                 max_input_chars=settings.max_input_chars,
+                reping_after=timedelta(minutes=settings.reping_minutes),
             ),
         )
-        yield Runtime(engine=engine, store=store, settings=settings)
+        yield Runtime(engine=engine, desk=Desk(store=store), store=store, settings=settings)
     finally:
         if llm is not None:
             await llm.aclose()

@@ -11,7 +11,9 @@ import typer
 
 from bots.app import open_runtime
 from bots.console import chat as console_chat
+from bots.links import conversation_link
 from core.config import ConfigError, Settings, load_settings
+from core.engine import utcnow
 from core.types import ConversationKey
 from storage.database import create_engine, upgrade
 
@@ -85,6 +87,36 @@ def history(
             typer.echo(f"[{turn.seq}] {turn.role}/{turn.kind}: {turn.text or turn.content}")
 
     asyncio.run(show())
+
+
+@app.command()
+def escalations() -> None:
+    """List open and claimed escalations, oldest first, with their age and a link."""
+    settings = _settings(log_level="WARNING")
+
+    async def show() -> None:
+        async with open_runtime(settings) as runtime:
+            live = await runtime.desk.live()
+        if not live:
+            typer.echo("No open escalations.")
+        now = utcnow()
+        for view in live:
+            minutes = int((now - view.created_at).total_seconds() // 60)
+            who = f" by {view.claimed_by}" if view.claimed_by else ""
+            typer.echo(
+                f"#{view.id} {view.state}{who}, {_age(minutes)} old, {view.key.platform}: "
+                f"{view.reason}\n    {conversation_link(view.key)}"
+            )
+
+    asyncio.run(show())
+
+
+def _age(minutes: int) -> str:
+    if minutes < 60:
+        return f"{minutes} min"
+    if minutes < 48 * 60:
+        return f"{minutes // 60} h {minutes % 60} min"
+    return f"{minutes // (24 * 60)} days"
 
 
 @db_app.command("upgrade")

@@ -62,7 +62,9 @@ class ClaudeClient:
             raise LLMError(cause_of(exc), f"{type(exc).__name__}: {exc}") from exc
         raise AssertionError("unreachable: tenacity either returns or re-raises")
 
-    async def _once(self, **request: Any) -> LLMResult:
+    async def _once(self, *, tools: list[dict[str, Any]], **request: Any) -> LLMResult:
+        if tools:
+            request["tools"] = tools
         async with self._client.messages.stream(
             model=self._settings.model, max_tokens=self._settings.max_tokens, **request
         ) as stream:

@@ -15,6 +15,8 @@ import yaml
 from pydantic import BaseModel, Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict, SettingsError
 
+from core.hours import SupportHours
+
 DEMO_PERSONA = Path(__file__).with_name("demo_persona.toml")
 
 
@@ -63,6 +65,11 @@ class Persona(BaseModel):
     too_long: str = Field(min_length=1)
     fresh_start: str = Field(min_length=1)
     fresh_start_phrases: list[str] = []
+    handoff: str = Field(min_length=1)
+    human_request_phrases: list[str] = []
+    dont_know_markers: list[str] = []
+    off_hours: str = Field(min_length=1, pattern=r"\{back\}")
+    support_hours: SupportHours | None = None
     fallbacks: Fallbacks
     topics: list[Topic] = []
     knowledge: list[KnowledgeEntry] = []
@@ -138,6 +145,7 @@ class Settings(BaseSettings):
     database_url: str = "sqlite+aiosqlite:///supportbot.db"
     idle_timeout_hours: float = Field(24.0, gt=0)
     max_input_chars: int = Field(8000, ge=100)
+    reping_minutes: float = Field(10.0, gt=0)
     log_level: str = "INFO"
     claude: ClaudeSettings = Field(default_factory=ClaudeSettings)
     slack: SlackSettings = Field(default_factory=SlackSettings)

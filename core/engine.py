@@ -1,7 +1,8 @@
 """``Engine``: one customer message in, one reply (or deliberate silence) out.
 
 The order of a turn: dedupe → one at a time per conversation → persist the customer's turn →
-window the history → topic → Claude (or the knowledge base) → persist the answer → reply.
+stay quiet if a person is handling it → window the history → topic → Claude (or the knowledge
+base) → persist the answer → reply, with an escalation when people are needed.
 """
 
 from __future__ import annotations
@@ -12,10 +13,10 @@ import re
 import unicodedata
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 
-from core import prompt, tokens, window
+from core import hours, prompt, tokens, window
 from core.config import Persona
 from core.knowledge import KnowledgeBase
 from core.ports import LLM, Conversation, ConversationStore, LLMError, LLMResult
@@ -24,7 +25,6 @@ from core.types import ConversationKey, Escalation, IncomingMessage, Reply, Turn
 
 log = logging.getLogger("supportbot.engine")
 
-_SUMMARY_CHARS = 300
 _TRUNCATED = {"max_tokens", "model_context_window_exceeded", "pause_turn"}
 
 
@@ -38,6 +38,19 @@ class Limits:
     token_budget: int
     idle_timeout: timedelta
     max_input_chars: int
+    reping_after: timedelta = timedelta(minutes=10)
+
+
+@dataclass(slots=True)
+class _Turn:
+    """What one customer turn has gathered so far."""
+
+    conversation: Conversation
+    message: IncomingMessage
+    text: str
+    now: datetime
+    topic: str | None = None
+    history: list[Turn] = field(default_factory=list)
 
 
 class Engine:
@@ -62,6 +75,8 @@ class Engine:
         self._topics = TopicDetector(persona.topics)
         self._knowledge = KnowledgeBase(persona.knowledge, min_score=persona.knowledge_min_score)
         self._fresh_phrases = {p.casefold() for p in persona.fresh_start_phrases}
+        self._person_phrases = [p.casefold() for p in persona.human_request_phrases]
+        self._dont_know = [m.casefold() for m in persona.dont_know_markers]
         self._locks: dict[str, asyncio.Lock] = {}
         self._waiting: dict[str, int] = {}
 
@@ -89,10 +104,9 @@ class Engine:
         now = self._clock()
         text = clean(message.text)
         kind, notice = self._classify(text)
-        turn = _turn("user", text or message.text, kind, message_id=message.message_id)
         conversation = await self._store.begin_turn(
             message,
-            turn,
+            _turn("user", text or message.text, kind, message_id=message.message_id),
             now=now,
             idle_after=self._limits.idle_timeout if message.direct else None,
             restart=kind == "restart",
@@ -100,9 +114,14 @@ class Engine:
         if conversation is None:
             log.info("duplicate delivery %s in %s: ignored", message.message_id, message.key)
             return None
+        turn = _Turn(conversation, message, text, now)
+        if _people_have_it(conversation):
+            return self._quiet(turn)
         if notice is not None:
-            return await self._notice(conversation, Reply(notice), now=now)
-        return await self._answer(conversation, message, text, now=now)
+            reply = await self._notice(turn, Reply(notice))
+        else:
+            reply = await self._answer(turn)
+        return _relayed(turn, reply)
 
     def _classify(self, text: str) -> tuple[str, str | None]:
         """The stored kind of a customer turn, and the notice that answers it without Claude."""
@@ -114,51 +133,60 @@ class Engine:
             return "restart", self._persona.fresh_start
         return "customer", None
 
-    async def _answer(
-        self, conversation: Conversation, message: IncomingMessage, text: str, *, now: datetime
-    ) -> Reply:
-        topic = self._topics.detect(text) or conversation.topic
-        history = window.fit(
+    def _quiet(self, turn: _Turn) -> Reply | None:
+        """A person is handling this conversation: say nothing; in a DM, pass it to staff."""
+        log.info("%s is handled by the support team: bot stays quiet", turn.message.key)
+        escalation = turn.conversation.escalation
+        if turn.message.direct and escalation is not None and escalation.staff is not None:
+            return Reply("", relay=escalation.staff)
+        return None
+
+    async def _answer(self, turn: _Turn) -> Reply:
+        conversation = turn.conversation
+        turn.topic = self._topics.detect(turn.text) or conversation.topic
+        turn.history = window.fit(
             await self._store.window(conversation.id, start=conversation.window_start),
             budget=self._limits.token_budget,
         )
-        await self._store.update(conversation.id, topic=topic, window_start=history[0].seq, now=now)
+        await self._store.update(
+            conversation.id, topic=turn.topic, window_start=turn.history[0].seq, now=turn.now
+        )
+        if self._wants_person(turn.text):
+            return await self._escalate(
+                turn, "The customer asked for a person", self._persona.handoff, summarize=True
+            )
         if self._llm is None:
-            return await self._limited(conversation, message, text, topic=topic, now=now)
+            return await self._limited(turn)
         try:
             result = await self._llm.respond(
                 system=prompt.system_blocks(
-                    self._persona, topic=topic, previous_topic=conversation.topic
+                    self._persona, topic=turn.topic, previous_topic=conversation.topic
                 ),
-                messages=window.to_messages(history),
+                messages=window.to_messages(turn.history),
                 tools=[prompt.ESCALATE_TOOL],
             )
         except LLMError as exc:
-            log.warning("claude failed in %s: %s", message.key, exc)
-            return await self._fallback(conversation, message, text, exc.cause, now=now)
-        return await self._reply_from(conversation, message, text, result, topic=topic, now=now)
+            log.warning("claude failed in %s: %s", turn.message.key, exc)
+            return await self._fallback(turn, exc.cause)
+        return await self._reply_from(turn, result)
 
-    async def _reply_from(
-        self,
-        conversation: Conversation,
-        message: IncomingMessage,
-        text: str,
-        result: LLMResult,
-        *,
-        topic: str | None,
-        now: datetime,
-    ) -> Reply:
+    def _wants_person(self, text: str) -> bool:
+        folded = text.casefold()
+        return any(phrase in folded for phrase in self._person_phrases)
+
+    async def _reply_from(self, turn: _Turn, result: LLMResult) -> Reply:
         if result.stop_reason == "refusal" or result.stop_reason in _TRUNCATED:
             cause = "refusal" if result.stop_reason == "refusal" else "truncated"
             log.warning(
-                "claude stopped with %s in %s: %s fallback", result.stop_reason, message.key, cause
+                "claude stopped with %s in %s: %s fallback",
+                result.stop_reason,
+                turn.message.key,
+                cause,
             )
-            return await self._fallback(
-                conversation, message, text, cause, now=now, usage=result.usage
-            )
+            return await self._fallback(turn, cause, usage=result.usage)
         content = [b for b in result.content if b.get("type") != "text" or b["text"].strip()]
-        calls = [b for b in content if b.get("type") == "tool_use"]
         answer = _turn("assistant", "", "model", usage=result.usage, content=content)
+        calls = [b for b in content if b.get("type") == "tool_use"]
         if calls:
             reason = str(calls[0].get("input", {}).get("reason") or "Claude asked for a person")
             results = [
@@ -166,73 +194,139 @@ class Engine:
                 for c in calls
             ]
             handed = _turn("user", "", "tool_result", content=results)
-            await self._store.append(conversation.id, [answer, handed], now=now)
-            escalation = self._escalation(message, text, reason, topic=topic)
-            await self._store.record_escalation(conversation.id, escalation, now=now)
-            return await self._notice(
-                conversation, Reply(self._persona.dont_know, escalation), now=now
-            )
-        reply_text = answer.text.strip()
-        if not reply_text:
-            return await self._fallback(conversation, message, text, "unknown", now=now)
-        await self._store.append(conversation.id, [answer], now=now)
-        return Reply(reply_text)
+            await self._store.append(turn.conversation.id, [answer, handed], now=turn.now)
+            return await self._escalate(turn, reason, self._persona.dont_know, summarize=True)
+        said = answer.text.strip()
+        if not said:
+            return await self._fallback(turn, "unknown", usage=result.usage)
+        await self._store.append(turn.conversation.id, [answer], now=turn.now)
+        return await self._check_dont_know(turn, said)
 
-    async def _fallback(
-        self,
-        conversation: Conversation,
-        message: IncomingMessage,
-        text: str,
-        cause: str,
-        *,
-        now: datetime,
-        usage: Usage | None = None,
-    ) -> Reply:
-        """Claude could not answer: a knowledge entry if one fits, else the cause's message."""
-        entry = self._knowledge.lookup(text)
-        if entry is not None:
-            reply = Reply(f"{self._persona.limited_mode}\n\n{entry.answer}")
-            return await self._notice(conversation, reply, now=now, usage=usage)
-        escalation = self._escalation(
-            message, text, f"Claude unavailable ({cause})", topic=conversation.topic
+    async def _check_dont_know(self, turn: _Turn, said: str) -> Reply:
+        """Two "I don't know" answers in a row hand the conversation to people."""
+        folded = said.casefold()
+        streak = (
+            turn.conversation.dont_know_streak + 1
+            if any(m in folded for m in self._dont_know)
+            else 0
         )
-        await self._store.record_escalation(conversation.id, escalation, now=now)
-        reply = Reply(getattr(self._persona.fallbacks, cause), escalation)
-        return await self._notice(conversation, reply, now=now, usage=usage)
-
-    async def _limited(
-        self,
-        conversation: Conversation,
-        message: IncomingMessage,
-        text: str,
-        *,
-        topic: str | None,
-        now: datetime,
-    ) -> Reply:
-        entry = self._knowledge.lookup(text)
-        if entry is not None:
-            reply = Reply(f"{self._persona.limited_mode}\n\n{entry.answer}")
-            return await self._notice(conversation, reply, now=now)
-        escalation = self._escalation(message, text, "No knowledge entry matched", topic=topic)
-        await self._store.record_escalation(conversation.id, escalation, now=now)
-        reply = Reply(f"{self._persona.limited_mode} {self._persona.dont_know}", escalation)
-        return await self._notice(conversation, reply, now=now)
-
-    async def _notice(
-        self, conversation: Conversation, reply: Reply, *, now: datetime, usage: Usage | None = None
-    ) -> Reply:
-        """Store what the customer was told; Claude never sees notices in its history."""
-        turn = _turn("assistant", reply.text, "notice", usage=usage or Usage())
-        await self._store.append(conversation.id, [turn], now=now)
+        if streak >= 2:
+            streak = 0
+            reply = await self._escalate(
+                turn,
+                "The bot could not answer twice in a row",
+                f"{said}\n\n{self._persona.handoff}",
+                summarize=True,
+                store=False,
+            )
+        else:
+            reply = Reply(said)
+        if streak != turn.conversation.dont_know_streak or reply.escalation is not None:
+            await self._store.update(turn.conversation.id, dont_know_streak=streak, now=turn.now)
         return reply
 
-    @staticmethod
-    def _escalation(
-        message: IncomingMessage, text: str, reason: str, *, topic: str | None
-    ) -> Escalation:
-        said = text if len(text) <= _SUMMARY_CHARS else text[: _SUMMARY_CHARS - 1] + "…"
-        summary = f"Topic: {topic or 'unknown'}. Customer's last message: “{said}”"
-        return Escalation(reason=reason, summary=summary, customer_id=message.author_id)
+    async def _fallback(self, turn: _Turn, cause: str, *, usage: Usage | None = None) -> Reply:
+        """Claude could not answer: a knowledge entry if one fits, else the cause's message."""
+        entry = self._knowledge.lookup(turn.text)
+        if entry is not None:
+            reply = Reply(f"{self._persona.limited_mode}\n\n{entry.answer}")
+            return await self._notice(turn, reply, usage=usage)
+        return await self._escalate(
+            turn,
+            f"Claude unavailable ({cause})",
+            getattr(self._persona.fallbacks, cause),
+            summarize=False,
+            usage=usage,
+        )
+
+    async def _limited(self, turn: _Turn) -> Reply:
+        entry = self._knowledge.lookup(turn.text)
+        if entry is not None:
+            return await self._notice(
+                turn, Reply(f"{self._persona.limited_mode}\n\n{entry.answer}")
+            )
+        said = f"{self._persona.limited_mode} {self._persona.dont_know}"
+        return await self._escalate(turn, "No knowledge entry matched", said, summarize=False)
+
+    async def _escalate(
+        self,
+        turn: _Turn,
+        reason: str,
+        said: str,
+        *,
+        summarize: bool,
+        usage: Usage | None = None,
+        store: bool = True,
+    ) -> Reply:
+        """Open (or update) the conversation's escalation and tell the customer ``said``.
+
+        ``store=False`` when ``said`` is Claude's own answer, already stored as a model turn.
+        """
+        first = turn.conversation.escalation is None
+        escalation = await self._store.escalate(
+            turn.conversation.id,
+            Escalation(
+                reason=reason,
+                summary=await self._summary(turn, use_claude=summarize and first),
+                customer_id=turn.message.author_id,
+            ),
+            message_id=turn.message.message_id,
+            now=turn.now,
+            reping_at=turn.now + self._limits.reping_after,
+        )
+        schedule = self._persona.support_hours
+        back = schedule.back_at(turn.now) if schedule is not None else None
+        if back is not None:
+            when = hours.describe(back, now=turn.now)
+            said = f"{said} {self._persona.off_hours.format(back=when)}"
+        reply = Reply(said, escalation)
+        return await self._notice(turn, reply, usage=usage) if store else reply
+
+    async def _summary(self, turn: _Turn, *, use_claude: bool) -> str:
+        """A few lines for staff: written by Claude when it is up, else the last turns verbatim."""
+        transcript = _transcript(turn.history or [], last=turn.text)
+        verbatim = f"Topic: {turn.topic or 'unknown'}.\n{transcript[-600:]}"
+        if not use_claude or self._llm is None:
+            return verbatim
+        try:
+            result = await self._llm.respond(
+                system=[{"type": "text", "text": prompt.SUMMARY_INSTRUCTIONS}],
+                messages=[{"role": "user", "content": [{"type": "text", "text": transcript}]}],
+                tools=[],
+            )
+        except LLMError as exc:
+            log.warning("handoff summary failed in %s: %s", turn.message.key, exc)
+            return verbatim
+        written = "\n".join(b["text"] for b in result.content if b.get("type") == "text").strip()
+        return written or verbatim
+
+    async def _notice(self, turn: _Turn, reply: Reply, *, usage: Usage | None = None) -> Reply:
+        """Store what the customer was told; Claude never sees notices in its history."""
+        stored = _turn("assistant", reply.text, "notice", usage=usage or Usage())
+        await self._store.append(turn.conversation.id, [stored], now=turn.now)
+        return reply
+
+
+def _people_have_it(conversation: Conversation) -> bool:
+    escalation = conversation.escalation
+    return conversation.human_active or (escalation is not None and escalation.state == "claimed")
+
+
+def _relayed(turn: _Turn, reply: Reply) -> Reply:
+    """In a DM with a live escalation, staff also see what the customer wrote."""
+    escalation = turn.conversation.escalation
+    if turn.message.direct and escalation is not None and escalation.staff is not None:
+        return replace(reply, relay=escalation.staff)
+    return reply
+
+
+def _transcript(history: list[Turn], *, last: str) -> str:
+    lines = [
+        f"{'Customer' if t.role == 'user' else 'Support'}: {t.text}" for t in history if t.text
+    ]
+    if not lines:
+        lines = [f"Customer: {last}"]
+    return "\n".join(lines[-8:])
 
 
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
@@ -260,4 +354,11 @@ def _turn(
         tokens=tokens.estimate(blocks),
         message_id=message_id,
         usage=usage or Usage(),
+    )
+
+
+def staff_turn(*, staff_name: str, text: str, message_id: str) -> Turn:
+    """A support-team member's message, kept in the history Claude sees once it is back."""
+    return _turn(
+        "assistant", f"{staff_name} (support team): {text}", "staff", message_id=message_id
     )

@@ -10,7 +10,15 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Protocol
 
-from core.types import ConversationKey, Escalation, IncomingMessage, Turn, Usage
+from core.types import (
+    ConversationKey,
+    Escalation,
+    EscalationView,
+    IncomingMessage,
+    StaffPost,
+    Turn,
+    Usage,
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -22,6 +30,9 @@ class Conversation:
     topic: str | None
     window_start: int
     fresh: bool
+    human_active: bool = False
+    dont_know_streak: int = 0
+    escalation: EscalationView | None = None
 
 
 class ConversationStore(Protocol):
@@ -49,12 +60,60 @@ class ConversationStore(Protocol):
     async def append(self, conversation_id: int, turns: list[Turn], *, now: datetime) -> None: ...
 
     async def update(
-        self, conversation_id: int, *, topic: str | None, window_start: int, now: datetime
-    ) -> None: ...
+        self,
+        conversation_id: int,
+        *,
+        now: datetime,
+        topic: str | None = None,
+        window_start: int | None = None,
+        dont_know_streak: int | None = None,
+    ) -> None:
+        """Set the given conversation fields (``None`` leaves one as it is)."""
+        ...
 
-    async def record_escalation(
-        self, conversation_id: int, escalation: Escalation, *, now: datetime
-    ) -> None: ...
+    async def escalate(
+        self,
+        conversation_id: int,
+        escalation: Escalation,
+        *,
+        message_id: str,
+        now: datetime,
+        reping_at: datetime,
+    ) -> Escalation:
+        """Open an escalation, or update the live one (``new`` False); returns it with its id."""
+        ...
+
+    async def escalation(self, escalation_id: int) -> EscalationView | None: ...
+
+    async def escalation_at(self, staff: StaffPost) -> EscalationView | None:
+        """The escalation whose staff notification is ``staff``."""
+        ...
+
+    async def attach_staff_post(self, escalation_id: int, staff: StaffPost) -> None: ...
+
+    async def transition(
+        self, escalation_id: int, *, state: str, staff_id: str, now: datetime
+    ) -> EscalationView | None:
+        """Claim (``claimed``) or close (``resolved``, ``handed_back``) a live escalation.
+
+        Closing also hands the conversation back to the bot. A closed escalation is returned
+        unchanged; an unknown id gives ``None``.
+        """
+        ...
+
+    async def staff_turn(
+        self, key: ConversationKey, turn: Turn, *, platform: str, now: datetime
+    ) -> bool:
+        """Store a support-team message in the open conversation at ``key`` and mark the
+        conversation as handled by a person. False for a duplicate delivery or no conversation.
+        """
+        ...
+
+    async def due_repings(self, now: datetime) -> list[EscalationView]:
+        """Take (so no other replica also takes) the unclaimed escalations due a re-ping."""
+        ...
+
+    async def live_escalations(self) -> list[EscalationView]: ...
 
     async def is_active(self, key: ConversationKey) -> bool: ...
 

@@ -28,6 +28,13 @@ ESCALATE_TOOL: dict[str, Any] = {
 }
 
 
+SUMMARY_INSTRUCTIONS = (
+    "You write hand-off notes for a customer-support team. From the conversation you are "
+    "given, write at most three short sentences: what the customer needs, what they have "
+    "already been told, and any order numbers or items mentioned. No greeting, no advice."
+)
+
+
 def persona_prompt(persona: Persona) -> str:
     return f"{persona.instructions.strip()}\n\nYou work for {persona.company}."
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any, Protocol
 
 
@@ -48,18 +49,70 @@ class IncomingMessage:
 
 
 @dataclass(frozen=True, slots=True)
+class StaffPost:
+    """Where an escalation's staff notification lives; its thread is the staff thread."""
+
+    channel_id: str
+    message_id: str
+
+
+@dataclass(frozen=True, slots=True)
 class Escalation:
-    """A hand-off to the human team. Adapters render the team mention; the core never does."""
+    """A hand-off to the human team. Adapters render the team mention; the core never does.
+
+    ``new`` is False when a conversation that already had a live escalation triggered again:
+    the stored escalation was updated, and staff must not be pinged a second time.
+    """
 
     reason: str
     summary: str
     customer_id: str = ""
+    id: int | None = None
+    new: bool = True
 
 
 @dataclass(frozen=True, slots=True)
 class Reply:
+    """What to tell the customer. Empty ``text`` means say nothing to the customer.
+
+    ``relay`` is set in DMs while an escalation is live: the adapter also posts the customer's
+    message into that staff thread, because staff cannot see the DM.
+    """
+
     text: str
     escalation: Escalation | None = None
+    relay: StaffPost | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class EscalationView:
+    """An escalation as staff see it, for the notification and the CLI."""
+
+    id: int
+    key: ConversationKey
+    customer_id: str
+    customer_message_id: str | None
+    reason: str
+    summary: str
+    state: str
+    claimed_by: str | None
+    closed_by: str | None
+    created_at: datetime
+    updated_at: datetime
+    staff: StaffPost | None
+
+    @property
+    def live(self) -> bool:
+        return self.state in {"open", "claimed"}
+
+
+@dataclass(frozen=True, slots=True)
+class Relayed:
+    """A staff reply from the staff thread, to post into the customer's DM."""
+
+    key: ConversationKey
+    text: str
+    staff_name: str
 
 
 class ConversationPort(Protocol):

@@ -25,6 +25,10 @@ class ConversationRow(Base):
     # First sequence number Claude still sees; it only moves forward, in chunks (see core/window).
     window_start: Mapped[int] = mapped_column(default=0)
     next_seq: Mapped[int] = mapped_column(default=0)
+    # A person from the support team has spoken here: the bot stays quiet until handed back.
+    human_active: Mapped[bool] = mapped_column(default=False)
+    # Consecutive answers in which the bot said it did not know.
+    dont_know_streak: Mapped[int] = mapped_column(default=0)
     created_at: Mapped[datetime]
     updated_at: Mapped[datetime]
 
@@ -73,6 +77,8 @@ class DeliveryRow(Base):
 
 
 class EscalationRow(Base):
+    """A hand-off to people: open → claimed → resolved or handed back to the bot."""
+
     __tablename__ = "escalations"
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -82,4 +88,25 @@ class EscalationRow(Base):
     reason: Mapped[str] = mapped_column(String(500))
     summary: Mapped[str] = mapped_column(String(2000))
     state: Mapped[str] = mapped_column(String(20), default="open")
+    customer_id: Mapped[str] = mapped_column(String(100), default="")
+    customer_message_id: Mapped[str | None] = mapped_column(String(200))
+    claimed_by: Mapped[str | None] = mapped_column(String(100))
+    closed_by: Mapped[str | None] = mapped_column(String(100))
+    # When to re-ping staff if nobody has claimed it; cleared once done, claimed or closed.
+    reping_at: Mapped[datetime | None] = mapped_column(index=True)
+    staff_channel: Mapped[str | None] = mapped_column(String(100))
+    staff_message_id: Mapped[str | None] = mapped_column(String(100))
     created_at: Mapped[datetime]
+    updated_at: Mapped[datetime]
+
+    __table_args__ = (
+        # One live escalation per conversation: a second trigger updates it instead.
+        Index(
+            "uq_escalations_live_conversation",
+            "conversation_id",
+            unique=True,
+            sqlite_where=text("state IN ('open', 'claimed')"),
+            postgresql_where=text("state IN ('open', 'claimed')"),
+        ),
+        Index("ix_escalations_staff_message", "staff_channel", "staff_message_id"),
+    )

@@ -2,17 +2,27 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from dataclasses import replace
 from datetime import datetime, timedelta
 
-from sqlalchemy import select, update
+from sqlalchemy import ColumnElement, Row, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from core.ports import Conversation
-from core.types import ConversationKey, Escalation, IncomingMessage, Turn, Usage
+from core.types import (
+    ConversationKey,
+    Escalation,
+    EscalationView,
+    IncomingMessage,
+    StaffPost,
+    Turn,
+    Usage,
+)
 from storage.models import ConversationRow, DeliveryRow, EscalationRow, MessageRow
 
-WINDOW_KINDS = ("customer", "model", "tool_result")
+WINDOW_KINDS = ("customer", "model", "tool_result", "staff")
 # Two replicas racing to open the same conversation: the loser retries once it sees the winner's.
 _OPEN_ATTEMPTS = 3
 
@@ -47,7 +57,8 @@ class SqlStore:
                         session, message, now=now, idle_after=idle_after, restart=restart
                     )
                     await self._add(session, row.id, [turn], now=now)
-                    return _conversation(row, fresh=fresh)
+                    live = await _one(session, EscalationRow.conversation_id == row.id, _LIVE)
+                    return _conversation(row, fresh=fresh, escalation=live)
             except IntegrityError:
                 if await self._delivered(message):
                     return None
@@ -127,28 +138,146 @@ class SqlStore:
             await self._add(session, conversation_id, turns, now=now)
 
     async def update(
-        self, conversation_id: int, *, topic: str | None, window_start: int, now: datetime
+        self,
+        conversation_id: int,
+        *,
+        now: datetime,
+        topic: str | None = None,
+        window_start: int | None = None,
+        dont_know_streak: int | None = None,
     ) -> None:
+        values = {
+            "topic": topic,
+            "window_start": window_start,
+            "dont_know_streak": dont_know_streak,
+        }
         async with self._sessions.begin() as session:
             await session.execute(
                 update(ConversationRow)
                 .where(ConversationRow.id == conversation_id)
-                .values(topic=topic, window_start=window_start, updated_at=now)
+                .values(updated_at=now, **{k: v for k, v in values.items() if v is not None})
             )
 
-    async def record_escalation(
-        self, conversation_id: int, escalation: Escalation, *, now: datetime
-    ) -> None:
+    async def escalate(
+        self,
+        conversation_id: int,
+        escalation: Escalation,
+        *,
+        message_id: str,
+        now: datetime,
+        reping_at: datetime,
+    ) -> Escalation:
         async with self._sessions.begin() as session:
-            session.add(
-                EscalationRow(
-                    conversation_id=conversation_id,
-                    reason=escalation.reason[:500],
-                    summary=escalation.summary[:2000],
-                    state="open",
-                    created_at=now,
-                )
+            live = await session.scalar(
+                select(EscalationRow)
+                .where(EscalationRow.conversation_id == conversation_id, _LIVE)
+                .with_for_update()
             )
+            if live is not None:
+                live.reason = f"{live.reason}; {escalation.reason}"[-500:]
+                live.summary = escalation.summary[:2000]
+                live.updated_at = now
+                await session.flush()
+                return replace(escalation, id=live.id, new=False)
+            row = EscalationRow(
+                conversation_id=conversation_id,
+                reason=escalation.reason[:500],
+                summary=escalation.summary[:2000],
+                state="open",
+                customer_id=escalation.customer_id,
+                customer_message_id=message_id,
+                reping_at=reping_at,
+                created_at=now,
+                updated_at=now,
+            )
+            session.add(row)
+            await session.flush()
+            return replace(escalation, id=row.id, new=True)
+
+    async def escalation(self, escalation_id: int) -> EscalationView | None:
+        async with self._sessions() as session:
+            return await _one(session, EscalationRow.id == escalation_id)
+
+    async def escalation_at(self, staff: StaffPost) -> EscalationView | None:
+        async with self._sessions() as session:
+            return await _one(
+                session,
+                EscalationRow.staff_channel == staff.channel_id,
+                EscalationRow.staff_message_id == staff.message_id,
+            )
+
+    async def attach_staff_post(self, escalation_id: int, staff: StaffPost) -> None:
+        async with self._sessions.begin() as session:
+            await session.execute(
+                update(EscalationRow)
+                .where(EscalationRow.id == escalation_id)
+                .values(staff_channel=staff.channel_id, staff_message_id=staff.message_id)
+            )
+
+    async def transition(
+        self, escalation_id: int, *, state: str, staff_id: str, now: datetime
+    ) -> EscalationView | None:
+        async with self._sessions.begin() as session:
+            row = await session.get(EscalationRow, escalation_id, with_for_update=True)
+            if row is None:
+                return None
+            if row.state in _LIVE_STATES and not (state == "claimed" and row.state == "claimed"):
+                row.state, row.reping_at, row.updated_at = state, None, now
+                if state == "claimed":
+                    row.claimed_by = staff_id
+                else:
+                    row.closed_by = staff_id
+                    await session.execute(
+                        update(ConversationRow)
+                        .where(ConversationRow.id == row.conversation_id)
+                        .values(human_active=False, dont_know_streak=0)
+                    )
+                await session.flush()
+            return await _one(session, EscalationRow.id == escalation_id)
+
+    async def staff_turn(
+        self, key: ConversationKey, turn: Turn, *, platform: str, now: datetime
+    ) -> bool:
+        assert turn.message_id is not None
+        try:
+            async with self._sessions.begin() as session:
+                row = await session.scalar(
+                    select(ConversationRow)
+                    .where(ConversationRow.key == str(key), ConversationRow.state == "open")
+                    .with_for_update()
+                )
+                if row is None:
+                    return False
+                session.add(
+                    DeliveryRow(platform=platform, message_id=turn.message_id, created_at=now)
+                )
+                await session.flush()
+                row.human_active = True
+                await self._add(session, row.id, [turn], now=now)
+                return True
+        except IntegrityError:
+            return False
+
+    async def due_repings(self, now: datetime) -> list[EscalationView]:
+        async with self._sessions.begin() as session:
+            # Clearing reping_at in the same statement that selects is what makes a re-ping
+            # happen once, whichever replica gets there first.
+            taken = await session.scalars(
+                update(EscalationRow)
+                .where(EscalationRow.state == "open", EscalationRow.reping_at <= now)
+                .values(reping_at=None)
+                .returning(EscalationRow.id)
+            )
+            ids = list(taken)
+            if not ids:
+                return []
+            found = await session.execute(_VIEW.where(EscalationRow.id.in_(ids)))
+            return _views(found.all())
+
+    async def live_escalations(self) -> list[EscalationView]:
+        async with self._sessions() as session:
+            found = await session.execute(_VIEW.where(_LIVE).order_by(EscalationRow.created_at))
+            return _views(found.all())
 
     async def is_active(self, key: ConversationKey) -> bool:
         async with self._sessions() as session:
@@ -176,13 +305,52 @@ class SqlStore:
             return [_turn(r) for r in rows]
 
 
-def _conversation(row: ConversationRow, *, fresh: bool) -> Conversation:
+_LIVE_STATES = ("open", "claimed")
+_LIVE = EscalationRow.state.in_(_LIVE_STATES)
+_VIEW = select(EscalationRow, ConversationRow.key).join(
+    ConversationRow, ConversationRow.id == EscalationRow.conversation_id
+)
+
+
+async def _one(session: AsyncSession, *where: ColumnElement[bool]) -> EscalationView | None:
+    views = _views((await session.execute(_VIEW.where(*where))).all())
+    return views[0] if views else None
+
+
+def _views(rows: Sequence[Row[tuple[EscalationRow, str]]]) -> list[EscalationView]:
+    return [
+        EscalationView(
+            id=e.id,
+            key=ConversationKey.parse(key),
+            customer_id=e.customer_id,
+            customer_message_id=e.customer_message_id,
+            reason=e.reason,
+            summary=e.summary,
+            state=e.state,
+            claimed_by=e.claimed_by,
+            closed_by=e.closed_by,
+            created_at=e.created_at,
+            updated_at=e.updated_at,
+            staff=StaffPost(e.staff_channel, e.staff_message_id)
+            if e.staff_channel and e.staff_message_id
+            else None,
+        )
+        for e, key in rows
+    ]
+
+
+def _conversation(
+    row: ConversationRow, *, fresh: bool, escalation: EscalationView | None
+) -> Conversation:
     return Conversation(
         id=row.id,
         key=ConversationKey.parse(row.key),
         topic=row.topic,
         window_start=row.window_start,
         fresh=fresh,
+        human_active=row.human_active,
+        dont_know_streak=row.dont_know_streak,
+        escalation=escalation,
     )
 
 

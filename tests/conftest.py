@@ -16,7 +16,8 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from bots.app import Runtime, open_runtime
-from core.config import ClaudeSettings, Settings
+from core.config import DEMO_PERSONA, ClaudeSettings, Persona, Settings
+from core.desk import Desk
 from core.engine import Engine
 from tests.fakes.anthropic_api import FakeAnthropic
 
@@ -65,10 +66,15 @@ async def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
 
 
 def make_settings(database_url: str, claude_url: str | None, **claude: object) -> Settings:
-    """Settings for a test: no ``.env``, fast retries, and Claude only when given a URL."""
+    """Settings for a test: no ``.env``, fast retries, and Claude only when given a URL.
+
+    Support hours are off, so replies do not depend on the time of day the suite runs.
+    """
+    persona = Persona.load(DEMO_PERSONA).model_copy(update={"support_hours": None})
     return Settings(
         _env_file=None,
         database_url=database_url,
+        persona=persona,
         claude=ClaudeSettings(
             _env_file=None,
             api_key="test-key" if claude_url else None,
@@ -95,3 +101,8 @@ async def runtime(settings: Settings) -> AsyncIterator[Runtime]:
 @pytest.fixture
 def engine(runtime: Runtime) -> Engine:
     return runtime.engine
+
+
+@pytest.fixture
+def desk(runtime: Runtime) -> Desk:
+    return runtime.desk

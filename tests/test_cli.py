@@ -109,3 +109,14 @@ async def test_run_without_tokens_says_which_are_missing(tmp_path: Path) -> None
     assert code == 2 and "SLACK_BOT_TOKEN" in err and "SLACK_APP_TOKEN" in err
     code, _, err = await _run(tmp_path, "run", "discord")
     assert code == 2 and "DISCORD_TOKEN" in err
+
+
+async def test_escalations_lists_live_ones_with_age_and_link(tmp_path: Path) -> None:
+    code, out, _ = await _run(tmp_path, "escalations")
+    assert code == 0 and "No open escalations." in out
+
+    await _run(tmp_path, "chat", "-c", "sofa", stdin="Can I talk to a human about my sofa?\n")
+    code, out, _ = await _run(tmp_path, "escalations")
+    assert code == 0
+    assert "#1 open, 0 min old, console: The customer asked for a person" in out
+    assert "console:local:sofa:-" in out

@@ -61,18 +61,26 @@ async def test_escalate_tool_call_becomes_the_configured_sentence(
     assert settings.persona is not None
     fake_claude.queue(
         tool_use("escalate_to_human", {"reason": "Warehouse location is not public"}, id="tu_1"),
+        text("Customer wants the warehouse's GPS coordinates."),
         text("Anything else about your order?"),
     )
     reply = await engine.handle(message("What are the exact GPS coordinates of your warehouse?"))
 
     assert reply is not None
     assert reply.text == settings.persona.dont_know
-    assert reply.escalation is not None
+    assert reply.escalation is not None and reply.escalation.new
     assert reply.escalation.reason == "Warehouse location is not public"
-    assert "GPS coordinates" in reply.escalation.summary
+    # Staff get a hand-off note that Claude wrote from the transcript, without tools.
+    assert reply.escalation.summary == "Customer wants the warehouse's GPS coordinates."
+    note_request = fake_claude.requests[1].body
+    assert "tools" not in note_request or note_request["tools"] == []
+    assert (
+        "Customer: What are the exact GPS coordinates"
+        in note_request["messages"][0]["content"][0]["text"]
+    )
 
     await engine.handle(message("Ok, thanks."))
-    follow_up = fake_claude.requests[1].body["messages"]
+    follow_up = fake_claude.requests[2].body["messages"]
     # The tool call is answered at the top of the next user turn, so the API accepts it.
     assert follow_up[1]["content"][0]["type"] == "tool_use"
     assert follow_up[2]["content"][0] == {

@@ -1,0 +1,101 @@
+"""``Desk``: what the support team does with escalations — claim, close, talk, get re-pinged.
+
+Adapters check that the person acting belongs to the support group or role before calling in.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+from datetime import datetime
+
+from core.engine import staff_turn, utcnow
+from core.ports import ConversationStore
+from core.types import ConversationKey, EscalationView, Relayed, StaffPost
+
+log = logging.getLogger("supportbot.desk")
+
+CLAIMED, RESOLVED, HANDED_BACK = "claimed", "resolved", "handed_back"
+
+
+class Desk:
+    def __init__(self, *, store: ConversationStore, clock: Callable[[], datetime] = utcnow) -> None:
+        self._store = store
+        self._clock = clock
+
+    async def attach(self, escalation_id: int, staff: StaffPost) -> None:
+        """Remember where the staff notification was posted (its thread is the staff thread)."""
+        await self._store.attach_staff_post(escalation_id, staff)
+
+    async def get(self, escalation_id: int) -> EscalationView | None:
+        return await self._store.escalation(escalation_id)
+
+    async def at(self, staff: StaffPost) -> EscalationView | None:
+        return await self._store.escalation_at(staff)
+
+    async def claim(self, escalation_id: int, *, staff_id: str) -> EscalationView | None:
+        return await self._move(escalation_id, CLAIMED, staff_id)
+
+    async def resolve(self, escalation_id: int, *, staff_id: str) -> EscalationView | None:
+        return await self._move(escalation_id, RESOLVED, staff_id)
+
+    async def hand_back(self, escalation_id: int, *, staff_id: str) -> EscalationView | None:
+        return await self._move(escalation_id, HANDED_BACK, staff_id)
+
+    async def _move(self, escalation_id: int, state: str, staff_id: str) -> EscalationView | None:
+        view = await self._store.transition(
+            escalation_id, state=state, staff_id=staff_id, now=self._clock()
+        )
+        if view is not None:
+            log.info("escalation %s is %s (by %s)", escalation_id, view.state, staff_id)
+        return view
+
+    async def staff_said(
+        self, key: ConversationKey, *, staff_name: str, text: str, message_id: str
+    ) -> bool:
+        """A support-team member posted in the customer's conversation: the bot steps back.
+
+        False when there is no open conversation there, or this message was seen before.
+        """
+        turn = staff_turn(staff_name=staff_name, text=text, message_id=message_id)
+        return await self._store.staff_turn(key, turn, platform=key.platform, now=self._clock())
+
+    async def staff_replied(
+        self, staff: StaffPost, *, staff_name: str, text: str, message_id: str
+    ) -> Relayed | None:
+        """A reply in an escalation's staff thread, to relay into the customer's DM.
+
+        ``None`` when the thread is not a live escalation's or the message was seen before.
+        """
+        view = await self._store.escalation_at(staff)
+        if view is None or not view.live:
+            return None
+        if not await self.staff_said(
+            view.key, staff_name=staff_name, text=text, message_id=message_id
+        ):
+            return None
+        return Relayed(key=view.key, text=text, staff_name=staff_name)
+
+    async def due_repings(self) -> list[EscalationView]:
+        return await self._store.due_repings(self._clock())
+
+    async def live(self) -> list[EscalationView]:
+        return await self._store.live_escalations()
+
+
+async def watch_repings(
+    desk: Desk, notify: Callable[[EscalationView], Awaitable[None]], *, every: float
+) -> None:
+    """Re-ping unclaimed escalations as they fall due, until cancelled.
+
+    Due re-pings live in the database, so they survive a restart and fire on whichever
+    replica takes them first.
+    """
+    while True:
+        for view in await desk.due_repings():
+            try:
+                await notify(view)
+            except Exception:
+                log.exception("re-ping of escalation %s failed", view.id)
+        await asyncio.sleep(every)
