@@ -1,0 +1,147 @@
+"""Translate Slack Events API payloads into ``IncomingMessage``: pure functions over raw dicts.
+
+Nothing here talks to Slack. ``translate`` decides whether an event is new customer text, where
+its conversation lives and what the customer wrote, so it can be tested table-driven against the
+JSON fixtures in ``tests/fixtures/slack``.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from core.types import ConversationKey, IncomingMessage
+
+PLATFORM = "slack"
+TOP_LEVEL = "-"
+"""The thread id of a DM's top level: the customer talks to the bot outside any thread."""
+
+# Bolt's app.message() lets bot_message through, so the adapter filters subtypes itself. Only
+# these carry new customer text: a plain message (no subtype), an upload (text may be empty) and
+# a thread reply the customer also sent to the channel. Everything else (message_changed,
+# message_deleted, channel_join and the other channel_* notices, bot_message…) is dropped.
+CUSTOMER_SUBTYPES = frozenset({None, "file_share", "thread_broadcast"})
+
+# Slack escapes exactly these three characters in incoming text; "&amp;" must go last so an
+# escaped "&amp;lt;" (the customer literally typed "&lt;") stays "&lt;".
+_UNESCAPES = (("&lt;", "<"), ("&gt;", ">"), ("&amp;", "&"))
+
+
+@dataclass(frozen=True, slots=True)
+class BotIdentity:
+    """Who the bot is in this workspace (from ``auth.test``): its user id and its bot id."""
+
+    user_id: str
+    bot_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class Inbound:
+    """A customer message worth passing to the port, plus the Slack facts the reply needs.
+
+    ``ts`` is the customer's own message (for the progress reaction and the staff permalink).
+    ``follow_up`` marks a thread reply that does not mention the bot: it goes to the port only
+    when the bot already has a conversation in that thread.
+    """
+
+    message: IncomingMessage
+    ts: str
+    follow_up: bool = False
+
+
+def translate(body: Mapping[str, Any], bot: BotIdentity) -> Inbound | None:
+    """The customer message in an ``events_api`` body, or ``None`` when there is nothing to answer.
+
+    DMs (``message.im``) always count; their top level is one conversation and a thread inside
+    the DM is another. In channels the bot answers a mention (``app_mention``, or the ``message``
+    twin Slack sends for it) in the mention's thread, and a later thread reply without a mention
+    as a ``follow_up``. Both twins of a mention translate identically, so the engine's dedupe on
+    ``message_id`` (``channel:ts``) makes them one turn.
+    """
+    event = body.get("event")
+    if not isinstance(event, Mapping) or event.get("type") not in ("message", "app_mention"):
+        return None
+    if not is_customer_message(event, bot):
+        return None
+    channel, ts = event["channel"], event["ts"]
+    thread_ts = event.get("thread_ts")
+    in_thread = bool(thread_ts) and thread_ts != ts
+    direct = is_direct(event)
+    follow_up = False
+    if direct:
+        thread = thread_ts if in_thread else TOP_LEVEL
+    elif event["type"] == "app_mention" or mentions(event.get("text") or "", bot.user_id):
+        thread = thread_ts or ts
+    elif in_thread:
+        thread, follow_up = thread_ts, True
+    else:
+        return None
+    team_id = body.get("team_id") or event.get("team") or ""
+    message = IncomingMessage(
+        key=ConversationKey(PLATFORM, team_id, channel, thread),
+        author_id=event["user"],
+        text=clean_text(event.get("text") or "", bot.user_id),
+        message_id=f"{channel}:{ts}",
+        direct=direct,
+        author_name=author_name(event),
+    )
+    return Inbound(message=message, ts=ts, follow_up=follow_up)
+
+
+def is_customer_message(event: Mapping[str, Any], bot: BotIdentity) -> bool:
+    """Whether ``event`` is new text from a person other than the bot.
+
+    Bots often post with a ``bot_id`` and no subtype, so ``bot_id`` is checked on its own; Bolt's
+    ``IgnoringSelfEvents`` only drops our own events, not other bots'.
+    """
+    user = event.get("user")
+    return (
+        event.get("subtype") in CUSTOMER_SUBTYPES
+        and not event.get("bot_id")
+        and not event.get("hidden")
+        and bool(user)
+        and user != bot.user_id
+        and bool(event.get("channel"))
+        and bool(event.get("ts"))
+    )
+
+
+def is_direct(event: Mapping[str, Any]) -> bool:
+    """A DM with the bot. ``channel_type`` says so; DM channel ids also start with ``D``."""
+    channel_type = event.get("channel_type")
+    if channel_type is not None:
+        return channel_type == "im"
+    return str(event.get("channel", "")).startswith("D")
+
+
+def mentions(text: str, user_id: str) -> bool:
+    """Whether Slack-formatted ``text`` mentions ``user_id`` (``<@U…>`` or ``<@U…|name>``)."""
+    return _mention_pattern(user_id).search(text) is not None
+
+
+def clean_text(text: str, bot_user_id: str) -> str:
+    """The customer's words: the bot's own mention removed and Slack's escaping undone.
+
+    Other mentions (``<@U…>``, ``<#C…>``) stay as Slack wrote them. The result may be empty
+    (a bare mention or a file without a comment); the engine answers that, not the adapter.
+    """
+    text = _mention_pattern(bot_user_id).sub("", text)
+    for escaped, plain in _UNESCAPES:
+        text = text.replace(escaped, plain)
+    return text.strip()
+
+
+def author_name(event: Mapping[str, Any]) -> str:
+    """The display name Slack sometimes includes as ``user_profile``; empty when absent."""
+    profile = event.get("user_profile")
+    if not isinstance(profile, Mapping):
+        return ""
+    return str(profile.get("display_name") or profile.get("real_name") or "")
+
+
+def _mention_pattern(user_id: str) -> re.Pattern[str]:
+    # A mention is <@U123> or, from older clients, <@U123|name>; eat the spaces after it so
+    # "<@U123> hello" becomes "hello".
+    return re.compile(rf"<@{re.escape(user_id)}(?:\|[^>]*)?>[ \t]*")

@@ -1,0 +1,351 @@
+"""A fake Slack (Web API, Socket Mode, signed Events API requests) for the real slack-sdk and Bolt.
+
+Usage::
+
+    async with FakeSlack() as slack:
+        client = AsyncWebClient(token=slack.bot_token, base_url=slack.api_url)
+        ...                                   # or start a SlackBot with api_url=slack.api_url
+        await slack.send_envelope(body)       # Socket Mode: deliver, await the client's ack
+        status = await post_event(url, body, secret="s")   # HTTP mode: a signed POST
+        [post] = await slack.wait_for("chat.postMessage")
+
+Every Web API call is recorded in ``calls`` as ``(method, params)``; JSON, form and query-string
+bodies are all accepted, as on the real API. ``chat.postMessage`` checks Slack's documented
+limits and answers ``msg_too_long`` / ``invalid_blocks`` like Slack would.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import hmac
+import itertools
+import json
+import time
+import uuid
+from collections.abc import Callable
+from types import TracebackType
+from typing import Any
+
+from aiohttp import ClientSession, WSMsgType, web
+
+__all__ = ["FakeSlack", "post_event", "sign"]
+
+Params = dict[str, Any]
+Handler = Callable[[Params], Params]
+
+TEXT_HARD_LIMIT = 40000
+MARKDOWN_TOTAL_LIMIT = 12000
+MAX_BLOCKS = 50
+
+
+class FakeSlack:
+    """Slack on 127.0.0.1: a random port, one workspace, one bot."""
+
+    def __init__(
+        self,
+        *,
+        team_id: str = "T0TEAM",
+        bot_user_id: str = "U0BOT",
+        bot_id: str = "B0BOT",
+        bot_token: str = "xoxb-fake-bot-token",
+        app_token: str = "xapp-fake-app-token",
+    ) -> None:
+        self.team_id = team_id
+        self.bot_user_id = bot_user_id
+        self.bot_id = bot_id
+        self.bot_token = bot_token
+        self.app_token = app_token
+        self.calls: list[tuple[str, Params]] = []
+        self.reactions: set[tuple[str, str, str]] = set()
+        self.disconnects = 0
+        self._failures: dict[str, list[str]] = {}
+        self._holds: dict[str, asyncio.Event] = {}
+        self._changed = asyncio.Condition()
+        self._ts = itertools.count(1)
+        self._socket: web.WebSocketResponse | None = None
+        self._connected = asyncio.Event()
+        self._acks: dict[str, asyncio.Future[dict[str, Any]]] = {}
+        self._runner: web.AppRunner | None = None
+        self._port = 0
+        self._methods: dict[str, Handler] = {
+            "auth.test": self._auth_test,
+            "chat.postMessage": self._post_message,
+            "chat.update": self._update,
+            "chat.getPermalink": self._permalink,
+            "reactions.add": self._reaction_add,
+            "reactions.remove": self._reaction_remove,
+            "assistant.threads.setStatus": lambda _: {},
+            "apps.connections.open": lambda _: {"url": f"ws://127.0.0.1:{self._port}/socket"},
+            "users.info": self._user,
+            "usergroups.users.list": lambda _: {"users": ["U0STAFF1", "U0STAFF2"]},
+            "conversations.info": self._conversation,
+        }
+
+    # -- lifecycle ---------------------------------------------------------------------------
+
+    async def start(self) -> FakeSlack:
+        app = web.Application()
+        app.router.add_route("*", "/api/{method}", self._api)
+        app.router.add_get("/socket", self._socket_endpoint)
+        self._runner = web.AppRunner(app, access_log=None)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, "127.0.0.1", 0)
+        await site.start()
+        self._port = self._runner.addresses[0][1]
+        return self
+
+    async def close(self) -> None:
+        if self._socket is not None:
+            await self._socket.close()
+        if self._runner is not None:
+            await self._runner.cleanup()
+
+    async def __aenter__(self) -> FakeSlack:
+        return await self.start()
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.close()
+
+    @property
+    def api_url(self) -> str:
+        """What ``AsyncWebClient(base_url=…)`` / ``SLACK_API_URL`` should be."""
+        return f"http://127.0.0.1:{self._port}/api/"
+
+    # -- test controls -----------------------------------------------------------------------
+
+    def fail(self, method: str, error: str, *, times: int = 1) -> None:
+        """Make the next ``times`` calls to ``method`` answer ``{"ok": false, "error": error}``."""
+        self._failures.setdefault(method, []).extend([error] * times)
+
+    def hold(self, method: str) -> asyncio.Event:
+        """Keep calls to ``method`` waiting (recorded, unanswered) until the event is set."""
+        return self._holds.setdefault(method, asyncio.Event())
+
+    def calls_to(self, method: str) -> list[Params]:
+        return [params for name, params in self.calls if name == method]
+
+    async def wait_for(
+        self,
+        method: str,
+        predicate: Callable[[Params], bool] | None = None,
+        count: int = 1,
+        timeout: float = 5.0,  # noqa: ASYNC109 - part of the agreed test API
+    ) -> list[Params]:
+        """Wait until ``count`` calls to ``method`` matching ``predicate`` arrived; return them."""
+
+        def matching() -> list[Params]:
+            return [p for p in self.calls_to(method) if predicate is None or predicate(p)]
+
+        async with self._changed:
+            await asyncio.wait_for(
+                self._changed.wait_for(lambda: len(matching()) >= count), timeout
+            )
+            return matching()
+
+    async def wait_disconnected(self, count: int = 1, timeout: float = 5.0) -> None:  # noqa: ASYNC109
+        """Wait until Socket Mode clients have closed ``count`` connections in all."""
+        async with self._changed:
+            await asyncio.wait_for(
+                self._changed.wait_for(lambda: self.disconnects >= count), timeout
+            )
+
+    async def send_envelope(
+        self,
+        payload: dict[str, Any],
+        *,
+        retry_attempt: int = 0,
+        retry_reason: str = "",
+        timeout: float = 5.0,  # noqa: ASYNC109 - part of the agreed test API
+    ) -> dict[str, Any]:
+        """Deliver an ``events_api`` envelope over Socket Mode; return the client's ack."""
+        await asyncio.wait_for(self._connected.wait(), timeout)
+        assert self._socket is not None
+        envelope_id = str(uuid.uuid4())
+        ack = asyncio.get_running_loop().create_future()
+        self._acks[envelope_id] = ack
+        await self._socket.send_json(
+            {
+                "envelope_id": envelope_id,
+                "payload": payload,
+                "type": "events_api",
+                "accepts_response_payload": False,
+                "retry_attempt": retry_attempt,
+                "retry_reason": retry_reason,
+            }
+        )
+        return await asyncio.wait_for(ack, timeout)
+
+    # -- Web API -----------------------------------------------------------------------------
+
+    async def _api(self, request: web.Request) -> web.Response:
+        method = request.match_info["method"]
+        params: Params = dict(request.query)
+        if request.content_type == "application/json":
+            params.update(await request.json())
+        elif request.can_read_body:
+            params.update(await request.post())
+        token = request.headers.get("Authorization", "").removeprefix("Bearer ").strip()
+        token = token or str(params.get("token", ""))
+        async with self._changed:
+            self.calls.append((method, params))
+            self._changed.notify_all()
+        if method in self._holds:
+            await self._holds[method].wait()
+        expected = self.app_token if method == "apps.connections.open" else self.bot_token
+        if token != expected:
+            return _answer({"ok": False, "error": "invalid_auth"})
+        if self._failures.get(method):
+            return _answer({"ok": False, "error": self._failures[method].pop(0)})
+        handler = self._methods.get(method)
+        if handler is None:
+            return _answer({"ok": False, "error": "unknown_method"})
+        return _answer({"ok": True, **handler(params)})
+
+    def _auth_test(self, _: Params) -> Params:
+        return {
+            "url": "https://fake.slack.test/",
+            "team": "Fake Workspace",
+            "user": "supportbot",
+            "team_id": self.team_id,
+            "user_id": self.bot_user_id,
+            "bot_id": self.bot_id,
+            "is_enterprise_install": False,
+        }
+
+    def _post_message(self, params: Params) -> Params:
+        blocks = params.get("blocks") or []
+        if isinstance(blocks, str):
+            blocks = json.loads(blocks)
+        text = str(params.get("text") or "")
+        if not params.get("channel"):
+            return {"ok": False, "error": "channel_not_found"}
+        if not text and not blocks:
+            return {"ok": False, "error": "no_text"}
+        if len(text) > TEXT_HARD_LIMIT:
+            return {"ok": False, "error": "msg_too_long"}
+        markdown = sum(len(b.get("text", "")) for b in blocks if b.get("type") == "markdown")
+        if len(blocks) > MAX_BLOCKS or markdown > MARKDOWN_TOTAL_LIMIT:
+            return {"ok": False, "error": "invalid_blocks"}
+        ts = self._next_ts()
+        message = {"type": "message", "user": self.bot_user_id, "bot_id": self.bot_id, "ts": ts}
+        message |= {"text": text, "blocks": blocks}
+        if params.get("thread_ts"):
+            message["thread_ts"] = params["thread_ts"]
+        return {"channel": params["channel"], "ts": ts, "message": message}
+
+    def _update(self, params: Params) -> Params:
+        return {
+            "channel": params.get("channel"),
+            "ts": params.get("ts"),
+            "text": params.get("text"),
+        }
+
+    def _permalink(self, params: Params) -> Params:
+        channel, ts = params.get("channel", ""), str(params.get("message_ts", ""))
+        link = f"https://fake.slack.test/archives/{channel}/p{ts.replace('.', '')}"
+        return {"channel": channel, "permalink": link}
+
+    def _reaction_add(self, params: Params) -> Params:
+        reaction = (params.get("channel", ""), params.get("timestamp", ""), params.get("name", ""))
+        if reaction in self.reactions:
+            return {"ok": False, "error": "already_reacted"}
+        self.reactions.add(reaction)
+        return {}
+
+    def _reaction_remove(self, params: Params) -> Params:
+        reaction = (params.get("channel", ""), params.get("timestamp", ""), params.get("name", ""))
+        if reaction not in self.reactions:
+            return {"ok": False, "error": "no_reaction"}
+        self.reactions.discard(reaction)
+        return {}
+
+    def _user(self, params: Params) -> Params:
+        user = str(params.get("user", ""))
+        profile = {"display_name": f"name-{user}", "real_name": f"Real {user}"}
+        return {"user": {"id": user, "team_id": self.team_id, "name": user, "profile": profile}}
+
+    def _conversation(self, params: Params) -> Params:
+        channel = str(params.get("channel", ""))
+        return {"channel": {"id": channel, "is_im": channel.startswith("D"), "is_member": True}}
+
+    def _next_ts(self) -> str:
+        return f"{int(time.time())}.{next(self._ts):06d}"
+
+    # -- Socket Mode -------------------------------------------------------------------------
+
+    async def _socket_endpoint(self, request: web.Request) -> web.WebSocketResponse:
+        socket = web.WebSocketResponse(autoping=True)
+        await socket.prepare(request)
+        self._socket = socket
+        await socket.send_json(
+            {
+                "type": "hello",
+                "num_connections": 1,
+                "debug_info": {"host": "fake-slack", "approximate_connection_time": 18060},
+                "connection_info": {"app_id": "A0APP"},
+            }
+        )
+        self._connected.set()
+        try:
+            async for frame in socket:
+                if frame.type == WSMsgType.TEXT:
+                    self._acknowledged(json.loads(frame.data))
+        finally:
+            if self._socket is socket:
+                self._socket = None
+                self._connected.clear()
+            async with self._changed:
+                self.disconnects += 1
+                self._changed.notify_all()
+        return socket
+
+    def _acknowledged(self, message: dict[str, Any]) -> None:
+        ack = self._acks.pop(str(message.get("envelope_id")), None)
+        if ack is not None and not ack.done():
+            ack.set_result(message)
+
+
+def _answer(body: Params) -> web.Response:
+    if body.get("ok") is False and body.get("error") == "ratelimited":
+        return web.json_response(body, status=429, headers={"Retry-After": "0"})
+    return web.json_response(body)
+
+
+def sign(secret: str, body: str, timestamp: int) -> str:
+    """Slack's v0 request signature: HMAC-SHA256 over ``v0:{timestamp}:{body}``."""
+    digest = hmac.new(secret.encode(), f"v0:{timestamp}:{body}".encode(), hashlib.sha256)
+    return "v0=" + digest.hexdigest()
+
+
+async def post_event(
+    url: str,
+    body: dict[str, Any],
+    *,
+    secret: str | None,
+    retry_num: int | None = None,
+    retry_reason: str = "http_timeout",
+    signature: str | None = None,
+    timestamp: int | None = None,
+) -> int:
+    """POST ``body`` to a Bolt HTTP endpoint as Slack does; return the HTTP status.
+
+    ``secret=None`` sends no signature at all; ``signature`` overrides the computed one.
+    """
+    raw = json.dumps(body)
+    stamp = int(time.time()) if timestamp is None else timestamp
+    headers = {"Content-Type": "application/json"}
+    if secret is not None or signature is not None:
+        headers["X-Slack-Request-Timestamp"] = str(stamp)
+        headers["X-Slack-Signature"] = signature or sign(secret or "", raw, stamp)
+    if retry_num is not None:
+        headers["X-Slack-Retry-Num"] = str(retry_num)
+        headers["X-Slack-Retry-Reason"] = retry_reason
+    async with ClientSession() as session, session.post(url, data=raw, headers=headers) as resp:
+        await resp.read()
+        return resp.status

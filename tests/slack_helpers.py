@@ -1,0 +1,122 @@
+"""Helpers for the Slack tests: fixtures on disk, settings, a recording port, a running bot."""
+
+from __future__ import annotations
+
+import copy
+import json
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from bots.slack import SlackBot
+from bots.slack.bot import EVENTS_PATH
+from core.config import SlackSettings
+from core.types import ConversationKey, IncomingMessage, Reply
+from tests.fakes.slack_api import FakeSlack, Params, post_event
+
+FIXTURES = Path(__file__).parent / "fixtures" / "slack"
+SECRET = "test-signing-secret"
+GROUP = "S0SUPPORT"
+STAFF = "C0STAFF"
+
+
+def load_body(name: str, *, event_id: str | None = None, **event: Any) -> dict[str, Any]:
+    """A fixture's ``event_callback`` body, with ``event`` fields (ts, text…) overridden."""
+    body = json.loads((FIXTURES / f"{name}.json").read_text(encoding="utf-8"))
+    body["event"].update(copy.deepcopy(event))
+    if event_id is not None:
+        body["event_id"] = event_id
+    return body
+
+
+def slack_settings(fake: FakeSlack, *, mode: str = "http", **overrides: Any) -> SlackSettings:
+    """Every field explicit (and no ``.env``), so the developer's environment cannot leak in."""
+    values: dict[str, Any] = {
+        "bot_token": fake.bot_token,
+        "app_token": fake.app_token,
+        "signing_secret": SECRET,
+        "mode": mode,
+        "api_url": fake.api_url,
+        "http_port": 0,
+        "support_group_id": GROUP,
+        "staff_channel": STAFF,
+    }
+    return SlackSettings(_env_file=None, **(values | overrides))
+
+
+@dataclass
+class RecordingPort:
+    """The port's test double: records messages and honours the contract's dedupe.
+
+    Like the engine it answers a ``message_id`` once (``None`` for a repeat) and reports a key
+    as active once it has answered there. ``answer`` builds the reply (default: an echo).
+    """
+
+    answer: Callable[[IncomingMessage], Reply] = lambda m: Reply(f"echo: {m.text}")
+    messages: list[IncomingMessage] = field(default_factory=list)
+    active: set[ConversationKey] = field(default_factory=set)
+    _seen: set[str] = field(default_factory=set)
+
+    async def handle(self, message: IncomingMessage) -> Reply | None:
+        self.messages.append(message)
+        if message.message_id in self._seen:
+            return None
+        self._seen.add(message.message_id)
+        self.active.add(message.key)
+        return self.answer(message)
+
+    async def is_active(self, key: ConversationKey) -> bool:
+        return key in self.active
+
+
+@dataclass
+class Harness:
+    """A started ``SlackBot`` against a ``FakeSlack``; ``deliver`` works for both transports."""
+
+    fake: FakeSlack
+    bot: SlackBot
+    mode: str
+
+    @property
+    def events_url(self) -> str:
+        return f"http://127.0.0.1:{self.bot.http_port}{EVENTS_PATH}"
+
+    async def deliver(self, body: dict[str, Any], *, retry: int = 0, wait: bool = True) -> int:
+        """Deliver like Slack does; the HTTP status (200 on ack). ``wait``: until handled too."""
+        if self.mode == "http":
+            status = await post_event(self.events_url, body, secret=SECRET, retry_num=retry or None)
+        else:
+            ack = await self.fake.send_envelope(body, retry_attempt=retry)
+            status = 200 if ack.get("envelope_id") else 500
+        if wait:
+            await self.bot.drain()
+        return status
+
+    def activity(self) -> list[str]:
+        """The Web API methods called because of events (not the start-up calls)."""
+        return [m for m, _ in self.fake.calls if m not in ("auth.test", "apps.connections.open")]
+
+    def posts(self, channel: str | None = None) -> list[Params]:
+        return [
+            p for p in self.fake.calls_to("chat.postMessage") if channel in (None, p["channel"])
+        ]
+
+
+@asynccontextmanager
+async def running_bot(
+    fake: FakeSlack, port: Any, *, mode: str = "http", **overrides: Any
+) -> AsyncIterator[Harness]:
+    bot = SlackBot(
+        settings=slack_settings(fake, mode=mode, **overrides), port=port, http_host="127.0.0.1"
+    )
+    await bot.start()
+    try:
+        yield Harness(fake=fake, bot=bot, mode=mode)
+    finally:
+        await bot.close()
+
+
+def unescape(text: str) -> str:
+    return text.replace("&lt;", "<").replace("&gt;", ">").replace("&amp;", "&")

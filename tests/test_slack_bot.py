@@ -1,0 +1,454 @@
+"""SlackBot on the wire: real Bolt and slack-sdk against FakeSlack, with a recording port."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+import yaml
+from slack_sdk.errors import SlackApiError
+from slack_sdk.web.async_client import AsyncWebClient
+
+from bots.slack import SlackBot
+from bots.slack.staff import REFRESH_SECONDS, StaffDirectory
+from core.config import ConfigError
+from core.types import Escalation, IncomingMessage, Reply
+from tests.fakes.slack_api import FakeSlack, post_event, sign
+from tests.slack_helpers import (
+    GROUP,
+    SECRET,
+    STAFF,
+    Harness,
+    RecordingPort,
+    load_body,
+    running_bot,
+    slack_settings,
+)
+
+MENTION_TS = "1700000100.000100"
+MANIFEST = Path(__file__).parents[1] / "bots" / "slack" / "manifest.yaml"
+
+
+@pytest.fixture
+async def slack() -> AsyncIterator[FakeSlack]:
+    async with FakeSlack() as fake:
+        yield fake
+
+
+@pytest.fixture
+def port() -> RecordingPort:
+    return RecordingPort()
+
+
+@pytest.fixture(params=["http", "socket"])
+async def bot(
+    request: pytest.FixtureRequest, slack: FakeSlack, port: RecordingPort
+) -> AsyncIterator[Harness]:
+    async with running_bot(slack, port, mode=request.param) as harness:
+        yield harness
+
+
+@pytest.fixture
+async def http_bot(slack: FakeSlack, port: RecordingPort) -> AsyncIterator[Harness]:
+    async with running_bot(slack, port) as harness:
+        yield harness
+
+
+def escalating(reason: str = "wants a refund") -> RecordingPort:
+    def answer(message: IncomingMessage) -> Reply:
+        escalation = Escalation(reason=reason, summary="Topic: billing", customer_id="U0CUSTOMER")
+        return Reply("A person from our team will follow up here.", escalation)
+
+    return RecordingPort(answer=answer)
+
+
+async def test_dm_turn_and_follow_up_reply_at_the_dm_top_level(
+    bot: Harness, port: RecordingPort
+) -> None:
+    assert await bot.deliver(load_body("message_im")) == 200
+    second = load_body("message_im", ts="1700000009.000100", text="Any news?", event_id="Ev2")
+    assert await bot.deliver(second) == 200
+
+    assert [m.text for m in port.messages] == [
+        "My order #123 hasn't arrived & the tracking says <pending>",
+        "Any news?",
+    ]
+    assert {m.key for m in port.messages} == {port.messages[0].key}
+    assert all(m.direct for m in port.messages)
+    first, follow = bot.posts("D0DM")
+    assert "thread_ts" not in first and "thread_ts" not in follow
+    assert first["text"] == (
+        "echo: My order #123 hasn't arrived &amp; the tracking says &lt;pending&gt;"
+    )
+    assert first["blocks"] == [{"type": "markdown", "text": first["text"]}]
+    assert follow["text"] == "echo: Any news?"
+
+
+async def test_progress_reaction_is_added_then_removed(bot: Harness) -> None:
+    await bot.deliver(load_body("message_im"))
+    # The reaction is added beside the port call, so only its removal has a fixed place.
+    assert sorted(bot.activity()) == ["chat.postMessage", "reactions.add", "reactions.remove"]
+    assert bot.activity()[-1] == "reactions.remove"
+    added = bot.fake.calls_to("reactions.add")[0]
+    assert added == {"channel": "D0DM", "timestamp": "1700000001.000100", "name": "eyes"}
+    assert bot.fake.reactions == set()
+
+
+async def test_messages_reach_the_port_in_delivery_order_without_waiting_for_slack(
+    bot: Harness, port: RecordingPort
+) -> None:
+    release = bot.fake.hold("reactions.add")
+    for n in range(3):
+        await bot.deliver(
+            load_body("message_im", ts=f"170000001{n}.000100", text=f"m{n}"), wait=False
+        )
+    await bot.fake.wait_for("reactions.add", count=3)
+    # Every reaction is still unanswered, yet the port already has the messages, in order.
+    assert [m.text for m in port.messages] == ["m0", "m1", "m2"]
+    release.set()
+    await bot.bot.drain()
+    assert bot.fake.reactions == set()
+
+
+async def test_reply_in_a_dm_thread_stays_in_that_thread(bot: Harness, port: RecordingPort) -> None:
+    await bot.deliver(load_body("message_im_thread"))
+    [post] = bot.posts("D0DM")
+    assert post["thread_ts"] == "1700000002.000200"
+    assert port.messages[0].key.thread_id == "1700000002.000200"
+
+
+async def test_mention_is_answered_in_a_thread_on_the_mention(bot: Harness) -> None:
+    await bot.deliver(load_body("app_mention"))
+    [post] = bot.posts("C0SUPPORT")
+    assert post["thread_ts"] == MENTION_TS
+    assert post["text"] == "echo: how do I reset my password?"
+
+
+async def test_thread_follow_up_without_mention_continues_the_conversation(
+    bot: Harness, port: RecordingPort
+) -> None:
+    await bot.deliver(load_body("app_mention"))
+    await bot.deliver(load_body("message_channel_thread"))
+    assert [m.key.thread_id for m in port.messages] == [MENTION_TS, MENTION_TS]
+    assert [p["thread_ts"] for p in bot.posts("C0SUPPORT")] == [MENTION_TS, MENTION_TS]
+
+
+async def test_thread_reply_where_the_bot_has_no_conversation_is_left_alone(
+    bot: Harness, port: RecordingPort
+) -> None:
+    assert await bot.deliver(load_body("message_channel_thread")) == 200
+    assert port.messages == []
+    assert bot.posts() == []
+    assert bot.fake.calls_to("reactions.add") == []
+
+
+async def test_staff_replying_in_the_thread_is_not_answered(
+    bot: Harness, port: RecordingPort
+) -> None:
+    await bot.deliver(load_body("app_mention"))
+    staff_reply = {"user": "U0STAFF1", "ts": "1700000170.000100", "text": "I'll take it from here"}
+    await bot.deliver(load_body("message_channel_thread", **staff_reply))
+    await bot.deliver(load_body("message_channel_thread"))
+    assert [m.author_id for m in port.messages] == ["U0CUSTOMER", "U0CUSTOMER"]
+    assert bot.fake.calls_to("usergroups.users.list") == [{"usergroup": GROUP}]
+
+
+async def test_staff_can_still_ask_the_bot_with_a_mention(
+    bot: Harness, port: RecordingPort
+) -> None:
+    await bot.deliver(load_body("app_mention", user="U0STAFF1"))
+    assert [m.author_id for m in port.messages] == ["U0STAFF1"]
+
+
+async def test_without_usergroups_read_every_thread_reply_is_followed(
+    http_bot: Harness, port: RecordingPort, caplog: pytest.LogCaptureFixture
+) -> None:
+    http_bot.fake.fail("usergroups.users.list", "missing_scope")
+    await http_bot.deliver(load_body("app_mention"))
+    await http_bot.deliver(load_body("message_channel_thread", user="U0STAFF1"))
+    assert [m.author_id for m in port.messages] == ["U0CUSTOMER", "U0STAFF1"]
+    assert "missing_scope" in caplog.text
+
+
+async def test_retried_event_is_acked_and_answered_once(bot: Harness, port: RecordingPort) -> None:
+    body = load_body("app_mention")
+    assert await bot.deliver(body) == 200
+    assert await bot.deliver(body, retry=1) == 200
+    assert await bot.deliver(body, retry=2) == 200
+    # The adapter does not dedupe; it hands the port the same message id every time.
+    assert {m.message_id for m in port.messages} == {f"C0SUPPORT:{MENTION_TS}"}
+    assert len(bot.posts()) == 1
+
+
+async def test_mention_and_its_message_twin_give_one_reply(
+    bot: Harness, port: RecordingPort
+) -> None:
+    await bot.deliver(load_body("app_mention"))
+    await bot.deliver(load_body("message_channel_mention"))
+    assert len(port.messages) == 2
+    assert port.messages[0] == port.messages[1]
+    assert len(bot.posts()) == 1
+
+
+@pytest.mark.parametrize(
+    "fixture",
+    ["own_message", "bot_message", "other_app_post", "message_changed", "message_deleted",
+     "channel_join", "message_channel_top"],
+)  # fmt: skip
+async def test_events_that_are_not_customer_text_are_acked_and_ignored(
+    bot: Harness, port: RecordingPort, fixture: str
+) -> None:
+    assert await bot.deliver(load_body(fixture)) == 200
+    assert port.messages == []
+    assert bot.activity() == []
+
+
+@pytest.mark.parametrize(
+    "headers",
+    [
+        {"secret": None},
+        {"secret": "wrong-secret"},
+        {"secret": SECRET, "signature": "v0=" + "0" * 64},
+        {"secret": SECRET, "timestamp": int(time.time()) - 600},
+    ],
+    ids=["missing", "wrong-secret", "bad-signature", "stale"],
+)
+async def test_unsigned_or_badly_signed_requests_get_401_and_nothing_happens(
+    http_bot: Harness, port: RecordingPort, headers: dict
+) -> None:
+    status = await post_event(http_bot.events_url, load_body("message_im"), **headers)
+    await http_bot.bot.drain()
+    assert status == 401
+    assert port.messages == []
+    assert http_bot.activity() == []
+
+
+async def test_url_verification_is_answered(http_bot: Harness) -> None:
+    status = await post_event(
+        http_bot.events_url,
+        {"token": "t", "challenge": "c-123", "type": "url_verification"},
+        secret=SECRET,
+    )
+    assert status == 200
+
+
+async def test_model_output_cannot_ping(slack: FakeSlack) -> None:
+    port = RecordingPort(
+        answer=lambda m: Reply("Hi <!channel> <!here> <!everyone> <@U0ALL> <!subteam^S0X> <#C0G>")
+    )
+    async with running_bot(slack, port) as harness:
+        await harness.deliver(load_body("app_mention"))
+    [post] = harness.posts()
+    for text in (post["text"], post["blocks"][0]["text"]):
+        assert "<" not in text
+        assert "&lt;!channel&gt;" in text
+
+
+async def test_escalation_in_a_channel_pings_the_team_in_the_thread(slack: FakeSlack) -> None:
+    async with running_bot(slack, escalating()) as harness:
+        await harness.deliver(load_body("app_mention"))
+    [post] = harness.posts()
+    assert post["channel"] == "C0SUPPORT" and post["thread_ts"] == MENTION_TS
+    assert post["text"].startswith("A person from our team will follow up here.")
+    assert post["text"].endswith(f"<!subteam^{GROUP}>")
+    assert post["blocks"][-1]["text"]["text"] == f"<!subteam^{GROUP}>"
+    assert harness.posts(STAFF) == []
+
+
+async def test_escalation_in_a_dm_tells_the_staff_channel(slack: FakeSlack) -> None:
+    async with running_bot(slack, escalating("Refund over <$500>")) as harness:
+        await harness.deliver(load_body("message_im"))
+    [to_customer] = harness.posts("D0DM")
+    assert "subteam" not in to_customer["text"]
+    assert to_customer["text"] == "A person from our team will follow up here."
+    [notice] = harness.posts(STAFF)
+    assert "thread_ts" not in notice
+    text = notice["text"]
+    assert text.startswith(f"<!subteam^{GROUP}> Escalation from <@U0CUSTOMER>")
+    assert "*Reason:* Refund over &lt;$500&gt;" in text
+    assert "*Summary:* Topic: billing" in text
+    assert "<https://fake.slack.test/archives/D0DM/p1700000001000100|" in text
+    assert slack.calls_to("chat.getPermalink") == [
+        {"channel": "D0DM", "message_ts": "1700000001.000100"}
+    ]
+
+
+async def test_escalation_without_team_settings_warns_and_still_replies(
+    slack: FakeSlack, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.WARNING, logger="bots.slack")
+    unset = {"support_group_id": None, "staff_channel": None}
+    async with running_bot(slack, escalating(), **unset) as harness:
+        await harness.deliver(load_body("message_im"))
+        await harness.deliver(load_body("app_mention"))
+    assert [p["channel"] for p in harness.posts()] == ["D0DM", "C0SUPPORT"]
+    assert all("subteam" not in p["text"] for p in harness.posts())
+    assert "SLACK_STAFF_CHANNEL unset" in caplog.text
+    assert "SLACK_SUPPORT_GROUP_ID unset" in caplog.text
+
+
+async def test_long_answer_is_posted_in_order_in_the_thread(slack: FakeSlack) -> None:
+    answer = "\n".join(f"Step {i}: do the thing." for i in range(3000))
+    async with running_bot(slack, RecordingPort(answer=lambda m: Reply(answer))) as harness:
+        await harness.deliver(load_body("app_mention"))
+    posts = harness.posts()
+    assert len(posts) > 10
+    assert all(p["thread_ts"] == MENTION_TS and len(p["text"]) <= 4000 for p in posts)
+    assert "\n".join(p["text"] for p in posts) == answer
+
+
+async def test_rate_limited_post_is_retried(slack: FakeSlack, port: RecordingPort) -> None:
+    slack.fail("chat.postMessage", "ratelimited")  # HTTP 429 with Retry-After: 0
+    async with running_bot(slack, port) as harness:
+        await harness.deliver(load_body("message_im"))
+    assert [p["channel"] for p in harness.posts()] == ["D0DM", "D0DM"]
+    assert slack.reactions == set()
+
+
+async def test_failed_post_is_logged_not_raised(
+    slack: FakeSlack, port: RecordingPort, caplog: pytest.LogCaptureFixture
+) -> None:
+    slack.fail("chat.postMessage", "not_in_channel")
+    async with running_bot(slack, port) as harness:
+        assert await harness.deliver(load_body("app_mention")) == 200
+        await harness.deliver(load_body("message_im"))
+    assert "not_in_channel" in caplog.text
+    assert "slack:T0TEAM:C0SUPPORT:" in caplog.text
+    assert [p["channel"] for p in harness.posts()] == ["C0SUPPORT", "D0DM"]
+    assert slack.reactions == set()
+
+
+async def test_port_failure_is_logged_and_nothing_is_shown(
+    slack: FakeSlack, caplog: pytest.LogCaptureFixture
+) -> None:
+    def broken(message: IncomingMessage) -> Reply:
+        raise RuntimeError("database is on fire")
+
+    async with running_bot(slack, RecordingPort(answer=broken)) as harness:
+        assert await harness.deliver(load_body("message_im")) == 200
+    assert harness.posts() == []
+    assert slack.reactions == set()
+    [record] = [r for r in caplog.records if r.exc_info]
+    assert "slack:T0TEAM:D0DM:-" in record.getMessage()
+
+
+async def test_doubled_delivery_leaves_the_reaction_to_the_first(
+    slack: FakeSlack, port: RecordingPort
+) -> None:
+    slack.reactions.add(("C0SUPPORT", MENTION_TS, "eyes"))
+    async with running_bot(slack, port) as harness:
+        await harness.deliver(load_body("app_mention"))
+    assert slack.calls_to("reactions.remove") == []
+    assert len(harness.posts()) == 1
+
+
+async def test_bad_bot_token_fails_start(slack: FakeSlack, port: RecordingPort) -> None:
+    settings = slack_settings(slack, bot_token="xoxb-revoked")
+    bot = SlackBot(settings=settings, port=port, http_host="127.0.0.1")
+    with pytest.raises(SlackApiError, match="invalid_auth"):
+        await bot.start()
+
+
+async def test_bad_app_token_fails_start_instead_of_retrying_forever(
+    slack: FakeSlack, port: RecordingPort
+) -> None:
+    settings = slack_settings(slack, mode="socket", app_token="xapp-revoked")
+    bot = SlackBot(settings=settings, port=port)
+    with pytest.raises(SlackApiError, match="invalid_auth"):
+        await bot.start()
+
+
+@pytest.mark.parametrize(
+    ("overrides", "field"),
+    [
+        ({"bot_token": None}, "SLACK_BOT_TOKEN"),
+        ({"bot_token": "xapp-wrong-kind"}, "SLACK_BOT_TOKEN"),
+        ({"mode": "socket", "app_token": None}, "SLACK_APP_TOKEN"),
+        ({"mode": "http", "signing_secret": None}, "SLACK_SIGNING_SECRET"),
+        ({"support_group_id": "@support"}, "SLACK_SUPPORT_GROUP_ID"),
+    ],
+)
+def test_missing_settings_are_named(
+    slack: FakeSlack, port: RecordingPort, overrides: dict, field: str
+) -> None:
+    with pytest.raises(ConfigError, match=field):
+        SlackBot(settings=slack_settings(slack, **overrides), port=port)
+
+
+def test_signature_helper_matches_slacks_documented_example() -> None:
+    # From Slack's "Verifying requests from Slack" guide.
+    body = (
+        "token=xyzz0WbapA4vBCDEFasx0q6G&team_id=T1DC2JH3J&team_domain=testteamnow&channel_id=G8PSS9T3V"
+        "&channel_name=foobar&user_id=U2CERLKJA&user_name=roadrunner&command=%2Fwebhook-collect"
+        "&text=&response_url=https%3A%2F%2Fhooks.slack.com%2Fcommands%2FT1DC2JH3J%2F397700885554"
+        "%2F96rGlfmibIGlgcZRskXaIFfN&trigger_id=398738663015.47445629121.803a0bc887a14d10d2c447fce8b6703c"
+    )
+    assert sign("8f742231b10e8888abcd99yyyzzz85a5", body, 1531420618) == (
+        "v0=a2114d57b48eac39b9ad189dd8316235a7b4a8d21a10bd27519666489c69b503"
+    )
+
+
+def test_manifest_asks_for_exactly_what_the_adapter_uses() -> None:
+    manifest = yaml.safe_load(MANIFEST.read_text(encoding="utf-8"))
+    assert set(manifest["oauth_config"]["scopes"]["bot"]) == {
+        "app_mentions:read",  # app_mention
+        "channels:history",  # message.channels: thread follow-ups
+        "groups:history",  # message.groups: the same in private channels
+        "im:history",  # message.im
+        "chat:write",  # chat.postMessage
+        "reactions:write",  # the progress reaction
+        "usergroups:read",  # usergroups.users.list: staff replies in threads
+    }
+    assert set(manifest["settings"]["event_subscriptions"]["bot_events"]) == {
+        "app_mention",
+        "message.channels",
+        "message.groups",
+        "message.im",
+    }
+    assert manifest["features"]["app_home"]["messages_tab_enabled"] is True
+
+
+async def test_staff_list_is_cached_then_refreshed(slack: FakeSlack) -> None:
+    now = 0.0
+    client = AsyncWebClient(token=slack.bot_token, base_url=slack.api_url)
+    staff = StaffDirectory(client=client, group_id=GROUP, clock=lambda: now)
+    assert await staff.is_staff("U0STAFF1")
+    assert not await staff.is_staff("U0CUSTOMER")
+    assert len(slack.calls_to("usergroups.users.list")) == 1
+    now = REFRESH_SECONDS
+    assert await staff.is_staff("U0STAFF2")
+    assert len(slack.calls_to("usergroups.users.list")) == 2
+    nobody = StaffDirectory(client=client, group_id=None)
+    assert not await nobody.is_staff("U0STAFF1")
+    assert len(slack.calls_to("usergroups.users.list")) == 2
+
+
+async def test_close_lets_an_accepted_message_finish(slack: FakeSlack, port: RecordingPort) -> None:
+    release = slack.hold("chat.postMessage")
+    async with running_bot(slack, port) as harness:
+        await harness.deliver(load_body("message_im"), wait=False)
+        await slack.wait_for("chat.postMessage")
+        closing = asyncio.create_task(harness.bot.close())
+        release.set()
+        await closing
+    assert slack.calls_to("reactions.remove"), "the message was finished, not cut off"
+
+
+async def test_close_cancels_what_outlasts_the_grace_period(
+    slack: FakeSlack,
+    port: RecordingPort,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    monkeypatch.setattr("bots.slack.bot.CLOSE_GRACE_SECONDS", 0.01)
+    release = slack.hold("chat.postMessage")
+    async with running_bot(slack, port) as harness:
+        await harness.deliver(load_body("message_im"), wait=False)
+        await slack.wait_for("chat.postMessage")
+    release.set()
+    assert "cancelling 1 unfinished message(s)" in caplog.text
+    assert slack.reactions == set(), "even a cancelled message takes its reaction back"
