@@ -14,7 +14,7 @@ from bots.console import chat as console_chat
 from bots.links import conversation_link
 from core.config import ConfigError, Settings, load_settings
 from core.engine import utcnow
-from core.types import ConversationKey
+from core.types import ConversationKey, StartError
 from storage.database import create_engine, upgrade
 
 app = typer.Typer(no_args_is_help=True, help="Claude customer support for Slack and Discord.")
@@ -146,7 +146,10 @@ def run(
         _check_slack(settings)
     if Platform.discord in wanted:
         _check_discord(settings)
-    asyncio.run(_serve(settings, wanted))
+    try:
+        asyncio.run(_serve(settings, wanted))
+    except* (ConfigError, StartError) as group:
+        _fail("\n".join(str(exc) for exc in group.exceptions))
 
 
 def _check_slack(settings: Settings) -> None:

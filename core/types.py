@@ -115,6 +115,10 @@ class Relayed:
     staff_name: str
 
 
+class StartError(RuntimeError):
+    """An adapter could not start; the message is the sentence to show the operator."""
+
+
 class ConversationPort(Protocol):
     """What an adapter is given. The engine implements it; adapter tests can pass a fake."""
 

@@ -1,0 +1,18 @@
+"""The OAuth2 invite link, with exactly the permissions the bot uses."""
+
+from __future__ import annotations
+
+import discord
+
+PERMISSIONS = discord.Permissions(
+    view_channel=True,  # see the support channels and their threads
+    send_messages=True,  # answer, post escalations, open forum posts in a forum staff channel
+    send_messages_in_threads=True,  # every conversation in a guild lives in a thread
+    create_public_threads=True,  # a new question in a support channel opens a thread
+    read_message_history=True,  # reply to (reference) the customer's message
+)
+
+
+def invite_url(application_id: int) -> str:
+    """The link a server admin opens to add the bot. No slash commands, so scope ``bot`` only."""
+    return discord.utils.oauth_url(application_id, permissions=PERMISSIONS, scopes=("bot",))

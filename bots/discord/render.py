@@ -1,0 +1,71 @@
+"""Pure rendering: a core ``Reply`` or ``Escalation`` as Discord message contents.
+
+Pings are built here, in code, never taken from model output: each :class:`Outgoing` names the
+one role it may ping, and the sender turns that into ``allowed_mentions``. Everything else the
+model writes (``@everyone``, ``<@&…>``, ``<@…>``) renders as plain text.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from core.split import split_text
+from core.types import Escalation, Reply
+
+MESSAGE_LIMIT = 2000  # Discord rejects longer ``content`` with 50035; discord.py does not split
+REASON_LIMIT = 300
+SUMMARY_LIMIT = 1200
+
+
+@dataclass(frozen=True, slots=True)
+class Outgoing:
+    """One message to post. ``ping_role_id`` is the only mention it may trigger, if any."""
+
+    content: str
+    ping_role_id: int | None = None
+
+
+def role_mention(role_id: int) -> str:
+    return f"<@&{role_id}>"
+
+
+def reply_messages(reply: Reply, *, ping_role_id: int | None = None) -> list[Outgoing]:
+    """The reply as messages of at most 2,000 characters. With ``ping_role_id`` the role mention
+    closes the reply, and only the last message (which carries it) may ping."""
+    text = reply.text.strip()
+    if ping_role_id is not None:
+        text = f"{text}\n\n{role_mention(ping_role_id)}".strip()
+    chunks = [c for c in split_text(text, MESSAGE_LIMIT) if c.strip()]
+    return [
+        Outgoing(chunk, ping_role_id if i == len(chunks) - 1 else None)
+        for i, chunk in enumerate(chunks)
+    ]
+
+
+def staff_notice(
+    escalation: Escalation,
+    *,
+    customer_id: str,
+    jump_url: str,
+    role_id: int | None,
+) -> Outgoing:
+    """The staff-channel post for a hand-off that happened in a DM."""
+    lines = [
+        f"{role_mention(role_id) + ' ' if role_id else ''}A customer in a DM needs a person.",
+        f"Customer: <@{customer_id}>",
+        f"Reason: {shorten(escalation.reason, REASON_LIMIT) or '-'}",
+        f"Summary: {shorten(escalation.summary, SUMMARY_LIMIT) or '-'}",
+        f"Message: {jump_url}",
+    ]
+    return Outgoing("\n".join(lines), role_id)
+
+
+def shorten(text: str, limit: int) -> str:
+    """``text`` on one line, cut at a word boundary to at most ``limit`` characters."""
+    flat = " ".join(text.split())
+    if len(flat) <= limit:
+        return flat
+    cut = flat[: limit - 1]
+    if " " in cut:
+        cut = cut[: cut.rindex(" ")]
+    return cut.rstrip() + "…"

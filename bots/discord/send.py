@@ -1,0 +1,49 @@
+"""Posting one rendered message, with exactly the pings it allows, and logging what failed."""
+
+from __future__ import annotations
+
+import logging
+
+import discord
+
+from bots.discord.render import Outgoing
+
+log = logging.getLogger(__name__)
+
+# What a REST call can fail with: an error answer, or (past max_ratelimit_timeout) a rate limit.
+SEND_ERRORS = (discord.HTTPException, discord.RateLimited)
+
+
+def allowed_mentions(out: Outgoing) -> discord.AllowedMentions:
+    """Exactly the ping ``out`` may make: at most its one role, never users or @everyone."""
+    roles = [discord.Object(out.ping_role_id)] if out.ping_role_id is not None else False
+    return discord.AllowedMentions(everyone=False, users=False, roles=roles, replied_user=False)
+
+
+def describe(exc: discord.HTTPException | discord.RateLimited) -> str:
+    """Status and Discord error code (50013 missing permissions, 50007 DMs closed...)."""
+    if isinstance(exc, discord.RateLimited):
+        return f"rate limited for {exc.retry_after:.0f} s"
+    return f"status {exc.status}, code {exc.code}"
+
+
+async def post(
+    target: discord.abc.Messageable,
+    out: Outgoing,
+    *,
+    reference: discord.MessageReference | None = None,
+    context: object,
+) -> bool:
+    """Send ``out``; on failure log it with ``context`` (a conversation key) and return False."""
+    try:
+        await target.send(out.content, reference=reference, allowed_mentions=allowed_mentions(out))
+    except SEND_ERRORS as exc:
+        log_failure(exc, getattr(target, "id", None), context)
+        return False
+    return True
+
+
+def log_failure(
+    exc: discord.HTTPException | discord.RateLimited, channel_id: int | None, context: object
+) -> None:
+    log.error("could not post to channel %s for %s (%s)", channel_id, context, describe(exc))

@@ -1,0 +1,563 @@
+"""A fake Discord (REST ``/api/v10`` and gateway) on 127.0.0.1 that the real discord.py talks to.
+
+One guild with a support text channel, a support forum, an unconfigured text channel and a staff
+channel; one customer and a mentionable support role. Everything the client sends is recorded,
+and tests wait on the records with :meth:`FakeDiscord.wait_for` instead of sleeping.
+
+Quirks the fake has to respect (PLATFORMS.md section 4):
+
+- REST responses carry ``Content-Type: application/json`` exactly; with aiohttp's
+  ``json_response`` (which adds ``; charset=utf-8``) discord.py would hand us a string.
+- READY must carry ``resume_gateway_url``; discord.py reconnects there after op 7.
+- Plain text frames skip discord.py's zlib stream, so nothing is compressed.
+- Like the real gateway, every message the bot posts comes back as MESSAGE_CREATE, and every
+  thread it starts comes back as THREAD_CREATE.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import json
+import re
+import socket
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+import discord.gateway
+import discord.http
+import yarl
+from aiohttp import WSMsgType, web
+
+TOKEN = "fake-bot-token"
+TIMESTAMP = "2026-01-05T10:00:00.000000+00:00"
+MESSAGE_CONTENT_INTENT = 1 << 15
+PRIVILEGED_INTENTS = (1 << 1) | (1 << 8) | MESSAGE_CONTENT_INTENT
+
+_ids = itertools.count(1_300_000_000_000_000_000)
+
+
+def snowflake() -> int:
+    return next(_ids)
+
+
+def user(user_id: int, name: str, *, bot: bool = False) -> dict[str, Any]:
+    return {
+        "id": str(user_id),
+        "username": name,
+        "global_name": name.title(),
+        "discriminator": "0",
+        "avatar": None,
+        "bot": bot,
+    }
+
+
+@dataclass
+class Request:
+    method: str
+    path: str
+    body: Any
+    query: dict[str, str]
+
+
+@dataclass
+class Post:
+    """One message the bot created, as the client sent it."""
+
+    id: int
+    channel_id: int
+    payload: dict[str, Any]
+
+    @property
+    def content(self) -> str:
+        return self.payload.get("content") or ""
+
+    @property
+    def allowed_mentions(self) -> dict[str, Any] | None:
+        return self.payload.get("allowed_mentions")
+
+    @property
+    def reference(self) -> dict[str, Any] | None:
+        return self.payload.get("message_reference")
+
+
+@dataclass
+class _Failure:
+    method: str
+    pattern: re.Pattern[str]
+    status: int
+    code: int
+    times: int
+
+
+@dataclass
+class World:
+    """The ids of the one guild the fake serves."""
+
+    guild_id: int = field(default_factory=snowflake)
+    bot_id: int = field(default_factory=snowflake)
+    application_id: int = field(default_factory=snowflake)
+    customer_id: int = field(default_factory=snowflake)
+    other_bot_id: int = field(default_factory=snowflake)
+    support_channel_id: int = field(default_factory=snowflake)
+    forum_channel_id: int = field(default_factory=snowflake)
+    general_channel_id: int = field(default_factory=snowflake)
+    staff_channel_id: int = field(default_factory=snowflake)
+    support_role_id: int = field(default_factory=snowflake)
+    dm_channel_id: int = field(default_factory=snowflake)
+
+
+class FakeDiscord:
+    """REST and gateway on one port. ``async with FakeDiscord() as fake, fake.installed(): ...``."""
+
+    def __init__(
+        self,
+        *,
+        token: str = TOKEN,
+        reject_privileged_intents: bool = False,
+        announce_threads: bool = True,
+    ) -> None:
+        self.token = token
+        self.reject_privileged_intents = reject_privileged_intents
+        # False: threads the bot starts are not sent as THREAD_CREATE, so the client's cache
+        # misses them (as after an archive or a lost event) and it must ask over REST.
+        self.announce_threads = announce_threads
+        self.world = World()
+        w = self.world
+        self.bot_user = user(w.bot_id, "supportbot", bot=True)
+        self.customer = user(w.customer_id, "casey")
+        self.other_bot = user(w.other_bot_id, "otherbot", bot=True)
+        self.channels: dict[int, dict[str, Any]] = {}
+        for cid, name, kind in (
+            (w.support_channel_id, "support", 0),
+            (w.forum_channel_id, "help-forum", 15),
+            (w.general_channel_id, "general", 0),
+            (w.staff_channel_id, "staff", 0),
+        ):
+            self._add_channel({"id": str(cid), "type": kind, "name": name, "position": 0})
+        self.channels[w.dm_channel_id] = {
+            "id": str(w.dm_channel_id),
+            "type": 1,
+            "recipients": [self.customer],
+            "last_message_id": None,
+        }
+        # Records.
+        self.requests: list[Request] = []
+        self.posts: list[Post] = []
+        self.typing: list[int] = []
+        self.threads: list[dict[str, Any]] = []
+        self.identifies: list[dict[str, Any]] = []
+        self.resumes: list[dict[str, Any]] = []
+        self.gateway_paths: list[str] = []
+        self.rejections: list[int] = []  # close codes the fake ended a session with
+        self.client_close_codes: list[int] = []  # close codes the client disconnected with
+        # Gateway state.
+        self.session_id = "fake-session"
+        self._seq = 0
+        self._ws: web.WebSocketResponse | None = None
+        self._replay: list[tuple[str, dict[str, Any]]] = []
+        self._failures: list[_Failure] = []
+        self._rejected: set[int] = set()
+        self._changed = asyncio.Condition()
+        self._runner: web.AppRunner | None = None
+        self.port = 0
+
+    # -- lifecycle -------------------------------------------------------------------------
+
+    async def __aenter__(self) -> FakeDiscord:
+        app = web.Application()
+        app.router.add_get("/gw", self._gateway)
+        app.router.add_get("/resume-gw", self._gateway)
+        app.router.add_route("*", "/api/v10/{tail:.*}", self._rest)
+        self._runner = web.AppRunner(app, access_log=None)
+        await self._runner.setup()
+        sock = socket.socket()
+        sock.bind(("127.0.0.1", 0))
+        self.port = sock.getsockname()[1]
+        await web.SockSite(self._runner, sock).start()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        if self._ws is not None:
+            await self._ws.close()
+        if self._runner is not None:
+            await self._runner.cleanup()
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @contextmanager
+    def installed(self) -> Iterator[None]:
+        """Point discord.py's REST base and default gateway at this fake, then restore them."""
+        route_base = discord.http.Route.BASE
+        gateway = discord.gateway.DiscordWebSocket.DEFAULT_GATEWAY
+        discord.http.Route.BASE = f"{self.base_url}/api/v10"
+        discord.gateway.DiscordWebSocket.DEFAULT_GATEWAY = yarl.URL(
+            f"ws://127.0.0.1:{self.port}/gw"
+        )
+        try:
+            yield
+        finally:
+            discord.http.Route.BASE = route_base
+            discord.gateway.DiscordWebSocket.DEFAULT_GATEWAY = gateway
+
+    # -- test controls ---------------------------------------------------------------------
+
+    async def wait_for(self, predicate: Callable[[], bool], *, within: float = 5.0) -> None:
+        """Return as soon as ``predicate()`` holds; it is re-checked after every recorded event.
+        ``within`` only bounds a broken test; a passing one never waits that long."""
+        async with asyncio.timeout(within), self._changed:
+            await self._changed.wait_for(predicate)
+
+    async def dispatch(self, event: str, data: dict[str, Any]) -> None:
+        """Send one gateway DISPATCH; while no client is connected it is kept as missed and
+        replayed when the client resumes."""
+        if self._ws is None:
+            self._replay.append((event, data))
+            return
+        self._seq += 1
+        await self._ws.send_str(json.dumps({"op": 0, "t": event, "s": self._seq, "d": data}))
+
+    async def reconnect(self, *, replay: Sequence[tuple[str, dict[str, Any]]] = ()) -> None:
+        """Send op 7 RECONNECT. On the client's RESUME the fake replays ``replay`` and whatever
+        was dispatched meanwhile (events it treats as missed), then sends RESUMED."""
+        ws, self._ws = self._ws, None
+        if ws is None:
+            raise RuntimeError("no gateway client connected")
+        self._replay.extend(replay)
+        await ws.send_str(json.dumps({"op": 7, "d": None}))
+
+    def fail(self, method: str, path: str, *, status: int, code: int, times: int = 1) -> None:
+        """Answer the next ``times`` requests matching ``method`` and the ``path`` regex with a
+        Discord error (e.g. 403 / 50013 missing permissions)."""
+        self._failures.append(_Failure(method, re.compile(path), status, code, times))
+
+    def posts_in(self, channel_id: int) -> list[Post]:
+        return [p for p in self.posts if p.channel_id == channel_id]
+
+    # -- payload builders ------------------------------------------------------------------
+
+    def message(
+        self,
+        channel_id: int,
+        content: str,
+        *,
+        author: dict[str, Any] | None = None,
+        message_id: int | None = None,
+        mentions_bot: bool = False,
+        webhook_id: int | None = None,
+        kind: int = 0,
+    ) -> dict[str, Any]:
+        """A MESSAGE_CREATE payload from the customer (or ``author``) in ``channel_id``."""
+        author = author or self.customer
+        data: dict[str, Any] = {
+            "id": str(message_id or snowflake()),
+            "channel_id": str(channel_id),
+            "author": author,
+            "content": content,
+            "timestamp": TIMESTAMP,
+            "edited_timestamp": None,
+            "tts": False,
+            "mention_everyone": False,
+            "mentions": [self.bot_user] if mentions_bot else [],
+            "mention_roles": [],
+            "attachments": [],
+            "embeds": [],
+            "pinned": False,
+            "type": kind,
+            "flags": 0,
+        }
+        if webhook_id is not None:
+            data["webhook_id"] = str(webhook_id)
+        if int(self.channels.get(channel_id, {}).get("type", 0)) != 1:
+            data["guild_id"] = str(self.world.guild_id)
+            data["member"] = {
+                "roles": [],
+                "joined_at": TIMESTAMP,
+                "deaf": False,
+                "mute": False,
+                "flags": 0,
+            }
+        return data
+
+    def add_thread(self, parent_id: int, name: str = "earlier question") -> int:
+        """A thread that exists on Discord but was never announced to the client."""
+        thread = self._thread(
+            thread_id=snowflake(), parent_id=parent_id, name=name, owner_id=self.world.customer_id
+        )
+        return int(thread["id"])
+
+    async def forum_post(self, title: str, content: str) -> dict[str, Any]:
+        """The customer opens a post in the support forum: THREAD_CREATE, then the starter
+        message, whose id is the thread's id. Returns the MESSAGE_CREATE payload."""
+        thread = self._thread(
+            thread_id=snowflake(),
+            parent_id=self.world.forum_channel_id,
+            name=title,
+            owner_id=self.world.customer_id,
+        )
+        await self.dispatch("THREAD_CREATE", {**thread, "newly_created": True})
+        message = self.message(int(thread["id"]), content, message_id=int(thread["id"]))
+        await self.dispatch("MESSAGE_CREATE", message)
+        return message
+
+    # -- internals -------------------------------------------------------------------------
+
+    async def _record(self, bucket: list[Any], item: Any) -> None:
+        async with self._changed:
+            bucket.append(item)
+            self._changed.notify_all()
+
+    def _add_channel(self, data: dict[str, Any]) -> None:
+        data.setdefault("guild_id", str(self.world.guild_id))
+        data.setdefault("permission_overwrites", [])
+        data.setdefault("nsfw", False)
+        data.setdefault("parent_id", None)
+        self.channels[int(data["id"])] = data
+
+    def _thread(
+        self, *, thread_id: int, parent_id: int, name: str, owner_id: int
+    ) -> dict[str, Any]:
+        data = {
+            "id": str(thread_id),
+            "type": 11,
+            "guild_id": str(self.world.guild_id),
+            "parent_id": str(parent_id),
+            "owner_id": str(owner_id),
+            "name": name,
+            "last_message_id": None,
+            "rate_limit_per_user": 0,
+            "message_count": 0,
+            "member_count": 1,
+            "flags": 0,
+            "thread_metadata": {
+                "archived": False,
+                "auto_archive_duration": 1440,
+                "archive_timestamp": TIMESTAMP,
+                "locked": False,
+            },
+        }
+        self._add_channel(data)
+        return data
+
+    def _guild_create(self) -> dict[str, Any]:
+        w = self.world
+        everyone = {"id": str(w.guild_id), "name": "@everyone", "permissions": "1071698660929"}
+        support = {"id": str(w.support_role_id), "name": "Support", "mentionable": True}
+        for role in (everyone, support):
+            role.update(color=0, hoist=False, position=0, managed=False)
+            role.setdefault("permissions", "0")
+            role.setdefault("mentionable", False)
+        member = {"roles": [], "joined_at": TIMESTAMP, "deaf": False, "mute": False, "flags": 0}
+        channels = [c for c in self.channels.values() if c.get("type") in (0, 15)]
+        return {
+            "id": str(w.guild_id),
+            "name": "Acme",
+            "owner_id": str(w.customer_id),
+            "member_count": 2,
+            "large": False,
+            "unavailable": False,
+            "roles": [everyone, support],
+            "emojis": [],
+            "stickers": [],
+            "features": [],
+            "channels": channels,
+            "threads": [c for c in self.channels.values() if c.get("type") == 11],
+            "members": [{**member, "user": self.bot_user}, {**member, "user": self.customer}],
+            "voice_states": [],
+            "presences": [],
+            "stage_instances": [],
+            "guild_scheduled_events": [],
+            "soundboard_sounds": [],
+        }
+
+    async def _gateway(self, request: web.Request) -> web.WebSocketResponse:
+        ws = web.WebSocketResponse()
+        await ws.prepare(request)
+        await self._record(self.gateway_paths, request.path)
+        await ws.send_str(json.dumps({"op": 10, "d": {"heartbeat_interval": 41250}}))
+        async for frame in ws:
+            if frame.type is not WSMsgType.TEXT:
+                break
+            msg = json.loads(frame.data)
+            if msg["op"] == 1:
+                await ws.send_str(json.dumps({"op": 11}))
+            elif msg["op"] == 2:
+                await self._identify(ws, msg["d"])
+            elif msg["op"] == 6:
+                await self._resume(ws, msg["d"])
+        if ws.close_code is not None and id(ws) not in self._rejected:
+            await self._record(self.client_close_codes, ws.close_code)
+        if self._ws is ws:
+            self._ws = None
+        return ws
+
+    async def _identify(self, ws: web.WebSocketResponse, data: dict[str, Any]) -> None:
+        await self._record(self.identifies, data)
+        if data.get("token") != self.token:
+            await self._reject(ws, 4004, "Authentication failed.")
+            return
+        if self.reject_privileged_intents and data.get("intents", 0) & PRIVILEGED_INTENTS:
+            await self._reject(ws, 4014, "Disallowed intent(s).")
+            return
+        self._ws = ws
+        await self.dispatch(
+            "READY",
+            {
+                "v": 10,
+                "user": self.bot_user,
+                "guilds": [{"id": str(self.world.guild_id), "unavailable": True}],
+                "session_id": self.session_id,
+                "resume_gateway_url": f"ws://127.0.0.1:{self.port}/resume-gw",
+                "application": {"id": str(self.world.application_id), "flags": 0},
+            },
+        )
+        await self.dispatch("GUILD_CREATE", self._guild_create())
+
+    async def _reject(self, ws: web.WebSocketResponse, code: int, reason: str) -> None:
+        self._rejected.add(id(ws))
+        await self._record(self.rejections, code)
+        await ws.close(code=code, message=reason.encode())
+
+    async def _resume(self, ws: web.WebSocketResponse, data: dict[str, Any]) -> None:
+        self._ws = ws
+        replay, self._replay = self._replay, []
+        for event, payload in replay:
+            await self.dispatch(event, payload)
+        await self.dispatch("RESUMED", {})
+        await self._record(self.resumes, data)
+
+    # -- REST ------------------------------------------------------------------------------
+
+    async def _rest(self, request: web.Request) -> web.Response:
+        path = "/" + request.match_info["tail"]
+        body = await request.json() if request.can_read_body else None
+        await self._record(self.requests, Request(request.method, path, body, dict(request.query)))
+        if request.headers.get("Authorization") != f"Bot {self.token}":
+            return _json({"message": "401: Unauthorized", "code": 0}, status=401)
+        for failure in self._failures:
+            if failure.times and failure.method == request.method and failure.pattern.search(path):
+                failure.times -= 1
+                return _json({"message": "fake failure", "code": failure.code}, failure.status)
+        for method, pattern, handler in self._routes():
+            match = re.fullmatch(pattern, path)
+            if match and method == request.method:
+                return await handler(body, *(int(g) if g.isdigit() else g for g in match.groups()))
+        return _json({"message": "404: Not Found", "code": 0}, status=404)
+
+    def _routes(self) -> list[tuple[str, str, Callable[..., Any]]]:
+        return [
+            ("GET", r"/users/@me", self._me),
+            ("GET", r"/oauth2/applications/@me", self._application),
+            ("POST", r"/users/@me/channels", self._open_dm),
+            ("GET", r"/channels/(\d+)", self._get_channel),
+            ("POST", r"/channels/(\d+)/typing", self._typing),
+            ("POST", r"/channels/(\d+)/messages", self._send),
+            ("POST", r"/channels/(\d+)/messages/(\d+)/threads", self._thread_from_message),
+            ("POST", r"/channels/(\d+)/threads", self._thread_in_channel),
+        ]
+
+    async def _me(self, _body: Any) -> web.Response:
+        return _json(self.bot_user)
+
+    async def _application(self, _body: Any) -> web.Response:
+        return _json(
+            {
+                "id": str(self.world.application_id),
+                "name": "supportbot",
+                "icon": None,
+                "description": "",
+                "rpc_origins": [],
+                "bot_public": True,
+                "bot_require_code_grant": False,
+                "owner": self.customer,
+                "verify_key": "0" * 64,
+                "flags": 0,
+            }
+        )
+
+    async def _open_dm(self, body: dict[str, Any]) -> web.Response:
+        recipient = int(body["recipient_id"])
+        if recipient != self.world.customer_id:
+            return _json({"message": "Unknown User", "code": 10013}, status=404)
+        return _json(self.channels[self.world.dm_channel_id])
+
+    async def _get_channel(self, _body: Any, channel_id: int) -> web.Response:
+        channel = self.channels.get(channel_id)
+        if channel is None:
+            return _json({"message": "Unknown Channel", "code": 10003}, status=404)
+        return _json(channel)
+
+    async def _typing(self, _body: Any, channel_id: int) -> web.Response:
+        await self._record(self.typing, channel_id)
+        return web.Response(status=204)
+
+    async def _send(self, body: dict[str, Any], channel_id: int) -> web.Response:
+        channel = self.channels.get(channel_id)
+        if channel is None:
+            return _json({"message": "Unknown Channel", "code": 10003}, status=404)
+        if channel["type"] == 15:
+            return _json({"message": "Cannot send messages in a forum", "code": 50008}, status=400)
+        if len(body.get("content") or "") > 2000:
+            return _json({"message": "Invalid Form Body", "code": 50035}, status=400)
+        message = self._bot_message(channel_id, body)
+        await self._record(self.posts, Post(int(message["id"]), channel_id, body))
+        await self.dispatch("MESSAGE_CREATE", message)
+        return _json(message)
+
+    def _bot_message(self, channel_id: int, body: dict[str, Any]) -> dict[str, Any]:
+        message = self.message(channel_id, body.get("content") or "", author=self.bot_user)
+        if body.get("message_reference"):
+            message["type"] = 19
+            message["message_reference"] = body["message_reference"]
+        return message
+
+    async def _thread_from_message(
+        self, body: dict[str, Any], channel_id: int, message_id: int
+    ) -> web.Response:
+        if message_id in self.channels:
+            return _json(
+                {"message": "A thread has already been created for this message", "code": 160004},
+                status=400,
+            )
+        if len(body.get("name") or "") > 100 or not body.get("name"):
+            return _json({"message": "Invalid Form Body", "code": 50035}, status=400)
+        # A thread started from a message has the message's id.
+        thread = self._thread(
+            thread_id=message_id,
+            parent_id=channel_id,
+            name=body["name"],
+            owner_id=self.world.bot_id,
+        )
+        await self._record(self.threads, thread)
+        if self.announce_threads:
+            await self.dispatch("THREAD_CREATE", {**thread, "newly_created": True})
+        return _json(thread)
+
+    async def _thread_in_channel(self, body: dict[str, Any], channel_id: int) -> web.Response:
+        thread = self._thread(
+            thread_id=snowflake(),
+            parent_id=channel_id,
+            name=body["name"],
+            owner_id=self.world.bot_id,
+        )
+        await self._record(self.threads, thread)
+        await self.dispatch("THREAD_CREATE", {**thread, "newly_created": True})
+        starter = body.get("message")
+        if starter is None:
+            return _json(thread)
+        # Forum post: the starter message lives in the new thread and shares its id.
+        message = self._bot_message(int(thread["id"]), starter)
+        message["id"] = thread["id"]
+        await self._record(self.posts, Post(int(thread["id"]), int(thread["id"]), starter))
+        await self.dispatch("MESSAGE_CREATE", message)
+        return _json({**thread, "message": message})
+
+
+def _json(data: Any, status: int = 200) -> web.Response:
+    # Exactly "application/json": discord.py compares the header verbatim.
+    body = json.dumps(data).encode()
+    return web.Response(body=body, status=status, headers={"Content-Type": "application/json"})

@@ -1,0 +1,179 @@
+"""Pure parts of the Discord adapter: routing, mention stripping, thread names, rendering."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import replace
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+import discord
+import pytest
+
+from bots.discord import PERMISSIONS, invite_url
+from bots.discord.render import Outgoing, reply_messages, shorten, staff_notice
+from bots.discord.routing import Plan, Seen, plan, strip_mention, thread_name
+from bots.discord.send import allowed_mentions
+from core.types import ConversationKey, Escalation, Reply
+
+BOT, GUILD, SUPPORT, GENERAL, THREAD, MSG, USER = 9, 1, 10, 20, 30, 40, 50
+BASE = Seen(
+    message_id=MSG,
+    author_id=USER,
+    author_name="Casey",
+    author_is_bot=False,
+    webhook_id=None,
+    system=False,
+    guild_id=GUILD,
+    channel_id=SUPPORT,
+    thread_parent_id=None,
+    mentions_bot=False,
+    content="Where is my order?",
+)
+
+
+def route(**changes: Any) -> Plan | None:
+    return plan(replace(BASE, **changes), bot_id=BOT, support_channel_ids={SUPPORT})
+
+
+@pytest.mark.parametrize(
+    "changes",
+    [
+        {"author_id": BOT},
+        {"author_is_bot": True},
+        {"webhook_id": 77},
+        {"system": True},
+        {"channel_id": GENERAL},
+        {"channel_id": GENERAL, "author_is_bot": True, "mentions_bot": True},
+    ],
+    ids=["own", "other-bot", "webhook", "system", "unconfigured", "bot-mentioning-us"],
+)
+def test_ignored(changes: dict[str, object]) -> None:
+    assert route(**changes) is None
+
+
+@pytest.mark.parametrize(
+    ("changes", "key", "start_thread", "only_if_active"),
+    [
+        ({}, ("1", "10", "40"), True, False),
+        ({"channel_id": GENERAL, "mentions_bot": True}, ("1", "20", "40"), True, False),
+        ({"channel_id": THREAD, "thread_parent_id": SUPPORT}, ("1", "10", "30"), False, False),
+        (
+            {"channel_id": THREAD, "thread_parent_id": GENERAL, "mentions_bot": True},
+            ("1", "20", "30"),
+            False,
+            False,
+        ),
+        ({"channel_id": THREAD, "thread_parent_id": GENERAL}, ("1", "20", "30"), False, True),
+        ({"guild_id": None, "channel_id": 60}, ("@me", "60", "-"), False, False),
+    ],
+    ids=[
+        "support-channel",
+        "mention-elsewhere",
+        "support-thread",
+        "mention-in-thread",
+        "unprompted-thread",
+        "dm",
+    ],
+)
+def test_routed(
+    changes: dict[str, object], key: tuple[str, str, str], start_thread: bool, only_if_active: bool
+) -> None:
+    todo = route(**changes)
+    assert todo is not None
+    assert todo.message.key == ConversationKey("discord", *key)
+    assert todo.start_thread is start_thread
+    assert todo.only_if_active is only_if_active
+    assert todo.message.direct is (key[0] == "@me")
+    assert todo.message.message_id == str(MSG)
+    assert todo.message.author_id == str(USER)
+    assert todo.message.author_name == "Casey"
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("<@9> where is my order?", "where is my order?"),
+        ("hey <@!9>   can you help", "hey can you help"),
+        ("<@9>", ""),
+        ("ask <@99> and <@9>\nline two", "ask <@99> and\nline two"),
+    ],
+)
+def test_strip_mention(text: str, expected: str) -> None:
+    assert strip_mention(text, BOT) == expected
+
+
+def test_only_a_mention_passes_empty_text_through() -> None:
+    todo = route(content="<@9>", mentions_bot=True, channel_id=GENERAL)
+    assert todo is not None and todo.message.text == ""
+
+
+def test_thread_name_is_the_question_within_100_characters() -> None:
+    assert thread_name("  How do I\n reset <@9> my password?  ", fallback="x") == (
+        "How do I reset my password?"
+    )
+    long = "word " * 60
+    name = thread_name(long, fallback="x")
+    assert len(name) <= 100
+    assert name.endswith("word…")
+    assert thread_name("<@9>", fallback="Question from Casey") == "Question from Casey"
+
+
+def _fences_balanced(chunk: str) -> bool:
+    return sum(1 for line in chunk.splitlines() if line.strip().startswith("```")) % 2 == 0
+
+
+def test_long_answer_is_three_messages_with_balanced_fences() -> None:
+    prose = "This sentence explains one step of the process in detail. " * 25
+    code = "```python\n" + "\n".join(f"print('line {i}')" for i in range(120)) + "\n```"
+    text = f"{prose}\n\n{code}\n\n{prose}"[:5000]
+    text = text[: text.rindex(".") + 1]
+    assert 4900 < len(text) <= 5000
+
+    chunks = reply_messages(Reply(text))
+
+    assert len(chunks) == 3
+    assert all(len(c.content) <= 2000 for c in chunks)
+    assert all(_fences_balanced(c.content) for c in chunks)
+    assert all(c.ping_role_id is None for c in chunks)
+    words = set(re.findall(r"\w+", text))
+    assert set(re.findall(r"\w+", "".join(c.content for c in chunks))) <= words | {"python"}
+
+
+def test_escalation_mention_closes_the_reply_and_only_it_pings() -> None:
+    chunks = reply_messages(Reply("x. " * 1200, Escalation("r", "s")), ping_role_id=5)
+    assert len(chunks) == 2
+    assert chunks[-1].content.endswith("<@&5>")
+    assert [c.ping_role_id for c in chunks] == [None, 5]
+    assert reply_messages(Reply(""), ping_role_id=None) == []
+
+
+def test_staff_notice() -> None:
+    notice = staff_notice(
+        Escalation("wants a refund", "s " * 2000, "50"),
+        customer_id="50",
+        jump_url="https://discord.com/channels/@me/60/40",
+        role_id=5,
+    )
+    assert notice.ping_role_id == 5
+    assert notice.content.startswith("<@&5> ")
+    assert "Customer: <@50>" in notice.content
+    assert "Reason: wants a refund" in notice.content
+    assert notice.content.endswith("Message: https://discord.com/channels/@me/60/40")
+    assert len(notice.content) < 2000
+    assert len(shorten("a b c d", 4)) <= 4
+
+
+def test_allowed_mentions_never_parse_everyone_or_users() -> None:
+    assert allowed_mentions(Outgoing("@everyone")).to_dict() == {"parse": []}
+    assert allowed_mentions(Outgoing("<@&5>", 5)).to_dict() == {"parse": [], "roles": [5]}
+
+
+def test_invite_url_requests_exactly_the_needed_permissions() -> None:
+    query = parse_qs(urlsplit(invite_url(1234)).query)
+    assert query["client_id"] == ["1234"]
+    assert query["scope"] == ["bot"]
+    granted = discord.Permissions(int(query["permissions"][0]))
+    assert granted == PERMISSIONS
+    assert granted.value == (1 << 10) | (1 << 11) | (1 << 16) | (1 << 35) | (1 << 38)
+    assert not granted.administrator and not granted.mention_everyone

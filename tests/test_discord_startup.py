@@ -1,0 +1,61 @@
+"""Starting and stopping the Discord bot: clear errors for the two set-up mistakes people make."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from bots.discord import DiscordBot, DiscordStartError, run_discord
+from tests.discord_helpers import RecordingPort, fake_discord_installed, say, settings_for
+
+
+async def test_missing_message_content_intent_is_a_clear_error() -> None:
+    async with fake_discord_installed(reject_privileged_intents=True) as fake:
+        bot = DiscordBot(
+            settings=settings_for(fake), port=RecordingPort(), guild_ready_timeout=0.05
+        )
+        with pytest.raises(DiscordStartError, match="MESSAGE CONTENT INTENT") as raised:
+            await bot.start()
+
+    assert "Developer Portal" in str(raised.value)
+    assert fake.rejections == [4014]
+    assert fake.identifies[0]["intents"] & (1 << 15)  # the bot did ask for message content
+
+
+async def test_wrong_token_is_a_clear_error_without_the_token() -> None:
+    async with fake_discord_installed() as fake:
+        settings = settings_for(fake, token="not-the-token")
+        bot = DiscordBot(settings=settings, port=RecordingPort(), guild_ready_timeout=0.05)
+        with pytest.raises(DiscordStartError, match="rejected DISCORD_TOKEN") as raised:
+            await bot.start()
+
+    assert "not-the-token" not in str(raised.value)
+    assert [r.path for r in fake.requests] == ["/users/@me"]
+    assert fake.identifies == []
+
+
+async def test_missing_token_is_a_clear_error() -> None:
+    async with fake_discord_installed() as fake:
+        bot = DiscordBot(settings=settings_for(fake, token=None), port=RecordingPort())
+        with pytest.raises(DiscordStartError, match="DISCORD_TOKEN is not set"):
+            await bot.start()
+
+    assert fake.requests == []
+
+
+async def test_run_discord_serves_until_cancelled_then_disconnects() -> None:
+    async with fake_discord_installed() as fake:
+        port = RecordingPort()
+        running = asyncio.create_task(run_discord(settings_for(fake), port))
+        await fake.wait_for(lambda: len(fake.identifies) == 1)
+        await say(fake, fake.world.dm_channel_id, "Are you there?")
+        await fake.wait_for(lambda: len(fake.posts) == 1)
+
+        running.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await running
+        # aiohttp lets discord.py's reader send its own close frame (4000) before the 1000.
+        await fake.wait_for(lambda: len(fake.client_close_codes) == 1)
+
+    assert fake.posts[0].content == "answer to: Are you there?"
