@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
 from datetime import timedelta
+from typing import Protocol
 
 from core.claude import ClaudeClient
 from core.config import Settings
-from core.desk import Desk
+from core.desk import Desk, watch_repings
 from core.engine import Engine, Limits
+from core.types import EscalationView
 from storage.database import create_engine, upgrade
 from storage.repository import SqlStore
 
@@ -53,3 +56,52 @@ async def open_runtime(settings: Settings) -> AsyncIterator[Runtime]:
         if llm is not None:
             await llm.aclose()
         await database.dispose()
+
+
+class Adapter(Protocol):
+    """A platform adapter as the composition root runs it."""
+
+    async def start(self) -> None: ...
+
+    async def wait(self) -> None:
+        """Return (or raise) when the platform connection has ended for good."""
+        ...
+
+    async def close(self) -> None: ...
+
+    async def reping(self, view: EscalationView) -> None:
+        """Remind staff of an escalation nobody has claimed."""
+        ...
+
+
+def _adapter(platform: str, runtime: Runtime) -> Adapter:
+    # Imported here so running one platform never imports the other's SDK.
+    settings = runtime.settings
+    if platform == "slack":
+        from bots.slack import SlackBot
+
+        return SlackBot(settings=settings.slack, port=runtime.engine, desk=runtime.desk)
+    from bots.discord import DiscordBot
+
+    return DiscordBot(settings=settings.discord, port=runtime.engine, desk=runtime.desk)
+
+
+async def serve(settings: Settings, platforms: set[str]) -> None:
+    """Run the adapters for ``platforms`` and the re-ping watcher until cancelled."""
+    async with open_runtime(settings) as runtime, AsyncExitStack() as stack:
+        adapters: dict[str, Adapter] = {}
+        for platform in sorted(platforms):
+            adapter = _adapter(platform, runtime)
+            await adapter.start()
+            stack.push_async_callback(adapter.close)
+            adapters[platform] = adapter
+
+        async def reping(view: EscalationView) -> None:
+            await adapters[view.key.platform].reping(view)
+
+        # Check a few times per re-ping interval, never less often than every 30 s.
+        every = min(30.0, settings.reping_minutes * 60 / 5)
+        await asyncio.gather(
+            watch_repings(runtime.desk, reping, platforms=platforms, every=every),
+            *(adapter.wait() for adapter in adapters.values()),
+        )

@@ -9,7 +9,7 @@ from typing import Annotated
 
 import typer
 
-from bots.app import open_runtime
+from bots.app import open_runtime, serve
 from bots.console import chat as console_chat
 from bots.links import conversation_link
 from core.config import ConfigError, Settings, load_settings
@@ -147,7 +147,7 @@ def run(
     if Platform.discord in wanted:
         _check_discord(settings)
     try:
-        asyncio.run(_serve(settings, wanted))
+        asyncio.run(serve(settings, {str(p) for p in wanted}))
     except* (ConfigError, StartError) as group:
         _fail("\n".join(str(exc) for exc in group.exceptions))
 
@@ -167,18 +167,6 @@ def _check_slack(settings: Settings) -> None:
 def _check_discord(settings: Settings) -> None:
     if settings.discord.token is None:
         _fail("DISCORD_TOKEN must be set to run on Discord.")
-
-
-async def _serve(settings: Settings, platforms: set[Platform]) -> None:
-    async with open_runtime(settings) as runtime, asyncio.TaskGroup() as group:
-        if Platform.slack in platforms:
-            from bots.slack import run_slack
-
-            group.create_task(run_slack(settings.slack, runtime.engine))
-        if Platform.discord in platforms:
-            from bots.discord import run_discord
-
-            group.create_task(run_discord(settings.discord, runtime.engine))
 
 
 @discord_app.command("invite-url")

@@ -77,15 +77,19 @@ class Desk:
             return None
         return Relayed(key=view.key, text=text, staff_name=staff_name)
 
-    async def due_repings(self) -> list[EscalationView]:
-        return await self._store.due_repings(self._clock())
+    async def due_repings(self, platforms: set[str]) -> list[EscalationView]:
+        return await self._store.due_repings(self._clock(), platforms=platforms)
 
     async def live(self) -> list[EscalationView]:
         return await self._store.live_escalations()
 
 
 async def watch_repings(
-    desk: Desk, notify: Callable[[EscalationView], Awaitable[None]], *, every: float
+    desk: Desk,
+    notify: Callable[[EscalationView], Awaitable[None]],
+    *,
+    platforms: set[str],
+    every: float,
 ) -> None:
     """Re-ping unclaimed escalations as they fall due, until cancelled.
 
@@ -93,7 +97,7 @@ async def watch_repings(
     replica takes them first.
     """
     while True:
-        for view in await desk.due_repings():
+        for view in await desk.due_repings(platforms):
             try:
                 await notify(view)
             except Exception:

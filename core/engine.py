@@ -151,7 +151,7 @@ class Engine:
         await self._store.update(
             conversation.id, topic=turn.topic, window_start=turn.history[0].seq, now=turn.now
         )
-        if self._wants_person(turn.text):
+        if turn.message.wants_person or self._wants_person(turn.text):
             return await self._escalate(
                 turn, "The customer asked for a person", self._persona.handoff, summarize=True
             )

@@ -109,8 +109,9 @@ class ConversationStore(Protocol):
         """
         ...
 
-    async def due_repings(self, now: datetime) -> list[EscalationView]:
-        """Take (so no other replica also takes) the unclaimed escalations due a re-ping."""
+    async def due_repings(self, now: datetime, *, platforms: set[str]) -> list[EscalationView]:
+        """Take (so no other replica also takes) the unclaimed escalations due a re-ping
+        on ``platforms``; a replica takes only those it can post to."""
         ...
 
     async def live_escalations(self) -> list[EscalationView]: ...

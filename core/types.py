@@ -37,7 +37,8 @@ class IncomingMessage:
 
     ``message_id`` is the platform's own id for this message (Slack ``channel:ts``, Discord
     snowflake); the engine dedupes on it, so retried or doubled deliveries reach Claude once.
-    ``direct`` marks a DM, where conversations end after the idle timeout.
+    ``direct`` marks a DM, where conversations end after the idle timeout. ``wants_person``
+    is set when the customer pressed a "Talk to a human" button (``text`` is its label).
     """
 
     key: ConversationKey
@@ -46,6 +47,7 @@ class IncomingMessage:
     message_id: str
     direct: bool = False
     author_name: str = ""
+    wants_person: bool = False
 
 
 @dataclass(frozen=True, slots=True)

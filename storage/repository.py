@@ -258,13 +258,18 @@ class SqlStore:
         except IntegrityError:
             return False
 
-    async def due_repings(self, now: datetime) -> list[EscalationView]:
+    async def due_repings(self, now: datetime, *, platforms: set[str]) -> list[EscalationView]:
+        on_platforms = select(ConversationRow.id).where(ConversationRow.platform.in_(platforms))
         async with self._sessions.begin() as session:
             # Clearing reping_at in the same statement that selects is what makes a re-ping
             # happen once, whichever replica gets there first.
             taken = await session.scalars(
                 update(EscalationRow)
-                .where(EscalationRow.state == "open", EscalationRow.reping_at <= now)
+                .where(
+                    EscalationRow.state == "open",
+                    EscalationRow.reping_at <= now,
+                    EscalationRow.conversation_id.in_(on_platforms),
+                )
                 .values(reping_at=None)
                 .returning(EscalationRow.id)
             )

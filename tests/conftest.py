@@ -65,12 +65,25 @@ async def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     return POSTGRES_URL
 
 
-def make_settings(database_url: str, claude_url: str | None, **claude: object) -> Settings:
+def make_settings(
+    database_url: str,
+    claude_url: str | None,
+    *,
+    claude: dict[str, object] | None = None,
+    **fields: object,
+) -> Settings:
     """Settings for a test: no ``.env``, fast retries, and Claude only when given a URL.
 
-    Support hours are off, so replies do not depend on the time of day the suite runs.
+    ``claude`` overrides ``ClaudeSettings`` fields, ``fields`` the top-level ones. Support
+    hours are off, so replies do not depend on the time of day the suite runs.
     """
     persona = Persona.load(DEMO_PERSONA).model_copy(update={"support_hours": None})
+    tuning: dict[str, object] = {
+        "timeout_seconds": 2.0,
+        "max_retries": 1,
+        "retry_after_cap_seconds": 1.0,
+        **(claude or {}),
+    }
     return Settings(
         _env_file=None,
         database_url=database_url,
@@ -79,11 +92,9 @@ def make_settings(database_url: str, claude_url: str | None, **claude: object) -
             _env_file=None,
             api_key="test-key" if claude_url else None,
             base_url=claude_url,
-            timeout_seconds=claude.pop("timeout_seconds", 2.0),
-            max_retries=claude.pop("max_retries", 1),
-            retry_after_cap_seconds=claude.pop("retry_after_cap_seconds", 1.0),
-            **claude,
+            **tuning,
         ),
+        **fields,
     )
 
 

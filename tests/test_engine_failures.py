@@ -50,7 +50,7 @@ FAILURES = [
 @pytest.fixture
 def settings(database_url: str, fake_claude: FakeAnthropic) -> Settings:
     # Short per-attempt timeout so the hang case finishes quickly.
-    return make_settings(database_url, fake_claude.base_url, timeout_seconds=0.5)
+    return make_settings(database_url, fake_claude.base_url, claude={"timeout_seconds": 0.5})
 
 
 @pytest.mark.parametrize(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import datetime, timedelta
 
 from bots.app import Runtime, open_runtime
@@ -30,6 +31,19 @@ async def test_asking_for_a_person_escalates_without_asking_claude_to_answer(
     # The only Claude call wrote the staff note; none answered the customer.
     assert len(fake_claude.requests) == 1
     assert fake_claude.requests[0].body["system"][0]["text"].startswith("You write hand-off")
+
+
+async def test_the_talk_to_a_human_button_escalates(
+    engine: Engine, fake_claude: FakeAnthropic, settings: Settings
+) -> None:
+    assert settings.persona is not None
+    fake_claude.queue(text("Customer pressed the button after asking about rugs."))
+    pressed = replace(message("(button)"), wants_person=True)
+    reply = await engine.handle(pressed)
+
+    assert reply is not None and reply.escalation is not None
+    assert reply.text == settings.persona.handoff
+    assert len(fake_claude.requests) == 1
 
 
 async def test_a_second_trigger_updates_the_live_escalation_instead_of_pinging(
@@ -188,14 +202,15 @@ async def test_repings_fire_once_and_survive_a_restart(
     await desk.claim(claimed.escalation.id, staff_id="U-dana")
 
     now[0] += timedelta(minutes=9)
-    assert await desk.due_repings() == []
+    assert await desk.due_repings({"test"}) == []
 
     now[0] += timedelta(minutes=2)
     async with open_runtime(settings) as restarted:
         later = Desk(store=restarted.store, clock=lambda: now[0])
-        [due] = await later.due_repings()
+        assert await later.due_repings({"slack", "discord"}) == []
+        [due] = await later.due_repings({"test"})
         assert due.id == unclaimed.escalation.id and due.state == "open"
-        assert await later.due_repings() == []
+        assert await later.due_repings({"test"}) == []
 
 
 async def test_off_hours_escalation_says_when_the_team_is_back(
