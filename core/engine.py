@@ -221,7 +221,7 @@ class Engine:
             )
         else:
             reply = Reply(said)
-        if streak != turn.conversation.dont_know_streak or reply.escalation is not None:
+        if streak != turn.conversation.dont_know_streak:
             await self._store.update(turn.conversation.id, dont_know_streak=streak, now=turn.now)
         return reply
 

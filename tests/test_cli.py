@@ -120,3 +120,16 @@ async def test_escalations_lists_live_ones_with_age_and_link(tmp_path: Path) -> 
     assert code == 0
     assert "#1 open, 0 min old, console: The customer asked for a person" in out
     assert "console:local:sofa:-" in out
+
+
+async def test_discord_invite_url_names_the_application_and_permissions(tmp_path: Path) -> None:
+    code, _, err = await _run(tmp_path, "discord", "invite-url")
+    assert code == 2 and "DISCORD_APPLICATION_ID" in err
+
+    code, out, _ = await _run(
+        tmp_path, "discord", "invite-url", DISCORD_APPLICATION_ID="112233445566778899"
+    )
+    assert code == 0
+    url = out.strip()
+    assert url.startswith("https://discord.com/oauth2/authorize?client_id=112233445566778899")
+    assert "scope=bot" in url and "permissions=" in url
