@@ -13,8 +13,9 @@ from typing import Any
 from bots.slack import SlackBot
 from bots.slack.bot import EVENTS_PATH
 from core.config import SlackSettings
+from core.desk import Desk
 from core.types import ConversationKey, IncomingMessage, Reply
-from tests.fakes.slack_api import FakeSlack, Params, post_event
+from tests.fakes.slack_api import FakeSlack, Params, post_action, post_event
 
 FIXTURES = Path(__file__).parent / "fixtures" / "slack"
 SECRET = "test-signing-secret"
@@ -28,6 +29,44 @@ def load_body(name: str, *, event_id: str | None = None, **event: Any) -> dict[s
     body["event"].update(copy.deepcopy(event))
     if event_id is not None:
         body["event_id"] = event_id
+    return body
+
+
+def press_body(
+    message: Params,
+    action_id: str,
+    *,
+    user: str,
+    value: str | None = None,
+    action_ts: str = "1700000510.000200",
+) -> dict[str, Any]:
+    """The ``block_actions`` payload Slack sends when ``user`` presses a button on ``message``.
+
+    ``message`` is one the bot posted (``FakeSlack.messages``); ``value`` defaults to the
+    pressed button's own.
+    """
+    body = json.loads((FIXTURES / "block_actions.json").read_text(encoding="utf-8"))
+    [button] = [
+        element
+        for block in message["blocks"]
+        if block["type"] == "actions"
+        for element in block["elements"]
+        if element["action_id"] == action_id
+    ]
+    body["user"] |= {"id": user, "username": user.lower(), "name": user.lower()}
+    body["container"] |= {"channel_id": message["channel"], "message_ts": message["ts"]}
+    body["channel"]["id"] = message["channel"]
+    body["message"] = {k: v for k, v in message.items() if k != "channel"}
+    body["actions"] = [
+        {
+            "action_id": action_id,
+            "block_id": "b",
+            "text": button["text"],
+            "value": button["value"] if value is None else value,
+            "type": "button",
+            "action_ts": action_ts,
+        }
+    ]
     return body
 
 
@@ -94,6 +133,17 @@ class Harness:
             await self.bot.drain()
         return status
 
+    async def press(self, message: Params, action_id: str, *, user: str, **fields: Any) -> int:
+        """Press a button on ``message`` like Slack does, and wait until it has been handled."""
+        payload = press_body(message, action_id, user=user, **fields)
+        if self.mode == "http":
+            status = await post_action(self.events_url, payload, secret=SECRET)
+        else:
+            ack = await self.fake.send_envelope(payload, kind="interactive")
+            status = 200 if ack.get("envelope_id") else 500
+        await self.bot.drain()
+        return status
+
     def activity(self) -> list[str]:
         """The Web API methods called because of events (not the start-up calls)."""
         return [m for m, _ in self.fake.calls if m not in ("auth.test", "apps.connections.open")]
@@ -103,13 +153,28 @@ class Harness:
             p for p in self.fake.calls_to("chat.postMessage") if channel in (None, p["channel"])
         ]
 
+    def notifications(self) -> list[Params]:
+        """Top-level posts in the staff channel, as they stand now (updates applied)."""
+        return [m for m in self.fake.messages if m["channel"] == STAFF and "thread_ts" not in m]
+
+    def thread(self, parent: Params) -> list[Params]:
+        """The bot's replies in the thread under ``parent``."""
+        return [
+            m
+            for m in self.fake.messages
+            if m["channel"] == parent["channel"] and m.get("thread_ts") == parent["ts"]
+        ]
+
 
 @asynccontextmanager
 async def running_bot(
-    fake: FakeSlack, port: Any, *, mode: str = "http", **overrides: Any
+    fake: FakeSlack, port: Any, *, desk: Desk, mode: str = "http", **overrides: Any
 ) -> AsyncIterator[Harness]:
     bot = SlackBot(
-        settings=slack_settings(fake, mode=mode, **overrides), port=port, http_host="127.0.0.1"
+        settings=slack_settings(fake, mode=mode, **overrides),
+        port=port,
+        desk=desk,
+        http_host="127.0.0.1",
     )
     await bot.start()
     try:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import logging
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -16,12 +15,12 @@ from slack_sdk.web.async_client import AsyncWebClient
 from bots.slack import SlackBot
 from bots.slack.staff import REFRESH_SECONDS, StaffDirectory
 from core.config import ConfigError
-from core.types import Escalation, IncomingMessage, Reply
+from core.desk import Desk
+from core.types import IncomingMessage, Reply
 from tests.fakes.slack_api import FakeSlack, post_event, sign
 from tests.slack_helpers import (
     GROUP,
     SECRET,
-    STAFF,
     Harness,
     RecordingPort,
     load_body,
@@ -46,24 +45,16 @@ def port() -> RecordingPort:
 
 @pytest.fixture(params=["http", "socket"])
 async def bot(
-    request: pytest.FixtureRequest, slack: FakeSlack, port: RecordingPort
+    request: pytest.FixtureRequest, slack: FakeSlack, port: RecordingPort, desk: Desk
 ) -> AsyncIterator[Harness]:
-    async with running_bot(slack, port, mode=request.param) as harness:
+    async with running_bot(slack, port, desk=desk, mode=request.param) as harness:
         yield harness
 
 
 @pytest.fixture
-async def http_bot(slack: FakeSlack, port: RecordingPort) -> AsyncIterator[Harness]:
-    async with running_bot(slack, port) as harness:
+async def http_bot(slack: FakeSlack, port: RecordingPort, desk: Desk) -> AsyncIterator[Harness]:
+    async with running_bot(slack, port, desk=desk) as harness:
         yield harness
-
-
-def escalating(reason: str = "wants a refund") -> RecordingPort:
-    def answer(message: IncomingMessage) -> Reply:
-        escalation = Escalation(reason=reason, summary="Topic: billing", customer_id="U0CUSTOMER")
-        return Reply("A person from our team will follow up here.", escalation)
-
-    return RecordingPort(answer=answer)
 
 
 async def test_dm_turn_and_follow_up_reply_at_the_dm_top_level(
@@ -84,7 +75,9 @@ async def test_dm_turn_and_follow_up_reply_at_the_dm_top_level(
     assert first["text"] == (
         "echo: My order #123 hasn't arrived &amp; the tracking says &lt;pending&gt;"
     )
-    assert first["blocks"] == [{"type": "markdown", "text": first["text"]}]
+    markdown, button = first["blocks"]
+    assert markdown == {"type": "markdown", "text": first["text"]}
+    assert button["elements"][0]["action_id"] == "talk_to_human"
     assert follow["text"] == "echo: Any news?"
 
 
@@ -236,11 +229,11 @@ async def test_url_verification_is_answered(http_bot: Harness) -> None:
     assert status == 200
 
 
-async def test_model_output_cannot_ping(slack: FakeSlack) -> None:
+async def test_model_output_cannot_ping(slack: FakeSlack, desk: Desk) -> None:
     port = RecordingPort(
         answer=lambda m: Reply("Hi <!channel> <!here> <!everyone> <@U0ALL> <!subteam^S0X> <#C0G>")
     )
-    async with running_bot(slack, port) as harness:
+    async with running_bot(slack, port, desk=desk) as harness:
         await harness.deliver(load_body("app_mention"))
     [post] = harness.posts()
     for text in (post["text"], post["blocks"][0]["text"]):
@@ -248,52 +241,11 @@ async def test_model_output_cannot_ping(slack: FakeSlack) -> None:
         assert "&lt;!channel&gt;" in text
 
 
-async def test_escalation_in_a_channel_pings_the_team_in_the_thread(slack: FakeSlack) -> None:
-    async with running_bot(slack, escalating()) as harness:
-        await harness.deliver(load_body("app_mention"))
-    [post] = harness.posts()
-    assert post["channel"] == "C0SUPPORT" and post["thread_ts"] == MENTION_TS
-    assert post["text"].startswith("A person from our team will follow up here.")
-    assert post["text"].endswith(f"<!subteam^{GROUP}>")
-    assert post["blocks"][-1]["text"]["text"] == f"<!subteam^{GROUP}>"
-    assert harness.posts(STAFF) == []
-
-
-async def test_escalation_in_a_dm_tells_the_staff_channel(slack: FakeSlack) -> None:
-    async with running_bot(slack, escalating("Refund over <$500>")) as harness:
-        await harness.deliver(load_body("message_im"))
-    [to_customer] = harness.posts("D0DM")
-    assert "subteam" not in to_customer["text"]
-    assert to_customer["text"] == "A person from our team will follow up here."
-    [notice] = harness.posts(STAFF)
-    assert "thread_ts" not in notice
-    text = notice["text"]
-    assert text.startswith(f"<!subteam^{GROUP}> Escalation from <@U0CUSTOMER>")
-    assert "*Reason:* Refund over &lt;$500&gt;" in text
-    assert "*Summary:* Topic: billing" in text
-    assert "<https://fake.slack.test/archives/D0DM/p1700000001000100|" in text
-    assert slack.calls_to("chat.getPermalink") == [
-        {"channel": "D0DM", "message_ts": "1700000001.000100"}
-    ]
-
-
-async def test_escalation_without_team_settings_warns_and_still_replies(
-    slack: FakeSlack, caplog: pytest.LogCaptureFixture
-) -> None:
-    caplog.set_level(logging.WARNING, logger="bots.slack")
-    unset = {"support_group_id": None, "staff_channel": None}
-    async with running_bot(slack, escalating(), **unset) as harness:
-        await harness.deliver(load_body("message_im"))
-        await harness.deliver(load_body("app_mention"))
-    assert [p["channel"] for p in harness.posts()] == ["D0DM", "C0SUPPORT"]
-    assert all("subteam" not in p["text"] for p in harness.posts())
-    assert "SLACK_STAFF_CHANNEL unset" in caplog.text
-    assert "SLACK_SUPPORT_GROUP_ID unset" in caplog.text
-
-
-async def test_long_answer_is_posted_in_order_in_the_thread(slack: FakeSlack) -> None:
+async def test_long_answer_is_posted_in_order_in_the_thread(slack: FakeSlack, desk: Desk) -> None:
     answer = "\n".join(f"Step {i}: do the thing." for i in range(3000))
-    async with running_bot(slack, RecordingPort(answer=lambda m: Reply(answer))) as harness:
+    async with running_bot(
+        slack, RecordingPort(answer=lambda m: Reply(answer)), desk=desk
+    ) as harness:
         await harness.deliver(load_body("app_mention"))
     posts = harness.posts()
     assert len(posts) > 10
@@ -301,19 +253,21 @@ async def test_long_answer_is_posted_in_order_in_the_thread(slack: FakeSlack) ->
     assert "\n".join(p["text"] for p in posts) == answer
 
 
-async def test_rate_limited_post_is_retried(slack: FakeSlack, port: RecordingPort) -> None:
+async def test_rate_limited_post_is_retried(
+    slack: FakeSlack, desk: Desk, port: RecordingPort
+) -> None:
     slack.fail("chat.postMessage", "ratelimited")  # HTTP 429 with Retry-After: 0
-    async with running_bot(slack, port) as harness:
+    async with running_bot(slack, port, desk=desk) as harness:
         await harness.deliver(load_body("message_im"))
     assert [p["channel"] for p in harness.posts()] == ["D0DM", "D0DM"]
     assert slack.reactions == set()
 
 
 async def test_failed_post_is_logged_not_raised(
-    slack: FakeSlack, port: RecordingPort, caplog: pytest.LogCaptureFixture
+    slack: FakeSlack, desk: Desk, port: RecordingPort, caplog: pytest.LogCaptureFixture
 ) -> None:
     slack.fail("chat.postMessage", "not_in_channel")
-    async with running_bot(slack, port) as harness:
+    async with running_bot(slack, port, desk=desk) as harness:
         assert await harness.deliver(load_body("app_mention")) == 200
         await harness.deliver(load_body("message_im"))
     assert "not_in_channel" in caplog.text
@@ -323,12 +277,12 @@ async def test_failed_post_is_logged_not_raised(
 
 
 async def test_port_failure_is_logged_and_nothing_is_shown(
-    slack: FakeSlack, caplog: pytest.LogCaptureFixture
+    slack: FakeSlack, desk: Desk, caplog: pytest.LogCaptureFixture
 ) -> None:
     def broken(message: IncomingMessage) -> Reply:
         raise RuntimeError("database is on fire")
 
-    async with running_bot(slack, RecordingPort(answer=broken)) as harness:
+    async with running_bot(slack, RecordingPort(answer=broken), desk=desk) as harness:
         assert await harness.deliver(load_body("message_im")) == 200
     assert harness.posts() == []
     assert slack.reactions == set()
@@ -337,27 +291,27 @@ async def test_port_failure_is_logged_and_nothing_is_shown(
 
 
 async def test_doubled_delivery_leaves_the_reaction_to_the_first(
-    slack: FakeSlack, port: RecordingPort
+    slack: FakeSlack, desk: Desk, port: RecordingPort
 ) -> None:
     slack.reactions.add(("C0SUPPORT", MENTION_TS, "eyes"))
-    async with running_bot(slack, port) as harness:
+    async with running_bot(slack, port, desk=desk) as harness:
         await harness.deliver(load_body("app_mention"))
     assert slack.calls_to("reactions.remove") == []
     assert len(harness.posts()) == 1
 
 
-async def test_bad_bot_token_fails_start(slack: FakeSlack, port: RecordingPort) -> None:
+async def test_bad_bot_token_fails_start(slack: FakeSlack, port: RecordingPort, desk: Desk) -> None:
     settings = slack_settings(slack, bot_token="xoxb-revoked")
-    bot = SlackBot(settings=settings, port=port, http_host="127.0.0.1")
+    bot = SlackBot(settings=settings, port=port, desk=desk, http_host="127.0.0.1")
     with pytest.raises(SlackApiError, match="invalid_auth"):
         await bot.start()
 
 
 async def test_bad_app_token_fails_start_instead_of_retrying_forever(
-    slack: FakeSlack, port: RecordingPort
+    slack: FakeSlack, port: RecordingPort, desk: Desk
 ) -> None:
     settings = slack_settings(slack, mode="socket", app_token="xapp-revoked")
-    bot = SlackBot(settings=settings, port=port)
+    bot = SlackBot(settings=settings, port=port, desk=desk)
     with pytest.raises(SlackApiError, match="invalid_auth"):
         await bot.start()
 
@@ -370,13 +324,14 @@ async def test_bad_app_token_fails_start_instead_of_retrying_forever(
         ({"mode": "socket", "app_token": None}, "SLACK_APP_TOKEN"),
         ({"mode": "http", "signing_secret": None}, "SLACK_SIGNING_SECRET"),
         ({"support_group_id": "@support"}, "SLACK_SUPPORT_GROUP_ID"),
+        ({"staff_channel": "#support-staff"}, "SLACK_STAFF_CHANNEL"),
     ],
 )
-def test_missing_settings_are_named(
-    slack: FakeSlack, port: RecordingPort, overrides: dict, field: str
+async def test_missing_settings_are_named(
+    slack: FakeSlack, port: RecordingPort, desk: Desk, overrides: dict, field: str
 ) -> None:
     with pytest.raises(ConfigError, match=field):
-        SlackBot(settings=slack_settings(slack, **overrides), port=port)
+        SlackBot(settings=slack_settings(slack, **overrides), port=port, desk=desk)
 
 
 def test_signature_helper_matches_slacks_documented_example() -> None:
@@ -410,6 +365,7 @@ def test_manifest_asks_for_exactly_what_the_adapter_uses() -> None:
         "message.im",
     }
     assert manifest["features"]["app_home"]["messages_tab_enabled"] is True
+    assert manifest["settings"]["interactivity"]["is_enabled"] is True
 
 
 async def test_staff_list_is_cached_then_refreshed(slack: FakeSlack) -> None:
@@ -427,9 +383,11 @@ async def test_staff_list_is_cached_then_refreshed(slack: FakeSlack) -> None:
     assert len(slack.calls_to("usergroups.users.list")) == 2
 
 
-async def test_close_lets_an_accepted_message_finish(slack: FakeSlack, port: RecordingPort) -> None:
+async def test_close_lets_an_accepted_message_finish(
+    slack: FakeSlack, desk: Desk, port: RecordingPort
+) -> None:
     release = slack.hold("chat.postMessage")
-    async with running_bot(slack, port) as harness:
+    async with running_bot(slack, port, desk=desk) as harness:
         await harness.deliver(load_body("message_im"), wait=False)
         await slack.wait_for("chat.postMessage")
         closing = asyncio.create_task(harness.bot.close())
@@ -440,13 +398,14 @@ async def test_close_lets_an_accepted_message_finish(slack: FakeSlack, port: Rec
 
 async def test_close_cancels_what_outlasts_the_grace_period(
     slack: FakeSlack,
+    desk: Desk,
     port: RecordingPort,
     monkeypatch: pytest.MonkeyPatch,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     monkeypatch.setattr("bots.slack.bot.CLOSE_GRACE_SECONDS", 0.01)
     release = slack.hold("chat.postMessage")
-    async with running_bot(slack, port) as harness:
+    async with running_bot(slack, port, desk=desk) as harness:
         await harness.deliver(load_body("message_im"), wait=False)
         await slack.wait_for("chat.postMessage")
     release.set()

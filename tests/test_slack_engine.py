@@ -7,6 +7,7 @@ from collections.abc import AsyncIterator
 import pytest
 
 from bots.app import Runtime
+from core.desk import Desk
 from core.engine import Engine
 from tests.fakes.anthropic_api import FakeAnthropic, overloaded, text, tool_use
 from tests.fakes.slack_api import FakeSlack
@@ -23,8 +24,8 @@ async def slack() -> AsyncIterator[FakeSlack]:
 
 
 @pytest.fixture
-async def bot(slack: FakeSlack, engine: Engine) -> AsyncIterator[Harness]:
-    async with running_bot(slack, engine) as harness:
+async def bot(slack: FakeSlack, engine: Engine, desk: Desk) -> AsyncIterator[Harness]:
+    async with running_bot(slack, engine, desk=desk) as harness:
         yield harness
 
 
@@ -126,12 +127,16 @@ async def test_escalation_in_a_channel_pings_the_team_in_the_thread(
 ) -> None:
     fake_claude.queue(tool_use("escalate_to_human", {"reason": "Customer asks for a manager"}))
     await bot.deliver(load_body("app_mention"))
-    [post] = bot.posts()
-    assert post["channel"] == "C0SUPPORT" and post["thread_ts"] == MENTION_TS
+    [post] = bot.posts("C0SUPPORT")
+    assert post["thread_ts"] == MENTION_TS
+    assert all(block["type"] != "actions" for block in post["blocks"]), "no Talk-to-a-human"
     # The engine may add an off-hours note after its message; the ping always comes last.
     assert post["text"].startswith(runtime.settings.persona.dont_know)
     assert post["text"].endswith(f"\n\n{PING}")
-    assert bot.posts(STAFF) == []
+    # The thread pinged the team, so the staff notification names it without a second ping.
+    [notice] = bot.posts(STAFF)
+    assert notice["text"].startswith("Support team Escalation #1 from <@U0CUSTOMER>")
+    assert "subteam" not in notice["text"]
 
 
 async def test_escalation_in_a_dm_goes_to_the_staff_channel_with_a_permalink(
@@ -146,7 +151,7 @@ async def test_escalation_in_a_dm_goes_to_the_staff_channel_with_a_permalink(
     assert to_customer["text"].startswith(runtime.settings.persona.dont_know)
     assert "subteam" not in to_customer["text"]
     [notice] = bot.posts(STAFF)
-    assert notice["text"].startswith(f"{PING} Escalation from <@U0CUSTOMER>")
+    assert notice["text"].startswith(f"{PING} Escalation #1 from <@U0CUSTOMER> (Slack DM)")
     assert "*Reason:* Customer asks for a manager" in notice["text"]
     assert "*Summary:* Order #123 is late &amp; the customer wants a manager." in notice["text"]
     assert "https://fake.slack.test/archives/D0DM/p1700000001000100" in notice["text"]
@@ -158,11 +163,13 @@ async def test_claude_down_gives_the_fallback_and_pings_the_team(
     fake_claude.default = lambda body: overloaded()
     # Words no knowledge entry matches, so the engine cannot answer from its knowledge base.
     await bot.deliver(load_body("app_mention", text="<@U0BOT> partnership proposal for Q3?"))
-    [post] = bot.posts()
+    [post] = bot.posts("C0SUPPORT")
     assert post["thread_ts"] == MENTION_TS
     assert post["text"].startswith(runtime.settings.persona.fallbacks.overloaded)
     assert post["text"].endswith(f"\n\n{PING}")
     assert len(fake_claude.requests) >= 1
+    [notice] = bot.posts(STAFF)
+    assert "*Reason:* Claude unavailable (overloaded)" in notice["text"]
 
 
 async def test_three_thousand_line_answer_is_split_and_complete(
@@ -180,10 +187,10 @@ async def test_three_thousand_line_answer_is_split_and_complete(
 
 
 async def test_socket_mode_dm_end_to_end(
-    slack: FakeSlack, engine: Engine, fake_claude: FakeAnthropic
+    slack: FakeSlack, engine: Engine, desk: Desk, fake_claude: FakeAnthropic
 ) -> None:
     fake_claude.queue(text("On its way!"))
-    async with running_bot(slack, engine, mode="socket") as harness:
+    async with running_bot(slack, engine, desk=desk, mode="socket") as harness:
         assert await harness.deliver(load_body("message_im")) == 200
     [post] = harness.posts("D0DM")
     assert post["text"] == "On its way!"

@@ -1,4 +1,4 @@
-"""FakeSlack itself, driven by the real slack-sdk, plus run_slack's lifecycle over Socket Mode."""
+"""FakeSlack itself, driven by the real slack-sdk, plus the bot's lifecycle on both transports."""
 
 from __future__ import annotations
 
@@ -10,9 +10,17 @@ import pytest
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
-from bots.slack import run_slack
-from tests.fakes.slack_api import FakeSlack, post_event
-from tests.slack_helpers import SECRET, RecordingPort, load_body, running_bot, slack_settings
+from bots.slack import SlackBot
+from core.desk import Desk
+from tests.fakes.slack_api import FakeSlack, post_action, post_event
+from tests.slack_helpers import (
+    SECRET,
+    RecordingPort,
+    load_body,
+    press_body,
+    running_bot,
+    slack_settings,
+)
 
 
 @pytest.fixture
@@ -29,14 +37,18 @@ def client(slack: FakeSlack) -> AsyncWebClient:
 async def test_json_form_and_query_bodies_are_recorded(
     slack: FakeSlack, client: AsyncWebClient
 ) -> None:
-    await client.chat_postMessage(channel="C1", text="json body")
-    await client.api_call("chat.update", data={"channel": "C1", "ts": "1.2", "text": "form"})
+    posted = await client.chat_postMessage(channel="C1", text="json body")
+    ts = posted["ts"]
+    await client.api_call("chat.update", data={"channel": "C1", "ts": ts, "text": "form"})
     await client.api_call("conversations.info", http_verb="GET", params={"channel": "D1"})
     assert slack.calls == [
         ("chat.postMessage", {"channel": "C1", "text": "json body"}),
-        ("chat.update", {"channel": "C1", "ts": "1.2", "text": "form"}),
+        ("chat.update", {"channel": "C1", "ts": ts, "text": "form"}),
         ("conversations.info", {"channel": "D1"}),
     ]
+    assert slack.message("C1", ts)["text"] == "form"
+    with pytest.raises(SlackApiError, match="message_not_found"):
+        await client.chat_update(channel="C1", ts="1.2", text="gone")
 
 
 async def test_wait_for_counts_matching_calls(slack: FakeSlack, client: AsyncWebClient) -> None:
@@ -71,21 +83,31 @@ async def test_failures_limits_and_auth_answer_like_slack(
     assert link["permalink"].endswith(posted["ts"].replace(".", ""))
 
 
-async def test_run_slack_serves_until_cancelled(slack: FakeSlack) -> None:
-    port = RecordingPort()
-    running = asyncio.create_task(run_slack(slack_settings(slack, mode="socket"), port))
+async def test_bot_serves_socket_mode_until_closed(slack: FakeSlack, desk: Desk) -> None:
+    bot = SlackBot(settings=slack_settings(slack, mode="socket"), port=RecordingPort(), desk=desk)
+    await bot.start()
+    waiting = asyncio.create_task(bot.wait())
     ack = await slack.send_envelope(load_body("message_im"))
     assert ack["envelope_id"]
     [post] = await slack.wait_for("chat.postMessage")
     assert post["channel"] == "D0DM"
-    running.cancel()
-    with pytest.raises(asyncio.CancelledError):
-        await running
+    assert not waiting.done()
+    await bot.close()
+    await waiting
     await slack.wait_disconnected()
 
 
-async def test_http_endpoint_stops_on_close(slack: FakeSlack) -> None:
-    async with running_bot(slack, RecordingPort()) as harness:
+async def test_form_encoded_button_press_is_signed_like_slack(slack: FakeSlack, desk: Desk) -> None:
+    async with running_bot(slack, RecordingPort(), desk=desk) as harness:
+        await harness.deliver(load_body("message_im"))
+        [answer] = slack.messages
+        payload = press_body(answer, "talk_to_human", user="U0CUSTOMER")
+        assert await post_action(harness.events_url, payload, secret="wrong") == 401
+        assert await post_action(harness.events_url, payload, secret=SECRET) == 200
+
+
+async def test_http_endpoint_stops_on_close(slack: FakeSlack, desk: Desk) -> None:
+    async with running_bot(slack, RecordingPort(), desk=desk) as harness:
         url = harness.events_url
         assert await post_event(url, load_body("own_message"), secret=SECRET) == 200
     with pytest.raises(aiohttp.ClientConnectionError):

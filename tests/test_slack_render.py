@@ -8,14 +8,15 @@ import pytest
 
 from bots.slack.render import (
     MARKDOWN_LIMIT,
+    TALK_TO_HUMAN,
     TEXT_LIMIT,
     SlackMessage,
+    channel_mention,
     group_mention,
     render_reply,
-    staff_notice,
+    render_said,
     user_mention,
 )
-from core.types import Escalation
 from tests.slack_helpers import unescape
 
 PINGS = ["<!channel>", "<!here>", "<!everyone>", "<@U0ALL>", "<!subteam^S0ALL>", "<#C0GEN>"]
@@ -92,35 +93,32 @@ def test_text_that_grows_when_escaped_is_split_further() -> None:
     assert " ".join(unescape(m.text) for m in messages) == answer
 
 
-def test_staff_notice_names_everything_staff_need() -> None:
-    escalation = Escalation(
-        reason="Refund over <$500> & angry",
-        summary="Topic: billing. Customer's last message: “<!channel> help”",
-        customer_id="U0CUSTOMER",
-    )
-    text = staff_notice(
-        escalation,
-        customer_id="U0CUSTOMER",
-        ping="<!subteam^S0SUPPORT>",
-        permalink="https://x.slack.test/archives/D0DM/p1?thread_ts=1&cid=D0DM",
-    )
-    assert text.startswith("<!subteam^S0SUPPORT> Escalation from <@U0CUSTOMER>")
-    assert "*Reason:* Refund over &lt;$500&gt; &amp; angry" in text
-    assert "&lt;!channel&gt; help" in text
-    assert "<https://x.slack.test/archives/D0DM/p1?thread_ts=1&amp;cid=D0DM|" in text
-    assert text.count("<!") == 1
+def test_talk_to_human_button_goes_under_the_last_message_only() -> None:
+    messages = render_reply("word " * 2000, offer_person=True)
+    assert len(messages) > 1
+    assert all(len(m.blocks) == 1 for m in messages[:-1])
+    button = messages[-1].blocks[-1]
+    assert button["type"] == "actions"
+    [element] = button["elements"]
+    assert element["action_id"] == TALK_TO_HUMAN
+    assert element["text"] == {"type": "plain_text", "text": "Talk to a human"}
+    assert render_reply("", offer_person=True) == []
 
 
-def test_staff_notice_without_ping_or_link_and_with_long_text() -> None:
-    escalation = Escalation(reason="x" * 5000, summary="", customer_id="")
-    text = staff_notice(escalation, customer_id="not-a-user-id", ping=None, permalink=None)
-    assert text.startswith("Escalation from not-a-user-id")
-    assert len(text) < TEXT_LIMIT
-    assert "*Summary:* (none given)" in text
+def test_said_keeps_the_code_built_prefix_and_escapes_the_words() -> None:
+    [message] = render_said("<@U0CUSTOMER> wrote:", "<!channel> my order & more", empty="x")
+    assert message.text == "<@U0CUSTOMER> wrote: &lt;!channel&gt; my order &amp; more"
+    long = render_said("*Dana* (support team):", "word " * 2000, empty="x")
+    assert len(long) > 1 and long[0].text.startswith("*Dana* (support team): word")
+    assert not any(m.text.startswith("*Dana*") for m in long[1:])
+    [blank] = render_said("<@U0CUSTOMER> wrote:", "  ", empty="a file <here>")
+    assert blank.text == "<@U0CUSTOMER> wrote: _a file &lt;here&gt;_"
 
 
 def test_mentions_are_only_built_from_real_ids() -> None:
     assert user_mention("U0CUSTOMER") == "<@U0CUSTOMER>"
     assert user_mention("<!channel>") == "&lt;!channel&gt;"
+    assert channel_mention("C0SUPPORT") == "<#C0SUPPORT>"
+    assert channel_mention("#general>") == "#general&gt;"
     with pytest.raises(ValueError, match="user group"):
         group_mention("S1> <!channel")

@@ -1,5 +1,5 @@
-"""Slack adapter: ``SlackBot`` (Socket Mode or HTTP Events API) and ``run_slack``."""
+"""Slack adapter: ``SlackBot`` (Socket Mode or HTTP Events API, Block Kit buttons)."""
 
-from bots.slack.bot import SlackBot, run_slack
+from bots.slack.bot import SlackBot
 
-__all__ = ["SlackBot", "run_slack"]
+__all__ = ["SlackBot"]

@@ -15,13 +15,18 @@ from slack_sdk.http_retry.builtin_async_handlers import (
 )
 from slack_sdk.web.async_client import AsyncWebClient
 
+from bots.slack.actions import STAFF_ACTIONS
 from bots.slack.delivery import Delivery
 from bots.slack.dispatch import Dispatcher
 from bots.slack.events import BotIdentity
-from bots.slack.render import group_mention
+from bots.slack.handoff import Handoff
+from bots.slack.notifier import Notifier
+from bots.slack.render import TALK_TO_HUMAN, group_mention, is_channel_id
 from bots.slack.staff import StaffDirectory
+from bots.slack.web import SlackWeb
 from core.config import ConfigError, SlackSettings
-from core.types import ConversationPort
+from core.desk import Desk
+from core.types import ConversationPort, EscalationView
 
 log = logging.getLogger(__name__)
 
@@ -31,8 +36,9 @@ CLOSE_GRACE_SECONDS = 10.0
 
 
 class SlackBot:
-    """Receives Slack events, hands customer messages to the port and posts its replies.
+    """Receives Slack events and button presses, answers customers, and runs the staff side.
 
+    Customer messages go to ``port``; staff actions, staff posts and relays go to ``desk``.
     Settings are checked in the constructor (``ConfigError`` names the missing one); ``start``
     checks the bot token with ``auth.test`` and then connects. ``http_host`` is where the HTTP
     Events API binds (tests pass ``127.0.0.1``).
@@ -43,13 +49,17 @@ class SlackBot:
         *,
         settings: SlackSettings,
         port: ConversationPort,
+        desk: Desk,
         http_host: str = "0.0.0.0",
     ) -> None:
         _check(settings)
         self._settings = settings
         self._port = port
+        self._desk = desk
         self._http_host = http_host
         self._dispatcher: Dispatcher | None = None
+        self._notifier: Notifier | None = None
+        self._closed = asyncio.Event()
         self._socket: AsyncSocketModeHandler | None = None
         self._runner: web.AppRunner | None = None
         self.http_port: int | None = None
@@ -67,8 +77,19 @@ class SlackBot:
             await self.close()
             raise
 
+    async def wait(self) -> None:
+        """Return once ``close`` has been called; Socket Mode reconnects on its own until then."""
+        await self._closed.wait()
+
+    async def reping(self, view: EscalationView) -> None:
+        """Remind staff of an escalation nobody has claimed (``watch_repings`` calls this)."""
+        if self._notifier is None:
+            raise RuntimeError("SlackBot.reping before start()")
+        await self._notifier.reping(view)
+
     async def close(self) -> None:
         """Stop receiving, let accepted messages finish (bounded), cancel what is left."""
+        self._closed.set()
         if self._socket is not None:
             await self._socket.close_async()
             self._socket = None
@@ -95,15 +116,21 @@ class SlackBot:
         )
         auth = await client.auth_test()
         log.info("Slack: signed in as bot user %s in team %s", auth["user_id"], auth.get("team_id"))
+        web = SlackWeb(client=client)
+        staff = StaffDirectory(client=client, group_id=settings.support_group_id)
+        self._notifier = Notifier(
+            web=web,
+            desk=self._desk,
+            support_group_id=settings.support_group_id,
+            staff_channel=settings.staff_channel,
+        )
         self._dispatcher = Dispatcher(
             port=self._port,
             identity=BotIdentity(user_id=auth["user_id"], bot_id=auth.get("bot_id") or ""),
-            delivery=Delivery(
-                client=client,
-                support_group_id=settings.support_group_id,
-                staff_channel=settings.staff_channel,
-            ),
-            staff=StaffDirectory(client=client, group_id=settings.support_group_id),
+            delivery=Delivery(web=web, support_group_id=settings.support_group_id),
+            handoff=Handoff(web=web, desk=self._desk, staff=staff, notifier=self._notifier),
+            staff=staff,
+            staff_channel=settings.staff_channel,
         )
         app = AsyncApp(
             name="supportbot",
@@ -120,6 +147,8 @@ class SlackBot:
         # bot posts are acked here and dropped by events.translate, not 404'd by Bolt.
         app.event("message")(self._dispatcher.on_event)
         app.event("app_mention")(self._dispatcher.on_event)
+        app.action(STAFF_ACTIONS)(self._dispatcher.on_staff_action)
+        app.action(TALK_TO_HUMAN)(self._dispatcher.on_person_request)
         return app
 
     async def _connect_socket(self, app: AsyncApp) -> None:
@@ -138,16 +167,6 @@ class SlackBot:
         log.info("Slack: Events API on %s:%s%s", self._http_host, self.http_port, EVENTS_PATH)
 
 
-async def run_slack(settings: SlackSettings, port: ConversationPort) -> None:
-    """Run the Slack adapter until cancelled, then close it."""
-    bot = SlackBot(settings=settings, port=port)
-    await bot.start()
-    try:
-        await asyncio.Event().wait()
-    finally:
-        await bot.close()
-
-
 def _check(settings: SlackSettings) -> None:
     if not _secret(settings.bot_token).startswith("xoxb-"):
         raise ConfigError("SLACK_BOT_TOKEN: must be the bot token (xoxb-…)")
@@ -160,6 +179,9 @@ def _check(settings: SlackSettings) -> None:
             group_mention(settings.support_group_id)
         except ValueError as exc:
             raise ConfigError(f"SLACK_SUPPORT_GROUP_ID: {exc}") from exc
+    # Events name channels by id only, so a name here would never match staff replies.
+    if settings.staff_channel and not is_channel_id(settings.staff_channel):
+        raise ConfigError("SLACK_STAFF_CHANNEL: use the channel's id (C… or G…), not its name")
 
 
 def _secret(value: SecretStr | None) -> str:

@@ -90,6 +90,11 @@ def translate(body: Mapping[str, Any], bot: BotIdentity) -> Inbound | None:
     return Inbound(message=message, ts=ts, follow_up=follow_up)
 
 
+def reply_thread(key: ConversationKey) -> str | None:
+    """The ``thread_ts`` that posts into the conversation at ``key`` (``None``: DM top level)."""
+    return None if key.thread_id == TOP_LEVEL else key.thread_id
+
+
 def is_customer_message(event: Mapping[str, Any], bot: BotIdentity) -> bool:
     """Whether ``event`` is new text from a person other than the bot.
 

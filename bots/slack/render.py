@@ -12,7 +12,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from core.split import split_text
-from core.types import Escalation
 
 TEXT_LIMIT = 4000
 """``chat.postMessage`` ``text``: Slack asks for at most 4,000 characters (cut at 40,000)."""
@@ -22,11 +21,13 @@ CHUNK_LIMIT = 3500
 """First try at a chunk of raw reply text; escaping can make it longer."""
 PING_ROOM = 100
 """Kept free in every chunk for the escalation mention appended to the last one."""
-NOTE_LIMIT = 1500
-"""Escalation reason and summary are cut to this in the staff-channel notice."""
+TALK_TO_HUMAN = "talk_to_human"
+"""``action_id`` of the button under the bot's answers."""
+TALK_TO_HUMAN_LABEL = "Talk to a human"
 
 _GROUP_ID = re.compile(r"^S[A-Z0-9]+$")
 _USER_ID = re.compile(r"^[UW][A-Z0-9]+$")
+_CHANNEL_ID = re.compile(r"^[CG][A-Z0-9]+$")
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,26 +55,61 @@ def user_mention(user_id: str) -> str:
     return f"<@{user_id}>" if _USER_ID.match(user_id) else escape(user_id)
 
 
-def render_reply(text: str, *, ping: str | None = None) -> list[SlackMessage]:
+def is_channel_id(channel: str) -> bool:
+    """A public (``C…``) or private (``G…``) channel id, as opposed to a name."""
+    return bool(_CHANNEL_ID.match(channel))
+
+
+def channel_mention(channel_id: str) -> str:
+    """``<#C…>`` (a link, never a ping) for a real channel id, escaped text for anything else."""
+    return f"<#{channel_id}>" if is_channel_id(channel_id) else escape(channel_id)
+
+
+def render_reply(
+    text: str, *, ping: str | None = None, offer_person: bool = False
+) -> list[SlackMessage]:
     """Claude's Markdown as one or more messages, each within Slack's limits.
 
     Each message carries a ``markdown`` block (Slack renders standard Markdown there) and the
     same escaped text as fallback. ``ping`` is a mention built in code; it ends the last message
     both in the fallback text (which drives notifications) and in an ``mrkdwn`` section, where
-    mention syntax is documented to work.
+    mention syntax is documented to work. ``offer_person`` puts the "Talk to a human" button
+    under the last message.
     """
     messages = [
         SlackMessage(text=safe, blocks=[{"type": "markdown", "text": safe}])
         for safe in (escape(chunk) for chunk in chunks(text))
     ]
-    if ping is None:
-        return messages
-    section = {"type": "section", "text": {"type": "mrkdwn", "text": ping}}
-    if not messages:
-        return [SlackMessage(text=ping, blocks=[section])]
-    last = messages[-1]
-    messages[-1] = SlackMessage(text=f"{last.text}\n\n{ping}", blocks=[*last.blocks, section])
+    if ping is not None:
+        section = {"type": "section", "text": {"type": "mrkdwn", "text": ping}}
+        last = messages.pop() if messages else SlackMessage(text="")
+        joined = f"{last.text}\n\n{ping}" if last.text else ping
+        messages.append(SlackMessage(text=joined, blocks=[*last.blocks, section]))
+    if offer_person and messages:
+        last = messages[-1]
+        messages[-1] = SlackMessage(text=last.text, blocks=[*last.blocks, _person_button()])
     return messages
+
+
+def render_said(prefix: str, text: str, *, empty: str) -> list[SlackMessage]:
+    """Someone's words passed on by the bot: ``prefix`` (built in code) then ``text`` escaped.
+
+    Long text is split like a reply, with the prefix on the first message only; ``empty``
+    (plain, escaped here) stands in when there is no text at all.
+    """
+    parts = [escape(chunk) for chunk in chunks(text)] or [f"_{escape(empty)}_"]
+    parts[0] = f"{prefix} {parts[0]}"
+    return [SlackMessage(text=part) for part in parts]
+
+
+def _person_button() -> dict[str, Any]:
+    button = {
+        "type": "button",
+        "action_id": TALK_TO_HUMAN,
+        "text": {"type": "plain_text", "text": TALK_TO_HUMAN_LABEL},
+        "value": TALK_TO_HUMAN,
+    }
+    return {"type": "actions", "block_id": TALK_TO_HUMAN, "elements": [button]}
 
 
 def chunks(text: str, limit: int = CHUNK_LIMIT) -> list[str]:
@@ -88,26 +124,3 @@ def chunks(text: str, limit: int = CHUNK_LIMIT) -> list[str]:
             # Escaping grows "&" five-fold at worst, so a smaller limit always fits eventually.
             out.extend(chunks(piece, max(limit * budget // escaped, budget // 5)))
     return out
-
-
-def staff_notice(
-    escalation: Escalation,
-    *,
-    customer_id: str,
-    ping: str | None,
-    permalink: str | None,
-) -> str:
-    """The staff-channel post for a DM escalation: mention, customer, reason, summary, link."""
-    lines = [
-        f"{ping + ' ' if ping else ''}Escalation from {user_mention(customer_id)}",
-        f"*Reason:* {escape(_cut(escalation.reason))}",
-        f"*Summary:* {escape(_cut(escalation.summary))}",
-    ]
-    if permalink:
-        lines.append(f"<{escape(permalink)}|Open the customer's message>")
-    return "\n".join(lines)
-
-
-def _cut(text: str) -> str:
-    text = text.strip() or "(none given)"
-    return text if len(text) <= NOTE_LIMIT else text[: NOTE_LIMIT - 1] + "…"

@@ -1,4 +1,5 @@
-"""Who is on the support team, so the bot stays quiet when staff take over a thread."""
+"""Who is on the support team: they may take over threads, press the escalation buttons and
+answer customers through the staff thread."""
 
 from __future__ import annotations
 
@@ -20,9 +21,11 @@ class StaffDirectory:
     """Members of the support user group (``usergroups.users.list``), cached for a while.
 
     After an escalation, staff answer the customer in the same thread. Those replies carry no
-    bot mention, so without this check the bot would answer each of them as customer text.
-    Without a group id, or when Slack refuses (e.g. ``missing_scope`` for ``usergroups:read``),
-    nobody counts as staff and a warning is logged; the next try waits for the refresh.
+    bot mention, so without this check the bot would answer each of them as customer text;
+    with it they hand the conversation to people. The same check guards the Claim / Resolve /
+    Hand back buttons and the DM relay. Without a group id, or when Slack refuses (e.g.
+    ``missing_scope`` for ``usergroups:read``), nobody counts as staff and a warning is logged;
+    the next try waits for the refresh.
     """
 
     def __init__(

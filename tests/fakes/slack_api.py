@@ -6,12 +6,15 @@ Usage::
         client = AsyncWebClient(token=slack.bot_token, base_url=slack.api_url)
         ...                                   # or start a SlackBot with api_url=slack.api_url
         await slack.send_envelope(body)       # Socket Mode: deliver, await the client's ack
+        await slack.send_envelope(payload, kind="interactive")   # a button press
         status = await post_event(url, body, secret="s")   # HTTP mode: a signed POST
+        status = await post_action(url, payload, secret="s")   # a signed form-encoded press
         [post] = await slack.wait_for("chat.postMessage")
 
 Every Web API call is recorded in ``calls`` as ``(method, params)``; JSON, form and query-string
 bodies are all accepted, as on the real API. ``chat.postMessage`` checks Slack's documented
-limits and answers ``msg_too_long`` / ``invalid_blocks`` like Slack would.
+limits and answers ``msg_too_long`` / ``invalid_blocks`` like Slack would; what it posted is
+kept in ``messages`` (with its ``ts``) and ``chat.update`` changes it there.
 """
 
 from __future__ import annotations
@@ -26,10 +29,11 @@ import uuid
 from collections.abc import Callable
 from types import TracebackType
 from typing import Any
+from urllib.parse import urlencode
 
 from aiohttp import ClientSession, WSMsgType, web
 
-__all__ = ["FakeSlack", "post_event", "sign"]
+__all__ = ["FakeSlack", "post_action", "post_event", "sign"]
 
 Params = dict[str, Any]
 Handler = Callable[[Params], Params]
@@ -58,8 +62,9 @@ class FakeSlack:
         self.app_token = app_token
         self.calls: list[tuple[str, Params]] = []
         self.reactions: set[tuple[str, str, str]] = set()
+        self.messages: list[Params] = []
         self.disconnects = 0
-        self._failures: dict[str, list[str]] = {}
+        self._failures: dict[str, list[tuple[str, str | None]]] = {}
         self._holds: dict[str, asyncio.Event] = {}
         self._changed = asyncio.Condition()
         self._ts = itertools.count(1)
@@ -72,6 +77,7 @@ class FakeSlack:
             "auth.test": self._auth_test,
             "chat.postMessage": self._post_message,
             "chat.update": self._update,
+            "chat.postEphemeral": self._post_ephemeral,
             "chat.getPermalink": self._permalink,
             "reactions.add": self._reaction_add,
             "reactions.remove": self._reaction_remove,
@@ -119,9 +125,12 @@ class FakeSlack:
 
     # -- test controls -----------------------------------------------------------------------
 
-    def fail(self, method: str, error: str, *, times: int = 1) -> None:
-        """Make the next ``times`` calls to ``method`` answer ``{"ok": false, "error": error}``."""
-        self._failures.setdefault(method, []).extend([error] * times)
+    def fail(self, method: str, error: str, *, times: int = 1, channel: str | None = None) -> None:
+        """Make the next ``times`` calls to ``method`` answer ``{"ok": false, "error": error}``.
+
+        With ``channel``, only calls for that channel fail.
+        """
+        self._failures.setdefault(method, []).extend([(error, channel)] * times)
 
     def hold(self, method: str) -> asyncio.Event:
         """Keep calls to ``method`` waiting (recorded, unanswered) until the event is set."""
@@ -129,6 +138,11 @@ class FakeSlack:
 
     def calls_to(self, method: str) -> list[Params]:
         return [params for name, params in self.calls if name == method]
+
+    def message(self, channel: str, ts: str) -> Params:
+        """A message the bot posted, as it stands now (updates applied)."""
+        [found] = [m for m in self.messages if m["channel"] == channel and m["ts"] == ts]
+        return found
 
     async def wait_for(
         self,
@@ -159,11 +173,13 @@ class FakeSlack:
         self,
         payload: dict[str, Any],
         *,
+        kind: str = "events_api",
         retry_attempt: int = 0,
         retry_reason: str = "",
         timeout: float = 5.0,  # noqa: ASYNC109 - part of the agreed test API
     ) -> dict[str, Any]:
-        """Deliver an ``events_api`` envelope over Socket Mode; return the client's ack."""
+        """Deliver an envelope (``events_api``, or ``interactive`` for a button press) over
+        Socket Mode; return the client's ack."""
         await asyncio.wait_for(self._connected.wait(), timeout)
         assert self._socket is not None
         envelope_id = str(uuid.uuid4())
@@ -173,8 +189,8 @@ class FakeSlack:
             {
                 "envelope_id": envelope_id,
                 "payload": payload,
-                "type": "events_api",
-                "accepts_response_payload": False,
+                "type": kind,
+                "accepts_response_payload": kind == "interactive",
                 "retry_attempt": retry_attempt,
                 "retry_reason": retry_reason,
             }
@@ -200,12 +216,21 @@ class FakeSlack:
         expected = self.app_token if method == "apps.connections.open" else self.bot_token
         if token != expected:
             return _answer({"ok": False, "error": "invalid_auth"})
-        if self._failures.get(method):
-            return _answer({"ok": False, "error": self._failures[method].pop(0)})
+        error = self._failure(method, params)
+        if error is not None:
+            return _answer({"ok": False, "error": error})
         handler = self._methods.get(method)
         if handler is None:
             return _answer({"ok": False, "error": "unknown_method"})
         return _answer({"ok": True, **handler(params)})
+
+    def _failure(self, method: str, params: Params) -> str | None:
+        waiting = self._failures.get(method, [])
+        for index, (error, channel) in enumerate(waiting):
+            if channel in (None, params.get("channel")):
+                del waiting[index]
+                return error
+        return None
 
     def _auth_test(self, _: Params) -> Params:
         return {
@@ -219,32 +244,34 @@ class FakeSlack:
         }
 
     def _post_message(self, params: Params) -> Params:
-        blocks = params.get("blocks") or []
-        if isinstance(blocks, str):
-            blocks = json.loads(blocks)
-        text = str(params.get("text") or "")
         if not params.get("channel"):
             return {"ok": False, "error": "channel_not_found"}
-        if not text and not blocks:
-            return {"ok": False, "error": "no_text"}
-        if len(text) > TEXT_HARD_LIMIT:
-            return {"ok": False, "error": "msg_too_long"}
-        markdown = sum(len(b.get("text", "")) for b in blocks if b.get("type") == "markdown")
-        if len(blocks) > MAX_BLOCKS or markdown > MARKDOWN_TOTAL_LIMIT:
-            return {"ok": False, "error": "invalid_blocks"}
+        problem = _content_problem(params)
+        if problem is not None:
+            return {"ok": False, "error": problem}
         ts = self._next_ts()
         message = {"type": "message", "user": self.bot_user_id, "bot_id": self.bot_id, "ts": ts}
-        message |= {"text": text, "blocks": blocks}
+        message |= {"text": str(params.get("text") or ""), "blocks": _blocks(params)}
         if params.get("thread_ts"):
             message["thread_ts"] = params["thread_ts"]
+        self.messages.append({"channel": params["channel"], **message})
         return {"channel": params["channel"], "ts": ts, "message": message}
 
     def _update(self, params: Params) -> Params:
-        return {
-            "channel": params.get("channel"),
-            "ts": params.get("ts"),
-            "text": params.get("text"),
-        }
+        problem = _content_problem(params)
+        if problem is not None:
+            return {"ok": False, "error": problem}
+        channel, ts = params.get("channel"), params.get("ts")
+        for message in self.messages:
+            if message["channel"] == channel and message["ts"] == ts:
+                message |= {"text": str(params.get("text") or ""), "blocks": _blocks(params)}
+                return {"channel": channel, "ts": ts, "text": params.get("text")}
+        return {"ok": False, "error": "message_not_found"}
+
+    def _post_ephemeral(self, params: Params) -> Params:
+        if not params.get("channel") or not params.get("user"):
+            return {"ok": False, "error": "user_not_in_channel"}
+        return {"message_ts": self._next_ts()}
 
     def _permalink(self, params: Params) -> Params:
         channel, ts = params.get("channel", ""), str(params.get("message_ts", ""))
@@ -311,6 +338,25 @@ class FakeSlack:
             ack.set_result(message)
 
 
+def _blocks(params: Params) -> list[dict[str, Any]]:
+    blocks = params.get("blocks") or []
+    return json.loads(blocks) if isinstance(blocks, str) else blocks
+
+
+def _content_problem(params: Params) -> str | None:
+    """The error Slack gives for text and blocks it will not take, or ``None``."""
+    blocks = _blocks(params)
+    text = str(params.get("text") or "")
+    if not text and not blocks:
+        return "no_text"
+    if len(text) > TEXT_HARD_LIMIT:
+        return "msg_too_long"
+    markdown = sum(len(b.get("text", "")) for b in blocks if b.get("type") == "markdown")
+    if len(blocks) > MAX_BLOCKS or markdown > MARKDOWN_TOTAL_LIMIT:
+        return "invalid_blocks"
+    return None
+
+
 def _answer(body: Params) -> web.Response:
     if body.get("ok") is False and body.get("error") == "ratelimited":
         return web.json_response(body, status=429, headers={"Retry-After": "0"})
@@ -337,15 +383,46 @@ async def post_event(
 
     ``secret=None`` sends no signature at all; ``signature`` overrides the computed one.
     """
-    raw = json.dumps(body)
-    stamp = int(time.time()) if timestamp is None else timestamp
-    headers = {"Content-Type": "application/json"}
-    if secret is not None or signature is not None:
-        headers["X-Slack-Request-Timestamp"] = str(stamp)
-        headers["X-Slack-Signature"] = signature or sign(secret or "", raw, stamp)
+    headers = {}
     if retry_num is not None:
         headers["X-Slack-Retry-Num"] = str(retry_num)
         headers["X-Slack-Retry-Reason"] = retry_reason
-    async with ClientSession() as session, session.post(url, data=raw, headers=headers) as resp:
+    return await _post_signed(
+        url,
+        json.dumps(body),
+        "application/json",
+        secret=secret,
+        signature=signature,
+        timestamp=timestamp,
+        headers=headers,
+    )
+
+
+async def post_action(
+    url: str, payload: dict[str, Any], *, secret: str | None, signature: str | None = None
+) -> int:
+    """POST a button press as Slack does: a signed form body ``payload=<JSON>``; the status."""
+    raw = urlencode({"payload": json.dumps(payload)})
+    return await _post_signed(
+        url, raw, "application/x-www-form-urlencoded", secret=secret, signature=signature
+    )
+
+
+async def _post_signed(
+    url: str,
+    raw: str,
+    content_type: str,
+    *,
+    secret: str | None,
+    signature: str | None,
+    timestamp: int | None = None,
+    headers: dict[str, str] | None = None,
+) -> int:
+    stamp = int(time.time()) if timestamp is None else timestamp
+    sent = {"Content-Type": content_type, **(headers or {})}
+    if secret is not None or signature is not None:
+        sent["X-Slack-Request-Timestamp"] = str(stamp)
+        sent["X-Slack-Signature"] = signature or sign(secret or "", raw, stamp)
+    async with ClientSession() as session, session.post(url, data=raw, headers=sent) as resp:
         await resp.read()
         return resp.status

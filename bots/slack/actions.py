@@ -1,0 +1,102 @@
+"""Translate ``block_actions`` payloads (button presses): pure functions over raw dicts.
+
+Slack sends the same payload over Socket Mode (``interactive`` envelopes) and HTTP (a signed
+form body with ``payload=`` JSON); Bolt hands both over as one dict.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from bots.slack.events import PLATFORM, TOP_LEVEL, Inbound, is_direct
+from bots.slack.notice import CLAIM, HAND_BACK, RESOLVE
+from bots.slack.render import TALK_TO_HUMAN, TALK_TO_HUMAN_LABEL
+from core.types import ConversationKey, IncomingMessage, StaffPost
+
+STAFF_ACTIONS = re.compile(rf"^({CLAIM}|{RESOLVE}|{HAND_BACK})$")
+"""What Bolt routes to the staff-button listener."""
+_KINDS = {CLAIM: "claim", RESOLVE: "resolve", HAND_BACK: "hand_back"}
+
+
+@dataclass(frozen=True, slots=True)
+class StaffAction:
+    """A press of Claim, Resolve or Hand back on a staff notification (``post``)."""
+
+    kind: str
+    escalation_id: int
+    user_id: str
+    post: StaffPost
+
+
+def staff_action(body: Mapping[str, Any]) -> StaffAction | None:
+    """The staff button pressed in ``body``, or ``None`` for anything else or a bad value."""
+    action = _action(body)
+    where = _message(body)
+    user = _user(body)
+    if action is None or where is None or not user:
+        return None
+    kind = _KINDS.get(str(action.get("action_id")))
+    value = str(action.get("value") or "")
+    if kind is None or not value.isdigit():
+        return None
+    channel, ts, _ = where
+    post = StaffPost(channel, ts)
+    return StaffAction(kind=kind, escalation_id=int(value), user_id=user, post=post)
+
+
+def person_request(body: Mapping[str, Any]) -> Inbound | None:
+    """A "Talk to a human" press as the customer's turn in the conversation the button is on.
+
+    The button sits under a bot reply, so that reply's place gives the key with the same rules
+    as ``events.translate``: a DM's top level or thread, or the channel thread. ``ts`` is the
+    reply's own, for the progress reaction.
+    """
+    action = _action(body)
+    where = _message(body)
+    user = _user(body)
+    if action is None or action.get("action_id") != TALK_TO_HUMAN or where is None or not user:
+        return None
+    channel, ts, thread_ts = where
+    direct = is_direct({"channel": channel})
+    if not direct:
+        thread = thread_ts or ts
+    elif thread_ts and thread_ts != ts:
+        thread = thread_ts
+    else:
+        thread = TOP_LEVEL
+    team = body.get("team") or {}
+    stamp = action.get("action_ts") or body.get("trigger_id") or ts
+    message = IncomingMessage(
+        key=ConversationKey(PLATFORM, str(team.get("id") or ""), channel, thread),
+        author_id=user,
+        text=TALK_TO_HUMAN_LABEL,
+        message_id=f"button:{stamp}",
+        direct=direct,
+        wants_person=True,
+    )
+    return Inbound(message=message, ts=ts)
+
+
+def _action(body: Mapping[str, Any]) -> Mapping[str, Any] | None:
+    actions = body.get("actions")
+    if body.get("type") != "block_actions" or not isinstance(actions, list) or not actions:
+        return None
+    return actions[0] if isinstance(actions[0], Mapping) else None
+
+
+def _message(body: Mapping[str, Any]) -> tuple[str, str, str | None] | None:
+    """(channel, ts, thread_ts) of the message the button is on."""
+    container = body.get("container") or {}
+    message = body.get("message") or {}
+    channel = container.get("channel_id") or (body.get("channel") or {}).get("id")
+    ts = container.get("message_ts") or message.get("ts")
+    if not channel or not ts or container.get("is_ephemeral"):
+        return None
+    return str(channel), str(ts), message.get("thread_ts") or container.get("thread_ts")
+
+
+def _user(body: Mapping[str, Any]) -> str:
+    return str((body.get("user") or {}).get("id") or "")
