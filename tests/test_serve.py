@@ -1,0 +1,43 @@
+"""The composition root as ``supportbot run`` uses it: adapters plus the re-ping watcher."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+from bots.app import serve
+from tests.conftest import make_settings
+from tests.fakes.anthropic_api import FakeAnthropic, text
+from tests.fakes.slack_api import FakeSlack
+from tests.slack_helpers import STAFF, load_body, slack_settings
+
+
+async def test_serve_answers_on_slack_and_repings_unclaimed_escalations(
+    tmp_path: Path, fake_claude: FakeAnthropic
+) -> None:
+    settings = make_settings(
+        f"sqlite+aiosqlite:///{tmp_path / 'bot.db'}", fake_claude.base_url, reping_minutes=0.002
+    )
+    fake_claude.queue(text("Standard shipping takes 5–7 business days."))
+    async with FakeSlack() as slack:
+        settings = settings.model_copy(update={"slack": slack_settings(slack, mode="socket")})
+        running = asyncio.create_task(serve(settings, {"slack"}))
+        try:
+            question = load_body("message_im", text="How long is shipping?", ts="1700000001.1")
+            await slack.send_envelope(question)
+            [answer] = await slack.wait_for("chat.postMessage", lambda p: p["channel"] == "D0DM")
+
+            wants = load_body("message_im", text="Can I talk to a human?", ts="1700000002.1")
+            await slack.send_envelope(wants)
+            await slack.wait_for("chat.postMessage", lambda p: p["channel"] == STAFF)
+            [notice] = [m for m in slack.messages if m["channel"] == STAFF]
+            [reping] = await slack.wait_for(
+                "chat.postMessage", lambda p: p.get("thread_ts") == notice["ts"]
+            )
+        finally:
+            running.cancel()
+            await asyncio.gather(running, return_exceptions=True)
+
+    assert "5–7 business days" in answer["text"]
+    assert "still unclaimed" in reping["text"]
+    assert slack.disconnects >= 1  # cancelling serve closed the Socket Mode connection
