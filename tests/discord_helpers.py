@@ -1,4 +1,4 @@
-"""Shared pieces for the Discord adapter tests: a recording port and a bot on a fake Discord."""
+"""Shared pieces for the Discord adapter tests: recording ports and a bot on a fake Discord."""
 
 from __future__ import annotations
 
@@ -9,30 +9,49 @@ from typing import Any
 
 from bots.discord import DiscordBot
 from core.config import DiscordSettings
-from core.types import ConversationKey, ConversationPort, IncomingMessage, Reply
-from tests.fakes.discord_api import FakeDiscord
+from core.desk import Desk
+from core.ports import ConversationStore
+from core.types import (
+    ConversationKey,
+    ConversationPort,
+    EscalationView,
+    IncomingMessage,
+    Reply,
+    StaffPost,
+)
+from tests.fakes.discord_api import FakeDiscord, Post
 
 
-class RecordingPort:
+class _Watched:
+    """Something tests wait on: ``wait_for`` re-checks its predicate after every change."""
+
+    def __init__(self) -> None:
+        self._changed = asyncio.Condition()
+
+    async def wait_for(self, predicate: Callable[[], bool], *, within: float = 5.0) -> None:
+        """Return once ``predicate()`` holds."""
+        async with asyncio.timeout(within), self._changed:
+            await self._changed.wait_for(predicate)
+
+    async def _add(self, bucket: list[Any], item: Any) -> None:
+        async with self._changed:
+            bucket.append(item)
+            self._changed.notify_all()
+
+
+class RecordingPort(_Watched):
     """A stand-in for the engine: records every message, answers from a script, and (like the
     engine) stays silent for a message id it has already answered."""
 
     def __init__(self, answer: Callable[[IncomingMessage], Reply] | None = None) -> None:
+        super().__init__()
         self.messages: list[IncomingMessage] = []
         self.answer = answer or (lambda m: Reply(f"answer to: {m.text}"))
         self.before_answer: Callable[[IncomingMessage], Awaitable[None]] | None = None
         self._answered: set[str] = set()
-        self._changed = asyncio.Condition()
-
-    async def wait_for(self, predicate: Callable[[], bool], *, within: float = 5.0) -> None:
-        """Return once ``predicate()`` holds; re-checked after every message the port gets."""
-        async with asyncio.timeout(within), self._changed:
-            await self._changed.wait_for(predicate)
 
     async def handle(self, message: IncomingMessage) -> Reply | None:
-        async with self._changed:
-            self.messages.append(message)
-            self._changed.notify_all()
+        await self._add(self.messages, message)
         if message.message_id in self._answered:
             return None
         self._answered.add(message.message_id)
@@ -42,6 +61,61 @@ class RecordingPort:
 
     async def is_active(self, key: ConversationKey) -> bool:
         return any(m.key == key for m in self.messages)
+
+
+class WatchedPort(_Watched):
+    """The real engine, with every turn it finished recorded (``None`` for silence), so a test
+    can wait for a message the bot deliberately leaves unanswered."""
+
+    def __init__(self, port: ConversationPort) -> None:
+        super().__init__()
+        self.turns: list[tuple[IncomingMessage, Reply | None]] = []
+        self._port = port
+
+    async def handle(self, message: IncomingMessage) -> Reply | None:
+        reply = await self._port.handle(message)
+        await self._add(self.turns, (message, reply))
+        return reply
+
+    async def is_active(self, key: ConversationKey) -> bool:
+        return await self._port.is_active(key)
+
+    def reply_to(self, message_id: str) -> Reply | None:
+        [reply] = [r for m, r in self.turns if m.message_id == message_id]
+        return reply
+
+    def handled(self, message_id: str) -> bool:
+        return any(m.message_id == message_id for m, _ in self.turns)
+
+
+class WatchedDesk(Desk, _Watched):
+    """The real desk, noting each notification attached, each staff message recorded and each
+    round of the re-ping watcher (how many re-pings it took)."""
+
+    def __init__(self, *, store: ConversationStore) -> None:
+        Desk.__init__(self, store=store)
+        _Watched.__init__(self)
+        self.attached: list[tuple[int, StaffPost]] = []
+        self.staff_messages: list[tuple[str, bool]] = []  # (message id, recorded)
+        self.rounds: list[int] = []
+
+    async def attach(self, escalation_id: int, staff: StaffPost) -> None:
+        await super().attach(escalation_id, staff)
+        await self._add(self.attached, (escalation_id, staff))
+
+    async def staff_said(
+        self, key: ConversationKey, *, staff_name: str, text: str, message_id: str
+    ) -> bool:
+        recorded = await super().staff_said(
+            key, staff_name=staff_name, text=text, message_id=message_id
+        )
+        await self._add(self.staff_messages, (message_id, recorded))
+        return recorded
+
+    async def due_repings(self, platforms: set[str]) -> list[EscalationView]:
+        due = await super().due_repings(platforms)
+        await self._add(self.rounds, len(due))
+        return due
 
 
 def settings_for(fake: FakeDiscord, **overrides: Any) -> DiscordSettings:
@@ -59,10 +133,12 @@ def settings_for(fake: FakeDiscord, **overrides: Any) -> DiscordSettings:
 
 @asynccontextmanager
 async def running_bot(
-    fake: FakeDiscord, port: ConversationPort, **overrides: Any
+    fake: FakeDiscord, port: ConversationPort, desk: Desk, **overrides: Any
 ) -> AsyncIterator[DiscordBot]:
     """A started ``DiscordBot`` connected to ``fake``; closed on exit."""
-    bot = DiscordBot(settings=settings_for(fake, **overrides), port=port, guild_ready_timeout=0.05)
+    bot = DiscordBot(
+        settings=settings_for(fake, **overrides), port=port, desk=desk, guild_ready_timeout=0.05
+    )
     await bot.start()
     try:
         yield bot
@@ -83,3 +159,15 @@ async def say(fake: FakeDiscord, channel_id: int, text: str, **options: Any) -> 
     message = fake.message(channel_id, text, **options)
     await fake.dispatch("MESSAGE_CREATE", message)
     return message
+
+
+async def staff_say(fake: FakeDiscord, channel_id: int, text: str) -> dict[str, Any]:
+    """Dana, who holds the support role, posts ``text`` in ``channel_id``."""
+    message = fake.staff_message(channel_id, text)
+    await fake.dispatch("MESSAGE_CREATE", message)
+    return message
+
+
+def staff_posts(fake: FakeDiscord) -> list[Post]:
+    """The escalation notifications: what the bot posted in the staff channel itself."""
+    return fake.posts_in(fake.world.staff_channel_id)

@@ -7,6 +7,7 @@ from collections.abc import AsyncIterator
 import pytest
 
 from bots.discord import DiscordBot
+from core.desk import Desk
 from core.types import Escalation, IncomingMessage, Reply
 from tests.discord_helpers import RecordingPort, fake_discord_installed, running_bot, say
 from tests.fakes.discord_api import FakeDiscord, snowflake, user
@@ -24,8 +25,10 @@ def port() -> RecordingPort:
 
 
 @pytest.fixture
-async def bot(fake_discord: FakeDiscord, port: RecordingPort) -> AsyncIterator[DiscordBot]:
-    async with running_bot(fake_discord, port) as started:
+async def bot(
+    fake_discord: FakeDiscord, port: RecordingPort, desk: Desk
+) -> AsyncIterator[DiscordBot]:
+    async with running_bot(fake_discord, port, desk) as started:
         yield started
 
 
@@ -45,6 +48,7 @@ async def test_support_channel_message_opens_a_thread_and_answers_in_it(
     [post] = fake_discord.posts
     assert post.channel_id == thread_id
     assert post.content == "answer to: How do I reset my password?"
+    assert post.buttons == ["supportbot:talk"]
     assert post.reference is None  # the starter message lives in the parent channel
     [incoming] = port.messages
     assert str(incoming.key) == f"discord:{w.guild_id}:{w.support_channel_id}:{thread_id}"
@@ -236,9 +240,11 @@ async def test_long_answer_is_split_on_the_wire(
     assert fake_discord.posts[0].reference is not None
     assert [p.reference for p in fake_discord.posts[1:]] == [None, None]
     assert all(p.allowed_mentions == {"parse": []} for p in fake_discord.posts)
+    # "Talk to a human" goes under the last part of the answer only.
+    assert [p.buttons for p in fake_discord.posts] == [[], [], ["supportbot:talk"]]
 
 
-async def test_escalation_in_a_thread_pings_exactly_the_support_role(
+async def test_escalation_in_a_thread_pings_exactly_the_support_role_not_model_text(
     fake_discord: FakeDiscord, port: RecordingPort, bot: DiscordBot
 ) -> None:
     w = fake_discord.world
@@ -255,30 +261,6 @@ async def test_escalation_in_a_thread_pings_exactly_the_support_role(
     assert fake_discord.posts_in(w.staff_channel_id) == []
 
 
-async def test_escalation_in_a_dm_posts_to_the_staff_channel(
-    fake_discord: FakeDiscord, port: RecordingPort, bot: DiscordBot
-) -> None:
-    w = fake_discord.world
-    port.answer = lambda m: Reply(
-        "A person from our team will follow up in this DM.",
-        Escalation("refund over the limit", "Customer wants a refund for order 42.", m.author_id),
-    )
-    question = await say(fake_discord, w.dm_channel_id, "Refund order 42 now")
-    await fake_discord.wait_for(lambda: len(fake_discord.posts) == 2)
-
-    [dm] = fake_discord.posts_in(w.dm_channel_id)
-    assert dm.content == "A person from our team will follow up in this DM."
-    assert dm.allowed_mentions == {"parse": []}
-    [staff] = fake_discord.posts_in(w.staff_channel_id)
-    assert staff.content.startswith(f"<@&{w.support_role_id}> ")
-    assert f"Customer: <@{w.customer_id}>" in staff.content
-    assert "Reason: refund over the limit" in staff.content
-    assert "Summary: Customer wants a refund for order 42." in staff.content
-    jump = f"https://discord.com/channels/@me/{w.dm_channel_id}/{question['id']}"
-    assert staff.content.endswith(jump)
-    assert staff.allowed_mentions == {"parse": [], "roles": [w.support_role_id]}
-
-
 async def test_without_thread_permission_it_answers_in_the_channel(
     fake_discord: FakeDiscord,
     port: RecordingPort,
@@ -293,28 +275,14 @@ async def test_without_thread_permission_it_answers_in_the_channel(
     [post] = fake_discord.posts
     assert post.channel_id == w.support_channel_id
     assert post.reference is not None and post.reference["message_id"] == int(question["id"])
+    # No "Talk to a human": a press in the channel could not tell which question it was about.
+    assert post.buttons == []
     assert "code 50013" in caplog.text
     assert "Can I pay by invoice?" not in caplog.text  # no customer text in the logs
 
 
-async def test_a_failed_staff_post_is_logged_and_the_customer_still_answered(
-    fake_discord: FakeDiscord, port: RecordingPort, caplog: pytest.LogCaptureFixture
-) -> None:
-    w = fake_discord.world
-    fake_discord.fail("POST", rf"/channels/{w.staff_channel_id}/messages$", status=403, code=50013)
-    port.answer = lambda m: Reply("A person will follow up.", Escalation("r", "s", m.author_id))
-    async with running_bot(fake_discord, port):
-        await say(fake_discord, w.dm_channel_id, "help")
-        await fake_discord.wait_for(lambda: len(fake_discord.posts) == 1)
-    # Leaving the block closed the bot, which first lets answers in progress finish.
-
-    assert [p.channel_id for p in fake_discord.posts] == [w.dm_channel_id]
-    assert f"could not post to channel {w.staff_channel_id}" in caplog.text
-    assert "code 50013" in caplog.text
-
-
 async def test_port_failure_is_logged_not_shown(
-    fake_discord: FakeDiscord, caplog: pytest.LogCaptureFixture
+    fake_discord: FakeDiscord, desk: Desk, caplog: pytest.LogCaptureFixture
 ) -> None:
     class BrokenPort(RecordingPort):
         async def handle(self, message: IncomingMessage) -> Reply | None:
@@ -322,7 +290,7 @@ async def test_port_failure_is_logged_not_shown(
             raise RuntimeError("secret internals")
 
     broken = BrokenPort()
-    async with running_bot(fake_discord, broken):
+    async with running_bot(fake_discord, broken, desk):
         await say(fake_discord, fake_discord.world.dm_channel_id, "hello")
         await broken.wait_for(lambda: len(broken.messages) == 1)
 
@@ -343,11 +311,11 @@ async def test_a_thread_missing_from_the_cache_is_looked_up(
     assert fake_discord.posts[0].channel_id == thread_id
 
 
-async def test_replay_finds_the_existing_thread_when_the_cache_missed_it() -> None:
+async def test_replay_finds_the_existing_thread_when_the_cache_missed_it(desk: Desk) -> None:
     port = RecordingPort()
     async with (
         fake_discord_installed(announce_threads=False) as fake,
-        running_bot(fake, port),
+        running_bot(fake, port, desk),
     ):
         question = await say(fake, fake.world.support_channel_id, "Do you ship to Iceland?")
         await fake.wait_for(lambda: len(fake.posts) == 1)
@@ -362,40 +330,3 @@ async def test_replay_finds_the_existing_thread_when_the_cache_missed_it() -> No
     assert len(thread_calls) == 2  # the replay tried, got 160004, and looked the thread up
     assert len(fake.threads) == 1
     assert [p.channel_id for p in fake.posts] == [int(question["id"])] * 2
-
-
-async def test_a_forum_staff_channel_gets_one_post_per_escalation(
-    fake_discord: FakeDiscord, port: RecordingPort
-) -> None:
-    w = fake_discord.world
-    port.answer = lambda m: Reply(
-        "A person will follow up.", Escalation("Damaged sofa", "Arrived torn", m.author_id)
-    )
-    async with running_bot(fake_discord, port, staff_channel_id=w.forum_channel_id):
-        await say(fake_discord, w.dm_channel_id, "My sofa arrived torn")
-        await fake_discord.wait_for(lambda: len(fake_discord.posts) == 2)
-
-    [thread] = fake_discord.threads
-    assert int(thread["parent_id"]) == w.forum_channel_id
-    assert thread["name"] == "Damaged sofa"
-    [staff] = fake_discord.posts_in(int(thread["id"]))
-    assert "Reason: Damaged sofa" in staff.content
-    assert staff.allowed_mentions == {"parse": [], "roles": [w.support_role_id]}
-
-
-async def test_an_updated_escalation_does_not_ping_again(
-    fake_discord: FakeDiscord, port: RecordingPort
-) -> None:
-    w = fake_discord.world
-    port.answer = lambda m: Reply(
-        "Our team already has this.", Escalation("again", "s", m.author_id, id=1, new=False)
-    )
-    async with running_bot(fake_discord, port):
-        await say(fake_discord, w.support_channel_id, "Still waiting for a human")
-        await say(fake_discord, w.dm_channel_id, "Still waiting in the DM too")
-        await fake_discord.wait_for(lambda: len(fake_discord.posts) == 2)
-    # Closing the bot let both answers finish: nothing else was going to be posted.
-
-    assert [p.content for p in fake_discord.posts] == ["Our team already has this."] * 2
-    assert all(p.allowed_mentions == {"parse": []} for p in fake_discord.posts)
-    assert fake_discord.posts_in(w.staff_channel_id) == []

@@ -8,6 +8,7 @@ import pytest
 
 from bots.discord import DiscordBot
 from core.config import Persona, Settings
+from core.desk import Desk
 from core.engine import Engine
 from tests.discord_helpers import fake_discord_installed, running_bot, say
 from tests.engine_helpers import texts
@@ -22,8 +23,8 @@ async def fake_discord() -> AsyncIterator[FakeDiscord]:
 
 
 @pytest.fixture
-async def bot(fake_discord: FakeDiscord, engine: Engine) -> AsyncIterator[DiscordBot]:
-    async with running_bot(fake_discord, engine) as started:
+async def bot(fake_discord: FakeDiscord, engine: Engine, desk: Desk) -> AsyncIterator[DiscordBot]:
+    async with running_bot(fake_discord, engine, desk) as started:
         yield started
 
 
@@ -121,10 +122,10 @@ async def test_escalation_in_a_thread_pings_the_support_role(
 ) -> None:
     fake_claude.queue(tool_use("escalate_to_human", {"reason": "Customer asked for a person"}))
     w = fake_discord.world
-    await say(fake_discord, w.support_channel_id, "I want to talk to a human")
-    await fake_discord.wait_for(lambda: len(fake_discord.posts) == 1)
+    question = await say(fake_discord, w.support_channel_id, "I want to talk to a human")
+    await fake_discord.wait_for(lambda: len(fake_discord.posts) == 2)  # thread, staff channel
 
-    [post] = fake_discord.posts
+    [post] = fake_discord.posts_in(int(question["id"]))
     said, mention = post.content.rsplit("\n\n", 1)
     assert said.strip()  # the engine's hand-off sentence
     assert mention == f"<@&{w.support_role_id}>"
@@ -147,9 +148,8 @@ async def test_escalation_in_a_dm_reaches_the_staff_channel(
     assert f"Customer: <@{w.customer_id}>" in staff.content
     assert "Reason: Double charge on HG-77" in staff.content
     assert "\nSummary: " in staff.content
-    assert staff.content.endswith(
-        f"https://discord.com/channels/@me/{w.dm_channel_id}/{question['id']}"
-    )
+    jump = f"https://discord.com/channels/@me/{w.dm_channel_id}/{question['id']}"
+    assert f"\nMessage: {jump}\n" in staff.content
     assert staff.allowed_mentions == {"parse": [], "roles": [w.support_role_id]}
 
 
@@ -158,10 +158,10 @@ async def test_claude_down_gives_the_fallback_with_the_role_mention(
 ) -> None:
     fake_claude.default = lambda body: overloaded()
     w = fake_discord.world
-    await say(fake_discord, w.support_channel_id, "Zxqv blorp wibble?")
-    await fake_discord.wait_for(lambda: len(fake_discord.posts) == 1)
+    question = await say(fake_discord, w.support_channel_id, "Zxqv blorp wibble?")
+    await fake_discord.wait_for(lambda: len(fake_discord.posts) == 2)  # thread, staff channel
 
-    [post] = fake_discord.posts
+    [post] = fake_discord.posts_in(int(question["id"]))
     assert post.content == f"{persona.fallbacks.overloaded}\n\n<@&{w.support_role_id}>"
     assert post.allowed_mentions == {"parse": [], "roles": [w.support_role_id]}
 

@@ -11,12 +11,27 @@ import discord
 import pytest
 
 from bots.discord import PERMISSIONS, invite_url
-from bots.discord.render import Outgoing, reply_messages, shorten, staff_notice
-from bots.discord.routing import Plan, Seen, plan, strip_mention, thread_name
+from bots.discord.render import (
+    Outgoing,
+    relay_messages,
+    reply_messages,
+    shorten,
+    staff_reply_messages,
+    with_attachments,
+)
+from bots.discord.routing import (
+    Plan,
+    Seen,
+    StaffMessage,
+    conversation_at,
+    plan,
+    strip_mention,
+    thread_name,
+)
 from bots.discord.send import allowed_mentions
-from core.types import ConversationKey, Escalation, Reply
+from core.types import ConversationKey, Escalation, Reply, StaffPost
 
-BOT, GUILD, SUPPORT, GENERAL, THREAD, MSG, USER = 9, 1, 10, 20, 30, 40, 50
+BOT, GUILD, SUPPORT, GENERAL, THREAD, MSG, USER, STAFF = 9, 1, 10, 20, 30, 40, 50, 70
 BASE = Seen(
     message_id=MSG,
     author_id=USER,
@@ -32,8 +47,10 @@ BASE = Seen(
 )
 
 
-def route(**changes: Any) -> Plan | None:
-    return plan(replace(BASE, **changes), bot_id=BOT, support_channel_ids={SUPPORT})
+def route(**changes: Any) -> Plan | StaffMessage | None:
+    return plan(
+        replace(BASE, **changes), bot_id=BOT, support_channel_ids={SUPPORT}, staff_channel_id=STAFF
+    )
 
 
 @pytest.mark.parametrize(
@@ -45,8 +62,23 @@ def route(**changes: Any) -> Plan | None:
         {"system": True},
         {"channel_id": GENERAL},
         {"channel_id": GENERAL, "author_is_bot": True, "mentions_bot": True},
+        {"channel_id": STAFF},
+        {"channel_id": STAFF, "mentions_bot": True, "author_is_staff": True},
+        {"channel_id": THREAD, "thread_parent_id": STAFF},
+        {"channel_id": THREAD, "thread_parent_id": STAFF, "mentions_bot": True},
     ],
-    ids=["own", "other-bot", "webhook", "system", "unconfigured", "bot-mentioning-us"],
+    ids=[
+        "own",
+        "other-bot",
+        "webhook",
+        "system",
+        "unconfigured",
+        "bot-mentioning-us",
+        "staff-channel",
+        "staff-channel-by-staff",
+        "staff-thread-by-customer",
+        "staff-thread-mentioning-us",
+    ],
 )
 def test_ignored(changes: dict[str, object]) -> None:
     assert route(**changes) is None
@@ -80,7 +112,7 @@ def test_routed(
     changes: dict[str, object], key: tuple[str, str, str], start_thread: bool, only_if_active: bool
 ) -> None:
     todo = route(**changes)
-    assert todo is not None
+    assert isinstance(todo, Plan)
     assert todo.message.key == ConversationKey("discord", *key)
     assert todo.start_thread is start_thread
     assert todo.only_if_active is only_if_active
@@ -105,7 +137,53 @@ def test_strip_mention(text: str, expected: str) -> None:
 
 def test_only_a_mention_passes_empty_text_through() -> None:
     todo = route(content="<@9>", mentions_bot=True, channel_id=GENERAL)
-    assert todo is not None and todo.message.text == ""
+    assert isinstance(todo, Plan) and todo.message.text == ""
+
+
+@pytest.mark.parametrize(
+    ("changes", "where"),
+    [
+        (
+            {"channel_id": THREAD, "thread_parent_id": SUPPORT},
+            ConversationKey("discord", "1", "10", "30"),
+        ),
+        (
+            {"channel_id": THREAD, "thread_parent_id": GENERAL, "mentions_bot": True},
+            ConversationKey("discord", "1", "20", "30"),
+        ),
+        ({"channel_id": THREAD, "thread_parent_id": STAFF}, StaffPost("70", "30")),
+    ],
+    ids=["support-thread", "other-thread", "staff-thread"],
+)
+def test_support_team_messages_are_recorded_not_answered(
+    changes: dict[str, object], where: ConversationKey | StaffPost
+) -> None:
+    said = route(author_is_staff=True, author_name="Dana", content="<@9> On it.", **changes)
+    assert said == StaffMessage(where=where, staff_name="Dana", text="On it.", message_id="40")
+
+
+@pytest.mark.parametrize(
+    "changes",
+    [{}, {"guild_id": None, "channel_id": 60}],
+    ids=["top-level-in-support-channel", "dm-to-the-bot"],
+)
+def test_support_team_members_are_customers_outside_threads(changes: dict[str, object]) -> None:
+    assert isinstance(route(author_is_staff=True, **changes), Plan)
+
+
+@pytest.mark.parametrize(
+    ("guild_id", "channel_id", "parent", "key"),
+    [
+        (None, 60, None, ConversationKey("discord", "@me", "60", "-")),
+        (1, 30, 10, ConversationKey("discord", "1", "10", "30")),
+        (1, 10, None, None),
+    ],
+    ids=["dm", "thread", "plain-channel"],
+)
+def test_conversation_at(
+    guild_id: int | None, channel_id: int, parent: int | None, key: ConversationKey | None
+) -> None:
+    assert conversation_at(guild_id=guild_id, channel_id=channel_id, thread_parent_id=parent) == key
 
 
 def test_thread_name_is_the_question_within_100_characters() -> None:
@@ -148,19 +226,31 @@ def test_escalation_mention_closes_the_reply_and_only_it_pings() -> None:
     assert reply_messages(Reply(""), ping_role_id=None) == []
 
 
-def test_staff_notice() -> None:
-    notice = staff_notice(
-        Escalation("wants a refund", "s " * 2000, "50"),
-        customer_id="50",
-        jump_url="https://discord.com/channels/@me/60/40",
-        role_id=5,
-    )
-    assert notice.ping_role_id == 5
-    assert notice.content.startswith("<@&5> ")
-    assert "Customer: <@50>" in notice.content
-    assert "Reason: wants a refund" in notice.content
-    assert notice.content.endswith("Message: https://discord.com/channels/@me/60/40")
-    assert len(notice.content) < 2000
+@pytest.mark.parametrize(
+    ("messages", "expected"),
+    [
+        (relay_messages("50", "My order is late"), ["<@50> wrote: My order is late"]),
+        (relay_messages("50", ""), ["<@50> wrote: (no text)"]),
+        (staff_reply_messages("Dana", " Refunded. "), ["**Dana** (support team): Refunded."]),
+    ],
+    ids=["relay", "relay-empty", "staff-reply"],
+)
+def test_relayed_messages_never_ping(messages: list[Outgoing], expected: list[str]) -> None:
+    assert [m.content for m in messages] == expected
+    assert all(m.ping_role_id is None for m in messages)
+
+
+def test_a_long_relay_is_split_under_the_limit() -> None:
+    messages = relay_messages("50", "word " * 900)
+    assert len(messages) == 3
+    assert all(len(m.content) <= 2000 for m in messages)
+    assert messages[0].content.startswith("<@50> wrote: word")
+
+
+def test_with_attachments() -> None:
+    assert with_attachments("see this", ["https://cdn/a.png"]) == "see this\nhttps://cdn/a.png"
+    assert with_attachments("", ["https://cdn/a.png"]) == "https://cdn/a.png"
+    assert with_attachments("just text", []) == "just text"
     assert len(shorten("a b c d", 4)) <= 4
 
 

@@ -6,14 +6,21 @@ import asyncio
 
 import pytest
 
-from bots.discord import DiscordBot, DiscordStartError, run_discord
-from tests.discord_helpers import RecordingPort, fake_discord_installed, say, settings_for
+from bots.discord import DiscordBot, DiscordStartError
+from core.desk import Desk
+from tests.discord_helpers import (
+    RecordingPort,
+    fake_discord_installed,
+    running_bot,
+    say,
+    settings_for,
+)
 
 
-async def test_missing_message_content_intent_is_a_clear_error() -> None:
+async def test_missing_message_content_intent_is_a_clear_error(desk: Desk) -> None:
     async with fake_discord_installed(reject_privileged_intents=True) as fake:
         bot = DiscordBot(
-            settings=settings_for(fake), port=RecordingPort(), guild_ready_timeout=0.05
+            settings=settings_for(fake), port=RecordingPort(), desk=desk, guild_ready_timeout=0.05
         )
         with pytest.raises(DiscordStartError, match="MESSAGE CONTENT INTENT") as raised:
             await bot.start()
@@ -23,10 +30,12 @@ async def test_missing_message_content_intent_is_a_clear_error() -> None:
     assert fake.identifies[0]["intents"] & (1 << 15)  # the bot did ask for message content
 
 
-async def test_wrong_token_is_a_clear_error_without_the_token() -> None:
+async def test_wrong_token_is_a_clear_error_without_the_token(desk: Desk) -> None:
     async with fake_discord_installed() as fake:
         settings = settings_for(fake, token="not-the-token")
-        bot = DiscordBot(settings=settings, port=RecordingPort(), guild_ready_timeout=0.05)
+        bot = DiscordBot(
+            settings=settings, port=RecordingPort(), desk=desk, guild_ready_timeout=0.05
+        )
         with pytest.raises(DiscordStartError, match="rejected DISCORD_TOKEN") as raised:
             await bot.start()
 
@@ -35,26 +44,24 @@ async def test_wrong_token_is_a_clear_error_without_the_token() -> None:
     assert fake.identifies == []
 
 
-async def test_missing_token_is_a_clear_error() -> None:
+async def test_missing_token_is_a_clear_error(desk: Desk) -> None:
     async with fake_discord_installed() as fake:
-        bot = DiscordBot(settings=settings_for(fake, token=None), port=RecordingPort())
+        bot = DiscordBot(settings=settings_for(fake, token=None), port=RecordingPort(), desk=desk)
         with pytest.raises(DiscordStartError, match="DISCORD_TOKEN is not set"):
             await bot.start()
 
     assert fake.requests == []
 
 
-async def test_run_discord_serves_until_cancelled_then_disconnects() -> None:
+async def test_wait_returns_when_the_connection_ends_and_close_disconnects(desk: Desk) -> None:
     async with fake_discord_installed() as fake:
         port = RecordingPort()
-        running = asyncio.create_task(run_discord(settings_for(fake), port))
-        await fake.wait_for(lambda: len(fake.identifies) == 1)
-        await say(fake, fake.world.dm_channel_id, "Are you there?")
-        await fake.wait_for(lambda: len(fake.posts) == 1)
-
-        running.cancel()
-        with pytest.raises(asyncio.CancelledError):
-            await running
+        async with running_bot(fake, port, desk) as bot:
+            await say(fake, fake.world.dm_channel_id, "Are you there?")
+            await fake.wait_for(lambda: len(fake.posts) == 1)
+            waiting = asyncio.create_task(bot.wait())
+        # Leaving the block closed the bot: the connection ended, so wait() returned.
+        await asyncio.wait_for(waiting, timeout=5)
         # aiohttp lets discord.py's reader send its own close frame (4000) before the 1000.
         await fake.wait_for(lambda: len(fake.client_close_codes) == 1)
 

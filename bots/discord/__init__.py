@@ -1,11 +1,12 @@
-"""The Discord adapter (discord.py): support-channel threads, forum posts and DMs.
+"""The Discord adapter (discord.py): support-channel threads, forum posts, DMs and escalations.
 
-``DiscordBot`` connects and answers through a ``ConversationPort``; ``run_discord`` runs it until
-cancelled; ``invite_url`` builds the link that adds the bot to a server.
+``DiscordBot`` connects, answers through a ``ConversationPort`` and runs the escalation workflow
+with the support team through a ``Desk``; ``invite_url`` builds the link that adds the bot to a
+server.
 """
 
-from bots.discord.bot import DiscordBot, run_discord
+from bots.discord.bot import DiscordBot
 from bots.discord.errors import DiscordStartError
 from bots.discord.invite import PERMISSIONS, invite_url
 
-__all__ = ["PERMISSIONS", "DiscordBot", "DiscordStartError", "invite_url", "run_discord"]
+__all__ = ["PERMISSIONS", "DiscordBot", "DiscordStartError", "invite_url"]

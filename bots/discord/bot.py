@@ -1,20 +1,29 @@
-"""The Discord bot's lifecycle: the discord.py client, start-up errors, shutdown."""
+"""The Discord bot's lifecycle: the discord.py client, start-up errors, shutdown, re-pings."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from contextlib import suppress
+from datetime import datetime
 from typing import Any
 
 import aiohttp
 import discord
 
+from bots.discord.buttons import ButtonClient
+from bots.discord.delivery import Delivery
 from bots.discord.errors import DiscordStartError
+from bots.discord.handoff import Handoff
+from bots.discord.notice import Action
+from bots.discord.presses import Presses
 from bots.discord.responder import Responder
+from bots.discord.staff import StaffChannel
 from core.config import DiscordSettings
-from core.types import ConversationPort
+from core.desk import Desk
+from core.engine import utcnow
+from core.types import ConversationPort, EscalationView
 
 log = logging.getLogger(__name__)
 
@@ -42,15 +51,15 @@ def intents() -> discord.Intents:
     return wanted
 
 
-class _Client(discord.Client):
+class _Client(ButtonClient):
     def __init__(
-        self, *, on_customer_message: Callable[[discord.Message], Awaitable[None]], **options: Any
+        self, *, on_any_message: Callable[[discord.Message], Awaitable[None]], **options: Any
     ) -> None:
         super().__init__(**options)
-        self._on_customer_message = on_customer_message
+        self._on_any_message = on_any_message
 
     async def on_message(self, message: discord.Message) -> None:
-        await self._on_customer_message(message)
+        await self._on_any_message(message)
 
     async def on_ready(self) -> None:
         # Fires again after every fresh IDENTIFY (not after a RESUME); nothing to set up twice.
@@ -59,20 +68,25 @@ class _Client(discord.Client):
 
 
 class DiscordBot:
-    """The Discord adapter: answers customers in support-channel threads and DMs via ``port``."""
+    """The Discord adapter: answers customers in support-channel threads and DMs via ``port``,
+    and runs escalations with the support team through ``desk``."""
 
     def __init__(
         self,
         *,
         settings: DiscordSettings,
         port: ConversationPort,
+        desk: Desk,
         guild_ready_timeout: float = 2.0,
         shutdown_grace_seconds: float = 10.0,
+        clock: Callable[[], datetime] = utcnow,
     ) -> None:
         self._settings = settings
         self._grace = shutdown_grace_seconds
+        self._clock = clock
         self._client = _Client(
-            on_customer_message=self._on_message,
+            on_any_message=self._on_message,
+            buttons=self,
             intents=intents(),
             # Nothing the bot posts pings anyone unless a send explicitly allows it.
             allowed_mentions=discord.AllowedMentions.none(),
@@ -80,13 +94,20 @@ class DiscordBot:
             # Raise instead of sleeping through long rate limits (30 s is the minimum allowed).
             max_ratelimit_timeout=30.0,
         )
+        role_id = settings.support_role_id
+        self._staff = StaffChannel(
+            client=self._client, desk=desk, channel_id=settings.staff_channel_id, role_id=role_id
+        )
         self._responder = Responder(
             client=self._client,
             port=port,
+            delivery=Delivery(staff=self._staff, support_role_id=role_id),
+            handoff=Handoff(client=self._client, desk=desk, staff=self._staff),
             support_channel_ids=settings.support_channel_ids,
-            support_role_id=settings.support_role_id,
+            support_role_id=role_id,
             staff_channel_id=settings.staff_channel_id,
         )
+        self._presses = Presses(desk=desk, responder=self._responder, support_role_id=role_id)
         self._connection: asyncio.Task[None] | None = None
         self._in_flight: set[asyncio.Task[None]] = set()
         self._closing = False
@@ -145,13 +166,32 @@ class DiscordBot:
             with suppress(asyncio.CancelledError):
                 await self._connection
 
+    async def reping(self, view: EscalationView) -> None:
+        """Remind staff of an escalation nobody has claimed, in its staff thread."""
+        await self._staff.remind(view, now=self._clock())
+
+    # The client's ButtonHandler: presses run as tracked work, like messages.
+    async def escalation_pressed(
+        self, interaction: discord.Interaction, action: Action, escalation_id: int
+    ) -> None:
+        await self._track(self._presses.escalation_pressed(interaction, action, escalation_id))
+
+    async def talk_pressed(self, interaction: discord.Interaction) -> None:
+        await self._track(self._presses.talk_pressed(interaction))
+
     async def _on_message(self, message: discord.Message) -> None:
+        await self._track(self._responder.handle(message), wait=False)
+
+    async def _track(self, work: Coroutine[Any, Any, None], *, wait: bool = True) -> None:
+        """Run ``work`` so that close() can let it finish; take no new work while closing."""
         if self._closing:
+            work.close()
             return
-        # Track the work so close() can wait for it; discord.py runs each event in its own task.
-        task = asyncio.create_task(self._responder.handle(message))
+        task = asyncio.create_task(work)
         self._in_flight.add(task)
         task.add_done_callback(self._in_flight.discard)
+        if wait:
+            await task
 
 
 def _start_error(exc: Exception) -> DiscordStartError:
@@ -168,13 +208,3 @@ def _start_error(exc: Exception) -> DiscordStartError:
     if isinstance(exc, discord.ConnectionClosed):
         return DiscordStartError(f"Discord closed the gateway connection (code {exc.code}).")
     return DiscordStartError(f"The Discord bot could not start: {type(exc).__name__}: {exc}")
-
-
-async def run_discord(settings: DiscordSettings, port: ConversationPort) -> None:
-    """Run the Discord bot until cancelled (or until the connection fails for good)."""
-    bot = DiscordBot(settings=settings, port=port)
-    await bot.start()
-    try:
-        await bot.wait()
-    finally:
-        await bot.close()

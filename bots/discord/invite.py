@@ -7,8 +7,8 @@ import discord
 PERMISSIONS = discord.Permissions(
     view_channel=True,  # see the support channels and their threads
     send_messages=True,  # answer, post escalations, open forum posts in a forum staff channel
-    send_messages_in_threads=True,  # every conversation in a guild lives in a thread
-    create_public_threads=True,  # a new question in a support channel opens a thread
+    send_messages_in_threads=True,  # conversations, staff threads, re-pings and DM relays
+    create_public_threads=True,  # a new question or a new escalation opens a thread
     read_message_history=True,  # reply to (reference) the customer's message
 )
 

@@ -1,4 +1,4 @@
-"""Pure rendering: a core ``Reply`` or ``Escalation`` as Discord message contents.
+"""Pure rendering: a core ``Reply`` and the relayed DM messages as Discord message contents.
 
 Pings are built here, in code, never taken from model output: each :class:`Outgoing` names the
 one role it may ping, and the sender turns that into ``allowed_mentions``. Everything else the
@@ -10,11 +10,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from core.split import split_text
-from core.types import Escalation, Reply
+from core.types import Reply
 
 MESSAGE_LIMIT = 2000  # Discord rejects longer ``content`` with 50035; discord.py does not split
-REASON_LIMIT = 300
-SUMMARY_LIMIT = 1200
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,22 +40,24 @@ def reply_messages(reply: Reply, *, ping_role_id: int | None = None) -> list[Out
     ]
 
 
-def staff_notice(
-    escalation: Escalation,
-    *,
-    customer_id: str,
-    jump_url: str,
-    role_id: int | None,
-) -> Outgoing:
-    """The staff-channel post for a hand-off that happened in a DM."""
-    lines = [
-        f"{role_mention(role_id) + ' ' if role_id else ''}A customer in a DM needs a person.",
-        f"Customer: <@{customer_id}>",
-        f"Reason: {shorten(escalation.reason, REASON_LIMIT) or '-'}",
-        f"Summary: {shorten(escalation.summary, SUMMARY_LIMIT) or '-'}",
-        f"Message: {jump_url}",
-    ]
-    return Outgoing("\n".join(lines), role_id)
+def relay_messages(customer_id: str, text: str) -> list[Outgoing]:
+    """A customer's DM, as posted into the escalation's staff thread (pings no one)."""
+    return _prefixed(f"<@{customer_id}> wrote: ", text or "(no text)")
+
+
+def staff_reply_messages(staff_name: str, text: str) -> list[Outgoing]:
+    """A support-team member's reply, as posted into the customer's DM (pings no one)."""
+    return _prefixed(f"**{staff_name}** (support team): ", text)
+
+
+def with_attachments(text: str, urls: list[str]) -> str:
+    """Message text followed by the links of its attachments, one a line."""
+    return "\n".join([text, *urls]).strip()
+
+
+def _prefixed(prefix: str, text: str) -> list[Outgoing]:
+    chunks = [c for c in split_text(f"{prefix}{text.strip()}", MESSAGE_LIMIT) if c.strip()]
+    return [Outgoing(chunk) for chunk in chunks]
 
 
 def shorten(text: str, limit: int) -> str:

@@ -2,6 +2,7 @@
 
 The port (the engine) dedupes deliveries by message id, orders turns per conversation and owns
 every customer-facing sentence; this module only moves messages between Discord and the port.
+Messages from the support team are not answered: they go to :class:`Handoff`.
 """
 
 from __future__ import annotations
@@ -12,12 +13,14 @@ from dataclasses import replace
 
 import discord
 
-from bots.discord.render import reply_messages
-from bots.discord.routing import Plan, Seen, from_a_person, plan, thread_name
-from bots.discord.send import SEND_ERRORS, describe, post
-from bots.discord.staff import StaffChannel
+from bots.discord.delivery import Delivery
+from bots.discord.handoff import Handoff
+from bots.discord.render import with_attachments
+from bots.discord.routing import Plan, Seen, StaffMessage, from_a_person, plan, thread_name
+from bots.discord.send import SEND_ERRORS, describe
+from bots.discord.serial import Serial
 from bots.discord.typing_indicator import typing_in
-from core.types import ConversationPort, Reply
+from core.types import ConversationPort, IncomingMessage
 
 log = logging.getLogger(__name__)
 
@@ -27,7 +30,18 @@ _PEOPLE_MESSAGE_TYPES = (discord.MessageType.default, discord.MessageType.reply)
 Target = discord.abc.Messageable
 
 
-def seen_from(message: discord.Message, *, thread_parent_id: int | None, bot_id: int) -> Seen:
+def is_support(user: discord.abc.User, role_id: int | None) -> bool:
+    """Whether ``user`` holds the support role (only guild members can)."""
+    return (
+        role_id is not None
+        and isinstance(user, discord.Member)
+        and user.get_role(role_id) is not None
+    )
+
+
+def seen_from(
+    message: discord.Message, *, thread_parent_id: int | None, bot_id: int, role_id: int | None
+) -> Seen:
     """The routing facts of a discord.py message."""
     guild_id = message.guild.id if message.guild else getattr(message.channel, "guild_id", None)
     return Seen(
@@ -43,28 +57,37 @@ def seen_from(message: discord.Message, *, thread_parent_id: int | None, bot_id:
         # ``mentions`` also holds the author of a replied-to message when the reply pings.
         mentions_bot=any(user.id == bot_id for user in message.mentions),
         content=message.content,
+        author_is_staff=is_support(message.author, role_id),
     )
 
 
 class Responder:
-    """Answers customer messages through ``port``."""
+    """Answers customer messages through ``port``; hands staff messages to ``handoff``.
+
+    Work on one conversation (or one staff thread) runs one piece at a time, in arrival order,
+    from the port call to the last post: a reply is out, and its staff notification attached,
+    before the next message there is looked at.
+    """
 
     def __init__(
         self,
         *,
         client: discord.Client,
         port: ConversationPort,
+        delivery: Delivery,
+        handoff: Handoff,
         support_channel_ids: Collection[int],
         support_role_id: int | None,
         staff_channel_id: int | None,
     ) -> None:
         self._client = client
         self._port = port
+        self._delivery = delivery
+        self._handoff = handoff
         self._support_channel_ids = frozenset(support_channel_ids)
         self._support_role_id = support_role_id
-        self._staff = StaffChannel(
-            client=client, channel_id=staff_channel_id, role_id=support_role_id
-        )
+        self._staff_channel_id = staff_channel_id
+        self._serial = Serial()
 
     async def handle(self, message: discord.Message) -> None:
         """Answer ``message`` if it is for the bot. Errors are logged, never shown."""
@@ -75,11 +98,36 @@ class Responder:
                 "failed to answer discord message %s in channel %s", message.id, message.channel.id
             )
 
+    async def answer(
+        self,
+        incoming: IncomingMessage,
+        *,
+        target: Target,
+        reference: discord.Message | None = None,
+        offer_button: bool,
+        relay_text: str,
+    ) -> None:
+        """Ask the port about ``incoming`` and deliver what it says in ``target``."""
+        async with self._serial(incoming.key):
+            async with typing_in(target):
+                reply = await self._port.handle(incoming)
+            if reply is None:  # deliberate silence, e.g. a delivery the engine already answered
+                return
+            await self._delivery.send(
+                reply,
+                incoming=incoming,
+                target=target,
+                reference=reference,
+                offer_button=offer_button,
+                relay_text=relay_text,
+            )
+
     async def _handle(self, message: discord.Message) -> None:
         me = self._client.user
         if me is None:
             return
-        seen = seen_from(message, thread_parent_id=None, bot_id=me.id)
+        role_id = self._support_role_id
+        seen = seen_from(message, thread_parent_id=None, bot_id=me.id, role_id=role_id)
         if not from_a_person(seen, bot_id=me.id):  # before any lookup the message might cost
             return
         channel = await self._resolve_channel(message)
@@ -87,17 +135,34 @@ class Responder:
             return
         if isinstance(channel, discord.Thread):
             seen = replace(seen, thread_parent_id=channel.parent_id)
-        todo = plan(seen, bot_id=me.id, support_channel_ids=self._support_channel_ids)
-        if todo is None:
-            return
+        todo = plan(
+            seen,
+            bot_id=me.id,
+            support_channel_ids=self._support_channel_ids,
+            staff_channel_id=self._staff_channel_id,
+        )
+        if isinstance(todo, StaffMessage):
+            await self._from_staff(todo, message)
+        elif todo is not None:
+            await self._from_customer(todo, message, channel)
+
+    async def _from_staff(self, said: StaffMessage, message: discord.Message) -> None:
+        said = replace(said, text=with_attachments(said.text, _attachment_urls(message)))
+        async with self._serial(said.where):
+            await self._handoff.record(said)
+
+    async def _from_customer(self, todo: Plan, message: discord.Message, channel: Target) -> None:
         if todo.only_if_active and not await self._port.is_active(todo.message.key):
             return
         target, reference = await self._target(message, channel, todo)
-        async with typing_in(target):
-            reply = await self._port.handle(todo.message)
-        if reply is None:  # deliberate silence, e.g. a delivery the engine already answered
-            return
-        await self._deliver(message, target, reference, todo, reply)
+        await self.answer(
+            todo.message,
+            target=target,
+            reference=reference,
+            # Only where the conversation can be found again from the button's channel.
+            offer_button=todo.message.direct or isinstance(target, discord.Thread),
+            relay_text=with_attachments(todo.message.text, _attachment_urls(message)),
+        )
 
     async def _resolve_channel(self, message: discord.Message) -> Target | None:
         channel = message.channel
@@ -148,28 +213,6 @@ class Responder:
             assert isinstance(thread, discord.Thread)
             return thread
 
-    async def _deliver(
-        self,
-        message: discord.Message,
-        target: Target,
-        reference: discord.Message | None,
-        todo: Plan,
-        reply: Reply,
-    ) -> None:
-        direct = todo.message.direct
-        # ``new`` is False when a live escalation was only updated: staff were pinged already.
-        escalation = reply.escalation if reply.escalation and reply.escalation.new else None
-        ping = None if direct or escalation is None else self._support_role_id
-        if escalation is not None and not direct and ping is None:
-            log.warning("escalation in %s not pinged: no support role configured", todo.message.key)
-        for i, out in enumerate(reply_messages(reply, ping_role_id=ping)):
-            ref = reference.to_reference(fail_if_not_exists=False) if reference and i == 0 else None
-            if not await post(target, out, reference=ref, context=todo.message.key):
-                break
-        if escalation is not None and direct:
-            await self._staff.announce(
-                escalation,
-                key=todo.message.key,
-                customer_id=escalation.customer_id or todo.message.author_id,
-                jump_url=message.jump_url,
-            )
+
+def _attachment_urls(message: discord.Message) -> list[str]:
+    return [attachment.url for attachment in message.attachments]

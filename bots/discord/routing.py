@@ -1,7 +1,8 @@
 """Pure routing: which gateway messages the bot answers, and under which conversation key.
 
 Nothing here touches discord.py objects; ``bots.discord.responder`` fills a :class:`Seen` from a
-``discord.Message`` and acts on the :class:`Plan` that :func:`plan` returns.
+``discord.Message`` and acts on the :class:`Plan` or :class:`StaffMessage` that :func:`plan`
+returns.
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ import re
 from collections.abc import Collection
 from dataclasses import dataclass
 
-from core.types import ConversationKey, IncomingMessage
+from core.types import ConversationKey, IncomingMessage, StaffPost
 
 PLATFORM = "discord"
 DM_SPACE = "@me"
@@ -33,6 +34,7 @@ class Seen:
     thread_parent_id: int | None  # the parent channel when posted in a thread or forum post
     mentions_bot: bool
     content: str
+    author_is_staff: bool = False  # holds the support role
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,29 +51,82 @@ class Plan:
     only_if_active: bool = False
 
 
+@dataclass(frozen=True, slots=True)
+class StaffMessage:
+    """A support-team member wrote in a thread: record it, never answer it.
+
+    ``where`` is the customer's conversation (the member posted in a support thread) or the
+    staff post whose thread it was written in (a reply to relay into the customer's DM).
+    """
+
+    where: ConversationKey | StaffPost
+    staff_name: str
+    text: str
+    message_id: str
+
+
 def from_a_person(seen: Seen, *, bot_id: int) -> bool:
     """Not our own message, another bot's, a webhook's or a system notice (no bot loops)."""
     return not (seen.author_id == bot_id or seen.author_is_bot or seen.webhook_id or seen.system)
 
 
-def plan(seen: Seen, *, bot_id: int, support_channel_ids: Collection[int]) -> Plan | None:
+def plan(
+    seen: Seen,
+    *,
+    bot_id: int,
+    support_channel_ids: Collection[int],
+    staff_channel_id: int | None = None,
+) -> Plan | StaffMessage | None:
     """Decide whether and where to answer ``seen``; ``None`` means ignore it."""
     if not from_a_person(seen, bot_id=bot_id):
         return None
     text = strip_mention(seen.content, bot_id)
+    if staff_channel_id is not None and _under(seen, staff_channel_id):
+        return _in_staff_channel(seen, text)
+    key = conversation_at(
+        guild_id=seen.guild_id, channel_id=seen.channel_id, thread_parent_id=seen.thread_parent_id
+    )
+    if key is None:
+        return _new_thread(seen, text, support_channel_ids=support_channel_ids)
     if seen.guild_id is None:
-        key = ConversationKey(PLATFORM, DM_SPACE, str(seen.channel_id), "-")
         return Plan(_incoming(seen, key, text, direct=True))
-    guild = str(seen.guild_id)
-    if seen.thread_parent_id is not None:
-        key = ConversationKey(PLATFORM, guild, str(seen.thread_parent_id), str(seen.channel_id))
-        configured = seen.thread_parent_id in support_channel_ids
-        only_if_active = not (configured or seen.mentions_bot)
-        return Plan(_incoming(seen, key, text, direct=False), only_if_active=only_if_active)
-    if seen.channel_id in support_channel_ids or seen.mentions_bot:
-        # The thread we are about to start gets the starter message's id.
-        key = ConversationKey(PLATFORM, guild, str(seen.channel_id), str(seen.message_id))
-        return Plan(_incoming(seen, key, text, direct=False), start_thread=True)
+    if seen.author_is_staff:
+        return _staff(seen, key, text)
+    configured = seen.thread_parent_id in support_channel_ids
+    only_if_active = not (configured or seen.mentions_bot)
+    return Plan(_incoming(seen, key, text, direct=False), only_if_active=only_if_active)
+
+
+def _under(seen: Seen, channel_id: int) -> bool:
+    """Posted in ``channel_id`` itself or in one of its threads."""
+    return channel_id in (seen.channel_id, seen.thread_parent_id)
+
+
+def _in_staff_channel(seen: Seen, text: str) -> StaffMessage | None:
+    """The staff channel and its threads hold no customer conversations: only a support-team
+    member's reply in an escalation's staff thread counts (it may be relayed to a DM)."""
+    if not seen.author_is_staff or seen.thread_parent_id is None:
+        return None
+    return _staff(seen, StaffPost(str(seen.thread_parent_id), str(seen.channel_id)), text)
+
+
+def _new_thread(seen: Seen, text: str, *, support_channel_ids: Collection[int]) -> Plan | None:
+    if seen.channel_id not in support_channel_ids and not seen.mentions_bot:
+        return None
+    # The thread we are about to start gets the starter message's id.
+    key = ConversationKey(PLATFORM, str(seen.guild_id), str(seen.channel_id), str(seen.message_id))
+    return Plan(_incoming(seen, key, text, direct=False), start_thread=True)
+
+
+def conversation_at(
+    *, guild_id: int | None, channel_id: int, thread_parent_id: int | None
+) -> ConversationKey | None:
+    """The conversation a DM or a thread holds; ``None`` for a plain guild channel, where each
+    question opens a thread of its own."""
+    if guild_id is None:
+        return ConversationKey(PLATFORM, DM_SPACE, str(channel_id), "-")
+    if thread_parent_id is not None:
+        return ConversationKey(PLATFORM, str(guild_id), str(thread_parent_id), str(channel_id))
     return None
 
 
@@ -94,6 +149,12 @@ def thread_name(text: str, *, fallback: str) -> str:
     if " " in cut:
         cut = cut[: cut.rindex(" ")]
     return cut.rstrip() + "…"
+
+
+def _staff(seen: Seen, where: ConversationKey | StaffPost, text: str) -> StaffMessage:
+    return StaffMessage(
+        where=where, staff_name=seen.author_name, text=text, message_id=str(seen.message_id)
+    )
 
 
 def _incoming(seen: Seen, key: ConversationKey, text: str, *, direct: bool) -> IncomingMessage:

@@ -32,11 +32,18 @@ async def post(
     out: Outgoing,
     *,
     reference: discord.MessageReference | None = None,
+    view: discord.ui.View | None = None,
     context: object,
 ) -> bool:
-    """Send ``out``; on failure log it with ``context`` (a conversation key) and return False."""
+    """Send ``out`` (with the buttons of ``view``); on failure log it with ``context`` (a
+    conversation key or escalation) and return False."""
     try:
-        await target.send(out.content, reference=reference, allowed_mentions=allowed_mentions(out))
+        await target.send(
+            out.content,
+            reference=reference,
+            allowed_mentions=allowed_mentions(out),
+            view=view,
+        )
     except SEND_ERRORS as exc:
         log_failure(exc, getattr(target, "id", None), context)
         return False

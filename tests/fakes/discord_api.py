@@ -12,6 +12,10 @@ Quirks the fake has to respect (PLATFORMS.md section 4):
 - Plain text frames skip discord.py's zlib stream, so nothing is compressed.
 - Like the real gateway, every message the bot posts comes back as MESSAGE_CREATE, and every
   thread it starts comes back as THREAD_CREATE.
+- Interaction callbacks (``/interactions/{id}/{token}/callback``) carry no ``Authorization``
+  header: discord.py sends them through its webhook adapter, authenticated by the token alone.
+- A component interaction carries the message it was clicked on, components included:
+  discord.py rebuilds the clicked ``DynamicItem`` from that message, not from its own cache.
 """
 
 from __future__ import annotations
@@ -35,6 +39,8 @@ TOKEN = "fake-bot-token"
 TIMESTAMP = "2026-01-05T10:00:00.000000+00:00"
 MESSAGE_CONTENT_INTENT = 1 << 15
 PRIVILEGED_INTENTS = (1 << 1) | (1 << 8) | MESSAGE_CONTENT_INTENT
+EPHEMERAL = 1 << 6
+COMPONENT_INTERACTION, BUTTON = 3, 2
 
 _ids = itertools.count(1_300_000_000_000_000_000)
 
@@ -64,7 +70,8 @@ class Request:
 
 @dataclass
 class Post:
-    """One message the bot created, as the client sent it."""
+    """One message the bot created (or, in ``FakeDiscord.edits``, changed), as the client sent
+    it."""
 
     id: int
     channel_id: int
@@ -81,6 +88,34 @@ class Post:
     @property
     def reference(self) -> dict[str, Any] | None:
         return self.payload.get("message_reference")
+
+    @property
+    def buttons(self) -> list[str]:
+        """The ``custom_id`` of every button the message was posted with."""
+        return custom_ids(self.payload)
+
+
+@dataclass
+class Callback:
+    """One interaction response (type 4 message, 5/6 deferred, 7 update the clicked message)."""
+
+    interaction_id: int
+    type: int
+    data: dict[str, Any]
+
+    @property
+    def ephemeral(self) -> bool:
+        return bool(self.data.get("flags", 0) & EPHEMERAL)
+
+
+def custom_ids(payload: dict[str, Any]) -> list[str]:
+    """The ``custom_id`` of every component in a message payload, row by row."""
+    return [
+        item["custom_id"]
+        for row in payload.get("components") or []
+        for item in row.get("components", [])
+        if "custom_id" in item
+    ]
 
 
 @dataclass
@@ -100,6 +135,7 @@ class World:
     bot_id: int = field(default_factory=snowflake)
     application_id: int = field(default_factory=snowflake)
     customer_id: int = field(default_factory=snowflake)
+    staff_user_id: int = field(default_factory=snowflake)
     other_bot_id: int = field(default_factory=snowflake)
     support_channel_id: int = field(default_factory=snowflake)
     forum_channel_id: int = field(default_factory=snowflake)
@@ -128,6 +164,7 @@ class FakeDiscord:
         w = self.world
         self.bot_user = user(w.bot_id, "supportbot", bot=True)
         self.customer = user(w.customer_id, "casey")
+        self.staff = user(w.staff_user_id, "dana")
         self.other_bot = user(w.other_bot_id, "otherbot", bot=True)
         self.channels: dict[int, dict[str, Any]] = {}
         for cid, name, kind in (
@@ -146,6 +183,10 @@ class FakeDiscord:
         # Records.
         self.requests: list[Request] = []
         self.posts: list[Post] = []
+        self.edits: list[Post] = []  # PATCHes of messages the bot posted earlier
+        self.callbacks: list[Callback] = []
+        self.messages: dict[int, dict[str, Any]] = {}  # what the bot posted, as it stands now
+        self._clicked: dict[int, int] = {}  # interaction id -> the message clicked on
         self.typing: list[int] = []
         self.threads: list[dict[str, Any]] = []
         self.identifies: list[dict[str, Any]] = []
@@ -238,6 +279,49 @@ class FakeDiscord:
     def posts_in(self, channel_id: int) -> list[Post]:
         return [p for p in self.posts if p.channel_id == channel_id]
 
+    def answered(self, interaction_id: int) -> list[Callback]:
+        return [c for c in self.callbacks if c.interaction_id == interaction_id]
+
+    async def click(
+        self,
+        message_id: int,
+        custom_id: str,
+        *,
+        by: dict[str, Any] | None = None,
+        roles: Sequence[int] = (),
+    ) -> int:
+        """``by`` (the customer by default, holding ``roles``) presses the button ``custom_id``
+        on the bot's message ``message_id``: one INTERACTION_CREATE. Returns the interaction id."""
+        message = self.messages[message_id]
+        if custom_id not in custom_ids(message):
+            raise ValueError(f"message {message_id} has no button {custom_id!r}")
+        interaction_id = snowflake()
+        self._clicked[interaction_id] = message_id
+        channel = self.channels[int(message["channel_id"])]
+        data: dict[str, Any] = {
+            "id": str(interaction_id),
+            "application_id": str(self.world.application_id),
+            "type": COMPONENT_INTERACTION,
+            "token": f"interaction-token-{interaction_id}",
+            "version": 1,
+            "data": {"custom_id": custom_id, "component_type": BUTTON},
+            "channel_id": message["channel_id"],
+            "channel": channel,
+            "message": message,
+            "attachment_size_limit": 10 * 1024 * 1024,
+            "app_permissions": "0",
+            "locale": "en-US",
+            "entitlements": [],
+        }
+        presser = by or self.customer
+        if channel["type"] == 1:
+            data["user"] = presser
+        else:
+            data["guild_id"] = str(self.world.guild_id)
+            data["member"] = {**self._member(roles), "user": presser, "permissions": "0"}
+        await self.dispatch("INTERACTION_CREATE", data)
+        return interaction_id
+
     # -- payload builders ------------------------------------------------------------------
 
     def message(
@@ -250,8 +334,10 @@ class FakeDiscord:
         mentions_bot: bool = False,
         webhook_id: int | None = None,
         kind: int = 0,
+        roles: Sequence[int] = (),
     ) -> dict[str, Any]:
-        """A MESSAGE_CREATE payload from the customer (or ``author``) in ``channel_id``."""
+        """A MESSAGE_CREATE payload from the customer (or ``author``, holding ``roles``) in
+        ``channel_id``."""
         author = author or self.customer
         data: dict[str, Any] = {
             "id": str(message_id or snowflake()),
@@ -274,14 +360,14 @@ class FakeDiscord:
             data["webhook_id"] = str(webhook_id)
         if int(self.channels.get(channel_id, {}).get("type", 0)) != 1:
             data["guild_id"] = str(self.world.guild_id)
-            data["member"] = {
-                "roles": [],
-                "joined_at": TIMESTAMP,
-                "deaf": False,
-                "mute": False,
-                "flags": 0,
-            }
+            data["member"] = self._member(roles)
         return data
+
+    def staff_message(self, channel_id: int, content: str) -> dict[str, Any]:
+        """A MESSAGE_CREATE payload from Dana, who holds the support role."""
+        return self.message(
+            channel_id, content, author=self.staff, roles=[self.world.support_role_id]
+        )
 
     def add_thread(self, parent_id: int, name: str = "earlier question") -> int:
         """A thread that exists on Discord but was never announced to the client."""
@@ -310,6 +396,16 @@ class FakeDiscord:
         async with self._changed:
             bucket.append(item)
             self._changed.notify_all()
+
+    @staticmethod
+    def _member(roles: Sequence[int]) -> dict[str, Any]:
+        return {
+            "roles": [str(r) for r in roles],
+            "joined_at": TIMESTAMP,
+            "deaf": False,
+            "mute": False,
+            "flags": 0,
+        }
 
     def _add_channel(self, data: dict[str, Any]) -> None:
         data.setdefault("guild_id", str(self.world.guild_id))
@@ -351,13 +447,14 @@ class FakeDiscord:
             role.update(color=0, hoist=False, position=0, managed=False)
             role.setdefault("permissions", "0")
             role.setdefault("mentionable", False)
-        member = {"roles": [], "joined_at": TIMESTAMP, "deaf": False, "mute": False, "flags": 0}
+        member = self._member(())
+        staff = {**self._member([w.support_role_id]), "user": self.staff}
         channels = [c for c in self.channels.values() if c.get("type") in (0, 15)]
         return {
             "id": str(w.guild_id),
             "name": "Acme",
             "owner_id": str(w.customer_id),
-            "member_count": 2,
+            "member_count": 3,
             "large": False,
             "unavailable": False,
             "roles": [everyone, support],
@@ -366,7 +463,11 @@ class FakeDiscord:
             "features": [],
             "channels": channels,
             "threads": [c for c in self.channels.values() if c.get("type") == 11],
-            "members": [{**member, "user": self.bot_user}, {**member, "user": self.customer}],
+            "members": [
+                {**member, "user": self.bot_user},
+                {**member, "user": self.customer},
+                staff,
+            ],
             "voice_states": [],
             "presences": [],
             "stage_instances": [],
@@ -436,6 +537,9 @@ class FakeDiscord:
         path = "/" + request.match_info["tail"]
         body = await request.json() if request.can_read_body else None
         await self._record(self.requests, Request(request.method, path, body, dict(request.query)))
+        callback = re.fullmatch(r"/interactions/(\d+)/([^/]+)/callback", path)
+        if callback and request.method == "POST":
+            return await self._callback(body, int(callback[1]), callback[2])
         if request.headers.get("Authorization") != f"Bot {self.token}":
             return _json({"message": "401: Unauthorized", "code": 0}, status=401)
         for failure in self._failures:
@@ -456,6 +560,7 @@ class FakeDiscord:
             ("GET", r"/channels/(\d+)", self._get_channel),
             ("POST", r"/channels/(\d+)/typing", self._typing),
             ("POST", r"/channels/(\d+)/messages", self._send),
+            ("PATCH", r"/channels/(\d+)/messages/(\d+)", self._edit),
             ("POST", r"/channels/(\d+)/messages/(\d+)/threads", self._thread_from_message),
             ("POST", r"/channels/(\d+)/threads", self._thread_in_channel),
         ]
@@ -508,12 +613,56 @@ class FakeDiscord:
         await self.dispatch("MESSAGE_CREATE", message)
         return _json(message)
 
-    def _bot_message(self, channel_id: int, body: dict[str, Any]) -> dict[str, Any]:
-        message = self.message(channel_id, body.get("content") or "", author=self.bot_user)
+    def _bot_message(
+        self, channel_id: int, body: dict[str, Any], *, message_id: int | None = None
+    ) -> dict[str, Any]:
+        message = self.message(
+            channel_id, body.get("content") or "", author=self.bot_user, message_id=message_id
+        )
+        message["components"] = body.get("components") or []
         if body.get("message_reference"):
             message["type"] = 19
             message["message_reference"] = body["message_reference"]
+        self.messages[int(message["id"])] = message
         return message
+
+    async def _edit(self, body: dict[str, Any], channel_id: int, message_id: int) -> web.Response:
+        message = self.messages.get(message_id)
+        if message is None or int(message["channel_id"]) != channel_id:
+            return _json({"message": "Unknown Message", "code": 10008}, status=404)
+        self._apply(message, body)
+        await self._record(self.edits, Post(message_id, channel_id, body))
+        return _json(message)
+
+    @staticmethod
+    def _apply(message: dict[str, Any], changes: dict[str, Any]) -> None:
+        for name in ("content", "components"):
+            if name in changes:
+                message[name] = changes[name] or ([] if name == "components" else "")
+        message["edited_timestamp"] = TIMESTAMP
+
+    async def _callback(
+        self, body: dict[str, Any], interaction_id: int, token: str
+    ) -> web.Response:
+        if token != f"interaction-token-{interaction_id}":
+            return _json({"message": "Unknown interaction", "code": 10062}, status=404)
+        kind, data = body["type"], body.get("data") or {}
+        message = self.messages[self._clicked[interaction_id]]
+        if kind == 7:
+            self._apply(message, data)
+        await self._record(self.callbacks, Callback(interaction_id, kind, data))
+        answer: dict[str, Any] = {
+            "interaction": {
+                "id": str(interaction_id),
+                "type": COMPONENT_INTERACTION,
+                "response_message_loading": kind == 5,
+                "response_message_ephemeral": bool(data.get("flags", 0) & EPHEMERAL),
+            }
+        }
+        if kind == 7:
+            answer["interaction"]["response_message_id"] = message["id"]
+            answer["resource"] = {"type": kind, "message": message}
+        return _json(answer)
 
     async def _thread_from_message(
         self, body: dict[str, Any], channel_id: int, message_id: int
@@ -550,8 +699,7 @@ class FakeDiscord:
         if starter is None:
             return _json(thread)
         # Forum post: the starter message lives in the new thread and shares its id.
-        message = self._bot_message(int(thread["id"]), starter)
-        message["id"] = thread["id"]
+        message = self._bot_message(int(thread["id"]), starter, message_id=int(thread["id"]))
         await self._record(self.posts, Post(int(thread["id"]), int(thread["id"]), starter))
         await self.dispatch("MESSAGE_CREATE", message)
         return _json({**thread, "message": message})

@@ -1,0 +1,128 @@
+"""The bot's buttons, built to survive restarts.
+
+Each button is a ``discord.ui.DynamicItem``: discord.py rebuilds it from the clicked message's
+``custom_id`` alone (``from_custom_id``), so no per-message state is kept in memory and a button
+posted before a restart still works after it. ``ButtonClient.setup_hook`` registers the
+templates. Because the item is rebuilt by discord.py, the code that acts on a press is reached
+through the client (``ButtonClient.buttons``).
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any, Protocol
+
+import discord
+
+from bots.discord.notice import LABELS, Action, actions_for
+from core.types import EscalationView
+
+ESCALATION_TEMPLATE = r"supportbot:esc:(?P<action>claim|resolve|handback):(?P<id>[0-9]+)"
+TALK_ID = "supportbot:talk"
+TALK_LABEL = "Talk to a human"
+_STYLES = {
+    Action.CLAIM: discord.ButtonStyle.primary,
+    Action.RESOLVE: discord.ButtonStyle.success,
+    Action.HAND_BACK: discord.ButtonStyle.secondary,
+}
+
+
+class ButtonHandler(Protocol):
+    """Acts on button presses. Each must answer the interaction within 3 seconds."""
+
+    async def escalation_pressed(
+        self, interaction: discord.Interaction, action: Action, escalation_id: int
+    ) -> None: ...
+
+    async def talk_pressed(self, interaction: discord.Interaction) -> None: ...
+
+
+class ButtonClient(discord.Client):
+    """A client that listens for the bot's buttons and hands presses to ``buttons``."""
+
+    def __init__(self, *, buttons: ButtonHandler, **options: Any) -> None:
+        super().__init__(**options)
+        self.buttons = buttons
+
+    async def setup_hook(self) -> None:
+        self.add_dynamic_items(EscalationButton, TalkButton)
+
+
+def _handler(interaction: discord.Interaction) -> ButtonHandler:
+    client = interaction.client
+    assert isinstance(client, ButtonClient)
+    return client.buttons
+
+
+class EscalationButton(discord.ui.DynamicItem[discord.ui.Button], template=ESCALATION_TEMPLATE):
+    """Claim, Resolve or Hand back on a staff notification; the escalation id is in custom_id."""
+
+    def __init__(self, action: Action, escalation_id: int) -> None:
+        super().__init__(
+            discord.ui.Button(
+                label=LABELS[action],
+                style=_STYLES[action],
+                custom_id=f"supportbot:esc:{action}:{escalation_id}",
+            )
+        )
+        self.action = action
+        self.escalation_id = escalation_id
+
+    @classmethod
+    async def from_custom_id(
+        cls,
+        interaction: discord.Interaction,
+        item: discord.ui.Item[Any],
+        match: re.Match[str],
+        /,
+    ) -> EscalationButton:
+        return cls(Action(match["action"]), int(match["id"]))
+
+    async def callback(self, interaction: discord.Interaction) -> None:
+        await _handler(interaction).escalation_pressed(interaction, self.action, self.escalation_id)
+
+
+class TalkButton(discord.ui.DynamicItem[discord.ui.Button], template=re.escape(TALK_ID)):
+    """ "Talk to a human" under the bot's answers: one fixed custom_id, the conversation is
+    known from the channel the button is in."""
+
+    def __init__(self) -> None:
+        super().__init__(
+            discord.ui.Button(
+                label=TALK_LABEL, style=discord.ButtonStyle.secondary, custom_id=TALK_ID
+            )
+        )
+
+    @classmethod
+    async def from_custom_id(
+        cls,
+        interaction: discord.Interaction,
+        item: discord.ui.Item[Any],
+        match: re.Match[str],
+        /,
+    ) -> TalkButton:
+        return cls()
+
+    async def callback(self, interaction: discord.Interaction) -> None:
+        await _handler(interaction).talk_pressed(interaction)
+
+
+def escalation_buttons(view: EscalationView) -> discord.ui.View | None:
+    """The buttons for ``view``'s state; ``None`` (remove them) once it is closed."""
+    actions = actions_for(view.state)
+    if not actions:
+        return None
+    return _persistent(*(EscalationButton(action, view.id) for action in actions))
+
+
+def talk_button() -> discord.ui.View:
+    return _persistent(TalkButton())
+
+
+def _persistent(*items: discord.ui.Item[Any]) -> discord.ui.View:
+    # Without timeout=None each sent message would keep a 180 s timer running for nothing: the
+    # buttons stay usable for as long as the message exists.
+    view = discord.ui.View(timeout=None)
+    for item in items:
+        view.add_item(item)
+    return view

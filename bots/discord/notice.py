@@ -1,0 +1,112 @@
+"""Pure rendering of what staff see: the escalation notification, its buttons, the re-ping.
+
+Everything is rendered from an :class:`EscalationView`, so the notification can be re-drawn at
+any time (a button press, a second trigger, after a restart) from the database alone.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from enum import StrEnum
+
+from bots.discord.render import Outgoing, role_mention, shorten
+from bots.discord.routing import DM_SPACE
+from bots.links import conversation_link
+from core.types import ConversationKey, EscalationView
+
+REASON_LIMIT = 300
+SUMMARY_LIMIT = 1200
+
+
+class Action(StrEnum):
+    """What a support-team member can do from the notification (the value goes in custom_id)."""
+
+    CLAIM = "claim"
+    RESOLVE = "resolve"
+    HAND_BACK = "handback"
+
+
+LABELS = {Action.CLAIM: "Claim", Action.RESOLVE: "Resolve", Action.HAND_BACK: "Hand back to bot"}
+
+
+def actions_for(state: str) -> tuple[Action, ...]:
+    """The buttons an escalation in ``state`` offers: none once it is closed."""
+    if state == "open":
+        return (Action.CLAIM, Action.RESOLVE, Action.HAND_BACK)
+    if state == "claimed":
+        return (Action.RESOLVE, Action.HAND_BACK)
+    return ()
+
+
+def notification(view: EscalationView, *, role_id: int | None, ping: bool) -> Outgoing:
+    """The staff-channel post for ``view``. The role mention is always shown; it pings only
+    with ``ping`` (not when the customer's thread reply already pinged the role)."""
+    mention = f"{role_mention(role_id)} " if role_id is not None else ""
+    lines = [
+        f"{mention}**Escalation #{view.id}**: a customer needs a person.",
+        f"Customer: <@{view.customer_id}>",
+        f"Platform: Discord, {place(view.key)}",
+        f"Reason: {shorten(view.reason, REASON_LIMIT) or '-'}",
+        f"Summary: {shorten(view.summary, SUMMARY_LIMIT) or '-'}",
+        f"Message: {jump_url(view.key, view.customer_message_id)}",
+        f"State: {state_line(view)}",
+    ]
+    return Outgoing("\n".join(lines), role_id if ping else None)
+
+
+def state_line(view: EscalationView) -> str:
+    """Who did what, and when (Discord shows ``<t:…>`` in each reader's own time zone)."""
+    if view.state == "open":
+        return f"open since {when(view.created_at)}, nobody has claimed it yet"
+    if view.state == "claimed":
+        return f"claimed by {who(view.claimed_by)} {when(view.updated_at)}"
+    done = "resolved" if view.state == "resolved" else "handed back to the bot"
+    line = f"{done} by {who(view.closed_by)} {when(view.updated_at)}"
+    if view.claimed_by and view.claimed_by != view.closed_by:
+        line += f" (claimed by {who(view.claimed_by)})"
+    return line
+
+
+def reminder(view: EscalationView, *, role_id: int | None, now: datetime) -> Outgoing:
+    """The re-ping posted in the staff thread of an escalation nobody has claimed."""
+    mention = f"{role_mention(role_id)} " if role_id is not None else ""
+    minutes = int((now - view.created_at).total_seconds() // 60)
+    return Outgoing(
+        f"{mention}Escalation #{view.id} is still unclaimed after {age(minutes)}. "
+        f"Message: {jump_url(view.key, view.customer_message_id)}",
+        role_id,
+    )
+
+
+def place(key: ConversationKey) -> str:
+    if key.space_id == DM_SPACE:
+        return "direct message"
+    if key.thread_id == "-":
+        return f"channel <#{key.channel_id}>"
+    return f"thread <#{key.thread_id}> in <#{key.channel_id}>"
+
+
+def jump_url(key: ConversationKey, message_id: str | None) -> str:
+    """A link to the customer's message; to the conversation when there is no such message
+    (a button press) or it is the thread's own starter message."""
+    link = conversation_link(key)
+    if message_id is None or not message_id.isdigit() or message_id == key.thread_id:
+        return link
+    return f"{link}/{message_id}"
+
+
+def who(staff_id: str | None) -> str:
+    if staff_id is None:
+        return "someone"
+    return f"<@{staff_id}>" if staff_id.isdigit() else staff_id
+
+
+def when(moment: datetime) -> str:
+    """A Discord timestamp for a naive-UTC ``moment`` (the form the store keeps)."""
+    return f"<t:{int(moment.replace(tzinfo=UTC).timestamp())}:f>"
+
+
+def age(minutes: int) -> str:
+    if minutes < 1:
+        return "less than a minute"
+    return f"{minutes} minute{'s' if minutes != 1 else ''}"
