@@ -54,8 +54,10 @@ class Desk:
     async def staff_said(
         self, key: ConversationKey, *, staff_name: str, text: str, message_id: str
     ) -> bool:
-        """A support-team member posted in the customer's conversation: the bot steps back.
+        """A support-team member posted in the customer's conversation.
 
+        While an escalation is live the bot steps back until it is resolved or handed back,
+        and the re-ping is cancelled; otherwise the message is kept as context for Claude.
         False when there is no open conversation there, or this message was seen before.
         """
         turn = staff_turn(staff_name=staff_name, text=text, message_id=message_id)

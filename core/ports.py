@@ -104,8 +104,10 @@ class ConversationStore(Protocol):
     async def staff_turn(
         self, key: ConversationKey, turn: Turn, *, platform: str, now: datetime
     ) -> bool:
-        """Store a support-team message in the open conversation at ``key`` and mark the
-        conversation as handled by a person. False for a duplicate delivery or no conversation.
+        """Store a support-team message in the open conversation at ``key``.
+
+        While an escalation is live this also marks the conversation as handled by a person
+        and cancels the pending re-ping. False for a duplicate delivery or no conversation.
         """
         ...
 

@@ -252,7 +252,14 @@ class SqlStore:
                     DeliveryRow(platform=platform, message_id=turn.message_id, created_at=now)
                 )
                 await session.flush()
-                row.human_active = True
+                # With a live escalation a person has taken over: the bot steps back, and
+                # a reminder to staff would be noise. Without one it is context only.
+                taken_over = await session.execute(
+                    update(EscalationRow)
+                    .where(EscalationRow.conversation_id == row.id, _LIVE)
+                    .values(reping_at=None)
+                )
+                row.human_active = taken_over.rowcount > 0
                 await self._add(session, row.id, [turn], now=now)
                 return True
         except IntegrityError:

@@ -141,6 +141,39 @@ async def test_a_staff_post_alone_silences_the_bot_until_handed_back(
     assert await engine.handle(message("Anything else I should know?")) is not None
 
 
+async def test_a_staff_post_without_an_escalation_is_context_not_a_takeover(
+    engine: Engine, fake_claude: FakeAnthropic, desk: Desk
+) -> None:
+    await engine.handle(message("Do you ship to Canada?"))
+    await desk.staff_said(KEY, staff_name="Sam", text="We do, since May.", message_id="s-9")
+    fake_claude.queue(text("Yes — standard shipping to Canada takes 5–7 business days."))
+
+    reply = await engine.handle(message("Great, how long does it take?"))
+    assert reply is not None and reply.text.startswith("Yes")
+    # The bot's answer ("OK") and the staff message merge into one assistant turn.
+    assert texts(fake_claude.requests[-1].body["messages"]) == [
+        ("user", "Do you ship to Canada?"),
+        ("assistant", "OK | Sam (support team): We do, since May."),
+        ("user", "Great, how long does it take?"),
+    ]
+
+
+async def test_a_staff_reply_cancels_the_reping(runtime: Runtime, settings: Settings) -> None:
+    assert settings.persona is not None
+    now = [datetime(2026, 3, 2, 15, 0)]
+    limits = Limits(token_budget=12000, idle_timeout=timedelta(hours=24), max_input_chars=8000)
+    engine = Engine(
+        store=runtime.store, llm=None, persona=settings.persona, limits=limits, clock=lambda: now[0]
+    )
+    desk = Desk(store=runtime.store, clock=lambda: now[0])
+    await engine.handle(message("Talk to a person please."))
+    await desk.staff_said(KEY, staff_name="Dana", text="Here, how can I help?", message_id="s-1")
+
+    now[0] += timedelta(hours=1)
+    assert await desk.due_repings({"test"}) == []
+    assert await engine.handle(message("My sofa leg broke.")) is None
+
+
 async def test_dm_relay_both_ways_until_resolved(
     engine: Engine, fake_claude: FakeAnthropic, desk: Desk
 ) -> None:
