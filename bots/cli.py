@@ -148,8 +148,11 @@ def run(
         _check_discord(settings)
     try:
         asyncio.run(serve(settings, {str(p) for p in wanted}))
-    except* (ConfigError, StartError) as group:
+    except* ConfigError as group:
         _fail("\n".join(str(exc) for exc in group.exceptions))
+    except* StartError as group:
+        typer.echo("Could not start:\n" + "\n".join(str(e) for e in group.exceptions), err=True)
+        raise typer.Exit(1) from None
 
 
 def _check_slack(settings: Settings) -> None:
