@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 import anthropic
+import httpx2
 from tenacity import (
     AsyncRetrying,
     RetryCallState,
@@ -58,7 +59,8 @@ class ClaudeClient:
             async for attempt in retrying:
                 with attempt:
                     return await self._once(system=system, messages=messages, tools=tools)
-        except anthropic.APIError as exc:
+        # A stream that breaks after its HTTP 200 raises the transport's own errors.
+        except (anthropic.APIError, httpx2.TransportError) as exc:
             raise LLMError(cause_of(exc), f"{type(exc).__name__}: {exc}") from exc
         raise AssertionError("unreachable: tenacity either returns or re-raises")
 
@@ -116,9 +118,9 @@ def retry_after(exc: BaseException) -> float | None:
 
 def cause_of(exc: BaseException) -> str:
     """The fallback (``Fallbacks`` field) that fits an SDK exception."""
-    if isinstance(exc, anthropic.APITimeoutError):
+    if isinstance(exc, anthropic.APITimeoutError | httpx2.TimeoutException):
         return "timeout"
-    if isinstance(exc, anthropic.APIConnectionError):
+    if isinstance(exc, anthropic.APIConnectionError | httpx2.TransportError):
         return "connection"
     if not isinstance(exc, anthropic.APIStatusError):
         return "unknown"

@@ -99,7 +99,13 @@ async def watch_repings(
     replica takes them first.
     """
     while True:
-        for view in await desk.due_repings(platforms):
+        try:
+            due = await desk.due_repings(platforms)
+        except Exception:
+            # A database hiccup must not take the adapters down with the watcher.
+            log.exception("looking for due re-pings failed; trying again")
+            due = []
+        for view in due:
             try:
                 await notify(view)
             except Exception:

@@ -114,6 +114,8 @@ class Engine:
         if conversation is None:
             log.info("duplicate delivery %s in %s: ignored", message.message_id, message.key)
             return None
+        if kind == "restart" and not conversation.fresh:
+            notice = None  # a live escalation keeps the conversation: "start over" is just text
         turn = _Turn(conversation, message, text, now)
         if _people_have_it(conversation):
             return self._quiet(turn)
@@ -168,6 +170,10 @@ class Engine:
         except LLMError as exc:
             log.warning("claude failed in %s: %s", turn.message.key, exc)
             return await self._fallback(turn, exc.cause)
+        except Exception:
+            # Whatever else breaks, the customer still gets a next step, never silence.
+            log.exception("claude call crashed in %s", turn.message.key)
+            return await self._fallback(turn, "unknown")
         return await self._reply_from(turn, result)
 
     def _wants_person(self, text: str) -> bool:

@@ -53,11 +53,16 @@ def _cut_point(body: str, room: int, *, floor: int) -> int:
     return room
 
 
+# A fence line is ``` with at most a short info string; a longer line starting with ``` is
+# text, and must never be copied into every following chunk.
+_FENCE_LINE = re.compile(r"^```[\w+#.-]{0,20}$")
+
+
 def _open_fence(chunk: str) -> str | None:
     """The opening fence line (```lang) if ``chunk`` ends inside a code block, else None."""
     opened: str | None = None
     for line in chunk.splitlines():
         stripped = line.strip()
-        if stripped.startswith(FENCE):
+        if _FENCE_LINE.match(stripped):
             opened = None if opened is not None else stripped
     return opened

@@ -13,11 +13,12 @@ MIGRATIONS = Path(__file__).with_name("migrations")
 
 
 def create_engine(url: str) -> AsyncEngine:
+    """An async engine; error messages never carry bound values (customer text)."""
     if not url.startswith("sqlite"):
-        return create_async_engine(url, pool_pre_ping=True)
+        return create_async_engine(url, pool_pre_ping=True, hide_parameters=True)
     # One connection: SQLite has one writer anyway, and queueing on the pool is FIFO and
     # event-driven where contending connections would poll the busy handler in sleeps.
-    engine = create_async_engine(url, pool_size=1, max_overflow=0)
+    engine = create_async_engine(url, pool_size=1, max_overflow=0, hide_parameters=True)
     _tune_sqlite(engine)
     return engine
 

@@ -87,6 +87,12 @@ class SqlStore:
         stale = row is not None and idle_after is not None and now - row.updated_at > idle_after
         if row is not None and not (restart or stale):
             return row, False
+        # A conversation with a live escalation stays open however long it idles: staff are
+        # on it, and their replies and the customer's must keep meeting in one place.
+        if row is not None and await session.scalar(
+            select(EscalationRow.id).where(EscalationRow.conversation_id == row.id, _LIVE)
+        ):
+            return row, False
         if row is not None:
             row.state = "closed"
             await session.flush()
@@ -168,10 +174,15 @@ class SqlStore:
         reping_at: datetime,
     ) -> Escalation:
         async with self._sessions.begin() as session:
-            live = await session.scalar(
-                select(EscalationRow)
-                .where(EscalationRow.conversation_id == conversation_id, _LIVE)
+            # Lock the conversation first: FOR UPDATE on a live escalation that does not exist
+            # yet locks nothing, and two replicas would both insert one.
+            await session.execute(
+                select(ConversationRow.id)
+                .where(ConversationRow.id == conversation_id)
                 .with_for_update()
+            )
+            live = await session.scalar(
+                select(EscalationRow).where(EscalationRow.conversation_id == conversation_id, _LIVE)
             )
             if live is not None:
                 live.reason = f"{live.reason}; {escalation.reason}"[-500:]

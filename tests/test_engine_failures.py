@@ -15,11 +15,13 @@ from tests.fakes.anthropic_api import (
     FakeAnthropic,
     FakeResponse,
     drop,
+    drop_mid_stream,
     error,
     hang,
     overloaded,
     rate_limited,
     spend_limited,
+    stall_mid_stream,
     stream_error,
     text,
 )
@@ -35,6 +37,8 @@ FAILURES = [
     ("server-error", [error(500, "api_error"), error(500, "api_error")], "server_error", 2),
     ("timeout", [hang(), hang()], "timeout", 2),
     ("connection", [drop(), drop()], "connection", 2),
+    ("dropped-mid-stream", [drop_mid_stream(), drop_mid_stream()], "connection", 2),
+    ("stalled-mid-stream", [stall_mid_stream(), stall_mid_stream()], "timeout", 2),
     ("spend-limit", [spend_limited()], "spend_limit", 1),
     ("bad-key", [error(401, "authentication_error")], "auth", 1),
     (

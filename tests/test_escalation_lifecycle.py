@@ -10,7 +10,7 @@ from core.config import Settings
 from core.desk import Desk
 from core.engine import Engine, Limits
 from core.hours import SupportHours, describe
-from core.types import ConversationKey, StaffPost
+from core.types import ConversationKey, Reply, StaffPost
 from tests.engine_helpers import KEY, message, texts
 from tests.fakes.anthropic_api import FakeAnthropic, overloaded, text, tool_use
 
@@ -172,6 +172,30 @@ async def test_a_staff_reply_cancels_the_reping(runtime: Runtime, settings: Sett
     now[0] += timedelta(hours=1)
     assert await desk.due_repings({"test"}) == []
     assert await engine.handle(message("My sofa leg broke.")) is None
+
+
+async def test_a_live_escalation_outlives_the_idle_timeout_and_start_over(
+    runtime: Runtime, settings: Settings, fake_claude: FakeAnthropic
+) -> None:
+    assert settings.persona is not None
+    now = [datetime(2026, 3, 2, 15, 0)]
+    limits = Limits(token_budget=12000, idle_timeout=timedelta(hours=24), max_input_chars=8000)
+    engine = Engine(
+        store=runtime.store, llm=None, persona=settings.persona, limits=limits, clock=lambda: now[0]
+    )
+    desk = Desk(store=runtime.store, clock=lambda: now[0])
+    first = await engine.handle(message("Talk to a person please.", key=DM, direct=True))
+    assert first is not None and first.escalation is not None and first.escalation.id
+    await desk.attach(first.escalation.id, STAFF)
+    await desk.claim(first.escalation.id, staff_id="U-dana")
+
+    now[0] += timedelta(hours=25)
+    later = await engine.handle(message("Any news on my refund?", key=DM, direct=True))
+    restart = await engine.handle(message("start over", key=DM, direct=True))
+
+    assert later == Reply("", relay=STAFF) and restart == Reply("", relay=STAFF)
+    [live] = await desk.live()
+    assert live.state == "claimed"
 
 
 async def test_dm_relay_both_ways_until_resolved(

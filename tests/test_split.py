@@ -48,3 +48,8 @@ def test_a_word_is_only_cut_when_it_is_longer_than_a_chunk() -> None:
 
 def test_short_text_is_one_chunk() -> None:
     assert split_text("  Hello there.  ", 2000) == ["Hello there."]
+
+
+def test_a_long_line_starting_with_backticks_is_text_not_a_fence() -> None:
+    chunks = split_text("hi\n```" + "z" * 12_000, 3900)
+    assert len(chunks) == 4 and all(len(c) <= 3900 for c in chunks)

@@ -31,11 +31,13 @@ __all__ = [
     "FakeResponse",
     "RecordedRequest",
     "drop",
+    "drop_mid_stream",
     "error",
     "hang",
     "overloaded",
     "rate_limited",
     "spend_limited",
+    "stall_mid_stream",
     "stream_error",
     "text",
     "tool_use",
@@ -261,6 +263,25 @@ class _StreamError(FakeResponse):
         yield _error_body(self.err_type, "Overloaded")
 
 
+@dataclass
+class _BrokenStream(FakeResponse):
+    stall: bool
+
+    async def serve(self, ctx: _Context) -> web.StreamResponse:
+        response = web.StreamResponse(
+            headers={"content-type": "text/event-stream", "request-id": ctx.request_id}
+        )
+        await response.prepare(ctx.request)
+        usage = {"input_tokens": ctx.input_tokens, "output_tokens": 1}
+        for event in _Message([{"type": "text", "text": "Let me"}], "end_turn")._events(ctx, usage):
+            await response.write(_sse(event))
+            if event["type"] == "content_block_delta":
+                break
+        if self.stall:
+            await ctx.closing.wait()
+        return _close_connection(ctx)
+
+
 def text(
     text: str,
     *,
@@ -347,6 +368,16 @@ def stream_error(
     Non-streaming requests get a 529 `err_type` error instead.
     """
     return _StreamError(err_type, partial_text)
+
+
+def drop_mid_stream() -> FakeResponse:
+    """HTTP 200, a few SSE events, then the connection closes (SDK: a transport error)."""
+    return _BrokenStream(stall=False)
+
+
+def stall_mid_stream() -> FakeResponse:
+    """HTTP 200, a few SSE events, then silence until the client's read timeout."""
+    return _BrokenStream(stall=True)
 
 
 class FakeAnthropic:
