@@ -423,3 +423,23 @@ async def test_without_team_settings_the_customer_still_gets_the_reply(
     assert all("subteam" not in p["text"] for p in harness.posts())
     assert "SLACK_STAFF_CHANNEL unset" in caplog.text
     assert "SLACK_SUPPORT_GROUP_ID unset" in caplog.text
+
+
+async def test_staff_mentioning_the_bot_in_its_thread_still_hands_it_over(
+    http_bot: Harness, fake_claude: FakeAnthropic
+) -> None:
+    await http_bot.deliver(load_body("app_mention", text=f"<@U0BOT> {WANT_PERSON}"))
+    staff_mention = load_body(
+        "app_mention_in_thread",
+        text="<@U0BOT> I'll take this one",
+        user="U0STAFF1",
+        ts="1700000160.000100",
+        thread_ts=MENTION_TS,
+        event_id="Ev0STAFFMENTION",
+    )
+    await http_bot.deliver(staff_mention)
+    asked = len(fake_claude.requests)
+    await http_bot.deliver(in_thread("Thanks!", "1700000170.000100"))
+
+    assert len(http_bot.posts("C0SUPPORT")) == 1, "only the escalation reply"
+    assert len(fake_claude.requests) == asked

@@ -99,26 +99,36 @@ class Dispatcher:
         task.add_done_callback(self._tasks.discard)
 
     async def _serve(self, inbound: Inbound) -> None:
+        # The turn lock is taken before anything is awaited (it is FIFO and a free lock is
+        # taken without yielding), so a conversation's messages reach the port in the order
+        # Slack delivered them, whatever the checks below cost.
+        # The progress reaction is settled after the turn, so a slow reactions call never
+        # holds up the conversation's next message.
+        working: list[asyncio.Task[bool]] = []
+        try:
+            async with self._turn(str(inbound.message.key)):
+                await self._serve_in_turn(inbound, working)
+        finally:
+            for reacting in working:
+                if await reacting:
+                    await self._delivery.mark_done(inbound.message.key, inbound.ts)
+
+    async def _serve_in_turn(self, inbound: Inbound, working: list[asyncio.Task[bool]]) -> None:
+        """Hand the message to the port (or to the hand-off) and post what comes back; the
+        progress-reaction task, once started, is put in ``working``."""
         message = inbound.message
-        if inbound.follow_up and not await self._port.is_active(message.key):
+        active = await self._port.is_active(message.key)
+        if inbound.follow_up and not active:
             return
-        if inbound.follow_up and await self._staff.is_staff(message.author_id):
+        # Staff in a thread the bot is answering hand it over, mention or not.
+        if not message.direct and active and await self._staff.is_staff(message.author_id):
             await self._handoff.staff_said(inbound)
             return
-        # The reaction goes on beside the port call, not before it: the port keeps a
-        # conversation's messages in the order handle() is called, so no await may come
-        # between accepting an event and handing it over (the turn lock is FIFO and free
-        # locks are taken without yielding).
-        working = asyncio.create_task(self._delivery.mark_working(message.key, inbound.ts))
-        try:
-            async with self._turn(str(message.key)):
-                reply = await self._port.handle(message)
-                if reply is not None:
-                    await self._delivery.send(inbound, reply)
-                    await self._handoff.after_reply(inbound, reply)
-        finally:
-            if await working:
-                await self._delivery.mark_done(message.key, inbound.ts)
+        working.append(asyncio.create_task(self._delivery.mark_working(message.key, inbound.ts)))
+        reply = await self._port.handle(message)
+        if reply is not None:
+            await self._delivery.send(inbound, reply)
+            await self._handoff.after_reply(inbound, reply)
 
     def _turn(self, key: str) -> asyncio.Lock:
         lock = self._turns.get(key)
