@@ -109,18 +109,35 @@ class Responder:
     ) -> None:
         """Ask the port about ``incoming`` and deliver what it says in ``target``."""
         async with self._serial(incoming.key):
-            async with typing_in(target):
-                reply = await self._port.handle(incoming)
-            if reply is None:  # deliberate silence, e.g. a delivery the engine already answered
-                return
-            await self._delivery.send(
-                reply,
-                incoming=incoming,
+            await self._answer_in_turn(
+                incoming,
                 target=target,
                 reference=reference,
                 offer_button=offer_button,
                 relay_text=relay_text,
             )
+
+    async def _answer_in_turn(
+        self,
+        incoming: IncomingMessage,
+        *,
+        target: Target,
+        reference: discord.Message | None,
+        offer_button: bool,
+        relay_text: str,
+    ) -> None:
+        async with typing_in(target):
+            reply = await self._port.handle(incoming)
+        if reply is None:  # deliberate silence, e.g. a delivery the engine already answered
+            return
+        await self._delivery.send(
+            reply,
+            incoming=incoming,
+            target=target,
+            reference=reference,
+            offer_button=offer_button,
+            relay_text=relay_text,
+        )
 
     async def _handle(self, message: discord.Message) -> None:
         me = self._client.user
@@ -152,17 +169,20 @@ class Responder:
             await self._handoff.record(said)
 
     async def _from_customer(self, todo: Plan, message: discord.Message, channel: Target) -> None:
-        if todo.only_if_active and not await self._port.is_active(todo.message.key):
-            return
-        target, reference = await self._target(message, channel, todo)
-        await self.answer(
-            todo.message,
-            target=target,
-            reference=reference,
-            # Only where the conversation can be found again from the button's channel.
-            offer_button=todo.message.direct or isinstance(target, discord.Thread),
-            relay_text=with_attachments(todo.message.text, _attachment_urls(message)),
-        )
+        # The turn is taken before the checks below await anything, so a conversation's
+        # messages reach the port in arrival order.
+        async with self._serial(todo.message.key):
+            if todo.only_if_active and not await self._port.is_active(todo.message.key):
+                return
+            target, reference = await self._target(message, channel, todo)
+            await self._answer_in_turn(
+                todo.message,
+                target=target,
+                reference=reference,
+                # Only where the conversation can be found again from the button's channel.
+                offer_button=todo.message.direct or isinstance(target, discord.Thread),
+                relay_text=with_attachments(todo.message.text, _attachment_urls(message)),
+            )
 
     async def _resolve_channel(self, message: discord.Message) -> Target | None:
         channel = message.channel
