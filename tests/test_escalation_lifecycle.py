@@ -18,6 +18,17 @@ DM = ConversationKey("test", "T1", "D9", "-")
 STAFF = StaffPost("C-staff", "1700000001.000200")
 
 
+def limited_at(runtime: Runtime, settings: Settings, now: list[datetime]) -> tuple[Engine, Desk]:
+    """A limited-mode engine and a desk over ``runtime``'s store, both on the clock ``now[0]``
+    (re-pings due after the default 10 minutes)."""
+    assert settings.persona is not None
+    limits = Limits(token_budget=12000, idle_timeout=timedelta(hours=24), max_input_chars=8000)
+    engine = Engine(
+        store=runtime.store, llm=None, persona=settings.persona, limits=limits, clock=lambda: now[0]
+    )
+    return engine, Desk(store=runtime.store, clock=lambda: now[0])
+
+
 async def test_asking_for_a_person_escalates_without_asking_claude_to_answer(
     engine: Engine, fake_claude: FakeAnthropic, settings: Settings
 ) -> None:
@@ -159,13 +170,8 @@ async def test_a_staff_post_without_an_escalation_is_context_not_a_takeover(
 
 
 async def test_a_staff_reply_cancels_the_reping(runtime: Runtime, settings: Settings) -> None:
-    assert settings.persona is not None
     now = [datetime(2026, 3, 2, 15, 0)]
-    limits = Limits(token_budget=12000, idle_timeout=timedelta(hours=24), max_input_chars=8000)
-    engine = Engine(
-        store=runtime.store, llm=None, persona=settings.persona, limits=limits, clock=lambda: now[0]
-    )
-    desk = Desk(store=runtime.store, clock=lambda: now[0])
+    engine, desk = limited_at(runtime, settings, now)
     await engine.handle(message("Talk to a person please."))
     await desk.staff_said(KEY, staff_name="Dana", text="Here, how can I help?", message_id="s-1")
 
@@ -177,13 +183,8 @@ async def test_a_staff_reply_cancels_the_reping(runtime: Runtime, settings: Sett
 async def test_a_live_escalation_outlives_the_idle_timeout_and_start_over(
     runtime: Runtime, settings: Settings, fake_claude: FakeAnthropic
 ) -> None:
-    assert settings.persona is not None
     now = [datetime(2026, 3, 2, 15, 0)]
-    limits = Limits(token_budget=12000, idle_timeout=timedelta(hours=24), max_input_chars=8000)
-    engine = Engine(
-        store=runtime.store, llm=None, persona=settings.persona, limits=limits, clock=lambda: now[0]
-    )
-    desk = Desk(store=runtime.store, clock=lambda: now[0])
+    engine, desk = limited_at(runtime, settings, now)
     first = await engine.handle(message("Talk to a person please.", key=DM, direct=True))
     assert first is not None and first.escalation is not None and first.escalation.id
     await desk.attach(first.escalation.id, STAFF)
@@ -238,18 +239,8 @@ async def test_dm_relay_both_ways_until_resolved(
 async def test_repings_fire_once_and_survive_a_restart(
     runtime: Runtime, settings: Settings, fake_claude: FakeAnthropic
 ) -> None:
-    assert settings.persona is not None
     now = [datetime(2026, 3, 2, 15, 0)]
-    limits = Limits(
-        token_budget=12000,
-        idle_timeout=timedelta(hours=24),
-        max_input_chars=8000,
-        reping_after=timedelta(minutes=10),
-    )
-    engine = Engine(
-        store=runtime.store, llm=None, persona=settings.persona, limits=limits, clock=lambda: now[0]
-    )
-    desk = Desk(store=runtime.store, clock=lambda: now[0])
+    engine, desk = limited_at(runtime, settings, now)
     unclaimed = await engine.handle(message("I need a person about my invoice."))
     claimed = await engine.handle(
         message("Another person please.", key=ConversationKey("test", "T1", "C7", "-"))
