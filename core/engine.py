@@ -21,7 +21,15 @@ from core.config import Persona
 from core.knowledge import KnowledgeBase
 from core.ports import LLM, Conversation, ConversationStore, LLMError, LLMResult
 from core.topics import TopicDetector
-from core.types import ConversationKey, Escalation, IncomingMessage, Reply, Turn, Usage
+from core.types import (
+    ConversationKey,
+    Escalation,
+    IncomingMessage,
+    Reply,
+    StaffPost,
+    Turn,
+    Usage,
+)
 
 log = logging.getLogger("supportbot.engine")
 
@@ -138,10 +146,8 @@ class Engine:
     def _quiet(self, turn: _Turn) -> Reply | None:
         """A person is handling this conversation: say nothing; in a DM, pass it to staff."""
         log.info("%s is handled by the support team: bot stays quiet", turn.message.key)
-        escalation = turn.conversation.escalation
-        if turn.message.direct and escalation is not None and escalation.staff is not None:
-            return Reply("", relay=escalation.staff)
-        return None
+        staff = _staff_thread(turn)
+        return Reply("", relay=staff) if staff is not None else None
 
     async def _answer(self, turn: _Turn) -> Reply:
         conversation = turn.conversation
@@ -233,10 +239,9 @@ class Engine:
 
     async def _fallback(self, turn: _Turn, cause: str, *, usage: Usage | None = None) -> Reply:
         """Claude could not answer: a knowledge entry if one fits, else the cause's message."""
-        entry = self._knowledge.lookup(turn.text)
-        if entry is not None:
-            reply = Reply(f"{self._persona.limited_mode}\n\n{entry.answer}")
-            return await self._notice(turn, reply, usage=usage)
+        known = await self._from_knowledge(turn, usage=usage)
+        if known is not None:
+            return known
         return await self._escalate(
             turn,
             f"Claude unavailable ({cause})",
@@ -246,13 +251,19 @@ class Engine:
         )
 
     async def _limited(self, turn: _Turn) -> Reply:
-        entry = self._knowledge.lookup(turn.text)
-        if entry is not None:
-            return await self._notice(
-                turn, Reply(f"{self._persona.limited_mode}\n\n{entry.answer}")
-            )
+        known = await self._from_knowledge(turn)
+        if known is not None:
+            return known
         said = f"{self._persona.limited_mode} {self._persona.dont_know}"
         return await self._escalate(turn, "No knowledge entry matched", said, summarize=False)
+
+    async def _from_knowledge(self, turn: _Turn, *, usage: Usage | None = None) -> Reply | None:
+        """The matching knowledge entry, marked as limited mode, or None when none fits."""
+        entry = self._knowledge.lookup(turn.text)
+        if entry is None:
+            return None
+        reply = Reply(f"{self._persona.limited_mode}\n\n{entry.answer}")
+        return await self._notice(turn, reply, usage=usage)
 
     async def _escalate(
         self,
@@ -318,12 +329,18 @@ def _people_have_it(conversation: Conversation) -> bool:
     return conversation.human_active or (escalation is not None and escalation.state == "claimed")
 
 
+def _staff_thread(turn: _Turn) -> StaffPost | None:
+    """In a DM with a live, notified escalation: the staff thread that relays to it."""
+    escalation = turn.conversation.escalation
+    if turn.message.direct and escalation is not None:
+        return escalation.staff
+    return None
+
+
 def _relayed(turn: _Turn, reply: Reply) -> Reply:
     """In a DM with a live escalation, staff also see what the customer wrote."""
-    escalation = turn.conversation.escalation
-    if turn.message.direct and escalation is not None and escalation.staff is not None:
-        return replace(reply, relay=escalation.staff)
-    return reply
+    staff = _staff_thread(turn)
+    return replace(reply, relay=staff) if staff is not None else reply
 
 
 def _transcript(history: list[Turn], *, last: str) -> str:
