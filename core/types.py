@@ -39,6 +39,7 @@ class IncomingMessage:
     snowflake); the engine dedupes on it, so retried or doubled deliveries reach Claude once.
     ``direct`` marks a DM, where conversations end after the idle timeout. ``wants_person``
     is set when the customer pressed a "Talk to a human" button (``text`` is its label).
+    ``attachments`` names the files the customer attached (the bot cannot read them yet).
     """
 
     key: ConversationKey
@@ -48,6 +49,7 @@ class IncomingMessage:
     direct: bool = False
     author_name: str = ""
     wants_person: bool = False
+    attachments: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
