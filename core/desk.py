@@ -11,6 +11,7 @@ from collections.abc import Awaitable, Callable
 from datetime import datetime
 
 from core.engine import staff_turn, utcnow
+from core.escalation import Action
 from core.ports import ConversationStore
 from core.types import ConversationKey, EscalationView, Relayed, StaffPost
 
@@ -33,6 +34,17 @@ class Desk:
 
     async def at(self, staff: StaffPost) -> EscalationView | None:
         return await self._store.escalation_at(staff)
+
+    async def act(
+        self, escalation_id: int, action: Action, *, staff_id: str
+    ) -> EscalationView | None:
+        """Claim, resolve or hand back; the escalation as it now stands (``None``: unknown id)."""
+        move = {
+            Action.CLAIM: self.claim,
+            Action.RESOLVE: self.resolve,
+            Action.HAND_BACK: self.hand_back,
+        }
+        return await move[Action(action)](escalation_id, staff_id=staff_id)
 
     async def claim(self, escalation_id: int, *, staff_id: str) -> EscalationView | None:
         return await self._move(escalation_id, CLAIMED, staff_id)
