@@ -1,0 +1,124 @@
+"""The port a chat platform implements, and the values it hands to the workflow.
+
+A platform translates its SDK's events into :class:`Inbound`, :class:`StaffReply` and
+:class:`Press` (pure functions where it can), and renders and transports what the workflow
+decides. ``context`` fields carry the platform's own handle for an event (a Slack ``ts``, a
+discord.py message or interaction); the workflow passes them back untouched and never looks
+inside.
+"""
+
+from __future__ import annotations
+
+from contextlib import AbstractAsyncContextManager
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Protocol
+
+from core.escalation import Action
+from core.types import ConversationKey, EscalationView, IncomingMessage, Relayed, Reply, StaffPost
+
+
+@dataclass(slots=True)
+class Inbound:
+    """A message that may be for the bot, as the platform translated it.
+
+    ``follow_up``: a thread reply that does not address the bot; it is answered only where the
+    bot already has a conversation. ``addressed``: the author spoke to the bot (a mention, a
+    DM, a button under its answer); a support-team member is answered only then, and any other
+    staff post in a conversation is the team's own (see ``Workflow.customer_turn``).
+    """
+
+    message: IncomingMessage
+    context: Any = None
+    follow_up: bool = False
+    addressed: bool = True
+
+
+@dataclass(frozen=True, slots=True)
+class StaffReply:
+    """A post in an escalation's staff thread (``post``), which may be relayed to a DM."""
+
+    post: StaffPost
+    author_id: str
+    author_name: str
+    text: str
+    message_id: str
+    context: Any = None
+
+
+@dataclass(frozen=True, slots=True)
+class Press:
+    """A press of a staff button (Claim, Resolve, Hand back) on the notice at ``post``.
+
+    The platform has already acknowledged it (Slack's ``ack``, Discord's ``defer``): the
+    workflow may take longer than the platform's 3-second deadline.
+    """
+
+    action: Action
+    escalation_id: int
+    user_id: str
+    post: StaffPost
+    context: Any = None
+
+
+class Platform(Protocol):
+    """What the workflow needs from a chat platform. Methods that post return whether the
+    platform accepted it; they log their own failures (with ids, never message text) and never
+    raise for a platform refusal."""
+
+    name: str
+
+    def is_direct(self, key: ConversationKey) -> bool:
+        """A DM, which staff cannot open: the bot relays between it and the staff thread."""
+        ...
+
+    async def is_staff(self, user_id: str, context: Any) -> bool:
+        """Whether ``user_id`` is on the support team (``context``: the event it acted in)."""
+        ...
+
+    def person(self, user_id: str) -> str:
+        """How a message to staff names a person (a mention that pings nobody there)."""
+        ...
+
+    async def staff_name(self, user_id: str, context: Any) -> str:
+        """The name customers see on a staff member's relayed reply."""
+        ...
+
+    async def prepare(self, inbound: Inbound) -> None:
+        """Make the place to answer ``inbound`` (e.g. open its thread) before the turn runs."""
+        ...
+
+    def working(self, inbound: Inbound) -> AbstractAsyncContextManager[None]:
+        """Show that the bot is working on ``inbound`` (typing, a reaction) while it runs."""
+        ...
+
+    async def post_reply(
+        self, inbound: Inbound, reply: Reply, *, ping: bool, offer_person: bool
+    ) -> bool:
+        """Post ``reply.text`` where the customer reads it. ``ping``: end it with the support
+        team's mention; ``offer_person``: put the "Talk to a human" button under it."""
+        ...
+
+    async def post_notice(self, view: EscalationView, *, ping: bool) -> StaffPost | None:
+        """Post the staff notice of ``view`` (with its buttons) and open its staff thread."""
+        ...
+
+    async def update_notice(self, view: EscalationView, post: StaffPost) -> bool:
+        """Re-draw the notice at ``post`` from ``view`` in place; nobody is pinged."""
+        ...
+
+    async def post_reping(self, view: EscalationView, *, now: datetime) -> bool:
+        """Remind the team, in the staff thread, of an escalation nobody has claimed."""
+        ...
+
+    async def relay_to_staff(self, post: StaffPost, message: IncomingMessage) -> bool:
+        """Post what the customer wrote in their DM into the staff thread at ``post``."""
+        ...
+
+    async def relay_to_customer(self, relayed: Relayed) -> bool:
+        """Post a staff member's reply into the customer's DM, under their name."""
+        ...
+
+    async def tell_staff(self, post: StaffPost, user_id: str, text: str, context: Any) -> None:
+        """Tell one staff member something only they need to see, at the notice ``post``."""
+        ...

@@ -1,0 +1,222 @@
+"""``Workflow``: the support workflow every platform shares.
+
+The platform's listeners translate an event and hand it over (``customer``, ``staff_reply``,
+``press``); each runs as a tracked task, so the listener returns at once. From there on the
+rules are the same everywhere:
+
+- a conversation's messages are handled one at a time, in arrival order, from the engine call
+  to the last post (so a new escalation's notice exists before the next message is relayed);
+- a thread reply that does not address the bot is answered only where the bot has a
+  conversation; a support-team member is answered only when they address the bot (a mention,
+  a DM), and their other posts in a conversation are the team's own: kept for Claude, and
+  while an escalation is live they take the conversation over;
+- a new escalation pings the team once: in the customer's thread when the reply got there,
+  otherwise in the staff notice; a repeated trigger re-draws the notice without a ping;
+- the notice, its re-ping and its re-draws run one at a time per escalation and re-read the
+  escalation first, so a re-ping never follows a claim it did not see;
+- in a DM, staff cannot see the conversation: customer messages go to the staff thread and
+  staff replies there come back, with "closed" and "not delivered" said to the staff member.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+from datetime import datetime
+
+from bots.common.platform import Inbound, Platform, Press, StaffReply
+from bots.common.serial import Serial
+from bots.common.tasks import Tasks
+from core.desk import Desk
+from core.engine import utcnow
+from core.escalation import Action, State
+from core.types import ConversationPort, Escalation, EscalationView, Reply
+
+log = logging.getLogger(__name__)
+
+ONLY_STAFF = "Only the support team can do that."
+UNKNOWN_ESCALATION = "That escalation no longer exists."
+CLOSED = "This escalation is closed, so your reply was not sent to the customer."
+NO_TEXT = "Only text is passed on to the customer; write your answer as a message."
+NOT_DELIVERED = (
+    "Not delivered: the bot could not post in the customer's DM (they may have closed their "
+    "DMs or left)."
+)
+ALREADY_CLOSED = "This escalation was already closed."
+
+
+class Workflow:
+    """Owns every turn of one platform's adapter; see the module docstring for the rules."""
+
+    def __init__(
+        self,
+        *,
+        platform: Platform,
+        port: ConversationPort,
+        desk: Desk,
+        clock: Callable[[], datetime] = utcnow,
+    ) -> None:
+        self._platform = platform
+        self._port = port
+        self._desk = desk
+        self._clock = clock
+        self._serial = Serial()
+        self._tasks = Tasks()
+
+    # Entry points for the platform's listeners: each returns at once.
+
+    def customer(self, inbound: Inbound) -> asyncio.Task[None] | None:
+        message = inbound.message
+        what = f"{self._platform.name} message {message.message_id} in {message.key}"
+        return self._tasks.spawn(self.customer_turn(inbound), what)
+
+    def staff_reply(self, reply: StaffReply) -> asyncio.Task[None] | None:
+        what = f"{self._platform.name} staff post {reply.message_id} at {reply.post}"
+        return self._tasks.spawn(self.staff_thread_turn(reply), what)
+
+    def press(self, press: Press) -> asyncio.Task[None] | None:
+        what = f"{self._platform.name} {press.action} of escalation {press.escalation_id}"
+        return self._tasks.spawn(self.staff_press(press), what)
+
+    async def drain(self) -> None:
+        """Wait until everything accepted so far has been handled and its posts made."""
+        await self._tasks.drain()
+
+    async def close(self, *, grace: float) -> None:
+        """Take no new work; let accepted work finish for ``grace`` seconds, cancel the rest."""
+        await self._tasks.close(grace=grace)
+
+    # The turns.
+
+    async def customer_turn(self, inbound: Inbound) -> None:
+        message = inbound.message
+        # Taken before anything is awaited, so a conversation's messages reach the engine in
+        # the order the platform delivered them, whatever the checks below cost.
+        async with self._serial(message.key):
+            active = await self._port.is_active(message.key)
+            if inbound.follow_up and not active:
+                return
+            if not inbound.addressed and await self._platform.is_staff(
+                message.author_id, inbound.context
+            ):
+                if active:
+                    await self._staff_in_conversation(inbound)
+                return
+            await self._platform.prepare(inbound)
+            async with self._platform.working(inbound):
+                reply = await self._port.handle(message)
+                if reply is not None:
+                    await self._deliver(inbound, reply)
+
+    async def _staff_in_conversation(self, inbound: Inbound) -> None:
+        message = inbound.message
+        name = message.author_name or await self._platform.staff_name(
+            message.author_id, inbound.context
+        )
+        recorded = await self._desk.staff_said(
+            message.key, staff_name=name, text=message.text, message_id=message.message_id
+        )
+        log.info("staff post in %s: %s", message.key, "recorded" if recorded else "already seen")
+
+    async def _deliver(self, inbound: Inbound, reply: Reply) -> None:
+        escalation = reply.escalation
+        ping = escalation is not None and escalation.new and not inbound.message.direct
+        delivered = True
+        if reply.text:
+            delivered = await self._platform.post_reply(
+                inbound, reply, ping=ping, offer_person=escalation is None and reply.relay is None
+            )
+        if reply.relay is not None:
+            await self._platform.relay_to_staff(reply.relay, inbound.message)
+        if escalation is not None:
+            await self._notice(escalation, thread_pinged=ping and delivered)
+
+    async def _notice(self, escalation: Escalation, *, thread_pinged: bool) -> None:
+        """Post the escalation's notice, or re-draw it when it exists already."""
+        if escalation.id is None:
+            log.error("escalation without an id: staff not told")
+            return
+        async with self._serial(("escalation", escalation.id)):
+            view = await self._desk.get(escalation.id)
+            if view is None:
+                log.error("escalation %s not found: staff not told", escalation.id)
+            elif view.staff is None:
+                await self._post_notice(view, ping=not thread_pinged)
+            else:
+                await self._platform.update_notice(view, view.staff)
+
+    async def _post_notice(self, view: EscalationView, *, ping: bool) -> None:
+        post = await self._platform.post_notice(view, ping=ping)
+        if post is not None:
+            await self._desk.attach(view.id, post)
+
+    async def reping(self, view: EscalationView) -> None:
+        """Remind staff of an escalation nobody has claimed (``watch_repings`` calls this).
+
+        Without a notice yet (posting it failed earlier) a fresh one is posted instead.
+        """
+        async with self._serial(("escalation", view.id)):
+            # Re-read: since the re-ping fell due the escalation may have been claimed, or its
+            # notice posted by the turn that opened it.
+            current = await self._desk.get(view.id) or view
+            if current.state != State.OPEN:
+                return
+            if current.staff is None:
+                await self._post_notice(current, ping=True)
+            else:
+                await self._platform.post_reping(current, now=self._clock())
+
+    async def staff_thread_turn(self, reply: StaffReply) -> None:
+        """A post in a staff thread: a staff reply to a DM escalation goes to the customer.
+
+        Everything else there (non-staff posts, talk under a thread escalation, whose customer
+        reads their own thread) is the team's own.
+        """
+        platform = self._platform
+        if not await platform.is_staff(reply.author_id, reply.context):
+            return
+        async with self._serial(reply.post):
+            view = await self._desk.at(reply.post)
+            if view is None or not platform.is_direct(view.key):
+                return
+            if not view.live or not reply.text:
+                note = CLOSED if not view.live else NO_TEXT
+                await platform.tell_staff(reply.post, reply.author_id, note, reply.context)
+                return
+            name = reply.author_name or await platform.staff_name(reply.author_id, reply.context)
+            relayed = await self._desk.staff_replied(
+                reply.post, staff_name=name, text=reply.text, message_id=reply.message_id
+            )
+            if relayed is not None and not await platform.relay_to_customer(relayed):
+                await platform.tell_staff(reply.post, reply.author_id, NOT_DELIVERED, reply.context)
+
+    async def staff_press(self, press: Press) -> None:
+        """Claim, resolve or hand back, then show the new state on the notice."""
+        platform = self._platform
+        if not await platform.is_staff(press.user_id, press.context):
+            await platform.tell_staff(press.post, press.user_id, ONLY_STAFF, press.context)
+            return
+        async with self._serial(("escalation", press.escalation_id)):
+            view = await self._desk.act(press.escalation_id, press.action, staff_id=press.user_id)
+            if view is None:
+                log.warning("%s of unknown escalation %s", press.action, press.escalation_id)
+                await platform.tell_staff(
+                    press.post, press.user_id, UNKNOWN_ESCALATION, press.context
+                )
+                return
+            await platform.update_notice(view, view.staff or press.post)
+        late = self._too_late(press, view)
+        if late is not None:
+            await platform.tell_staff(press.post, press.user_id, late, press.context)
+
+    def _too_late(self, press: Press, view: EscalationView) -> str | None:
+        """What to tell someone whose press changed nothing because another got there first."""
+        if press.action is Action.CLAIM and view.claimed_by != press.user_id:
+            if view.state == State.CLAIMED:
+                who = self._platform.person(view.claimed_by or "")
+                return f"{who} has already claimed this escalation."
+            return "This escalation is already closed."
+        if press.action is not Action.CLAIM and view.closed_by != press.user_id:
+            return ALREADY_CLOSED
+        return None
