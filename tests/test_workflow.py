@@ -1,0 +1,267 @@
+"""The shared support workflow (bots/common) over a recording platform and the real engine.
+
+``RecordingPlatform`` is the port's fake: it records what the workflow asked it to post, so
+these tests pin the rules every platform inherits without any platform's SDK.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field, replace
+from datetime import datetime, timedelta
+from typing import Any
+
+import pytest
+
+from bots.app import Runtime
+from bots.common import Inbound, Press, StaffReply, Workflow
+from bots.common.workflow import CLOSED, NOT_DELIVERED, ONLY_STAFF
+from core.config import Settings
+from core.desk import Desk
+from core.engine import Engine, Limits
+from core.escalation import Action, State
+from core.types import ConversationKey, EscalationView, IncomingMessage, Relayed, Reply, StaffPost
+from tests.engine_helpers import message
+
+THREAD = ConversationKey("test", "T1", "C1", "1700000000.000100")
+DM = ConversationKey("test", "T1", "D1", "-")
+STAFF_ID = "U-staff"
+NOW = datetime(2026, 12, 2, 12, 0)
+NOTICE = StaffPost("C-staff", "notice")
+
+
+@dataclass
+class RecordingPlatform:
+    """Records every post; ``fail_relays`` makes relays into DMs fail."""
+
+    name: str = "test"
+    staff: set[str] = field(default_factory=lambda: {STAFF_ID})
+    fail_relays: bool = False
+    replies: list[tuple[ConversationKey, str, bool, bool]] = field(default_factory=list)
+    notices: list[tuple[int, bool]] = field(default_factory=list)
+    updates: list[tuple[int, str]] = field(default_factory=list)
+    repings: list[int] = field(default_factory=list)
+    to_staff: list[tuple[StaffPost, str]] = field(default_factory=list)
+    to_customer: list[Relayed] = field(default_factory=list)
+    told: list[tuple[str, str]] = field(default_factory=list)
+    working_on: list[str] = field(default_factory=list)
+
+    def is_direct(self, key: ConversationKey) -> bool:
+        return key.channel_id.startswith("D")
+
+    async def is_staff(self, user_id: str, context: Any) -> bool:
+        return user_id in self.staff
+
+    def person(self, user_id: str) -> str:
+        return f"@{user_id}"
+
+    async def staff_name(self, user_id: str, context: Any) -> str:
+        return f"Name of {user_id}"
+
+    async def prepare(self, inbound: Inbound) -> None:
+        return None
+
+    @asynccontextmanager
+    async def working(self, inbound: Inbound) -> AsyncIterator[None]:
+        self.working_on.append(inbound.message.message_id)
+        yield
+
+    async def post_reply(
+        self, inbound: Inbound, reply: Reply, *, ping: bool, offer_person: bool
+    ) -> bool:
+        self.replies.append((inbound.message.key, reply.text, ping, offer_person))
+        return True
+
+    async def post_notice(self, view: EscalationView, *, ping: bool) -> StaffPost | None:
+        self.notices.append((view.id, ping))
+        return StaffPost("C-staff", f"notice-{view.id}")
+
+    async def update_notice(self, view: EscalationView, post: StaffPost) -> bool:
+        self.updates.append((view.id, str(view.state)))
+        return True
+
+    async def post_reping(self, view: EscalationView, *, now: datetime) -> bool:
+        self.repings.append(view.id)
+        return True
+
+    async def relay_to_staff(self, post: StaffPost, message: IncomingMessage) -> bool:
+        self.to_staff.append((post, message.text))
+        return True
+
+    async def relay_to_customer(self, relayed: Relayed) -> bool:
+        self.to_customer.append(relayed)
+        return not self.fail_relays
+
+    async def tell_staff(self, post: StaffPost, user_id: str, text: str, context: Any) -> None:
+        self.told.append((user_id, text))
+
+
+@dataclass
+class Kit:
+    platform: RecordingPlatform
+    workflow: Workflow
+    desk: Desk
+    clock: list[datetime]
+
+    async def say(self, text: str, *, key: ConversationKey = THREAD, **fields: Any) -> None:
+        inbound_fields = {k: fields.pop(k) for k in ("follow_up", "addressed") if k in fields}
+        incoming = replace(message(text, key=key, direct=key == DM), **fields)
+        await self.workflow.customer_turn(Inbound(incoming, **inbound_fields))
+
+    async def escalate(self, key: ConversationKey = THREAD) -> EscalationView:
+        await self.say("I want to talk to a human", key=key)
+        [view] = await self.desk.live()
+        return view
+
+
+@pytest.fixture
+async def kit(runtime: Runtime, settings: Settings) -> AsyncIterator[Kit]:
+    """A limited-mode engine (no Claude) so every answer is decided by the knowledge base."""
+    assert settings.persona is not None
+    clock = [NOW]
+    limits = Limits(token_budget=12000, idle_timeout=timedelta(hours=24), max_input_chars=8000)
+    engine = Engine(
+        store=runtime.store,
+        llm=None,
+        persona=settings.persona,
+        limits=limits,
+        clock=lambda: clock[0],
+    )
+    desk = Desk(store=runtime.store, clock=lambda: clock[0])
+    platform = RecordingPlatform()
+    workflow = Workflow(platform=platform, port=engine, desk=desk, clock=lambda: clock[0])
+    yield Kit(platform, workflow, desk, clock)
+    await workflow.close(grace=1)
+
+
+async def test_an_answer_offers_a_person_and_shows_the_bot_working(kit: Kit) -> None:
+    await kit.say("How long does a refund take?")
+
+    [(key, said, ping, offer)] = kit.platform.replies
+    assert key == THREAD and "5–7 business days" in said
+    assert (ping, offer) == (False, True)
+    assert len(kit.platform.working_on) == 1
+
+
+async def test_a_follow_up_is_answered_only_where_the_bot_has_a_conversation(kit: Kit) -> None:
+    elsewhere = replace(THREAD, thread_id="1700000000.999")
+    await kit.say("How long does a refund take?", key=elsewhere, follow_up=True)
+    assert kit.platform.replies == []
+
+    await kit.say("How long does a refund take?")
+    await kit.say("And shipping?", follow_up=True)
+    assert len(kit.platform.replies) == 2
+
+
+async def test_a_thread_escalation_pings_in_the_thread_and_the_notice_does_not(kit: Kit) -> None:
+    view = await kit.escalate()
+
+    [(_, _, ping, offer)] = kit.platform.replies
+    assert ping and not offer
+    assert kit.platform.notices == [(view.id, False)]
+    stored = await kit.desk.get(view.id)
+    assert stored is not None and stored.staff == StaffPost("C-staff", f"notice-{view.id}")
+
+
+async def test_a_dm_escalation_pings_in_the_notice(kit: Kit) -> None:
+    view = await kit.escalate(DM)
+
+    [(_, _, ping, _)] = kit.platform.replies
+    assert not ping
+    assert kit.platform.notices == [(view.id, True)]
+
+
+async def test_a_second_trigger_redraws_the_notice_without_a_ping(kit: Kit) -> None:
+    view = await kit.escalate()
+    await kit.say("Please, a person!")
+
+    assert [ping for _, _, ping, _ in kit.platform.replies] == [True, False]
+    assert kit.platform.notices == [(view.id, False)]
+    assert kit.platform.updates == [(view.id, "open")]
+
+
+async def test_staff_are_answered_only_when_they_address_the_bot(kit: Kit) -> None:
+    await kit.say("How long does a refund take?", author_id=STAFF_ID)
+    assert len(kit.platform.replies) == 1
+
+    view = await kit.escalate()
+    await kit.say("I'll take it from here.", author_id=STAFF_ID, addressed=False)
+    await kit.say("Thanks! Is it on its way?")
+
+    # The staff post took the conversation over: neither it nor the next message got a reply.
+    assert len(kit.platform.replies) == 2
+    stored = await kit.desk.get(view.id)
+    assert stored is not None and stored.state == State.OPEN
+
+
+async def test_a_claimed_escalation_is_not_repinged(kit: Kit) -> None:
+    view = await kit.escalate()
+    await kit.workflow.staff_press(Press(Action.CLAIM, view.id, STAFF_ID, NOTICE))
+    await kit.workflow.reping(view)  # fell due before the claim: the re-read sees it
+
+    assert kit.platform.repings == []
+    assert kit.platform.updates == [(view.id, "claimed")]
+
+
+async def test_an_unclaimed_escalation_is_repinged(kit: Kit) -> None:
+    view = await kit.escalate()
+    await kit.workflow.reping(view)
+
+    assert kit.platform.repings == [view.id]
+
+
+async def test_only_staff_can_press_and_a_late_press_is_told_who_was_first(kit: Kit) -> None:
+    view = await kit.escalate()
+    post = StaffPost("C-staff", f"notice-{view.id}")
+    kit.platform.staff.add("U-other")
+
+    await kit.workflow.staff_press(Press(Action.CLAIM, view.id, "U-customer", post))
+    await kit.workflow.staff_press(Press(Action.CLAIM, view.id, STAFF_ID, post))
+    await kit.workflow.staff_press(Press(Action.CLAIM, view.id, "U-other", post))
+
+    assert kit.platform.told == [
+        ("U-customer", ONLY_STAFF),
+        ("U-other", f"@{STAFF_ID} has already claimed this escalation."),
+    ]
+    stored = await kit.desk.get(view.id)
+    assert stored is not None and stored.state == State.CLAIMED
+
+
+async def test_dm_relay_both_ways_then_closed_and_not_delivered(kit: Kit) -> None:
+    view = await kit.escalate(DM)
+    post = StaffPost("C-staff", f"notice-{view.id}")
+
+    await kit.say("My order number is 1234", key=DM)
+    assert kit.platform.to_staff == [(post, "My order number is 1234")]
+
+    await kit.workflow.staff_thread_turn(StaffReply(post, STAFF_ID, "", "On it!", "s1"))
+    [relayed] = kit.platform.to_customer
+    assert relayed.key == DM and relayed.text == "On it!"
+    assert relayed.staff_name == f"Name of {STAFF_ID}"
+
+    kit.platform.fail_relays = True
+    await kit.workflow.staff_thread_turn(StaffReply(post, STAFF_ID, "Ann", "Still there?", "s2"))
+    await kit.workflow.staff_press(Press(Action.RESOLVE, view.id, STAFF_ID, post))
+    await kit.workflow.staff_thread_turn(StaffReply(post, STAFF_ID, "Ann", "Bye!", "s3"))
+
+    assert kit.platform.told == [(STAFF_ID, NOT_DELIVERED), (STAFF_ID, CLOSED)]
+    assert len(kit.platform.to_customer) == 2
+
+
+async def test_one_conversation_is_handled_in_arrival_order(kit: Kit) -> None:
+    first = kit.workflow.customer(Inbound(message("How long does a refund take?", key=THREAD)))
+    second = kit.workflow.customer(Inbound(message("What about shipping?", key=THREAD)))
+    assert first is not None and second is not None
+    await kit.workflow.drain()
+
+    said = [text for _, text, _, _ in kit.platform.replies]
+    assert len(said) == 2 and "refund" in said[0].casefold()
+
+
+async def test_after_close_new_work_is_refused(kit: Kit) -> None:
+    await kit.workflow.close(grace=1)
+
+    assert kit.workflow.customer(Inbound(message("Hello?"))) is None
+    await kit.workflow.drain()
+    assert kit.platform.replies == []
