@@ -301,3 +301,23 @@ def test_support_hours_name_today_and_tomorrow() -> None:
         "tomorrow at 09:00 (Asia/Tokyo)"
     )
     assert hours.back_at(datetime(2026, 3, 2, 1, 0)) is None  # 10:00 Monday in Tokyo
+
+
+async def test_start_over_while_an_escalation_is_open_reaches_claude_as_customer_text(
+    engine: Engine, fake_claude: FakeAnthropic, desk: Desk
+) -> None:
+    fake_claude.queue(
+        tool_use("escalate_to_human", {"reason": "Billing dispute"}),
+        text("Double charge on HG-5."),
+        text("Of course: what would you like to start with?"),
+    )
+    first = await engine.handle(message("I was charged twice for HG-5!"))
+    assert first is not None and first.escalation is not None
+
+    again = await engine.handle(message("start over"))
+
+    # The open escalation keeps the conversation, so the phrase is answered like any text.
+    assert again is not None and again.text == "Of course: what would you like to start with?"
+    assert fake_claude.requests[-1].last_user_text == "start over"
+    [live] = await desk.live()
+    assert live.id == first.escalation.id
