@@ -1,8 +1,11 @@
 """``Engine``: one customer message in, one reply (or deliberate silence) out.
 
-The order of a turn: dedupe → one at a time per conversation → persist the customer's turn →
-stay quiet if a person is handling it → window the history → topic → Claude (or the knowledge
-base) → persist the answer → reply, with an escalation when people are needed.
+The order of a turn: one at a time per conversation → ``begin_turn`` (one transaction: claim
+the delivery, store the customer's turn, read the conversation and its window) → stay quiet if a
+person is handling it → topic → Claude (or the knowledge base) → the hand-off note, if any →
+``finish_turn`` (one transaction: the answer, tool result or notice, the escalation, and the
+changed conversation fields, all or nothing) → reply. A turn that breaks anywhere after
+``begin_turn`` stores none of its work and answers with the configured fallback instead.
 """
 
 from __future__ import annotations

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import replace
 from datetime import datetime, timedelta
 
@@ -9,6 +10,7 @@ from bots.app import Runtime, open_runtime
 from core.config import Settings
 from core.desk import Desk
 from core.engine import Engine, Limits
+from core.escalation import Action, State
 from core.hours import SupportHours, describe
 from core.types import ConversationKey, Reply, StaffPost
 from tests.engine_helpers import KEY, message, texts
@@ -321,3 +323,29 @@ async def test_start_over_while_an_escalation_is_open_reaches_claude_as_customer
     assert fake_claude.requests[-1].last_user_text == "start over"
     [live] = await desk.live()
     assert live.id == first.escalation.id
+
+
+async def test_claim_and_resolve_pressed_at_once_end_resolved(
+    runtime: Runtime, settings: Settings
+) -> None:
+    now = [datetime(2026, 3, 2, 15, 0)]
+    engine, desk = limited_at(runtime, settings, now)
+    reply = await engine.handle(message("A person please."))
+    assert reply is not None and reply.escalation is not None and reply.escalation.id
+    escalation_id = reply.escalation.id
+    async with open_runtime(settings) as replica:
+        other = Desk(store=replica.store, clock=lambda: now[0])
+        claimed, resolved = await asyncio.gather(
+            desk.claim(escalation_id, staff_id="U-dana"),
+            other.resolve(escalation_id, staff_id="U-sam"),
+        )
+
+    # Whichever press landed first, a resolve always applies after a claim, never the reverse.
+    assert resolved is not None and resolved.state == State.RESOLVED
+    assert resolved.closed_by == "U-sam"
+    assert claimed is not None and claimed.state in {State.CLAIMED, State.RESOLVED}
+    final = await desk.get(escalation_id)
+    assert final is not None and final.state == State.RESOLVED and not final.live
+    # A closed escalation refuses every action, unchanged.
+    assert await desk.claim(escalation_id, staff_id="U-lee") == final
+    assert await desk.act(escalation_id, Action.HAND_BACK, staff_id="U-lee") == final
