@@ -135,7 +135,9 @@ class MemoryStore:
     async def finish_turn(
         self, conversation_id: int, writes: TurnWrites, *, now: datetime
     ) -> Escalation | None:
-        row = next(c for c in self._conversations if c.id == conversation_id)
+        row = next((c for c in self._conversations if c.id == conversation_id), None)
+        if row is None:
+            raise LookupError(f"no conversation {conversation_id}")
         if not (
             writes.turns
             or writes.hand_off

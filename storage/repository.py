@@ -198,12 +198,11 @@ class SqlStore:
             )
             if conversation_id is None:
                 return None
-            conversation = (
-                select(ConversationRow)
+            await session.execute(
+                select(ConversationRow.id)
                 .where(ConversationRow.id == conversation_id)
                 .with_for_update()
             )
-            await session.execute(conversation)
             # Compare-and-set: of two staff members pressing at once, one moves it.
             moved = await session.execute(
                 update(EscalationRow)
