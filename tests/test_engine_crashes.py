@@ -9,13 +9,12 @@ from typing import Any
 
 import pytest
 from sqlalchemy import text as sql
-from sqlalchemy.ext.asyncio import AsyncEngine
 
 from bots.app import Runtime
 from core.config import DEMO_PERSONA, Persona, Settings
 from core.engine import Engine, Limits
 from core.ports import LLMResult
-from core.types import Kind, Usage
+from core.types import Kind, Reply, Usage
 from storage.database import create_engine
 from storage.memory import MemoryStore
 from tests.engine_helpers import KEY, message, texts
@@ -61,29 +60,27 @@ async def test_a_crash_writing_the_handoff_note_still_gets_the_fallback(
     ]
 
 
-async def _refuse_escalations(database: AsyncEngine) -> None:
-    """Make the database itself refuse to store an escalation, as a full disk would."""
-    async with database.begin() as connection:
-        if database.dialect.name == "sqlite":
-            await connection.execute(
-                sql(
-                    "CREATE TRIGGER refuse BEFORE INSERT ON escalations "
-                    "BEGIN SELECT RAISE(ABORT, 'refused'); END"
-                )
-            )
-            return
-        await connection.execute(
-            sql(
-                "CREATE FUNCTION refuse() RETURNS trigger AS "
-                "$$ BEGIN RAISE EXCEPTION 'refused'; END $$ LANGUAGE plpgsql"
-            )
-        )
-        await connection.execute(
-            sql(
-                "CREATE TRIGGER refuse BEFORE INSERT ON escalations "
-                "FOR EACH ROW EXECUTE FUNCTION refuse()"
-            )
-        )
+async def _refuse_inserts(url: str, table: str) -> None:
+    """Make the database itself refuse new rows in ``table``, as a full disk would."""
+    database = create_engine(url)
+    try:
+        async with database.begin() as connection:
+            for statement in _REFUSE[database.dialect.name]:
+                await connection.execute(sql(statement.format(table=table)))
+    finally:
+        await database.dispose()
+
+
+_REFUSE = {
+    "sqlite": [
+        "CREATE TRIGGER refuse BEFORE INSERT ON {table} BEGIN SELECT RAISE(ABORT, 'refused'); END"
+    ],
+    "postgresql": [
+        "CREATE FUNCTION refuse() RETURNS trigger AS "
+        "$$ BEGIN RAISE EXCEPTION 'refused'; END $$ LANGUAGE plpgsql",
+        "CREATE TRIGGER refuse BEFORE INSERT ON {table} FOR EACH ROW EXECUTE FUNCTION refuse()",
+    ],
+}
 
 
 async def test_a_failed_escalation_write_keeps_nothing_of_the_turn_and_says_the_fallback(
@@ -93,11 +90,7 @@ async def test_a_failed_escalation_write_keeps_nothing_of_the_turn_and_says_the_
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     assert settings.persona is not None
-    database = create_engine(settings.database_url)
-    try:
-        await _refuse_escalations(database)
-    finally:
-        await database.dispose()
+    await _refuse_inserts(settings.database_url, "escalations")
     fake_claude.queue(
         tool_use("escalate_to_human", {"reason": "Billing dispute"}),
         text("Double charge."),
@@ -117,3 +110,20 @@ async def test_a_failed_escalation_write_keeps_nothing_of_the_turn_and_says_the_
     assert texts(fake_claude.requests[-1].body["messages"]) == [
         ("user", "I was charged twice. | Hello?")
     ]
+
+
+async def test_a_failed_write_of_the_customer_turn_still_gets_the_fallback(
+    runtime: Runtime,
+    fake_claude: FakeAnthropic,
+    settings: Settings,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    assert settings.persona is not None
+    await _refuse_inserts(settings.database_url, "messages")
+
+    with caplog.at_level(logging.WARNING):
+        reply = await runtime.engine.handle(message("Where is my sofa?"))
+
+    assert reply == Reply(settings.persona.fallbacks.unknown)
+    assert "test:T1:C1:" in caplog.text and "sofa" not in caplog.text
+    assert fake_claude.requests == []
