@@ -12,8 +12,8 @@ import typer
 from bots.app import open_runtime, serve
 from bots.console import chat as console_chat
 from bots.links import conversation_link
+from core.clock import utcnow
 from core.config import ConfigError, Settings, load_settings
-from core.engine import utcnow
 from core.types import ConversationKey, StartError
 from storage.database import create_engine, upgrade
 

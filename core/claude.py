@@ -84,13 +84,7 @@ class ClaudeClient:
         )
 
     def _retryable(self, exc: BaseException) -> bool:
-        if cause_of(exc) not in {
-            "rate_limited",
-            "overloaded",
-            "server_error",
-            "timeout",
-            "connection",
-        }:
+        if cause_of(exc) not in _TRANSIENT:
             return False
         delay = retry_after(exc)
         return delay is None or delay <= self._settings.retry_after_cap_seconds

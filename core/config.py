@@ -65,6 +65,11 @@ class Persona(BaseModel):
     too_long: str = Field(min_length=1)
     fresh_start: str = Field(min_length=1)
     fresh_start_phrases: list[str] = []
+    unseen_attachments: str = Field(
+        "I can't open photos or files yet, so please describe what they show in words. "
+        "If you'd rather a person looked at them, press Talk to a human.",
+        min_length=1,
+    )
     handoff: str = Field(min_length=1)
     human_request_phrases: list[str] = []
     dont_know_markers: list[str] = []

@@ -10,14 +10,17 @@ import logging
 from collections.abc import Awaitable, Callable
 from datetime import datetime
 
-from core.engine import staff_turn, utcnow
-from core.escalation import Action
+from core.clock import utcnow
+from core.engine import staff_turn
+from core.escalation import Action, after
 from core.ports import ConversationStore
 from core.types import ConversationKey, EscalationView, Relayed, StaffPost
 
 log = logging.getLogger("supportbot.desk")
 
-CLAIMED, RESOLVED, HANDED_BACK = "claimed", "resolved", "handed_back"
+# Each move goes forward (open → claimed → closed), so a press that keeps losing the
+# compare-and-set to other presses finds the escalation closed within this many reads.
+_ATTEMPTS = 3
 
 
 class Desk:
@@ -38,30 +41,36 @@ class Desk:
     async def act(
         self, escalation_id: int, action: Action, *, staff_id: str
     ) -> EscalationView | None:
-        """Claim, resolve or hand back; the escalation as it now stands (``None``: unknown id)."""
-        move = {
-            Action.CLAIM: self.claim,
-            Action.RESOLVE: self.resolve,
-            Action.HAND_BACK: self.hand_back,
-        }
-        return await move[Action(action)](escalation_id, staff_id=staff_id)
+        """Claim, resolve or hand back; the escalation as it now stands (``None``: unknown id).
+
+        The lifecycle (``core.escalation.after``) decides; an action the current state does
+        not allow (a second claim, closing a closed one) changes nothing.
+        """
+        action = Action(action)
+        for _ in range(_ATTEMPTS):
+            view = await self._store.escalation(escalation_id)
+            if view is None:
+                return None
+            to = after(view.state, action)
+            if to is None:
+                return view
+            moved = await self._store.transition(
+                escalation_id, expected=view.state, to=to, staff_id=staff_id, now=self._clock()
+            )
+            if moved is not None:
+                log.info("escalation %s is %s (by %s)", escalation_id, moved.state, staff_id)
+                return moved
+            # Someone else moved it between the read and the write: decide again.
+        return await self._store.escalation(escalation_id)
 
     async def claim(self, escalation_id: int, *, staff_id: str) -> EscalationView | None:
-        return await self._move(escalation_id, CLAIMED, staff_id)
+        return await self.act(escalation_id, Action.CLAIM, staff_id=staff_id)
 
     async def resolve(self, escalation_id: int, *, staff_id: str) -> EscalationView | None:
-        return await self._move(escalation_id, RESOLVED, staff_id)
+        return await self.act(escalation_id, Action.RESOLVE, staff_id=staff_id)
 
     async def hand_back(self, escalation_id: int, *, staff_id: str) -> EscalationView | None:
-        return await self._move(escalation_id, HANDED_BACK, staff_id)
-
-    async def _move(self, escalation_id: int, state: str, staff_id: str) -> EscalationView | None:
-        view = await self._store.transition(
-            escalation_id, state=state, staff_id=staff_id, now=self._clock()
-        )
-        if view is not None:
-            log.info("escalation %s is %s (by %s)", escalation_id, view.state, staff_id)
-        return view
+        return await self.act(escalation_id, Action.HAND_BACK, staff_id=staff_id)
 
     async def staff_said(
         self, key: ConversationKey, *, staff_name: str, text: str, message_id: str
@@ -73,7 +82,7 @@ class Desk:
         False when there is no open conversation there, or this message was seen before.
         """
         turn = staff_turn(staff_name=staff_name, text=text, message_id=message_id)
-        return await self._store.staff_turn(key, turn, platform=key.platform, now=self._clock())
+        return await self._store.staff_turn(key, turn, now=self._clock())
 
     async def staff_replied(
         self, staff: StaffPost, *, staff_name: str, text: str, message_id: str
@@ -95,6 +104,7 @@ class Desk:
         return await self._store.due_repings(self._clock(), platforms=platforms)
 
     async def live(self) -> list[EscalationView]:
+        """Open and claimed escalations, oldest first."""
         return await self._store.live_escalations()
 
 

@@ -1,30 +1,42 @@
 """``Engine``: one customer message in, one reply (or deliberate silence) out.
 
-The order of a turn: dedupe → one at a time per conversation → persist the customer's turn →
-stay quiet if a person is handling it → window the history → topic → Claude (or the knowledge
-base) → persist the answer → reply, with an escalation when people are needed.
+The order of a turn: one at a time per conversation → ``begin_turn`` (one transaction: claim
+the delivery, store the customer's turn, read the conversation and its window) → stay quiet if a
+person is handling it → topic → Claude (or the knowledge base) → the hand-off note, if any →
+``finish_turn`` (one transaction: the answer, tool result or notice, the escalation, and the
+changed conversation fields, all or nothing) → reply. A turn that breaks anywhere after
+``begin_turn`` stores none of its work and answers with the configured fallback instead.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-import re
-import unicodedata
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field, replace
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 
 from core import hours, prompt, tokens, window
+from core.clock import utcnow
 from core.config import Persona
+from core.escalation import people_have_it
 from core.knowledge import KnowledgeBase
-from core.ports import LLM, Conversation, ConversationStore, LLMError, LLMResult
+from core.ports import (
+    LLM,
+    Conversation,
+    ConversationStore,
+    HandOff,
+    LLMError,
+    LLMResult,
+    TurnWrites,
+)
+from core.text import clean
 from core.topics import TopicDetector
 from core.types import (
     ConversationKey,
-    Escalation,
     IncomingMessage,
+    Kind,
     Reply,
     StaffPost,
     Turn,
@@ -34,11 +46,6 @@ from core.types import (
 log = logging.getLogger("supportbot.engine")
 
 _TRUNCATED = {"max_tokens", "model_context_window_exceeded", "pause_turn"}
-
-
-def utcnow() -> datetime:
-    """Naive UTC, the form every stored timestamp takes (SQLite keeps no time zone)."""
-    return datetime.now(UTC).replace(tzinfo=None)
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,7 +58,7 @@ class Limits:
 
 @dataclass(slots=True)
 class _Turn:
-    """What one customer turn has gathered so far."""
+    """What one customer turn has gathered so far, and what it will write when finished."""
 
     conversation: Conversation
     message: IncomingMessage
@@ -59,6 +66,25 @@ class _Turn:
     now: datetime
     topic: str | None = None
     history: list[Turn] = field(default_factory=list)
+    stored: list[Turn] = field(default_factory=list)
+    dont_know_streak: int | None = None
+    hand_off: HandOff | None = None
+
+    def writes(self) -> TurnWrites:
+        """The turn's writes; a conversation field that did not change is left out."""
+        conversation = self.conversation
+        start = self.history[0].seq if self.history else None
+        return TurnWrites(
+            turns=tuple(self.stored),
+            topic=self.topic if self.topic != conversation.topic else None,
+            window_start=start if start != conversation.window_start else None,
+            dont_know_streak=(
+                self.dont_know_streak
+                if self.dont_know_streak != conversation.dont_know_streak
+                else None
+            ),
+            hand_off=self.hand_off,
+        )
 
 
 class Engine:
@@ -111,37 +137,51 @@ class Engine:
     async def _handle(self, message: IncomingMessage) -> Reply | None:
         now = self._clock()
         text = clean(message.text)
-        kind, notice = self._classify(text)
-        conversation = await self._store.begin_turn(
-            message,
-            _turn("user", text or message.text, kind, message_id=message.message_id),
-            now=now,
-            idle_after=self._limits.idle_timeout if message.direct else None,
-            restart=kind == "restart",
-        )
+        kind, notice = self._classify(text, message)
+        try:
+            conversation = await self._store.begin_turn(
+                message,
+                _customer_turn(message, text, kind),
+                now=now,
+                idle_after=self._limits.idle_timeout if message.direct else None,
+                restart=kind == Kind.RESTART,
+            )
+        except Exception:
+            log.exception("storing the customer's turn failed in %s", message.key)
+            return Reply(self._persona.fallbacks.unknown)
         if conversation is None:
             log.info("duplicate delivery %s in %s: ignored", message.message_id, message.key)
             return None
-        if kind == "restart" and not conversation.fresh:
+        if kind == Kind.RESTART and not conversation.fresh:
             notice = None  # a live escalation keeps the conversation: "start over" is just text
         turn = _Turn(conversation, message, text, now)
-        if _people_have_it(conversation):
+        escalation = conversation.escalation
+        state = escalation.state if escalation is not None else None
+        if people_have_it(human_active=conversation.human_active, state=state):
             return self._quiet(turn)
-        if notice is not None:
-            reply = await self._notice(turn, Reply(notice))
-        else:
-            reply = await self._answer(turn)
+        try:
+            reply = await self._respond(turn, notice)
+        except Exception:
+            # Whatever broke, nothing of this turn was stored, and the customer still gets
+            # a next step: never silence, never the error itself.
+            log.exception("the turn failed in %s: fallback", message.key)
+            reply = await self._crashed(turn)
+        if message.attachments and text and reply.escalation is None:
+            # Escalated, the team is on it already; otherwise offer it for the attachments.
+            reply = replace(reply, text=f"{reply.text}\n\n{self._persona.unseen_attachments}")
         return _relayed(turn, reply)
 
-    def _classify(self, text: str) -> tuple[str, str | None]:
+    def _classify(self, text: str, message: IncomingMessage) -> tuple[Kind, str | None]:
         """The stored kind of a customer turn, and the notice that answers it without Claude."""
         if not text:
-            return "empty", self._persona.empty_message
+            if message.attachments:
+                return Kind.ATTACHMENT, self._persona.unseen_attachments
+            return Kind.EMPTY, self._persona.empty_message
         if len(text) > self._limits.max_input_chars:
-            return "too_long", self._persona.too_long
+            return Kind.TOO_LONG, self._persona.too_long
         if text.casefold().strip(" .!") in self._fresh_phrases:
-            return "restart", self._persona.fresh_start
-        return "customer", None
+            return Kind.RESTART, self._persona.fresh_start
+        return Kind.CUSTOMER, None
 
     def _quiet(self, turn: _Turn) -> Reply | None:
         """A person is handling this conversation: say nothing; in a DM, pass it to staff."""
@@ -149,16 +189,37 @@ class Engine:
         staff = _staff_thread(turn)
         return Reply("", relay=staff) if staff is not None else None
 
+    async def _respond(self, turn: _Turn, notice: str | None) -> Reply:
+        """Work out the answer, then store everything the turn wrote in one transaction."""
+        if notice is not None:
+            reply = self._notice(turn, Reply(notice))
+        else:
+            reply = await self._answer(turn)
+        escalation = await self._store.finish_turn(
+            turn.conversation.id, turn.writes(), now=turn.now
+        )
+        return replace(reply, escalation=escalation)
+
+    async def _crashed(self, turn: _Turn) -> Reply:
+        """The configured fallback for a turn that broke, with a hand-off if it can be stored."""
+        said = self._persona.fallbacks.unknown
+        retry = _Turn(turn.conversation, turn.message, turn.text, turn.now)
+        try:
+            reply = await self._escalate(
+                retry, "The bot hit an error (see its log)", said, summarize=False
+            )
+            escalation = await self._store.finish_turn(
+                turn.conversation.id, retry.writes(), now=turn.now
+            )
+        except Exception:
+            log.exception("storing the fallback failed in %s", turn.message.key)
+            return Reply(said)
+        return replace(reply, escalation=escalation)
+
     async def _answer(self, turn: _Turn) -> Reply:
         conversation = turn.conversation
         turn.topic = self._topics.detect(turn.text) or conversation.topic
-        turn.history = window.fit(
-            await self._store.window(conversation.id, start=conversation.window_start),
-            budget=self._limits.token_budget,
-        )
-        await self._store.update(
-            conversation.id, topic=turn.topic, window_start=turn.history[0].seq, now=turn.now
-        )
+        turn.history = window.fit(list(conversation.window), budget=self._limits.token_budget)
         if turn.message.wants_person or self._wants_person(turn.text):
             return await self._escalate(
                 turn, "The customer asked for a person", self._persona.handoff, summarize=True
@@ -177,7 +238,7 @@ class Engine:
             log.warning("claude failed in %s: %s", turn.message.key, exc)
             return await self._fallback(turn, exc.cause)
         except Exception:
-            # Whatever else breaks, the customer still gets a next step, never silence.
+            # A crash inside the client is a Claude failure like any other.
             log.exception("claude call crashed in %s", turn.message.key)
             return await self._fallback(turn, "unknown")
         return await self._reply_from(turn, result)
@@ -197,7 +258,7 @@ class Engine:
             )
             return await self._fallback(turn, cause, usage=result.usage)
         content = [b for b in result.content if b.get("type") != "text" or b["text"].strip()]
-        answer = _turn("assistant", "", "model", usage=result.usage, content=content)
+        answer = _turn("assistant", "", Kind.MODEL, usage=result.usage, content=content)
         calls = [b for b in content if b.get("type") == "tool_use"]
         if calls:
             reason = str(calls[0].get("input", {}).get("reason") or "Claude asked for a person")
@@ -205,13 +266,12 @@ class Engine:
                 {"type": "tool_result", "tool_use_id": c["id"], "content": "Handed to the team."}
                 for c in calls
             ]
-            handed = _turn("user", "", "tool_result", content=results)
-            await self._store.append(turn.conversation.id, [answer, handed], now=turn.now)
+            turn.stored += [answer, _turn("user", "", Kind.TOOL_RESULT, content=results)]
             return await self._escalate(turn, reason, self._persona.dont_know, summarize=True)
         said = answer.text.strip()
         if not said:
             return await self._fallback(turn, "unknown", usage=result.usage)
-        await self._store.append(turn.conversation.id, [answer], now=turn.now)
+        turn.stored.append(answer)
         return await self._check_dont_know(turn, said)
 
     async def _check_dont_know(self, turn: _Turn, said: str) -> Reply:
@@ -222,24 +282,21 @@ class Engine:
             if any(m in folded for m in self._dont_know)
             else 0
         )
-        if streak >= 2:
-            streak = 0
-            reply = await self._escalate(
-                turn,
-                "The bot could not answer twice in a row",
-                f"{said}\n\n{self._persona.handoff}",
-                summarize=True,
-                store=False,
-            )
-        else:
-            reply = Reply(said)
-        if streak != turn.conversation.dont_know_streak:
-            await self._store.update(turn.conversation.id, dont_know_streak=streak, now=turn.now)
-        return reply
+        if streak < 2:
+            turn.dont_know_streak = streak
+            return Reply(said)
+        turn.dont_know_streak = 0
+        return await self._escalate(
+            turn,
+            "The bot could not answer twice in a row",
+            f"{said}\n\n{self._persona.handoff}",
+            summarize=True,
+            store=False,
+        )
 
     async def _fallback(self, turn: _Turn, cause: str, *, usage: Usage | None = None) -> Reply:
         """Claude could not answer: a knowledge entry if one fits, else the cause's message."""
-        known = await self._from_knowledge(turn, usage=usage)
+        known = self._from_knowledge(turn, usage=usage)
         if known is not None:
             return known
         return await self._escalate(
@@ -251,19 +308,19 @@ class Engine:
         )
 
     async def _limited(self, turn: _Turn) -> Reply:
-        known = await self._from_knowledge(turn)
+        known = self._from_knowledge(turn)
         if known is not None:
             return known
         said = f"{self._persona.limited_mode} {self._persona.dont_know}"
         return await self._escalate(turn, "No knowledge entry matched", said, summarize=False)
 
-    async def _from_knowledge(self, turn: _Turn, *, usage: Usage | None = None) -> Reply | None:
+    def _from_knowledge(self, turn: _Turn, *, usage: Usage | None = None) -> Reply | None:
         """The matching knowledge entry, marked as limited mode, or None when none fits."""
         entry = self._knowledge.lookup(turn.text)
         if entry is None:
             return None
         reply = Reply(f"{self._persona.limited_mode}\n\n{entry.answer}")
-        return await self._notice(turn, reply, usage=usage)
+        return self._notice(turn, reply, usage=usage)
 
     async def _escalate(
         self,
@@ -275,20 +332,17 @@ class Engine:
         usage: Usage | None = None,
         store: bool = True,
     ) -> Reply:
-        """Open (or update) the conversation's escalation and tell the customer ``said``.
+        """Hand the conversation to people (the store opens or updates its escalation when
+        the turn is finished) and tell the customer ``said``.
 
-        ``store=False`` when ``said`` is Claude's own answer, already stored as a model turn.
+        ``store=False`` when ``said`` is Claude's own answer, already kept as a model turn.
         """
         first = turn.conversation.escalation is None
-        escalation = await self._store.escalate(
-            turn.conversation.id,
-            Escalation(
-                reason=reason,
-                summary=await self._summary(turn, use_claude=summarize and first),
-                customer_id=turn.message.author_id,
-            ),
+        turn.hand_off = HandOff(
+            reason=reason,
+            summary=await self._summary(turn, use_claude=summarize and first),
+            customer_id=turn.message.author_id,
             message_id=turn.message.message_id,
-            now=turn.now,
             reping_at=turn.now + self._limits.reping_after,
         )
         schedule = self._persona.support_hours
@@ -296,12 +350,12 @@ class Engine:
         if back is not None:
             when = hours.describe(back, now=turn.now)
             said = f"{said} {self._persona.off_hours.format(back=when)}"
-        reply = Reply(said, escalation)
-        return await self._notice(turn, reply, usage=usage) if store else reply
+        reply = Reply(said)
+        return self._notice(turn, reply, usage=usage) if store else reply
 
     async def _summary(self, turn: _Turn, *, use_claude: bool) -> str:
         """A few lines for staff: written by Claude when it is up, else the last turns verbatim."""
-        transcript = _transcript(turn.history or [], last=turn.text)
+        transcript = _transcript(turn.history, last=turn.text)
         verbatim = f"Topic: {turn.topic or 'unknown'}.\n{transcript[-600:]}"
         if not use_claude or self._llm is None:
             return verbatim
@@ -317,16 +371,10 @@ class Engine:
         written = "\n".join(b["text"] for b in result.content if b.get("type") == "text").strip()
         return written or verbatim
 
-    async def _notice(self, turn: _Turn, reply: Reply, *, usage: Usage | None = None) -> Reply:
-        """Store what the customer was told; Claude never sees notices in its history."""
-        stored = _turn("assistant", reply.text, "notice", usage=usage or Usage())
-        await self._store.append(turn.conversation.id, [stored], now=turn.now)
+    def _notice(self, turn: _Turn, reply: Reply, *, usage: Usage | None = None) -> Reply:
+        """Keep what the customer was told; Claude never sees notices in its history."""
+        turn.stored.append(_turn("assistant", reply.text, Kind.NOTICE, usage=usage or Usage()))
         return reply
-
-
-def _people_have_it(conversation: Conversation) -> bool:
-    escalation = conversation.escalation
-    return conversation.human_active or (escalation is not None and escalation.state == "claimed")
 
 
 def _staff_thread(turn: _Turn) -> StaffPost | None:
@@ -352,18 +400,20 @@ def _transcript(history: list[Turn], *, last: str) -> str:
     return "\n".join(lines[-8:])
 
 
-_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
-
-
-def clean(text: str) -> str:
-    """Customer text as we keep it: NFC, no control characters but newlines and tabs, trimmed."""
-    return _CONTROL.sub("", unicodedata.normalize("NFC", text)).strip()
+def _customer_turn(message: IncomingMessage, text: str, kind: Kind) -> Turn:
+    """The customer's turn as stored; a "start over" is customer text unless it opens a fresh
+    conversation (the store then keeps it as a ``restart`` turn)."""
+    if kind == Kind.RESTART:
+        kind = Kind.CUSTOMER
+    if kind == Kind.ATTACHMENT:
+        text = f"(attached: {', '.join(message.attachments)})"
+    return _turn("user", text or message.text, kind, message_id=message.message_id)
 
 
 def _turn(
     role: str,
     text: str,
-    kind: str,
+    kind: Kind,
     *,
     message_id: str | None = None,
     usage: Usage | None = None,
@@ -383,5 +433,5 @@ def _turn(
 def staff_turn(*, staff_name: str, text: str, message_id: str) -> Turn:
     """A support-team member's message, kept in the history Claude sees once it is back."""
     return _turn(
-        "assistant", f"{staff_name} (support team): {text}", "staff", message_id=message_id
+        "assistant", f"{staff_name} (support team): {text}", Kind.STAFF, message_id=message_id
     )

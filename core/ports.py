@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Protocol
 
+from core.escalation import State
 from core.types import (
     ConversationKey,
     Escalation,
@@ -23,7 +24,11 @@ from core.types import (
 
 @dataclass(frozen=True, slots=True)
 class Conversation:
-    """The open conversation a customer turn landed in."""
+    """The open conversation a customer turn landed in, as it stood after storing that turn.
+
+    ``window`` holds the turns Claude may see (kinds in ``core.window.SEEN``) from
+    ``window_start`` on, the new customer turn included; ``escalation`` is the live one, if any.
+    """
 
     id: int
     key: ConversationKey
@@ -33,9 +38,41 @@ class Conversation:
     human_active: bool = False
     dont_know_streak: int = 0
     escalation: EscalationView | None = None
+    window: tuple[Turn, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class HandOff:
+    """A turn's request for people: open an escalation, or update the live one."""
+
+    reason: str
+    summary: str
+    customer_id: str
+    message_id: str
+    reping_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class TurnWrites:
+    """Everything one customer turn writes after its customer turn, committed together.
+
+    A conversation field left ``None`` is unchanged; with nothing changed, nothing is updated.
+    """
+
+    turns: tuple[Turn, ...] = ()
+    topic: str | None = None
+    window_start: int | None = None
+    dont_know_streak: int | None = None
+    hand_off: HandOff | None = None
 
 
 class ConversationStore(Protocol):
+    """Where conversations, their turns, deliveries and escalations live.
+
+    The store persists; the core decides. Escalation states only change through
+    ``transition``, a compare-and-set the desk drives with ``core.escalation.after``.
+    """
+
     async def begin_turn(
         self,
         message: IncomingMessage,
@@ -49,38 +86,22 @@ class ConversationStore(Protocol):
 
         Returns ``None`` when this platform message id was seen before. Opens a new conversation
         when none is open at the key, when ``restart`` is set, or when the open one has been idle
-        longer than ``idle_after``.
+        longer than ``idle_after`` — unless the open one has a live escalation, which keeps it
+        (and ``fresh`` is False). A turn that opened a fresh conversation because of ``restart``
+        is stored with kind ``restart``; a kept conversation stores ``turn`` as given.
         """
         ...
 
-    async def window(self, conversation_id: int, *, start: int) -> list[Turn]:
-        """The turns Claude may see (customer, model and tool results) from sequence ``start``."""
-        ...
+    async def finish_turn(
+        self, conversation_id: int, writes: TurnWrites, *, now: datetime
+    ) -> Escalation | None:
+        """Persist everything a turn wrote in one transaction: all of it or none of it.
 
-    async def append(self, conversation_id: int, turns: list[Turn], *, now: datetime) -> None: ...
-
-    async def update(
-        self,
-        conversation_id: int,
-        *,
-        now: datetime,
-        topic: str | None = None,
-        window_start: int | None = None,
-        dont_know_streak: int | None = None,
-    ) -> None:
-        """Set the given conversation fields (``None`` leaves one as it is)."""
-        ...
-
-    async def escalate(
-        self,
-        conversation_id: int,
-        escalation: Escalation,
-        *,
-        message_id: str,
-        now: datetime,
-        reping_at: datetime,
-    ) -> Escalation:
-        """Open an escalation, or update the live one (``new`` False); returns it with its id."""
+        With a ``hand_off`` this opens an escalation (state ``open``, re-ping due at
+        ``reping_at``), or, when the conversation already has a live one, appends the reason
+        and replaces the summary of that one (``new`` False). Returns that escalation with its
+        id, or ``None`` without a hand-off.
+        """
         ...
 
     async def escalation(self, escalation_id: int) -> EscalationView | None: ...
@@ -92,18 +113,17 @@ class ConversationStore(Protocol):
     async def attach_staff_post(self, escalation_id: int, staff: StaffPost) -> None: ...
 
     async def transition(
-        self, escalation_id: int, *, state: str, staff_id: str, now: datetime
+        self, escalation_id: int, *, expected: State, to: State, staff_id: str, now: datetime
     ) -> EscalationView | None:
-        """Claim (``claimed``) or close (``resolved``, ``handed_back``) a live escalation.
+        """Move an escalation from ``expected`` to ``to`` if it is still in ``expected``.
 
-        Closing also hands the conversation back to the bot. A closed escalation is returned
-        unchanged; an unknown id gives ``None``.
+        Records ``staff_id`` as the claimer (``to`` live) or closer (``to`` closed, which also
+        hands the conversation back to the bot) and cancels the re-ping. Returns the escalation
+        as it now stands, or ``None`` when it is unknown or no longer in ``expected``.
         """
         ...
 
-    async def staff_turn(
-        self, key: ConversationKey, turn: Turn, *, platform: str, now: datetime
-    ) -> bool:
+    async def staff_turn(self, key: ConversationKey, turn: Turn, *, now: datetime) -> bool:
         """Store a support-team message in the open conversation at ``key``.
 
         While an escalation is live this also marks the conversation as handled by a person
@@ -116,9 +136,17 @@ class ConversationStore(Protocol):
         on ``platforms``; a replica takes only those it can post to."""
         ...
 
-    async def live_escalations(self) -> list[EscalationView]: ...
+    async def live_escalations(self) -> list[EscalationView]:
+        """Open and claimed escalations, oldest first."""
+        ...
 
-    async def is_active(self, key: ConversationKey) -> bool: ...
+    async def is_active(self, key: ConversationKey) -> bool:
+        """Whether a conversation is open at ``key``."""
+        ...
+
+    async def history(self, key: ConversationKey) -> list[Turn]:
+        """Every stored turn of the newest conversation at ``key``, notices included."""
+        ...
 
 
 @dataclass(frozen=True, slots=True)

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
+from enum import StrEnum
 from typing import Any, Protocol
+
+from core.escalation import LIVE, State
 
 
 @dataclass(frozen=True, slots=True)
@@ -98,7 +101,7 @@ class EscalationView:
     customer_message_id: str | None
     reason: str
     summary: str
-    state: str
+    state: State
     claimed_by: str | None
     closed_by: str | None
     created_at: datetime
@@ -107,7 +110,8 @@ class EscalationView:
 
     @property
     def live(self) -> bool:
-        return self.state in {"open", "claimed"}
+        """Open or claimed: the team has not finished with it yet."""
+        return self.state in LIVE
 
 
 @dataclass(frozen=True, slots=True)
@@ -143,13 +147,35 @@ class Usage:
     cache_write_tokens: int = 0
 
 
+class Kind(StrEnum):
+    """What a stored turn is; ``core.window.SEEN`` says which kinds Claude sees."""
+
+    CUSTOMER = "customer"
+    """Customer text Claude answers."""
+    MODEL = "model"
+    """Claude's answer (text and tool calls)."""
+    TOOL_RESULT = "tool_result"
+    """The engine's result for Claude's tool calls."""
+    STAFF = "staff"
+    """A support-team member's message, context once the bot is back."""
+    NOTICE = "notice"
+    """What the engine told the customer without Claude (fallback, limited mode, input problem)."""
+    EMPTY = "empty"
+    """A message with no text."""
+    TOO_LONG = "too_long"
+    """A message over the length limit."""
+    RESTART = "restart"
+    """A "start over" that opened a fresh conversation."""
+    ATTACHMENT = "attachment"
+    """Files without text, which the bot cannot read yet."""
+
+
 @dataclass(frozen=True, slots=True)
 class Turn:
     """One stored message of a conversation, in Anthropic content-block form.
 
-    ``kind`` says what the turn is: ``customer`` text, a ``model`` answer, a ``tool_result``
-    the engine wrote, or a ``notice`` (fallback, limited-mode or input-problem answer) that the
-    customer saw but Claude never wrote and never sees.
+    ``kind`` says what the turn is (a ``Kind``; stored as its string value). ``seq`` is its
+    place in the conversation, set by the store.
     """
 
     role: str
@@ -163,7 +189,3 @@ class Turn:
     @property
     def text(self) -> str:
         return "\n".join(b["text"] for b in self.content if b.get("type") == "text")
-
-    @property
-    def starts_with_tool_result(self) -> bool:
-        return bool(self.content) and self.content[0].get("type") == "tool_result"

@@ -10,10 +10,12 @@ from __future__ import annotations
 import copy
 from typing import Any
 
-from core.types import Turn
+from core.types import Kind, Turn
 
 KEEP = 0.6
 EPHEMERAL = {"type": "ephemeral"}
+SEEN = frozenset({Kind.CUSTOMER, Kind.MODEL, Kind.TOOL_RESULT, Kind.STAFF})
+"""The turn kinds Claude sees; a store's window holds only these."""
 
 
 def fit(turns: list[Turn], *, budget: int) -> list[Turn]:
@@ -28,7 +30,7 @@ def fit(turns: list[Turn], *, budget: int) -> list[Turn]:
         while first < len(turns) - 1 and total > budget * KEEP:
             total -= turns[first].tokens
             first += 1
-    while first < len(turns) - 1 and turns[first].kind != "customer":
+    while first < len(turns) - 1 and turns[first].kind != Kind.CUSTOMER:
         first += 1
     return turns[first:]
 

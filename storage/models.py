@@ -8,6 +8,11 @@ from typing import Any
 from sqlalchemy import JSON, ForeignKey, Index, String, UniqueConstraint, text
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
+from core.escalation import State
+
+# The live states (core.escalation.LIVE), spelled as the migrations' index predicate spells them.
+_LIVE_SQL = f"state IN ('{State.OPEN}', '{State.CLAIMED}')"
+
 
 class Base(DeclarativeBase):
     type_annotation_map = {dict[str, Any]: JSON, list[dict[str, Any]]: JSON}  # noqa: RUF012
@@ -87,7 +92,7 @@ class EscalationRow(Base):
     )
     reason: Mapped[str] = mapped_column(String(500))
     summary: Mapped[str] = mapped_column(String(2000))
-    state: Mapped[str] = mapped_column(String(20), default="open")
+    state: Mapped[str] = mapped_column(String(20), default=State.OPEN.value)
     customer_id: Mapped[str] = mapped_column(String(100), default="")
     customer_message_id: Mapped[str | None] = mapped_column(String(200))
     claimed_by: Mapped[str | None] = mapped_column(String(100))
@@ -105,8 +110,8 @@ class EscalationRow(Base):
             "uq_escalations_live_conversation",
             "conversation_id",
             unique=True,
-            sqlite_where=text("state IN ('open', 'claimed')"),
-            postgresql_where=text("state IN ('open', 'claimed')"),
+            sqlite_where=text(_LIVE_SQL),
+            postgresql_where=text(_LIVE_SQL),
         ),
         Index("ix_escalations_staff_message", "staff_channel", "staff_message_id"),
     )

@@ -1,30 +1,41 @@
-"""``SqlStore``: the engine's ``ConversationStore`` on SQLAlchemy 2 async."""
+"""``SqlStore``: the engine's ``ConversationStore`` on SQLAlchemy 2 async.
+
+Locks are always taken conversation first, then escalation, so two transactions that touch
+both (a turn handing off, a staff member closing) queue instead of deadlocking on PostgreSQL.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import replace
 from datetime import datetime, timedelta
+from typing import Any
 
 from sqlalchemy import ColumnElement, Row, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
-from core.ports import Conversation
+from core.escalation import LIVE, State
+from core.ports import Conversation, HandOff, TurnWrites
 from core.types import (
     ConversationKey,
     Escalation,
     EscalationView,
     IncomingMessage,
+    Kind,
     StaffPost,
     Turn,
     Usage,
 )
+from core.window import SEEN
 from storage.models import ConversationRow, DeliveryRow, EscalationRow, MessageRow
 
-WINDOW_KINDS = ("customer", "model", "tool_result", "staff")
 # Two replicas racing to open the same conversation: the loser retries once it sees the winner's.
 _OPEN_ATTEMPTS = 3
+_LIVE = EscalationRow.state.in_([s.value for s in LIVE])
+_VIEW = select(EscalationRow, ConversationRow.key).join(
+    ConversationRow, ConversationRow.id == EscalationRow.conversation_id
+)
 
 
 class SqlStore:
@@ -56,9 +67,11 @@ class SqlStore:
                     row, fresh = await self._open(
                         session, message, now=now, idle_after=idle_after, restart=restart
                     )
-                    await self._add(session, row.id, [turn], now=now)
+                    stored = replace(turn, kind=Kind.RESTART) if restart and fresh else turn
+                    await self._add(session, row.id, [stored], now=now)
                     live = await _one(session, EscalationRow.conversation_id == row.id, _LIVE)
-                    return _conversation(row, fresh=fresh, escalation=live)
+                    turns = await _turns(session, row.id, start=row.window_start, kinds=SEEN)
+                    return _conversation(row, fresh=fresh, escalation=live, window=turns)
             except IntegrityError:
                 if await self._delivered(message):
                     return None
@@ -111,99 +124,50 @@ class SqlStore:
         return row, True
 
     async def _add(
-        self, session: AsyncSession, conversation_id: int, turns: list[Turn], *, now: datetime
+        self,
+        session: AsyncSession,
+        conversation_id: int,
+        turns: Sequence[Turn],
+        *,
+        now: datetime,
+        **fields: Any,
     ) -> None:
-        # One UPDATE both reserves the sequence numbers and locks the conversation row, so two
-        # writers to one conversation can never take the same numbers.
+        # One UPDATE reserves the sequence numbers, sets the changed fields and locks the
+        # conversation row, so two writers to one conversation can never take the same numbers.
         first = await session.scalar(
             update(ConversationRow)
             .where(ConversationRow.id == conversation_id)
-            .values(next_seq=ConversationRow.next_seq + len(turns), updated_at=now)
+            .values(next_seq=ConversationRow.next_seq + len(turns), updated_at=now, **fields)
             .returning(ConversationRow.next_seq)
         )
-        assert first is not None
+        if first is None:
+            raise LookupError(f"no conversation {conversation_id}")
         first -= len(turns)
         for offset, turn in enumerate(turns):
             session.add(_message_row(conversation_id, first + offset, turn, now=now))
 
-    async def window(self, conversation_id: int, *, start: int) -> list[Turn]:
-        async with self._sessions() as session:
-            rows = await session.scalars(
-                select(MessageRow)
-                .where(
-                    MessageRow.conversation_id == conversation_id,
-                    MessageRow.seq >= start,
-                    MessageRow.kind.in_(WINDOW_KINDS),
-                )
-                .order_by(MessageRow.seq)
+    async def finish_turn(
+        self, conversation_id: int, writes: TurnWrites, *, now: datetime
+    ) -> Escalation | None:
+        fields = {
+            name: value
+            for name, value in (
+                ("topic", writes.topic),
+                ("window_start", writes.window_start),
+                ("dont_know_streak", writes.dont_know_streak),
             )
-            return [_turn(r) for r in rows]
-
-    async def append(self, conversation_id: int, turns: list[Turn], *, now: datetime) -> None:
-        async with self._sessions.begin() as session:
-            await self._add(session, conversation_id, turns, now=now)
-
-    async def update(
-        self,
-        conversation_id: int,
-        *,
-        now: datetime,
-        topic: str | None = None,
-        window_start: int | None = None,
-        dont_know_streak: int | None = None,
-    ) -> None:
-        values = {
-            "topic": topic,
-            "window_start": window_start,
-            "dont_know_streak": dont_know_streak,
+            if value is not None
         }
+        if not (writes.turns or fields or writes.hand_off):
+            return None
         async with self._sessions.begin() as session:
-            await session.execute(
-                update(ConversationRow)
-                .where(ConversationRow.id == conversation_id)
-                .values(updated_at=now, **{k: v for k, v in values.items() if v is not None})
-            )
-
-    async def escalate(
-        self,
-        conversation_id: int,
-        escalation: Escalation,
-        *,
-        message_id: str,
-        now: datetime,
-        reping_at: datetime,
-    ) -> Escalation:
-        async with self._sessions.begin() as session:
-            # Lock the conversation first: FOR UPDATE on a live escalation that does not exist
-            # yet locks nothing, and two replicas would both insert one.
-            await session.execute(
-                select(ConversationRow.id)
-                .where(ConversationRow.id == conversation_id)
-                .with_for_update()
-            )
-            live = await session.scalar(
-                select(EscalationRow).where(EscalationRow.conversation_id == conversation_id, _LIVE)
-            )
-            if live is not None:
-                live.reason = f"{live.reason}; {escalation.reason}"[-500:]
-                live.summary = escalation.summary[:2000]
-                live.updated_at = now
-                await session.flush()
-                return replace(escalation, id=live.id, new=False)
-            row = EscalationRow(
-                conversation_id=conversation_id,
-                reason=escalation.reason[:500],
-                summary=escalation.summary[:2000],
-                state="open",
-                customer_id=escalation.customer_id,
-                customer_message_id=message_id,
-                reping_at=reping_at,
-                created_at=now,
-                updated_at=now,
-            )
-            session.add(row)
-            await session.flush()
-            return replace(escalation, id=row.id, new=True)
+            # The conversation row is locked first (see the module docstring): FOR UPDATE on a
+            # live escalation that does not exist yet locks nothing, and two replicas would
+            # both insert one.
+            await self._add(session, conversation_id, writes.turns, now=now, **fields)
+            if writes.hand_off is None:
+                return None
+            return await _hand_off(session, conversation_id, writes.hand_off, now=now)
 
     async def escalation(self, escalation_id: int) -> EscalationView | None:
         async with self._sessions() as session:
@@ -226,29 +190,41 @@ class SqlStore:
             )
 
     async def transition(
-        self, escalation_id: int, *, state: str, staff_id: str, now: datetime
+        self, escalation_id: int, *, expected: State, to: State, staff_id: str, now: datetime
     ) -> EscalationView | None:
         async with self._sessions.begin() as session:
-            row = await session.get(EscalationRow, escalation_id, with_for_update=True)
-            if row is None:
+            conversation_id = await session.scalar(
+                select(EscalationRow.conversation_id).where(EscalationRow.id == escalation_id)
+            )
+            if conversation_id is None:
                 return None
-            if row.state in _LIVE_STATES and not (state == "claimed" and row.state == "claimed"):
-                row.state, row.reping_at, row.updated_at = state, None, now
-                if state == "claimed":
-                    row.claimed_by = staff_id
-                else:
-                    row.closed_by = staff_id
-                    await session.execute(
-                        update(ConversationRow)
-                        .where(ConversationRow.id == row.conversation_id)
-                        .values(human_active=False, dont_know_streak=0)
-                    )
-                await session.flush()
+            await session.execute(
+                select(ConversationRow.id)
+                .where(ConversationRow.id == conversation_id)
+                .with_for_update()
+            )
+            # Compare-and-set: of two staff members pressing at once, one moves it.
+            moved = await session.execute(
+                update(EscalationRow)
+                .where(EscalationRow.id == escalation_id, EscalationRow.state == expected.value)
+                .values(
+                    state=to.value,
+                    reping_at=None,
+                    updated_at=now,
+                    **{"claimed_by" if to.live else "closed_by": staff_id},
+                )
+            )
+            if moved.rowcount == 0:
+                return None
+            if not to.live:
+                await session.execute(
+                    update(ConversationRow)
+                    .where(ConversationRow.id == conversation_id)
+                    .values(human_active=False, dont_know_streak=0)
+                )
             return await _one(session, EscalationRow.id == escalation_id)
 
-    async def staff_turn(
-        self, key: ConversationKey, turn: Turn, *, platform: str, now: datetime
-    ) -> bool:
+    async def staff_turn(self, key: ConversationKey, turn: Turn, *, now: datetime) -> bool:
         assert turn.message_id is not None
         try:
             async with self._sessions.begin() as session:
@@ -260,7 +236,7 @@ class SqlStore:
                 if row is None:
                     return False
                 session.add(
-                    DeliveryRow(platform=platform, message_id=turn.message_id, created_at=now)
+                    DeliveryRow(platform=key.platform, message_id=turn.message_id, created_at=now)
                 )
                 await session.flush()
                 # With a live escalation a person has taken over: the bot steps back, and
@@ -270,7 +246,8 @@ class SqlStore:
                     .where(EscalationRow.conversation_id == row.id, _LIVE)
                     .values(reping_at=None)
                 )
-                row.human_active = taken_over.rowcount > 0
+                if taken_over.rowcount > 0:
+                    row.human_active = True
                 await self._add(session, row.id, [turn], now=now)
                 return True
         except IntegrityError:
@@ -284,7 +261,7 @@ class SqlStore:
             taken = await session.scalars(
                 update(EscalationRow)
                 .where(
-                    EscalationRow.state == "open",
+                    EscalationRow.state == State.OPEN.value,
                     EscalationRow.reping_at <= now,
                     EscalationRow.conversation_id.in_(on_platforms),
                 )
@@ -299,7 +276,9 @@ class SqlStore:
 
     async def live_escalations(self) -> list[EscalationView]:
         async with self._sessions() as session:
-            found = await session.execute(_VIEW.where(_LIVE).order_by(EscalationRow.created_at))
+            found = await session.execute(
+                _VIEW.where(_LIVE).order_by(EscalationRow.created_at, EscalationRow.id)
+            )
             return _views(found.all())
 
     async def is_active(self, key: ConversationKey) -> bool:
@@ -312,7 +291,6 @@ class SqlStore:
             return found is not None
 
     async def history(self, key: ConversationKey) -> list[Turn]:
-        """Every stored turn of the newest conversation at ``key``, notices included."""
         async with self._sessions() as session:
             conversation_id = await session.scalar(
                 select(ConversationRow.id)
@@ -320,19 +298,52 @@ class SqlStore:
                 .order_by(ConversationRow.id.desc())
                 .limit(1)
             )
-            rows = await session.scalars(
-                select(MessageRow)
-                .where(MessageRow.conversation_id == conversation_id)
-                .order_by(MessageRow.seq)
-            )
-            return [_turn(r) for r in rows]
+            if conversation_id is None:
+                return []
+            return await _turns(session, conversation_id, start=0)
 
 
-_LIVE_STATES = ("open", "claimed")
-_LIVE = EscalationRow.state.in_(_LIVE_STATES)
-_VIEW = select(EscalationRow, ConversationRow.key).join(
-    ConversationRow, ConversationRow.id == EscalationRow.conversation_id
-)
+async def _hand_off(
+    session: AsyncSession, conversation_id: int, hand_off: HandOff, *, now: datetime
+) -> Escalation:
+    escalation = Escalation(
+        reason=hand_off.reason, summary=hand_off.summary, customer_id=hand_off.customer_id
+    )
+    live = await session.scalar(
+        select(EscalationRow).where(EscalationRow.conversation_id == conversation_id, _LIVE)
+    )
+    if live is not None:
+        live.reason = f"{live.reason}; {hand_off.reason}"[-500:]
+        live.summary = hand_off.summary[:2000]
+        live.updated_at = now
+        await session.flush()
+        return replace(escalation, id=live.id, new=False)
+    row = EscalationRow(
+        conversation_id=conversation_id,
+        reason=hand_off.reason[:500],
+        summary=hand_off.summary[:2000],
+        state=State.OPEN.value,
+        customer_id=hand_off.customer_id,
+        customer_message_id=hand_off.message_id,
+        reping_at=hand_off.reping_at,
+        created_at=now,
+        updated_at=now,
+    )
+    session.add(row)
+    await session.flush()
+    return replace(escalation, id=row.id, new=True)
+
+
+async def _turns(
+    session: AsyncSession, conversation_id: int, *, start: int, kinds: frozenset[Kind] | None = None
+) -> list[Turn]:
+    query = select(MessageRow).where(
+        MessageRow.conversation_id == conversation_id, MessageRow.seq >= start
+    )
+    if kinds is not None:
+        query = query.where(MessageRow.kind.in_([k.value for k in kinds]))
+    rows = await session.scalars(query.order_by(MessageRow.seq))
+    return [_turn(r) for r in rows]
 
 
 async def _one(session: AsyncSession, *where: ColumnElement[bool]) -> EscalationView | None:
@@ -349,7 +360,7 @@ def _views(rows: Sequence[Row[tuple[EscalationRow, str]]]) -> list[EscalationVie
             customer_message_id=e.customer_message_id,
             reason=e.reason,
             summary=e.summary,
-            state=e.state,
+            state=State(e.state),
             claimed_by=e.claimed_by,
             closed_by=e.closed_by,
             created_at=e.created_at,
@@ -363,7 +374,11 @@ def _views(rows: Sequence[Row[tuple[EscalationRow, str]]]) -> list[EscalationVie
 
 
 def _conversation(
-    row: ConversationRow, *, fresh: bool, escalation: EscalationView | None
+    row: ConversationRow,
+    *,
+    fresh: bool,
+    escalation: EscalationView | None,
+    window: list[Turn],
 ) -> Conversation:
     return Conversation(
         id=row.id,
@@ -374,6 +389,7 @@ def _conversation(
         human_active=row.human_active,
         dont_know_streak=row.dont_know_streak,
         escalation=escalation,
+        window=tuple(window),
     )
 
 
@@ -382,7 +398,7 @@ def _message_row(conversation_id: int, seq: int, turn: Turn, *, now: datetime) -
         conversation_id=conversation_id,
         seq=seq,
         role=turn.role,
-        kind=turn.kind,
+        kind=str(turn.kind),
         content=turn.content,
         tokens=turn.tokens,
         platform_message_id=turn.message_id,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import replace
 from datetime import datetime, timedelta
 
@@ -9,6 +10,7 @@ from bots.app import Runtime, open_runtime
 from core.config import Settings
 from core.desk import Desk
 from core.engine import Engine, Limits
+from core.escalation import Action, State
 from core.hours import SupportHours, describe
 from core.types import ConversationKey, Reply, StaffPost
 from tests.engine_helpers import KEY, message, texts
@@ -301,3 +303,49 @@ def test_support_hours_name_today_and_tomorrow() -> None:
         "tomorrow at 09:00 (Asia/Tokyo)"
     )
     assert hours.back_at(datetime(2026, 3, 2, 1, 0)) is None  # 10:00 Monday in Tokyo
+
+
+async def test_start_over_while_an_escalation_is_open_reaches_claude_as_customer_text(
+    engine: Engine, fake_claude: FakeAnthropic, desk: Desk
+) -> None:
+    fake_claude.queue(
+        tool_use("escalate_to_human", {"reason": "Billing dispute"}),
+        text("Double charge on HG-5."),
+        text("Of course: what would you like to start with?"),
+    )
+    first = await engine.handle(message("I was charged twice for HG-5!"))
+    assert first is not None and first.escalation is not None
+
+    again = await engine.handle(message("start over"))
+
+    # The open escalation keeps the conversation, so the phrase is answered like any text.
+    assert again is not None and again.text == "Of course: what would you like to start with?"
+    assert fake_claude.requests[-1].last_user_text == "start over"
+    [live] = await desk.live()
+    assert live.id == first.escalation.id
+
+
+async def test_claim_and_resolve_pressed_at_once_end_resolved(
+    runtime: Runtime, settings: Settings
+) -> None:
+    now = [datetime(2026, 3, 2, 15, 0)]
+    engine, desk = limited_at(runtime, settings, now)
+    reply = await engine.handle(message("A person please."))
+    assert reply is not None and reply.escalation is not None and reply.escalation.id
+    escalation_id = reply.escalation.id
+    async with open_runtime(settings) as replica:
+        other = Desk(store=replica.store, clock=lambda: now[0])
+        claimed, resolved = await asyncio.gather(
+            desk.claim(escalation_id, staff_id="U-dana"),
+            other.resolve(escalation_id, staff_id="U-sam"),
+        )
+
+    # Whichever press landed first, a resolve always applies after a claim, never the reverse.
+    assert resolved is not None and resolved.state == State.RESOLVED
+    assert resolved.closed_by == "U-sam"
+    assert claimed is not None and claimed.state in {State.CLAIMED, State.RESOLVED}
+    final = await desk.get(escalation_id)
+    assert final is not None and final.state == State.RESOLVED and not final.live
+    # A closed escalation refuses every action, unchanged.
+    assert await desk.claim(escalation_id, staff_id="U-lee") == final
+    assert await desk.act(escalation_id, Action.HAND_BACK, staff_id="U-lee") == final

@@ -20,9 +20,9 @@ from bots.discord.notice import Action
 from bots.discord.presses import Presses
 from bots.discord.responder import Responder
 from bots.discord.staff import StaffChannel
+from core.clock import utcnow
 from core.config import DiscordSettings
 from core.desk import Desk
-from core.engine import utcnow
 from core.types import ConversationPort, EscalationView
 
 log = logging.getLogger(__name__)

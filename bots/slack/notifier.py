@@ -10,8 +10,8 @@ from bots.links import conversation_link
 from bots.slack import notice
 from bots.slack.render import group_mention
 from bots.slack.web import SlackWeb
+from core.clock import utcnow
 from core.desk import Desk
-from core.engine import utcnow
 from core.types import Escalation, EscalationView, StaffPost
 
 log = logging.getLogger(__name__)

@@ -1,0 +1,253 @@
+"""``MemoryStore``: the ``ConversationStore`` in process memory, for tests and the console.
+
+No method awaits between reading and writing, so on one event loop every call is atomic, as
+each ``SqlStore`` call is one transaction. Nothing survives the process.
+"""
+
+from __future__ import annotations
+
+import itertools
+from dataclasses import dataclass, field, replace
+from datetime import datetime, timedelta
+
+from core.escalation import State
+from core.ports import Conversation, HandOff, TurnWrites
+from core.types import (
+    ConversationKey,
+    Escalation,
+    EscalationView,
+    IncomingMessage,
+    Kind,
+    StaffPost,
+    Turn,
+)
+from core.window import SEEN
+
+
+@dataclass(slots=True)
+class _Conversation:
+    id: int
+    key: ConversationKey
+    open: bool = True
+    topic: str | None = None
+    window_start: int = 0
+    human_active: bool = False
+    dont_know_streak: int = 0
+    updated_at: datetime = datetime.min
+    turns: list[Turn] = field(default_factory=list)
+
+
+@dataclass(slots=True)
+class _Escalation:
+    id: int
+    conversation: _Conversation
+    reason: str
+    summary: str
+    customer_id: str
+    customer_message_id: str | None
+    reping_at: datetime | None
+    created_at: datetime
+    updated_at: datetime
+    state: State = State.OPEN
+    claimed_by: str | None = None
+    closed_by: str | None = None
+    staff: StaffPost | None = None
+
+    def view(self) -> EscalationView:
+        return EscalationView(
+            id=self.id,
+            key=self.conversation.key,
+            customer_id=self.customer_id,
+            customer_message_id=self.customer_message_id,
+            reason=self.reason,
+            summary=self.summary,
+            state=self.state,
+            claimed_by=self.claimed_by,
+            closed_by=self.closed_by,
+            created_at=self.created_at,
+            updated_at=self.updated_at,
+            staff=self.staff,
+        )
+
+
+class MemoryStore:
+    """Conversations, turns, deliveries and escalations in dictionaries."""
+
+    def __init__(self) -> None:
+        self._ids = itertools.count(1)
+        self._delivered: set[tuple[str, str]] = set()
+        self._conversations: list[_Conversation] = []
+        self._escalations: dict[int, _Escalation] = {}
+
+    async def begin_turn(
+        self,
+        message: IncomingMessage,
+        turn: Turn,
+        *,
+        now: datetime,
+        idle_after: timedelta | None,
+        restart: bool,
+    ) -> Conversation | None:
+        delivery = (message.key.platform, message.message_id)
+        if delivery in self._delivered:
+            return None
+        self._delivered.add(delivery)
+        row, fresh = self._open(message.key, now=now, idle_after=idle_after, restart=restart)
+        _add(row, [replace(turn, kind=Kind.RESTART) if restart and fresh else turn], now=now)
+        live = self._live(row)
+        return Conversation(
+            id=row.id,
+            key=row.key,
+            topic=row.topic,
+            window_start=row.window_start,
+            fresh=fresh,
+            human_active=row.human_active,
+            dont_know_streak=row.dont_know_streak,
+            escalation=live.view() if live is not None else None,
+            window=tuple(t for t in row.turns[row.window_start :] if t.kind in SEEN),
+        )
+
+    def _open(
+        self, key: ConversationKey, *, now: datetime, idle_after: timedelta | None, restart: bool
+    ) -> tuple[_Conversation, bool]:
+        row = self._open_at(key)
+        stale = row is not None and idle_after is not None and now - row.updated_at > idle_after
+        if row is not None and not (restart or stale):
+            return row, False
+        # A live escalation keeps its conversation open (as in SqlStore).
+        if row is not None and self._live(row) is not None:
+            return row, False
+        if row is not None:
+            row.open = False
+        row = _Conversation(id=next(self._ids), key=key, updated_at=now)
+        self._conversations.append(row)
+        return row, True
+
+    def _open_at(self, key: ConversationKey) -> _Conversation | None:
+        return next((c for c in self._conversations if c.key == key and c.open), None)
+
+    def _live(self, row: _Conversation) -> _Escalation | None:
+        return next(
+            (e for e in self._escalations.values() if e.conversation is row and e.state.live),
+            None,
+        )
+
+    async def finish_turn(
+        self, conversation_id: int, writes: TurnWrites, *, now: datetime
+    ) -> Escalation | None:
+        row = next((c for c in self._conversations if c.id == conversation_id), None)
+        if row is None:
+            raise LookupError(f"no conversation {conversation_id}")
+        if not (
+            writes.turns
+            or writes.hand_off
+            or writes.topic is not None
+            or writes.window_start is not None
+            or writes.dont_know_streak is not None
+        ):
+            return None
+        _add(row, writes.turns, now=now)
+        if writes.topic is not None:
+            row.topic = writes.topic
+        if writes.window_start is not None:
+            row.window_start = writes.window_start
+        if writes.dont_know_streak is not None:
+            row.dont_know_streak = writes.dont_know_streak
+        if writes.hand_off is None:
+            return None
+        return self._hand_off(row, writes.hand_off, now=now)
+
+    def _hand_off(self, row: _Conversation, hand_off: HandOff, *, now: datetime) -> Escalation:
+        escalation = Escalation(
+            reason=hand_off.reason, summary=hand_off.summary, customer_id=hand_off.customer_id
+        )
+        live = self._live(row)
+        if live is not None:
+            live.reason = f"{live.reason}; {hand_off.reason}"[-500:]
+            live.summary = hand_off.summary[:2000]
+            live.updated_at = now
+            return replace(escalation, id=live.id, new=False)
+        created = _Escalation(
+            id=next(self._ids),
+            conversation=row,
+            reason=hand_off.reason[:500],
+            summary=hand_off.summary[:2000],
+            customer_id=hand_off.customer_id,
+            customer_message_id=hand_off.message_id,
+            reping_at=hand_off.reping_at,
+            created_at=now,
+            updated_at=now,
+        )
+        self._escalations[created.id] = created
+        return replace(escalation, id=created.id, new=True)
+
+    async def escalation(self, escalation_id: int) -> EscalationView | None:
+        found = self._escalations.get(escalation_id)
+        return found.view() if found is not None else None
+
+    async def escalation_at(self, staff: StaffPost) -> EscalationView | None:
+        found = next((e for e in self._escalations.values() if e.staff == staff), None)
+        return found.view() if found is not None else None
+
+    async def attach_staff_post(self, escalation_id: int, staff: StaffPost) -> None:
+        if escalation_id in self._escalations:
+            self._escalations[escalation_id].staff = staff
+
+    async def transition(
+        self, escalation_id: int, *, expected: State, to: State, staff_id: str, now: datetime
+    ) -> EscalationView | None:
+        found = self._escalations.get(escalation_id)
+        if found is None or found.state != expected:
+            return None
+        found.state, found.reping_at, found.updated_at = to, None, now
+        if to.live:
+            found.claimed_by = staff_id
+        else:
+            found.closed_by = staff_id
+            found.conversation.human_active = False
+            found.conversation.dont_know_streak = 0
+        return found.view()
+
+    async def staff_turn(self, key: ConversationKey, turn: Turn, *, now: datetime) -> bool:
+        assert turn.message_id is not None
+        row = self._open_at(key)
+        delivery = (key.platform, turn.message_id)
+        if row is None or delivery in self._delivered:
+            return False
+        self._delivered.add(delivery)
+        live = self._live(row)
+        if live is not None:
+            live.reping_at = None
+            row.human_active = True
+        _add(row, [turn], now=now)
+        return True
+
+    async def due_repings(self, now: datetime, *, platforms: set[str]) -> list[EscalationView]:
+        due = [
+            e
+            for e in self._escalations.values()
+            if e.state == State.OPEN
+            and e.reping_at is not None
+            and e.reping_at <= now
+            and e.conversation.key.platform in platforms
+        ]
+        for escalation in due:
+            escalation.reping_at = None
+        return [e.view() for e in due]
+
+    async def live_escalations(self) -> list[EscalationView]:
+        live = [e for e in self._escalations.values() if e.state.live]
+        return [e.view() for e in sorted(live, key=lambda e: (e.created_at, e.id))]
+
+    async def is_active(self, key: ConversationKey) -> bool:
+        return self._open_at(key) is not None
+
+    async def history(self, key: ConversationKey) -> list[Turn]:
+        at_key = [c for c in self._conversations if c.key == key]
+        return list(at_key[-1].turns) if at_key else []
+
+
+def _add(row: _Conversation, turns: tuple[Turn, ...] | list[Turn], *, now: datetime) -> None:
+    first = len(row.turns)
+    row.turns.extend(replace(t, seq=first + i) for i, t in enumerate(turns))
+    row.updated_at = now

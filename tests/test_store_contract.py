@@ -1,0 +1,369 @@
+"""One contract, three stores: the same scenarios against memory, SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import datetime, timedelta
+
+from core.escalation import State
+from core.ports import Conversation, ConversationStore, HandOff, TurnWrites
+from core.types import ConversationKey, Kind, StaffPost
+from tests.store_fixtures import KEY, T0, Stores, incoming, store, stores, turn
+
+__all__ = ["store", "stores"]  # the fixtures, imported to be used by name
+
+OTHER = ConversationKey("test", "T1", "C2", "-")
+HOUR = timedelta(hours=1)
+MINUTE = timedelta(minutes=1)
+
+
+async def begin(
+    store: ConversationStore,
+    message_id: str,
+    *,
+    key: ConversationKey = KEY,
+    kind: Kind = Kind.CUSTOMER,
+    text: str = "Hello",
+    now: datetime = T0,
+    idle_after: timedelta | None = None,
+    restart: bool = False,
+) -> Conversation:
+    found = await store.begin_turn(
+        incoming(message_id, key=key, text=text),
+        turn(kind, text, message_id=message_id),
+        now=now,
+        idle_after=idle_after,
+        restart=restart,
+    )
+    assert found is not None
+    return found
+
+
+def hand_off(reason: str, *, reping_at: datetime = T0 + 10 * MINUTE) -> HandOff:
+    return HandOff(
+        reason=reason,
+        summary=f"summary of {reason}",
+        customer_id="U-customer",
+        message_id="m-handoff",
+        reping_at=reping_at,
+    )
+
+
+async def escalate(
+    store: ConversationStore, key: ConversationKey = KEY, *, now: datetime = T0
+) -> int:
+    """Open an escalation at ``key``, its re-ping due ten minutes after ``now``."""
+    conversation = await begin(store, f"esc-{key.channel_id}-{now}", key=key, now=now)
+    escalation = await store.finish_turn(
+        conversation.id,
+        TurnWrites(hand_off=hand_off("Wants a person", reping_at=now + 10 * MINUTE)),
+        now=now,
+    )
+    assert escalation is not None and escalation.id is not None
+    return escalation.id
+
+
+# Deliveries
+
+
+async def test_a_delivery_is_taken_once_per_platform(store: ConversationStore) -> None:
+    await begin(store, "m-1")
+    again = await store.begin_turn(
+        incoming("m-1"), turn(Kind.CUSTOMER), now=T0, idle_after=None, restart=False
+    )
+    elsewhere = ConversationKey("other", "T1", "C1", "-")
+    assert again is None
+    assert await begin(store, "m-1", key=elsewhere) is not None
+    assert [t.message_id for t in await store.history(KEY)] == ["m-1"]
+
+
+async def test_concurrent_duplicates_from_two_replicas_are_taken_once(stores: Stores) -> None:
+    replicas = [stores.store, stores.replica()]
+    found = await asyncio.gather(
+        *(
+            r.begin_turn(
+                incoming("dup"), turn(Kind.CUSTOMER), now=T0, idle_after=None, restart=False
+            )
+            for r in replicas * 3
+        )
+    )
+    assert sum(f is not None for f in found) == 1
+    assert len(await stores.store.history(KEY)) == 1
+
+
+# Conversations: new, kept, idle, restart
+
+
+async def test_turns_land_in_one_open_conversation_until_it_idles(store: ConversationStore) -> None:
+    first = await begin(store, "m-1", idle_after=HOUR)
+    second = await begin(store, "m-2", now=T0 + 50 * MINUTE, idle_after=HOUR)
+    # Fifty minutes after the last turn is not idle, though T0 is over an hour ago.
+    third = await begin(store, "m-3", now=T0 + 100 * MINUTE, idle_after=HOUR)
+    later = await begin(store, "m-4", now=T0 + 4 * HOUR, idle_after=HOUR)
+
+    assert first.fresh and not second.fresh and not third.fresh
+    assert first.id == second.id == third.id
+    assert later.fresh and later.id != first.id
+    assert [t.message_id for t in later.window] == ["m-4"]
+    assert [t.message_id for t in await store.history(KEY)] == ["m-4"]
+    assert await store.is_active(KEY) and not await store.is_active(OTHER)
+
+
+async def test_without_an_idle_limit_a_conversation_never_idles(store: ConversationStore) -> None:
+    first = await begin(store, "m-1")
+    later = await begin(store, "m-2", now=T0 + 1000 * HOUR)
+    assert not later.fresh and later.id == first.id
+
+
+async def test_restart_opens_a_fresh_conversation_and_keeps_the_phrase_out_of_the_window(
+    store: ConversationStore,
+) -> None:
+    old = await begin(store, "m-1")
+    fresh = await begin(store, "m-2", text="start over", restart=True)
+    assert fresh.fresh and fresh.id != old.id
+    assert fresh.window == ()
+    [stored] = await store.history(KEY)
+    assert stored.kind == Kind.RESTART and stored.text == "start over"
+
+
+async def test_a_live_escalation_keeps_its_conversation_through_restart_and_idling(
+    store: ConversationStore,
+) -> None:
+    escalation_id = await escalate(store)
+    kept = await begin(store, "m-2", text="start over", restart=True, idle_after=HOUR)
+    idle = await begin(store, "m-3", now=T0 + 48 * HOUR, idle_after=HOUR)
+
+    assert not kept.fresh and not idle.fresh and kept.id == idle.id
+    assert kept.escalation is not None and kept.escalation.id == escalation_id
+    # Kept, "start over" is what the customer said, and Claude sees it.
+    assert [(t.kind, t.text) for t in idle.window][-2:] == [
+        (Kind.CUSTOMER, "start over"),
+        (Kind.CUSTOMER, "Hello"),
+    ]
+
+
+# The window
+
+
+async def test_the_window_holds_what_claude_sees_from_its_start(store: ConversationStore) -> None:
+    first = await begin(store, "m-1", text="first question")
+    await store.finish_turn(
+        first.id,
+        TurnWrites(turns=(turn(Kind.MODEL, "first answer"), turn(Kind.NOTICE, "a notice"))),
+        now=T0,
+    )
+    second = await begin(store, "m-2", text="second question")
+    assert [t.text for t in second.window] == ["first question", "first answer", "second question"]
+    assert [t.seq for t in second.window] == [0, 1, 3]
+
+    await store.finish_turn(
+        second.id,
+        TurnWrites(turns=(turn(Kind.TOOL_RESULT, "result"),), window_start=3, topic="orders"),
+        now=T0,
+    )
+    assert await store.staff_turn(KEY, turn(Kind.STAFF, "Dana: hi", message_id="s-1"), now=T0)
+    await begin(store, "m-3", kind=Kind.TOO_LONG, text="x" * 50)
+    third = await begin(store, "m-4", text="third question")
+    assert [t.kind for t in third.window] == [
+        Kind.CUSTOMER,
+        Kind.TOOL_RESULT,
+        Kind.STAFF,
+        Kind.CUSTOMER,
+    ]
+    assert third.window_start == 3 and third.topic == "orders"
+    assert [t.kind for t in await store.history(KEY)] == [
+        Kind.CUSTOMER,
+        Kind.MODEL,
+        Kind.NOTICE,
+        Kind.CUSTOMER,
+        Kind.TOOL_RESULT,
+        Kind.STAFF,
+        Kind.TOO_LONG,
+        Kind.CUSTOMER,
+    ]
+
+
+async def test_finishing_with_nothing_to_write_changes_nothing(store: ConversationStore) -> None:
+    first = await begin(store, "m-1")
+    # Were the empty finish to touch the conversation, it would not have idled an hour later.
+    assert await store.finish_turn(first.id, TurnWrites(), now=T0 + 50 * MINUTE) is None
+    later = await begin(store, "m-2", now=T0 + 70 * MINUTE, idle_after=HOUR)
+    assert later.fresh
+
+
+async def test_conversation_fields_change_only_when_given(store: ConversationStore) -> None:
+    first = await begin(store, "m-1")
+    await store.finish_turn(
+        first.id, TurnWrites(topic="returns", window_start=0, dont_know_streak=1), now=T0
+    )
+    await store.finish_turn(first.id, TurnWrites(turns=(turn(Kind.MODEL, "ok"),)), now=T0)
+    second = await begin(store, "m-2")
+    assert (second.topic, second.window_start, second.dont_know_streak) == ("returns", 0, 1)
+
+
+# Escalations
+
+
+async def test_one_live_escalation_per_conversation(store: ConversationStore) -> None:
+    conversation = await begin(store, "m-1")
+    first = await store.finish_turn(
+        conversation.id,
+        TurnWrites(turns=(turn(Kind.NOTICE, "handing off"),), hand_off=hand_off("Billing")),
+        now=T0,
+    )
+    second = await store.finish_turn(
+        conversation.id, TurnWrites(hand_off=hand_off("Claude unavailable")), now=T0
+    )
+    assert first is not None and first.new and first.id is not None
+    assert second is not None and not second.new and second.id == first.id
+    [live] = await store.live_escalations()
+    assert live.id == first.id and live.state == State.OPEN and live.live
+    assert live.reason == "Billing; Claude unavailable"
+    assert live.summary == "summary of Claude unavailable"
+    assert live.customer_message_id == "m-handoff" and live.key == KEY
+    assert (await store.history(KEY))[-1].text == "handing off"
+
+    closed = await store.transition(
+        first.id, expected=State.OPEN, to=State.RESOLVED, staff_id="U-dana", now=T0
+    )
+    assert closed is not None and not closed.live
+    again = await store.finish_turn(conversation.id, TurnWrites(hand_off=hand_off("Again")), now=T0)
+    assert again is not None and again.new and again.id != first.id
+
+
+async def test_two_replicas_handing_off_at_once_open_one_escalation(stores: Stores) -> None:
+    conversation = await begin(stores.store, "m-1")
+    replicas = [stores.store, stores.replica()]
+    made = await asyncio.gather(
+        *(
+            r.finish_turn(conversation.id, TurnWrites(hand_off=hand_off(f"r{i}")), now=T0)
+            for i, r in enumerate(replicas * 2)
+        )
+    )
+    assert sum(e is not None and e.new for e in made) == 1
+    assert len({e.id for e in made if e is not None}) == 1
+    assert len(await stores.store.live_escalations()) == 1
+
+
+async def test_transitions_move_only_from_the_expected_state(store: ConversationStore) -> None:
+    escalation_id = await escalate(store)
+    refused = await store.transition(
+        escalation_id, expected=State.CLAIMED, to=State.RESOLVED, staff_id="U-sam", now=T0
+    )
+    claimed = await store.transition(
+        escalation_id, expected=State.OPEN, to=State.CLAIMED, staff_id="U-dana", now=T0 + HOUR
+    )
+    late = await store.transition(
+        escalation_id, expected=State.OPEN, to=State.CLAIMED, staff_id="U-sam", now=T0 + HOUR
+    )
+
+    assert refused is None and late is None
+    assert claimed is not None and claimed.state == State.CLAIMED
+    assert claimed.claimed_by == "U-dana" and claimed.closed_by is None
+    assert claimed.updated_at == T0 + HOUR
+    assert await store.escalation(escalation_id) == claimed
+    assert (
+        await store.transition(
+            999_999, expected=State.OPEN, to=State.CLAIMED, staff_id="U-dana", now=T0
+        )
+        is None
+    )
+
+
+async def test_concurrent_transitions_from_one_state_move_it_once(stores: Stores) -> None:
+    escalation_id = await escalate(stores.store)
+    replicas = [stores.store, stores.replica()]
+    moved = await asyncio.gather(
+        *(
+            r.transition(escalation_id, expected=State.OPEN, to=to, staff_id=f"U-{i}", now=T0)
+            for i, (r, to) in enumerate(
+                zip(replicas * 2, [State.CLAIMED, State.RESOLVED] * 2, strict=True)
+            )
+        )
+    )
+    winners = [m for m in moved if m is not None]
+    assert len(winners) == 1
+    assert await stores.store.escalation(escalation_id) == winners[0]
+
+
+async def test_closing_hands_the_conversation_back(store: ConversationStore) -> None:
+    escalation_id = await escalate(store)
+    conversation = await begin(store, "m-2")
+    await store.finish_turn(conversation.id, TurnWrites(dont_know_streak=1), now=T0)
+    assert await store.staff_turn(KEY, turn(Kind.STAFF, "On it", message_id="s-1"), now=T0)
+    taken = await begin(store, "m-3")
+    assert taken.human_active and taken.dont_know_streak == 1
+
+    handed = await store.transition(
+        escalation_id, expected=State.OPEN, to=State.HANDED_BACK, staff_id="U-dana", now=T0
+    )
+    back = await begin(store, "m-4")
+    assert handed is not None and handed.closed_by == "U-dana" and handed.claimed_by is None
+    assert not back.human_active and back.dont_know_streak == 0 and back.escalation is None
+    assert await store.live_escalations() == []
+
+
+async def test_staff_posts_take_over_only_a_live_escalation(store: ConversationStore) -> None:
+    await begin(store, "m-1")
+    assert await store.staff_turn(KEY, turn(Kind.STAFF, "FYI", message_id="s-1"), now=T0)
+    assert not (await begin(store, "m-2")).human_active
+
+    assert not await store.staff_turn(KEY, turn(Kind.STAFF, "dup", message_id="s-1"), now=T0)
+    assert not await store.staff_turn(OTHER, turn(Kind.STAFF, "x", message_id="s-2"), now=T0)
+    assert [t.text for t in await store.history(KEY)].count("FYI") == 1
+
+
+async def test_a_staff_post_cancels_the_reping(store: ConversationStore) -> None:
+    escalation_id = await escalate(store)
+    other_id = await escalate(store, OTHER)
+    assert await store.staff_turn(KEY, turn(Kind.STAFF, "Here", message_id="s-1"), now=T0)
+    due = await store.due_repings(T0 + HOUR, platforms={"test"})
+    assert [v.id for v in due] == [other_id]
+    assert (await store.escalation(escalation_id)).state == State.OPEN  # type: ignore[union-attr]
+
+
+async def test_due_repings_are_taken_once_for_their_platforms(stores: Stores) -> None:
+    store = stores.store
+    unclaimed = await escalate(store)
+    claimed = await escalate(store, OTHER)
+    await store.transition(
+        claimed, expected=State.OPEN, to=State.CLAIMED, staff_id="U-dana", now=T0
+    )
+    assert await store.due_repings(T0 + 9 * MINUTE, platforms={"test"}) == []
+    assert await store.due_repings(T0 + HOUR, platforms={"slack"}) == []
+
+    replicas = [store, stores.replica()]
+    taken = await asyncio.gather(
+        *(r.due_repings(T0 + HOUR, platforms={"test", "slack"}) for r in replicas * 2)
+    )
+    assert sorted(v.id for views in taken for v in views) == [unclaimed]
+    assert await store.due_repings(T0 + 2 * HOUR, platforms={"test"}) == []
+
+
+async def test_live_escalations_oldest_first_and_staff_posts(store: ConversationStore) -> None:
+    later = await escalate(store, OTHER, now=T0 + HOUR)
+    earlier = await escalate(store)
+    post = StaffPost("C-staff", "1700000001.000200")
+    await store.attach_staff_post(earlier, post)
+
+    assert [v.id for v in await store.live_escalations()] == [earlier, later]
+    found = await store.escalation_at(post)
+    assert found is not None and found.id == earlier and found.staff == post
+    assert await store.escalation_at(StaffPost("C-staff", "nope")) is None
+    assert await store.escalation(999_999) is None
+
+
+async def test_history_is_the_newest_conversation_with_everything_in_it(
+    store: ConversationStore,
+) -> None:
+    assert await store.history(KEY) == []
+    await begin(store, "m-1", text="old")
+    conversation = await begin(store, "m-2", text="start over", restart=True)
+    await store.finish_turn(
+        conversation.id, TurnWrites(turns=(turn(Kind.NOTICE, "Starting fresh"),)), now=T0
+    )
+    stored = await store.history(KEY)
+    assert [(t.seq, t.kind, t.text) for t in stored] == [
+        (0, Kind.RESTART, "start over"),
+        (1, Kind.NOTICE, "Starting fresh"),
+    ]
