@@ -14,14 +14,14 @@ from typing import Any
 
 import pytest
 
-from bots.app import Runtime
 from bots.common import Inbound, Press, StaffReply, Workflow
 from bots.common.workflow import CLOSED, NOT_DELIVERED, ONLY_STAFF
-from core.config import Settings
+from core.config import DEMO_PERSONA, Persona
 from core.desk import Desk
 from core.engine import Engine, Limits
 from core.escalation import Action, State
 from core.types import ConversationKey, EscalationView, IncomingMessage, Relayed, Reply, StaffPost
+from storage.memory import MemoryStore
 from tests.engine_helpers import message
 
 THREAD = ConversationKey("test", "T1", "C1", "1700000000.000100")
@@ -116,19 +116,21 @@ class Kit:
 
 
 @pytest.fixture
-async def kit(runtime: Runtime, settings: Settings) -> AsyncIterator[Kit]:
-    """A limited-mode engine (no Claude) so every answer is decided by the knowledge base."""
-    assert settings.persona is not None
+async def kit() -> AsyncIterator[Kit]:
+    """A limited-mode engine (no Claude, so the knowledge base decides every answer) over the
+    in-memory store: the workflow's rules need no database."""
+    persona = Persona.load(DEMO_PERSONA).model_copy(update={"support_hours": None})
+    store = MemoryStore()
     clock = [NOW]
     limits = Limits(token_budget=12000, idle_timeout=timedelta(hours=24), max_input_chars=8000)
     engine = Engine(
-        store=runtime.store,
+        store=store,
         llm=None,
-        persona=settings.persona,
+        persona=persona,
         limits=limits,
         clock=lambda: clock[0],
     )
-    desk = Desk(store=runtime.store, clock=lambda: clock[0])
+    desk = Desk(store=store, clock=lambda: clock[0])
     platform = RecordingPlatform()
     workflow = Workflow(platform=platform, port=engine, desk=desk, clock=lambda: clock[0])
     yield Kit(platform, workflow, desk, clock)

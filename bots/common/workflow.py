@@ -28,8 +28,8 @@ from datetime import datetime
 from bots.common.platform import Inbound, Platform, Press, StaffReply
 from bots.common.serial import Serial
 from bots.common.tasks import Tasks
+from core.clock import utcnow
 from core.desk import Desk
-from core.engine import utcnow
 from core.escalation import Action, State
 from core.types import ConversationPort, Escalation, EscalationView, Reply
 
