@@ -134,8 +134,10 @@ class TurnLog:
         return await self._engine.is_active(key)
 
     def key_of(self, message_id: str) -> ConversationKey:
-        [key] = {m.key for m, _ in self.turns if m.message_id == message_id}
-        return key
+        keys = {m.key for m, _ in self.turns if m.message_id == message_id}
+        if len(keys) != 1:
+            raise AssertionError(f"message {message_id} reached the engine under keys {keys}")
+        return keys.pop()
 
     def escalation_of(self, key: ConversationKey) -> int:
         """The id of the latest escalation the engine opened (or updated) at ``key``."""
@@ -252,6 +254,14 @@ class Bot(ABC):
         await self._settle(message_id)
         return merged(self._customer_posts(where)[before:])
 
+    async def staff_joins_thread(self, text: str) -> Posted | None:
+        """A support-team member writes in the customer's support thread itself (a takeover);
+        what the bot posted there because of it (``None``: nothing)."""
+        before = len(self._customer_posts("thread"))
+        message_id = await self._staff_joins(text)
+        await self._settle(message_id)
+        return merged(self._customer_posts("thread")[before:])
+
     async def staff_thread(self, *, where: Where = "thread") -> list[Posted]:
         """What the bot posted in the escalation's staff thread (relays, re-pings), in order."""
         return self._staff_thread_posts(await self._staff_post(where))
@@ -306,6 +316,10 @@ class Bot(ABC):
     @abstractmethod
     async def _staff_writes(self, staff: StaffPost, text: str) -> str:
         """Deliver a support-team member's message in ``staff``'s thread; its message id."""
+
+    @abstractmethod
+    async def _staff_joins(self, text: str) -> str:
+        """Deliver a support-team member's message in the customer's thread; its id."""
 
     @abstractmethod
     def _all_posts(self) -> list[Posted]: ...
@@ -435,6 +449,21 @@ class SlackSide(Bot):
         await self._post(body)
         return f"{staff.channel_id}:{ts}"
 
+    async def _staff_joins(self, text: str) -> str:
+        assert self._thread_ts is not None, "the customer has no thread yet"
+        ts = self._ts()
+        body = load_body(
+            "message_channel_thread",
+            text=escape(text),
+            ts=ts,
+            user=SLACK_STAFF_USER,
+            thread_ts=self._thread_ts,
+            user_profile={"display_name": self.staff_name},
+            event_id=f"Ev{ts}",
+        )
+        await self._post(body)
+        return f"{SLACK_SUPPORT}:{ts}"
+
     def _all_posts(self) -> list[Posted]:
         return [self._posted(m) for m in self.fake.messages]
 
@@ -515,6 +544,12 @@ class DiscordSide(Bot):
 
     async def _staff_writes(self, staff: StaffPost, text: str) -> str:
         message = self.fake.staff_message(int(staff.message_id), text)
+        await self.fake.dispatch("MESSAGE_CREATE", message)
+        return message["id"]
+
+    async def _staff_joins(self, text: str) -> str:
+        assert self._thread_id is not None, "the customer has no thread yet"
+        message = self.fake.staff_message(self._thread_id, text)
         await self.fake.dispatch("MESSAGE_CREATE", message)
         return message["id"]
 

@@ -40,7 +40,7 @@ async def test_asking_for_a_person_pings_the_team_once(
     reply = await bot.say(WANT_PERSON, where=where)
     notice = await bot.staff_notice(where=where)
 
-    assert reply is not None and reply.says(handoff[:30])
+    assert reply is not None and reply.says(handoff)
     assert "talk" not in reply.buttons  # no "Talk to a human" under a hand-off
     assert notice.buttons == STAFF_BUTTONS
     assert notice.says("Escalation #1") and bot.customer_mention in notice.text
@@ -55,8 +55,11 @@ async def test_asking_for_a_person_pings_the_team_once(
     assert (await bot.staff_notice(where=where)).ref == notice.ref, "no second notification"
 
 
-async def test_claim_quiets_the_bot_and_resolve_brings_it_back(
-    bot: Bot, fake_claude: FakeAnthropic
+@pytest.mark.parametrize(
+    ("close", "shown"), [("resolve", "resolved"), ("hand_back", "handed back to the bot")]
+)
+async def test_claim_quiets_the_bot_and_closing_brings_it_back(
+    bot: Bot, fake_claude: FakeAnthropic, close: str, shown: str
 ) -> None:
     await bot.say(WANT_PERSON)
     notice = await bot.staff_notice()
@@ -72,16 +75,38 @@ async def test_claim_quiets_the_bot_and_resolve_brings_it_back(
     assert await bot.say("Hello? Is anyone looking at this?") is None
     assert len(fake_claude.requests) == asked, "a person has it: Claude is not asked"
 
-    assert await bot.press(claimed, "resolve") is None
-    resolved = await bot.staff_notice()
-    assert resolved.ref == notice.ref
-    assert resolved.says(f"resolved by {bot.staff_mention}")
-    assert resolved.buttons == ()
+    assert await bot.press(claimed, close) is None
+    closed = await bot.staff_notice()
+    assert closed.ref == notice.ref
+    assert closed.says(f"{shown} by {bot.staff_mention}")
+    assert closed.buttons == ()
 
     fake_claude.queue(text("Express shipping takes two days."))
     back = await bot.say("How long does express shipping take?")
     assert back is not None and back.text == "Express shipping takes two days."
     assert back.buttons == ("talk",) and not back.pings
+
+
+async def test_staff_writing_in_the_customer_thread_takes_over_until_resolved(
+    bot: Bot, fake_claude: FakeAnthropic
+) -> None:
+    await bot.say(WANT_PERSON)
+    assert await bot.staff_joins_thread("Hi, I am looking at your order now") is None
+    asked = len(fake_claude.requests)
+    assert await bot.say("Thank you!") is None
+    assert len(fake_claude.requests) == asked, "a person has it: Claude is not asked"
+
+    await bot.press(await bot.staff_notice(), "resolve")
+    fake_claude.queue(text("Anything else I can help with?"))
+    back = await bot.say("One more question about shipping")
+    assert back is not None and back.text == "Anything else I can help with?"
+    history = [
+        block["text"]
+        for message in fake_claude.requests[-1].messages
+        for block in message["content"]
+        if block["type"] == "text"
+    ]
+    assert f"{bot.staff_name} (support team): Hi, I am looking at your order now" in history
 
 
 async def test_dm_relay_both_ways_until_resolved(bot: Bot, fake_claude: FakeAnthropic) -> None:
