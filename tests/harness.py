@@ -28,7 +28,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 from abc import ABC, abstractmethod
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -195,6 +195,8 @@ class Bot(ABC):
     customer_mention: str
     staff_name = "Dana"
     """The name a staff reply carries to the customer."""
+    talk_button_stays: bool
+    """Whether "Talk to a human" is still under an answer after the customer pressed it."""
 
     def __init__(
         self, *, adapter: Any, turns: TurnLog, desk: Desk, tracker: Tracker, store: Any
@@ -214,21 +216,28 @@ class Bot(ABC):
 
         Returns once the message has been handled to the end, staff notification included.
         """
-        before = len(self._customer_posts(where))
-        raw, message_id = await self._customer_writes(text, where)
-        await self._settle(message_id)
-        self._keys.setdefault(where, self.turns.key_of(message_id))
-        self._last = (where, raw, message_id)
-        return merged(self._customer_posts(where)[before:])
+        return await self._delivered(where, lambda: self._customer_writes(text, where))
 
     async def redeliver_last(self) -> Posted | None:
-        """The platform delivers the customer's last message again (Slack retry, gateway
-        replay); what the bot posted for the customer because of it."""
-        assert self._last is not None, "say something first"
+        """The platform delivers the last message (the customer's or staff's) again: a Slack
+        retry, a gateway replay. What reached the customer's conversation because of it."""
+        assert self._last is not None, "deliver something first"
         where, raw, message_id = self._last
         before = len(self._customer_posts(where))
         await self._redeliver(raw)
         await self._settle(message_id, times=2)
+        return merged(self._customer_posts(where)[before:])
+
+    async def _delivered(
+        self, where: Where, deliver: Callable[[], Awaitable[tuple[Any, str]]]
+    ) -> Posted | None:
+        """Run ``deliver``, wait until that message is handled; the new posts at ``where``."""
+        before = len(self._customer_posts(where))
+        raw, message_id = await deliver()
+        await self._settle(message_id)
+        if where not in self._keys:  # the conversation's first message names it
+            self._keys[where] = self.turns.key_of(message_id)
+        self._last = (where, raw, message_id)
         return merged(self._customer_posts(where)[before:])
 
     # -- the support team ------------------------------------------------------------------
@@ -238,33 +247,37 @@ class Bot(ABC):
         staff = await self._staff_post(where)
         return self._notice_at(staff)
 
-    async def press(self, notice: Posted, action: str, *, as_staff: bool = True) -> str | None:
-        """A support-team member (or, ``as_staff=False``, someone else) presses ``action`` on
-        ``notice``; returns what only the presser was shown (``None``: nothing)."""
-        if action not in notice.buttons:
-            raise AssertionError(f"{notice.text!r} has no {action!r} button ({notice.buttons})")
-        return await self._press(notice.ref, action, as_staff=as_staff)
+    async def press(self, posted: Posted, action: str, *, as_staff: bool = True) -> str | None:
+        """A support-team member (or, ``as_staff=False``, the customer, who is not one) presses
+        ``action`` on ``posted``, and what it sets off runs to the end; returns what only the
+        presser was shown (``None``: nothing)."""
+        if action not in posted.buttons:
+            raise AssertionError(f"{posted.text!r} has no {action!r} button ({posted.buttons})")
+        return await self._press(posted.ref, action, as_staff=as_staff)
+
+    def conversation(self, *, where: Where = "thread") -> list[Posted]:
+        """Everything the bot posted in the customer's conversation, as it stands now."""
+        return self._customer_posts(where)
 
     async def staff_writes_in_thread(self, text: str, *, where: Where = "dm") -> Posted | None:
         """A support-team member writes in the escalation's staff thread; what reached the
         customer's conversation because of it (``None``: nothing)."""
         staff = await self._staff_post(where)
-        before = len(self._customer_posts(where))
-        message_id = await self._staff_writes(staff, text)
-        await self._settle(message_id)
-        return merged(self._customer_posts(where)[before:])
+        return await self._delivered(where, lambda: self._staff_writes(staff, text))
 
     async def staff_joins_thread(self, text: str) -> Posted | None:
         """A support-team member writes in the customer's support thread itself (a takeover);
         what the bot posted there because of it (``None``: nothing)."""
-        before = len(self._customer_posts("thread"))
-        message_id = await self._staff_joins(text)
-        await self._settle(message_id)
-        return merged(self._customer_posts("thread")[before:])
+        return await self._delivered("thread", lambda: self._staff_joins(text))
 
     async def staff_thread(self, *, where: Where = "thread") -> list[Posted]:
         """What the bot posted in the escalation's staff thread (relays, re-pings), in order."""
         return self._staff_thread_posts(await self._staff_post(where))
+
+    def notes_to_staff(self) -> list[str]:
+        """What the bot told support-team members about their own actions so far (a refused
+        press, a reply it did not pass on): privately, or in a staff thread."""
+        return self._notes_to_staff()
 
     def team_pings(self) -> list[Posted]:
         """Every post so far, anywhere, that notified the support team."""
@@ -314,15 +327,18 @@ class Bot(ABC):
     async def _press(self, ref: Any, action: str, *, as_staff: bool) -> str | None: ...
 
     @abstractmethod
-    async def _staff_writes(self, staff: StaffPost, text: str) -> str:
-        """Deliver a support-team member's message in ``staff``'s thread; its message id."""
+    async def _staff_writes(self, staff: StaffPost, text: str) -> tuple[Any, str]:
+        """Deliver a support-team member's message in ``staff``'s thread."""
 
     @abstractmethod
-    async def _staff_joins(self, text: str) -> str:
-        """Deliver a support-team member's message in the customer's thread; its id."""
+    async def _staff_joins(self, text: str) -> tuple[Any, str]:
+        """Deliver a support-team member's message in the customer's thread."""
 
     @abstractmethod
     def _all_posts(self) -> list[Posted]: ...
+
+    @abstractmethod
+    def _notes_to_staff(self) -> list[str]: ...
 
 
 # -- Slack -----------------------------------------------------------------------------------
@@ -331,7 +347,7 @@ _SLACK_BUTTONS = {CLAIM: "claim", RESOLVE: "resolve", HAND_BACK: "hand_back", TA
 SLACK_DM = "D0DM"
 SLACK_SUPPORT = "C0SUPPORT"
 SLACK_STAFF_USER = "U0STAFF1"  # in the support user group the fake lists
-SLACK_OUTSIDER = "U0INTERN"  # a workspace member outside it
+SLACK_CUSTOMER = "U0CUSTOMER"  # not in the support user group
 
 
 def escape(text: str) -> str:
@@ -345,7 +361,8 @@ class SlackSide(Bot):
     platform = "slack"
     team_ping = f"<!subteam^{GROUP}>"
     staff_mention = f"<@{SLACK_STAFF_USER}>"
-    customer_mention = "<@U0CUSTOMER>"
+    customer_mention = f"<@{SLACK_CUSTOMER}>"
+    talk_button_stays = True  # the press is acked; the answer is never updated
 
     def __init__(self, *, fake: FakeSlack, **parts: Any) -> None:
         super().__init__(**parts)
@@ -423,7 +440,7 @@ class SlackSide(Bot):
         ]
 
     async def _press(self, ref: Any, action: str, *, as_staff: bool) -> str | None:
-        user = SLACK_STAFF_USER if as_staff else SLACK_OUTSIDER
+        user = SLACK_STAFF_USER if as_staff else SLACK_CUSTOMER
         [action_id] = [k for k, v in _SLACK_BUTTONS.items() if v == action]
         whispers = len(self.fake.calls_to("chat.postEphemeral"))
         payload = press_body(self.fake.message(*ref), action_id, user=user, action_ts=self._ts())
@@ -434,7 +451,7 @@ class SlackSide(Bot):
         told = [w for w in self.fake.calls_to("chat.postEphemeral")[whispers:] if w["user"] == user]
         return "\n".join(w["text"] for w in told) or None
 
-    async def _staff_writes(self, staff: StaffPost, text: str) -> str:
+    async def _staff_writes(self, staff: StaffPost, text: str) -> tuple[Any, str]:
         ts = self._ts()
         body = load_body(
             "message_staff_thread",
@@ -447,9 +464,9 @@ class SlackSide(Bot):
             event_id=f"Ev{ts}",
         )
         await self._post(body)
-        return f"{staff.channel_id}:{ts}"
+        return body, f"{staff.channel_id}:{ts}"
 
-    async def _staff_joins(self, text: str) -> str:
+    async def _staff_joins(self, text: str) -> tuple[Any, str]:
         assert self._thread_ts is not None, "the customer has no thread yet"
         ts = self._ts()
         body = load_body(
@@ -462,10 +479,14 @@ class SlackSide(Bot):
             event_id=f"Ev{ts}",
         )
         await self._post(body)
-        return f"{SLACK_SUPPORT}:{ts}"
+        return body, f"{SLACK_SUPPORT}:{ts}"
 
     def _all_posts(self) -> list[Posted]:
         return [self._posted(m) for m in self.fake.messages]
+
+    def _notes_to_staff(self) -> list[str]:
+        # Slack has ephemeral messages: seen only by the one they are for.
+        return [w["text"] for w in self.fake.calls_to("chat.postEphemeral")]
 
 
 # -- Discord ---------------------------------------------------------------------------------
@@ -485,6 +506,7 @@ class DiscordSide(Bot):
     """``DiscordBot`` (real discord.py) on ``FakeDiscord``'s gateway and REST API."""
 
     platform = "discord"
+    talk_button_stays = False  # the press is answered by taking the button off (UPDATE_MESSAGE)
 
     def __init__(self, *, fake: FakeDiscord, **parts: Any) -> None:
         super().__init__(**parts)
@@ -502,8 +524,7 @@ class DiscordSide(Bot):
         message = self.fake.message(channel, text)
         if where == "thread" and self._thread_id is None:
             self._thread_id = int(message["id"])
-        await self.fake.dispatch("MESSAGE_CREATE", message)
-        return message, message["id"]
+        return await self._dispatch(message)
 
     async def _redeliver(self, raw: Any) -> None:
         await self.fake.dispatch("MESSAGE_CREATE", raw)
@@ -537,24 +558,43 @@ class DiscordSide(Bot):
         [custom_id] = [c for c in custom_ids(fake.messages[ref]) if _discord_button(c) == action]
         by, roles = (fake.staff, [fake.world.support_role_id]) if as_staff else (fake.customer, [])
         interaction = await fake.click(ref, custom_id, by=by, roles=roles)
-        # The interaction's answer is the last thing a press does.
+        # A staff button's answer is the last thing its press does; "Talk to a human" answers
+        # first and then runs as the customer's turn (its message id names the interaction).
         await fake.wait_for(lambda: bool(fake.answered(interaction)), within=WITHIN)
         [answer] = fake.answered(interaction)
+        if action == "talk":
+            await self.tracker.settled(f"button:{interaction}")
         return answer.data.get("content") if answer.ephemeral else None
 
-    async def _staff_writes(self, staff: StaffPost, text: str) -> str:
-        message = self.fake.staff_message(int(staff.message_id), text)
-        await self.fake.dispatch("MESSAGE_CREATE", message)
-        return message["id"]
+    async def _staff_writes(self, staff: StaffPost, text: str) -> tuple[Any, str]:
+        return await self._dispatch(self.fake.staff_message(int(staff.message_id), text))
 
-    async def _staff_joins(self, text: str) -> str:
+    async def _staff_joins(self, text: str) -> tuple[Any, str]:
         assert self._thread_id is not None, "the customer has no thread yet"
-        message = self.fake.staff_message(self._thread_id, text)
+        return await self._dispatch(self.fake.staff_message(self._thread_id, text))
+
+    async def _dispatch(self, message: dict[str, Any]) -> tuple[Any, str]:
         await self.fake.dispatch("MESSAGE_CREATE", message)
-        return message["id"]
+        return message, message["id"]
 
     def _all_posts(self) -> list[Posted]:
         return [self._posted(p.id) for p in self.fake.posts]
+
+    def _notes_to_staff(self) -> list[str]:
+        # Only an interaction can be answered privately; anything else the bot has to tell
+        # staff goes in the staff thread, beside the relays and re-pings.
+        fake = self.fake
+        private = [c.data.get("content") or "" for c in fake.callbacks if c.ephemeral]
+        staff_threads = {
+            int(t["id"]) for t in fake.threads if int(t["parent_id"]) == fake.world.staff_channel_id
+        }
+        relayed = f"{self.customer_mention} wrote:"
+        in_threads = [
+            p.text
+            for p in map(self._posted, (p.id for p in fake.posts if p.channel_id in staff_threads))
+            if not p.pings and not p.text.startswith(relayed)
+        ]
+        return private + in_threads
 
 
 @asynccontextmanager

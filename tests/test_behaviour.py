@@ -55,6 +55,24 @@ async def test_asking_for_a_person_pings_the_team_once(
     assert (await bot.staff_notice(where=where)).ref == notice.ref, "no second notification"
 
 
+@pytest.mark.parametrize("where", ["thread", "dm"])
+async def test_the_talk_to_a_human_button_escalates_like_asking(
+    bot: Bot, where: Where, handoff: str
+) -> None:
+    answer = await bot.say("How long does express shipping take?", where=where)
+    assert answer is not None and answer.buttons == ("talk",)
+
+    assert await bot.press(answer, "talk", as_staff=False) is None
+    *_, handed = bot.conversation(where=where)
+    notice = await bot.staff_notice(where=where)
+
+    assert handed.ref != answer.ref and handed.says(handoff) and "talk" not in handed.buttons
+    assert notice.buttons == STAFF_BUTTONS
+    assert [p.ref for p in bot.team_pings()] == [(handed if where == "thread" else notice).ref]
+    [answer_now] = [p for p in bot.conversation(where=where) if p.ref == answer.ref]
+    assert ("talk" in answer_now.buttons) is bot.talk_button_stays
+
+
 @pytest.mark.parametrize(
     ("close", "shown"), [("resolve", "resolved"), ("hand_back", "handed back to the bot")]
 )
@@ -163,11 +181,45 @@ async def test_the_same_delivery_twice_gets_one_answer(
     assert len(fake_claude.requests) == asked
 
 
+async def test_a_staff_reply_delivered_twice_reaches_the_customer_once(bot: Bot) -> None:
+    await bot.say(WANT_PERSON, where="dm")
+    first = await bot.staff_writes_in_thread("Refund is on its way", where="dm")
+    assert first is not None and first.says("Refund is on its way")
+
+    assert await bot.redeliver_last() is None
+
+
 async def test_someone_outside_the_team_cannot_press_a_staff_button(bot: Bot) -> None:
     await bot.say(WANT_PERSON)
     notice = await bot.staff_notice()
 
     assert await bot.press(notice, "claim", as_staff=False) == ONLY_STAFF
+    assert bot.notes_to_staff() == [ONLY_STAFF]
     assert await bot.staff_notice() == notice
     assert await bot.press(notice, "claim") is None  # the team still can
     assert (await bot.staff_notice()).says(f"claimed by {bot.staff_mention}")
+
+
+@pytest.mark.parametrize(
+    "bot",
+    [
+        "slack",
+        pytest.param(
+            "discord",
+            marks=pytest.mark.xfail(
+                strict=True,
+                reason="Discord drops a staff reply in a closed escalation's thread silently; "
+                "Slack tells the staff member it was not sent (bots/discord/handoff.py _relay)",
+            ),
+        ),
+    ],
+    indirect=True,
+)
+async def test_a_staff_reply_after_resolve_is_not_sent_and_staff_are_told(bot: Bot) -> None:
+    await bot.say(WANT_PERSON, where="dm")
+    await bot.press(await bot.staff_notice(where="dm"), "resolve")
+    assert bot.notes_to_staff() == []
+
+    assert await bot.staff_writes_in_thread("Anything else?", where="dm") is None
+    [note] = bot.notes_to_staff()
+    assert "not sent" in note.lower() or "not delivered" in note.lower()
