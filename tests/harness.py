@@ -11,12 +11,18 @@ engine and desk on a real database. Everything a scenario reads comes off the fa
         await bot.press(notice, "claim")                     # as a support-team member
         relayed = await bot.staff_writes_in_thread("Hi!", where="dm")
 
+The rest of the API: ``redeliver_last`` (the last delivery again), ``staff_joins_thread``
+(staff take over a customer's thread), ``staff_thread`` (relays and re-pings), ``conversation``
+(all the customer sees), ``team_pings``, ``notes`` (told to whoever acted) and
+``reping_sweep`` (one round of the re-ping watcher).
+
 Where the platforms render things differently, a scenario asks the harness instead of
 branching on the platform: ``team_ping`` / ``staff_mention`` / ``customer_mention`` (the
 mentions as written on the wire), ``Posted.pings`` (did posting it notify the support team:
 the mention in Slack's text, the role in Discord's ``allowed_mentions``), ``Posted.buttons``
 (neutral names: ``claim``, ``resolve``, ``hand_back``, ``talk``) and ``Posted.says`` (text
-without Markdown emphasis, case-insensitive).
+without Markdown emphasis, case-insensitive). Where they behave differently today, a property
+says so: ``talk_button_stays``.
 
 Waiting is on events: after a delivery the harness waits until the task that handled it has
 finished (Slack: ``SlackBot.drain``; Discord: the task that called the port or the desk for that
@@ -65,9 +71,15 @@ class Posted:
     text: str
     buttons: tuple[str, ...]
     pings: bool
-    """Posting it notified the support team (edits never notify on either platform)."""
+    """Posting it notified the support team. Slack: the group's mention is in the text (an
+    update re-renders the header it was posted with); Discord: the first post allowed the role
+    mention. Edits notify nobody on either platform."""
     ref: object
     """Where the platform keeps it (Slack: channel and ts; Discord: the message id)."""
+
+    def __contains__(self, phrase: str) -> bool:
+        """``bot.team_ping in await bot.say(...)``: the text as written on the wire."""
+        return phrase in self.text
 
     def says(self, phrase: str) -> bool:
         """Whether ``phrase`` is in the text, ignoring ``*`` emphasis and case."""
@@ -223,22 +235,22 @@ class Bot(ABC):
         retry, a gateway replay. What reached the customer's conversation because of it."""
         assert self._last is not None, "deliver something first"
         where, raw, message_id = self._last
-        before = len(self._customer_posts(where))
+        before = len(self.conversation(where=where))
         await self._redeliver(raw)
         await self._settle(message_id, times=2)
-        return merged(self._customer_posts(where)[before:])
+        return merged(self.conversation(where=where)[before:])
 
     async def _delivered(
         self, where: Where, deliver: Callable[[], Awaitable[tuple[Any, str]]]
     ) -> Posted | None:
         """Run ``deliver``, wait until that message is handled; the new posts at ``where``."""
-        before = len(self._customer_posts(where))
+        before = len(self.conversation(where=where))
         raw, message_id = await deliver()
         await self._settle(message_id)
         if where not in self._keys:  # the conversation's first message names it
             self._keys[where] = self.turns.key_of(message_id)
         self._last = (where, raw, message_id)
-        return merged(self._customer_posts(where)[before:])
+        return merged(self.conversation(where=where)[before:])
 
     # -- the support team ------------------------------------------------------------------
 
@@ -255,10 +267,6 @@ class Bot(ABC):
             raise AssertionError(f"{posted.text!r} has no {action!r} button ({posted.buttons})")
         return await self._press(posted.ref, action, as_staff=as_staff)
 
-    def conversation(self, *, where: Where = "thread") -> list[Posted]:
-        """Everything the bot posted in the customer's conversation, as it stands now."""
-        return self._customer_posts(where)
-
     async def staff_writes_in_thread(self, text: str, *, where: Where = "dm") -> Posted | None:
         """A support-team member writes in the escalation's staff thread; what reached the
         customer's conversation because of it (``None``: nothing)."""
@@ -273,11 +281,6 @@ class Bot(ABC):
     async def staff_thread(self, *, where: Where = "thread") -> list[Posted]:
         """What the bot posted in the escalation's staff thread (relays, re-pings), in order."""
         return self._staff_thread_posts(await self._staff_post(where))
-
-    def notes_to_staff(self) -> list[str]:
-        """What the bot told support-team members about their own actions so far (a refused
-        press, a reply it did not pass on): privately, or in a staff thread."""
-        return self._notes_to_staff()
 
     def team_pings(self) -> list[Posted]:
         """Every post so far, anywhere, that notified the support team."""
@@ -294,12 +297,15 @@ class Bot(ABC):
     async def _staff_post(self, where: Where) -> StaffPost:
         """Where the escalation's notification is (waits, bounded, until it is attached)."""
         escalation_id = self.turns.escalation_of(self._keys[where])
-        async with asyncio.timeout(WITHIN):
-            while True:
-                view = await self.desk.get(escalation_id)
-                if view is not None and view.staff is not None:
-                    return view.staff
-                await asyncio.sleep(0.01)
+        try:
+            async with asyncio.timeout(WITHIN):
+                while True:
+                    view = await self.desk.get(escalation_id)
+                    if view is not None and view.staff is not None:
+                        return view.staff
+                    await asyncio.sleep(0.01)
+        except TimeoutError:
+            raise AssertionError(f"escalation {escalation_id}: no staff notification") from None
 
     # -- per platform ----------------------------------------------------------------------
 
@@ -315,7 +321,8 @@ class Bot(ABC):
         """Wait until the ``times``-th delivery of ``message_id`` has been handled."""
 
     @abstractmethod
-    def _customer_posts(self, where: Where) -> list[Posted]: ...
+    def conversation(self, *, where: Where = "thread") -> list[Posted]:
+        """Everything the bot posted in the customer's conversation, as it stands now."""
 
     @abstractmethod
     def _notice_at(self, staff: StaffPost) -> Posted: ...
@@ -338,7 +345,9 @@ class Bot(ABC):
     def _all_posts(self) -> list[Posted]: ...
 
     @abstractmethod
-    def _notes_to_staff(self) -> list[str]: ...
+    def notes(self) -> list[str]:
+        """What the bot told people about their own actions so far (a refused press, a staff
+        reply it did not pass on), privately or in a staff thread; not relays or re-pings."""
 
 
 # -- Slack -----------------------------------------------------------------------------------
@@ -417,7 +426,7 @@ class SlackSide(Bot):
         pings = self.team_ping in message["text"]
         return Posted(message["text"], buttons, pings, (message["channel"], message["ts"]))
 
-    def _customer_posts(self, where: Where) -> list[Posted]:
+    def conversation(self, *, where: Where = "thread") -> list[Posted]:
         if where == "dm":
             found = [m for m in self.fake.messages if m["channel"] == SLACK_DM]
             found = [m for m in found if "thread_ts" not in m]
@@ -484,7 +493,7 @@ class SlackSide(Bot):
     def _all_posts(self) -> list[Posted]:
         return [self._posted(m) for m in self.fake.messages]
 
-    def _notes_to_staff(self) -> list[str]:
+    def notes(self) -> list[str]:
         # Slack has ephemeral messages: seen only by the one they are for.
         return [w["text"] for w in self.fake.calls_to("chat.postEphemeral")]
 
@@ -542,7 +551,7 @@ class DiscordSide(Bot):
         buttons = tuple(_discord_button(c) for c in custom_ids(now))
         return Posted(now["content"], buttons, pings, message_id)
 
-    def _customer_posts(self, where: Where) -> list[Posted]:
+    def conversation(self, *, where: Where = "thread") -> list[Posted]:
         channel = self.fake.world.dm_channel_id if where == "dm" else self._thread_id
         return [self._posted(p.id) for p in self.fake.posts_in(channel or 0)]
 
@@ -580,7 +589,7 @@ class DiscordSide(Bot):
     def _all_posts(self) -> list[Posted]:
         return [self._posted(p.id) for p in self.fake.posts]
 
-    def _notes_to_staff(self) -> list[str]:
+    def notes(self) -> list[str]:
         # Only an interaction can be answered privately; anything else the bot has to tell
         # staff goes in the staff thread, beside the relays and re-pings.
         fake = self.fake

@@ -13,7 +13,7 @@ import pytest
 
 from bots.app import Runtime
 from core.config import Settings
-from tests.fakes.anthropic_api import FakeAnthropic, text
+from tests.fakes.anthropic_api import FakeAnthropic, text, tool_use
 from tests.harness import PLATFORMS, Bot, Where, open_bot
 
 WANT_PERSON = "Can I talk to a human about my order?"
@@ -53,6 +53,14 @@ async def test_asking_for_a_person_pings_the_team_once(
     assert again is not None and not again.pings
     assert [p.ref for p in bot.team_pings()] == [pinged.ref], "a second trigger pings nobody"
     assert (await bot.staff_notice(where=where)).ref == notice.ref, "no second notification"
+
+
+async def test_claude_handing_over_pings_the_team(bot: Bot, fake_claude: FakeAnthropic) -> None:
+    fake_claude.queue(tool_use("escalate_to_human", {"reason": "Billing dispute"}))
+
+    assert bot.team_ping in await bot.say("I want a human")  # DESIGN.md point 9
+
+    assert (await bot.staff_notice()).says("Billing dispute")
 
 
 @pytest.mark.parametrize("where", ["thread", "dm"])
@@ -194,7 +202,7 @@ async def test_someone_outside_the_team_cannot_press_a_staff_button(bot: Bot) ->
     notice = await bot.staff_notice()
 
     assert await bot.press(notice, "claim", as_staff=False) == ONLY_STAFF
-    assert bot.notes_to_staff() == [ONLY_STAFF]
+    assert bot.notes() == [ONLY_STAFF]
     assert await bot.staff_notice() == notice
     assert await bot.press(notice, "claim") is None  # the team still can
     assert (await bot.staff_notice()).says(f"claimed by {bot.staff_mention}")
@@ -218,8 +226,8 @@ async def test_someone_outside_the_team_cannot_press_a_staff_button(bot: Bot) ->
 async def test_a_staff_reply_after_resolve_is_not_sent_and_staff_are_told(bot: Bot) -> None:
     await bot.say(WANT_PERSON, where="dm")
     await bot.press(await bot.staff_notice(where="dm"), "resolve")
-    assert bot.notes_to_staff() == []
+    assert bot.notes() == []
 
     assert await bot.staff_writes_in_thread("Anything else?", where="dm") is None
-    [note] = bot.notes_to_staff()
+    [note] = bot.notes()
     assert "not sent" in note.lower() or "not delivered" in note.lower()
