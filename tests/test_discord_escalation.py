@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 
 from bots.app import open_runtime
-from bots.common.workflow import ALREADY_CLOSED, ONLY_STAFF
+from bots.common.workflow import ALREADY_CLOSED, CLOSED, ONLY_STAFF
 from bots.discord import DiscordBot
 from core.config import Persona, Settings
 from core.desk import watch_repings
@@ -571,3 +571,24 @@ async def test_a_press_that_came_too_late_is_told_so_privately(
     view = await desk.get(escalation_id)
     assert view is not None and view.state == "resolved"
     assert view.closed_by == str(w.staff_user_id)
+
+
+async def test_a_staff_reply_after_the_end_is_not_relayed_and_its_author_is_told(
+    fake_discord: FakeDiscord, bot: DiscordBot, desk: WatchedDesk
+) -> None:
+    w = fake_discord.world
+    _, escalation_id, notice = await escalate(fake_discord, desk, w.dm_channel_id)
+    await say(fake_discord, notice.id, "Customer here, sneaking into the staff thread")
+    await act(fake_discord, notice.id, f"supportbot:esc:resolve:{escalation_id}")
+
+    late = await staff_say(fake_discord, notice.id, "Sorry, one more thing!")
+    await fake_discord.wait_for(lambda: len(fake_discord.posts_in(notice.id)) == 1)
+    await bot.drain()
+
+    [note] = fake_discord.posts_in(notice.id)  # in reply to Dana, in the staff thread
+    assert note.content == CLOSED
+    assert note.reference is not None and note.reference["message_id"] == int(late["id"])
+    assert note.allowed_mentions == NO_PINGS
+    [handoff] = fake_discord.posts_in(w.dm_channel_id)  # nothing relayed, from either of them
+    assert "sneaking" not in handoff.content and "one more thing" not in handoff.content
+    assert desk.staff_messages == []
