@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 
 from bots.app import open_runtime
-from bots.common.workflow import ALREADY_CLOSED, CLOSED, ONLY_STAFF
+from bots.common.workflow import ALREADY_CLOSED, CLOSED, NOT_DELIVERED, ONLY_STAFF
 from bots.discord import DiscordBot
 from core.config import Persona, Settings
 from core.desk import watch_repings
@@ -592,3 +592,21 @@ async def test_a_staff_reply_after_the_end_is_not_relayed_and_its_author_is_told
     [handoff] = fake_discord.posts_in(w.dm_channel_id)  # nothing relayed, from either of them
     assert "sneaking" not in handoff.content and "one more thing" not in handoff.content
     assert desk.staff_messages == []
+
+
+async def test_a_staff_reply_the_customer_cannot_receive_is_reported_in_the_staff_thread(
+    fake_discord: FakeDiscord, bot: DiscordBot, desk: WatchedDesk, caplog: pytest.LogCaptureFixture
+) -> None:
+    w = fake_discord.world
+    _, _, notice = await escalate(fake_discord, desk, w.dm_channel_id)
+    fake_discord.fail("POST", rf"/channels/{w.dm_channel_id}/messages$", status=403, code=50007)
+
+    reply = await staff_say(fake_discord, notice.id, "Your refund is on its way.")
+    await fake_discord.wait_for(lambda: len(fake_discord.posts_in(notice.id)) == 1)
+
+    [note] = fake_discord.posts_in(notice.id)
+    assert note.content == NOT_DELIVERED
+    assert note.reference is not None and note.reference["message_id"] == int(reply["id"])
+    assert len(fake_discord.posts_in(w.dm_channel_id)) == 1  # only the hand-off answer
+    assert "code 50007" in caplog.text
+    assert "refund is on its way" not in caplog.text

@@ -131,20 +131,15 @@ class DiscordPlatform:
 
     async def relay_to_staff(self, post: StaffPost, message: IncomingMessage) -> bool:
         text = f"(pressed {TALK_LABEL})" if message.wants_person else message.text
-        thread = self._staff.thread(post)
-        for out in relay_messages(message.author_id, text, message.attachments):
-            if not await send.post(thread, out, context=post):
-                return False
-        return True
+        messages = relay_messages(message.author_id, text, message.attachments)
+        return await _post_all(self._staff.thread(post), messages, context=post)
 
     async def relay_to_customer(self, relayed: Relayed) -> bool:
         dm = self._client.get_partial_messageable(
             int(relayed.key.channel_id), type=discord.ChannelType.private
         )
-        for out in staff_reply_messages(relayed.staff_name, relayed.text):
-            if not await send.post(dm, out, context=relayed.key):
-                return False
-        return True
+        messages = staff_reply_messages(relayed.staff_name, relayed.text)
+        return await _post_all(dm, messages, context=relayed.key)
 
     async def tell_staff(self, post: StaffPost, user_id: str, text: str, context: Any) -> None:
         if isinstance(context, discord.Interaction):
@@ -172,6 +167,16 @@ class DiscordPlatform:
             thread = await self._client.fetch_channel(message.id)
             assert isinstance(thread, discord.Thread)
             return thread
+
+
+async def _post_all(
+    target: discord.abc.Messageable, messages: list[Outgoing], *, context: object
+) -> bool:
+    """Post ``messages`` in order; stop at the first Discord refuses."""
+    for out in messages:
+        if not await send.post(target, out, context=context):
+            return False
+    return True
 
 
 def _user(context: Any) -> discord.User | discord.Member:
