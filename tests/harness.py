@@ -24,9 +24,9 @@ the mention in Slack's text, the role in Discord's ``allowed_mentions``), ``Post
 without Markdown emphasis, case-insensitive). Where they behave differently today, a property
 says so: ``talk_button_stays``.
 
-Waiting is on events: after a delivery the harness waits until the task that handled it has
-finished (Slack: ``SlackBot.drain``; Discord: the task that called the port or the desk for that
-message id, noted by :class:`Tracker`), and re-pings are driven one watcher sweep at a time.
+Waiting is on events: after a delivery the harness waits until the adapter has taken it (Slack:
+Bolt runs the listener before it acks; Discord: the client has dispatched it) and then drains
+the adapter, and re-pings are driven one watcher sweep at a time.
 """
 
 from __future__ import annotations
@@ -46,8 +46,8 @@ from bots.slack import SlackBot
 from bots.slack.bot import EVENTS_PATH
 from bots.slack.notice import CLAIM, HAND_BACK, RESOLVE
 from bots.slack.render import TALK_TO_HUMAN
+from core.clock import utcnow
 from core.desk import Desk
-from core.engine import utcnow
 from core.types import ConversationKey, IncomingMessage, Reply, StaffPost
 from tests.discord_helpers import fake_discord_installed, settings_for
 from tests.fakes.discord_api import FakeDiscord, custom_ids
@@ -98,46 +98,15 @@ def merged(posts: list[Posted]) -> Posted | None:
     )
 
 
-class Tracker:
-    """Notes which task handled each delivery (by message id), so a test can await that task.
-
-    The adapters hand each delivery to a task of their own; once the task that called the port
-    (or the desk) for a message has finished, so has everything it posted for that message.
-    """
-
-    def __init__(self) -> None:
-        self._tasks: dict[str, list[asyncio.Task[Any]]] = {}
-        self._changed = asyncio.Condition()
-
-    async def note(self, message_id: str) -> None:
-        task = asyncio.current_task()
-        assert task is not None
-        async with self._changed:
-            seen = self._tasks.setdefault(message_id, [])
-            if task not in seen:
-                seen.append(task)
-            self._changed.notify_all()
-
-    async def settled(self, message_id: str, *, times: int = 1) -> None:
-        """Wait until ``times`` deliveries of ``message_id`` have been handled to the end."""
-        async with asyncio.timeout(WITHIN):
-            async with self._changed:
-                await self._changed.wait_for(lambda: len(self._tasks.get(message_id, ())) >= times)
-            tasks = self._tasks[message_id][:times]
-            await asyncio.wait(tasks)
-
-
 class TurnLog:
-    """The real engine as the adapter's port, with each turn noted: what came in, in which
-    task, and what the engine answered. It never changes an answer."""
+    """The real engine as the adapter's port, with each turn noted: what came in and what the
+    engine answered. It never changes an answer."""
 
-    def __init__(self, engine: Any, tracker: Tracker) -> None:
+    def __init__(self, engine: Any) -> None:
         self._engine = engine
-        self._tracker = tracker
         self.turns: list[tuple[IncomingMessage, Reply | None]] = []
 
     async def handle(self, message: IncomingMessage) -> Reply | None:
-        await self._tracker.note(message.message_id)
         reply = await self._engine.handle(message)
         self.turns.append((message, reply))
         return reply
@@ -157,30 +126,6 @@ class TurnLog:
         if not ids or ids[-1] is None:
             raise AssertionError(f"no escalation at {key}")
         return ids[-1]
-
-
-class NotingDesk(Desk):
-    """The real desk; a staff message's handling task is noted for :class:`Tracker`."""
-
-    def __init__(self, *, store: Any, tracker: Tracker) -> None:
-        super().__init__(store=store)
-        self._tracker = tracker
-
-    async def staff_said(
-        self, key: ConversationKey, *, staff_name: str, text: str, message_id: str
-    ) -> bool:
-        await self._tracker.note(message_id)
-        return await super().staff_said(
-            key, staff_name=staff_name, text=text, message_id=message_id
-        )
-
-    async def staff_replied(
-        self, staff: StaffPost, *, staff_name: str, text: str, message_id: str
-    ) -> Any:
-        await self._tracker.note(message_id)
-        return await super().staff_replied(
-            staff, staff_name=staff_name, text=text, message_id=message_id
-        )
 
 
 def build_adapter(platform: str, *, fake: Any, port: TurnLog, desk: Desk) -> Any:
@@ -210,13 +155,10 @@ class Bot(ABC):
     talk_button_stays: bool
     """Whether "Talk to a human" is still under an answer after the customer pressed it."""
 
-    def __init__(
-        self, *, adapter: Any, turns: TurnLog, desk: Desk, tracker: Tracker, store: Any
-    ) -> None:
+    def __init__(self, *, adapter: Any, turns: TurnLog, desk: Desk, store: Any) -> None:
         self.adapter = adapter
         self.turns = turns
         self.desk = desk
-        self.tracker = tracker
         self._store = store
         self._keys: dict[str, ConversationKey] = {}
         self._last: tuple[Where, Any, str] | None = None
@@ -536,10 +478,11 @@ class DiscordSide(Bot):
         return await self._dispatch(message)
 
     async def _redeliver(self, raw: Any) -> None:
-        await self.fake.dispatch("MESSAGE_CREATE", raw)
+        await self._dispatch(raw)
 
     async def _settle(self, message_id: str, *, times: int = 1) -> None:
-        await self.tracker.settled(message_id, times=times)
+        async with asyncio.timeout(WITHIN):
+            await self.adapter.drain()
 
     def _posted(self, message_id: int) -> Posted:
         now = self.fake.messages[message_id]
@@ -567,13 +510,15 @@ class DiscordSide(Bot):
         [custom_id] = [c for c in custom_ids(fake.messages[ref]) if _discord_button(c) == action]
         by, roles = (fake.staff, [fake.world.support_role_id]) if as_staff else (fake.customer, [])
         interaction = await fake.click(ref, custom_id, by=by, roles=roles)
-        # A staff button's answer is the last thing its press does; "Talk to a human" answers
-        # first and then runs as the customer's turn (its message id names the interaction).
+        # Every press is answered at once; "Talk to a human" then runs as the customer's turn
+        # (its message id names the interaction), a staff press as the adapter's own work,
+        # which tells the presser anything they need to know in a private follow-up.
         await fake.wait_for(lambda: bool(fake.answered(interaction)), within=WITHIN)
-        [answer] = fake.answered(interaction)
+        await self._settle(f"button:{interaction}")
         if action == "talk":
-            await self.tracker.settled(f"button:{interaction}")
-        return answer.data.get("content") if answer.ephemeral else None
+            return None
+        notes = fake.followed_up(interaction)
+        return notes[-1].data.get("content") if notes else None
 
     async def _staff_writes(self, staff: StaffPost, text: str) -> tuple[Any, str]:
         return await self._dispatch(self.fake.staff_message(int(staff.message_id), text))
@@ -583,7 +528,14 @@ class DiscordSide(Bot):
         return await self._dispatch(self.fake.staff_message(self._thread_id, text))
 
     async def _dispatch(self, message: dict[str, Any]) -> tuple[Any, str]:
+        # The adapter hands a message over (as tracked work) while discord.py dispatches it, so
+        # once the client has seen it, draining the adapter waits for all it leads to.
+        seen = asyncio.ensure_future(
+            self.adapter._client.wait_for("message", check=lambda m: m.id == int(message["id"]))
+        )
         await self.fake.dispatch("MESSAGE_CREATE", message)
+        async with asyncio.timeout(WITHIN):
+            await seen
         return message, message["id"]
 
     def _all_posts(self) -> list[Posted]:
@@ -594,6 +546,7 @@ class DiscordSide(Bot):
         # staff goes in the staff thread, beside the relays and re-pings.
         fake = self.fake
         private = [c.data.get("content") or "" for c in fake.callbacks if c.ephemeral]
+        private += [f.content for f in fake.followups if f.ephemeral]
         staff_threads = {
             int(t["id"]) for t in fake.threads if int(t["parent_id"]) == fake.world.staff_channel_id
         }
@@ -609,10 +562,9 @@ class DiscordSide(Bot):
 @asynccontextmanager
 async def open_bot(platform: str, *, runtime: Runtime) -> AsyncIterator[Bot]:
     """A started adapter for ``platform`` on its fake, over ``runtime``'s engine and store."""
-    tracker = Tracker()
-    turns = TurnLog(runtime.engine, tracker)
-    desk = NotingDesk(store=runtime.store, tracker=tracker)
-    parts = {"turns": turns, "desk": desk, "tracker": tracker, "store": runtime.store}
+    turns = TurnLog(runtime.engine)
+    desk = runtime.desk
+    parts = {"turns": turns, "desk": desk, "store": runtime.store}
     if platform == "slack":
         async with FakeSlack() as slack:
             adapter = build_adapter(platform, fake=slack, port=turns, desk=desk)

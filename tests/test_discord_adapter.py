@@ -9,7 +9,13 @@ import pytest
 from bots.discord import DiscordBot
 from core.desk import Desk
 from core.types import Escalation, IncomingMessage, Reply
-from tests.discord_helpers import RecordingPort, fake_discord_installed, running_bot, say
+from tests.discord_helpers import (
+    RecordingPort,
+    fake_discord_installed,
+    running_bot,
+    say,
+    staff_say,
+)
 from tests.fakes.discord_api import FakeDiscord, snowflake, user
 
 
@@ -290,11 +296,11 @@ async def test_port_failure_is_logged_not_shown(
 
     broken = BrokenPort()
     async with running_bot(fake_discord, broken, desk):
-        await say(fake_discord, fake_discord.world.dm_channel_id, "hello")
+        hello = await say(fake_discord, fake_discord.world.dm_channel_id, "hello")
         await broken.wait_for(lambda: len(broken.messages) == 1)
 
     assert fake_discord.posts == []
-    assert "failed to answer discord message" in caplog.text
+    assert f"discord message {hello['id']} failed" in caplog.text
 
 
 async def test_a_thread_missing_from_the_cache_is_looked_up(
@@ -329,3 +335,58 @@ async def test_replay_finds_the_existing_thread_when_the_cache_missed_it(desk: D
     assert len(thread_calls) == 2  # the replay tried, got 160004, and looked the thread up
     assert len(fake.threads) == 1
     assert [p.channel_id for p in fake.posts] == [int(question["id"])] * 2
+
+
+async def test_a_photo_without_text_names_its_files_and_its_thread(
+    fake_discord: FakeDiscord, port: RecordingPort, bot: DiscordBot
+) -> None:
+    w = fake_discord.world
+    photo = fake_discord.message(w.support_channel_id, "", attachments=["broken-lamp.jpg"])
+    await fake_discord.dispatch("MESSAGE_CREATE", photo)
+    await fake_discord.wait_for(lambda: len(fake_discord.posts) == 1)
+
+    [incoming] = port.messages
+    assert incoming.text == ""
+    assert incoming.attachments == ("broken-lamp.jpg",)
+    [thread] = fake_discord.threads
+    assert thread["name"] == "Photo from Casey"
+
+
+async def test_staff_who_address_the_bot_are_answered_like_customers(
+    fake_discord: FakeDiscord, port: RecordingPort, bot: DiscordBot
+) -> None:
+    w = fake_discord.world
+    mention = f"<@{w.bot_id}>"
+    asked = fake_discord.staff_message(
+        w.support_channel_id, f"{mention} what is our refund window?", mentions_bot=True
+    )
+    await fake_discord.dispatch("MESSAGE_CREATE", asked)
+    await fake_discord.wait_for(lambda: len(fake_discord.posts) == 1)
+    thread_id = int(asked["id"])
+    again = fake_discord.staff_message(
+        thread_id, f"{mention} and for sale items?", mentions_bot=True
+    )
+    await fake_discord.dispatch("MESSAGE_CREATE", again)
+    await fake_discord.wait_for(lambda: len(fake_discord.posts) == 2)
+
+    assert [m.text for m in port.messages] == [
+        "what is our refund window?",
+        "and for sale items?",
+    ]
+    assert all(m.author_id == str(w.staff_user_id) for m in port.messages)
+    assert [p.channel_id for p in fake_discord.posts] == [thread_id, thread_id]
+
+
+async def test_a_staff_post_addressing_nobody_outside_a_conversation_is_not_answered(
+    fake_discord: FakeDiscord, port: RecordingPort, bot: DiscordBot
+) -> None:
+    w = fake_discord.world
+    await staff_say(fake_discord, w.support_channel_id, "Reminder: stand-up at ten.")
+    # Messages are handled in arrival order: once the customer is answered, the staff post was
+    # handled before.
+    question = await say(fake_discord, w.support_channel_id, "Is the shop open on Sunday?")
+    await fake_discord.wait_for(lambda: len(fake_discord.posts) == 1)
+    await bot.drain()
+
+    assert [m.text for m in port.messages] == ["Is the shop open on Sunday?"]
+    assert [int(t["id"]) for t in fake_discord.threads] == [int(question["id"])]

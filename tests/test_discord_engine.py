@@ -148,8 +148,9 @@ async def test_escalation_in_a_dm_reaches_the_staff_channel(
     assert f"Customer: <@{w.customer_id}>" in staff.content
     assert "Reason: Double charge on HG-77" in staff.content
     assert "\nSummary: " in staff.content
-    jump = f"https://discord.com/channels/@me/{w.dm_channel_id}/{question['id']}"
-    assert f"\nMessage: {jump}\n" in staff.content
+    # Staff cannot open the DM: the notice sends them to its staff thread, where it is relayed.
+    assert "\nDM: the conversation is relayed in this thread\n" in staff.content
+    assert question["id"] not in staff.content
     assert staff.allowed_mentions == {"parse": [], "roles": [w.support_role_id]}
 
 

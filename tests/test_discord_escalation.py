@@ -16,13 +16,15 @@ from typing import Any
 import pytest
 
 from bots.app import open_runtime
+from bots.common.workflow import ALREADY_CLOSED, CLOSED, NOT_DELIVERED, ONLY_STAFF
 from bots.discord import DiscordBot
-from bots.discord.presses import STAFF_ONLY
 from core.config import Persona, Settings
 from core.desk import watch_repings
 from core.engine import Engine
+from core.escalation import Action
 from core.hours import SupportHours
-from core.types import StaffPost
+from core.ports import ConversationStore
+from core.types import EscalationView, StaffPost
 from tests.conftest import make_settings
 from tests.discord_helpers import (
     WatchedDesk,
@@ -35,7 +37,7 @@ from tests.discord_helpers import (
 )
 from tests.engine_helpers import texts
 from tests.fakes.anthropic_api import FakeAnthropic, text
-from tests.fakes.discord_api import Callback, FakeDiscord, Post, custom_ids
+from tests.fakes.discord_api import Callback, FakeDiscord, Post, custom_ids, snowflake, user
 
 HUMAN = "Can I talk to a human about my refund?"
 NO_PINGS = {"parse": []}
@@ -129,6 +131,20 @@ async def press(
     return callback
 
 
+async def act(fake: FakeDiscord, notice_id: int, custom_id: str) -> Post:
+    """Dana presses a staff button on the notice ``notice_id``; returns the notice's re-draw.
+
+    The press is deferred at once (DEFERRED_UPDATE_MESSAGE), then the notice is edited.
+    """
+    edits = len(fake.edits)
+    callback = await press(fake, notice_id, custom_id)
+    assert callback.type == 6 and callback.data == {}
+    await fake.wait_for(lambda: len(fake.edits) > edits)
+    edit = fake.edits[-1]
+    assert edit.id == notice_id
+    return edit
+
+
 async def test_a_dm_escalation_notifies_staff_with_buttons_and_a_staff_thread(
     fake_discord: FakeDiscord, bot: DiscordBot, desk: WatchedDesk, persona: Persona
 ) -> None:
@@ -138,8 +154,11 @@ async def test_a_dm_escalation_notifies_staff_with_buttons_and_a_staff_thread(
     assert notice.channel_id == w.staff_channel_id
     assert notice.content.startswith(f"<@&{w.support_role_id}> **Escalation #{escalation_id}**")
     assert f"Customer: <@{w.customer_id}>\nPlatform: Discord, direct message\n" in notice.content
-    jump = f"https://discord.com/channels/@me/{w.dm_channel_id}/{question['id']}"
-    assert f"\nMessage: {jump}\nState: open since <t:" in notice.content
+    # Staff cannot open the customer's DM: the notice points at its own staff thread instead.
+    assert "\nDM: the conversation is relayed in this thread\nState: open since <t:" in (
+        notice.content
+    )
+    assert "/@me/" not in notice.content and question["id"] not in notice.content
     assert notice.allowed_mentions == {"parse": [], "roles": [w.support_role_id]}
     assert notice.buttons == escalation_buttons(escalation_id, "claim", "resolve", "handback")
     [staff_thread] = fake_discord.threads
@@ -158,12 +177,12 @@ async def test_claim_updates_the_notification_and_cancels_the_reping(
     w = fake_discord.world
     _, claimed_id, claimed = await escalate(fake_discord, desk, w.dm_channel_id)
 
-    callback = await press(fake_discord, claimed.id, f"supportbot:esc:claim:{claimed_id}")
+    edit = await act(fake_discord, claimed.id, f"supportbot:esc:claim:{claimed_id}")
 
-    assert callback.type == 7  # UPDATE_MESSAGE: the notification is edited in place
-    assert f"State: claimed by <@{w.staff_user_id}> <t:" in callback.data["content"]
-    assert custom_ids(callback.data) == escalation_buttons(claimed_id, "resolve", "handback")
-    assert callback.data["allowed_mentions"] == NO_PINGS
+    assert edit.channel_id == w.staff_channel_id  # the notification is edited in place
+    assert f"State: claimed by <@{w.staff_user_id}> <t:" in edit.content
+    assert edit.buttons == escalation_buttons(claimed_id, "resolve", "handback")
+    assert edit.allowed_mentions == NO_PINGS
     view = await desk.get(claimed_id)
     assert view is not None and view.state == "claimed"
     assert view.claimed_by == str(w.staff_user_id)
@@ -199,13 +218,12 @@ async def test_an_unclaimed_escalation_is_repinged_once_across_a_restart(
                 await fake_discord.wait_for(lambda: len(fake_discord.posts_in(notice.id)) == 1)
                 await watcher_went_round(desk, times=2)
             # The buttons posted before the restart still work.
-            callback = await press(fake_discord, notice.id, f"supportbot:esc:claim:{escalation_id}")
+            edit = await act(fake_discord, notice.id, f"supportbot:esc:claim:{escalation_id}")
 
     [reping] = fake_discord.posts_in(notice.id)
     assert reping.content.startswith(f"<@&{w.support_role_id}> Escalation #{escalation_id} is")
     assert sum(desk.rounds) == 1
-    assert callback.type == 7
-    assert "State: claimed by" in callback.data["content"]
+    assert "State: claimed by" in edit.content
     assert len(fake_discord.identifies) == 2
 
 
@@ -233,9 +251,9 @@ async def test_a_staff_post_in_the_thread_silences_the_bot_until_resolved(
     assert [m.message_id for m, _ in port.turns] == [question["id"], quiet["id"]]
     claude_calls = len(fake_claude.requests)
 
-    callback = await press(fake_discord, notice.id, f"supportbot:esc:resolve:{escalation_id}")
-    assert f"State: resolved by <@{w.staff_user_id}> <t:" in callback.data["content"]
-    assert custom_ids(callback.data) == []
+    edit = await act(fake_discord, notice.id, f"supportbot:esc:resolve:{escalation_id}")
+    assert f"State: resolved by <@{w.staff_user_id}> <t:" in edit.content
+    assert edit.buttons == []
     fake_claude.queue(text("Refunds arrive within 5-7 business days."))
     await say(fake_discord, thread_id, "One more thing: when will I see the money?")
     await fake_discord.wait_for(lambda: len(fake_discord.posts_in(thread_id)) == 2)
@@ -317,12 +335,16 @@ async def test_only_the_support_team_can_press_the_buttons(
     _, escalation_id, notice = await escalate(fake_discord, desk, w.dm_channel_id)
     before = dict(fake_discord.messages[notice.id])
 
-    callback = await press(
-        fake_discord, notice.id, f"supportbot:esc:claim:{escalation_id}", staff=False
+    interaction = await fake_discord.click(
+        notice.id, f"supportbot:esc:claim:{escalation_id}", by=fake_discord.customer
     )
+    await fake_discord.wait_for(lambda: bool(fake_discord.followed_up(interaction)))
 
-    assert callback.type == 4 and callback.ephemeral
-    assert callback.data["content"] == STAFF_ONLY
+    [callback] = fake_discord.answered(interaction)
+    assert callback.type == 6  # deferred...
+    [refusal] = fake_discord.followed_up(interaction)  # ...then told, to the presser alone
+    assert refusal.ephemeral and refusal.content == ONLY_STAFF
+    await bot.drain()
     view = await desk.get(escalation_id)
     assert view is not None and view.state == "open" and view.claimed_by is None
     assert fake_discord.messages[notice.id] == before
@@ -334,12 +356,12 @@ async def test_hand_back_closes_the_escalation_and_removes_the_buttons(
 ) -> None:
     w = fake_discord.world
     _, escalation_id, notice = await escalate(fake_discord, desk, w.dm_channel_id)
-    await press(fake_discord, notice.id, f"supportbot:esc:claim:{escalation_id}")
+    await act(fake_discord, notice.id, f"supportbot:esc:claim:{escalation_id}")
 
-    callback = await press(fake_discord, notice.id, f"supportbot:esc:handback:{escalation_id}")
+    edit = await act(fake_discord, notice.id, f"supportbot:esc:handback:{escalation_id}")
 
-    assert callback.type == 7 and custom_ids(callback.data) == []
-    state = callback.data["content"].rsplit("\nState: ", 1)[1]
+    assert edit.buttons == []
+    state = edit.content.rsplit("\nState: ", 1)[1]
     assert state.startswith(f"handed back to the bot by <@{w.staff_user_id}> <t:")
     view = await desk.get(escalation_id)
     assert view is not None and view.state == "handed_back"
@@ -376,8 +398,13 @@ async def test_the_talk_to_a_human_button_escalates(
     handoff = fake_discord.posts_in(answered_in)[-1]
     assert handoff.content.startswith(persona.handoff) and handoff.buttons == []
     [notice] = staff_posts(fake_discord)
-    conversation = f"{w.guild_id}/{answered_in}" if where == "thread" else f"@me/{answered_in}"
-    assert f"\nMessage: https://discord.com/channels/{conversation}\n" in notice.content
+    link = f"Message: https://discord.com/channels/{w.guild_id}/{answered_in}"
+    where_to_look = link if where == "thread" else "DM: the conversation is relayed in this thread"
+    assert f"\n{where_to_look}\n" in notice.content
+    # The press was acknowledged before anything else was done about it.
+    paths = [(r.method, r.path) for r in fake_discord.requests]
+    ack = next(i for i, (_, path) in enumerate(paths) if path.endswith("/callback"))
+    assert ack < paths.index(("POST", f"/channels/{w.staff_channel_id}/messages"))
     pinged, quiet = (handoff, notice) if where == "thread" else (notice, handoff)  # never both
     assert pinged.allowed_mentions == {"parse": [], "roles": [w.support_role_id]}
     assert quiet.allowed_mentions == NO_PINGS
@@ -473,7 +500,7 @@ async def test_a_forum_staff_channel_gets_a_post_per_escalation(
         await fake_discord.wait_for(lambda: len(fake_discord.edits) == 1)
         await staff_say(fake_discord, post_id, "Hello from the team.")
         await fake_discord.wait_for(lambda: len(fake_discord.posts_in(w.dm_channel_id)) == 3)
-        callback = await press(fake_discord, post_id, f"supportbot:esc:claim:{escalation_id}")
+        claim = await act(fake_discord, post_id, f"supportbot:esc:claim:{escalation_id}")
 
     [thread] = fake_discord.threads
     assert int(thread["id"]) == post_id and int(thread["parent_id"]) == forum
@@ -481,9 +508,108 @@ async def test_a_forum_staff_channel_gets_a_post_per_escalation(
     assert desk.attached == [(escalation_id, StaffPost(str(forum), str(post_id)))]
     assert notice.channel_id == post_id  # the starter message lives in the post
     assert notice.buttons == escalation_buttons(escalation_id, "claim", "resolve", "handback")
-    [edit] = fake_discord.edits
+    edit, _ = fake_discord.edits
     assert (edit.channel_id, edit.id) == (post_id, post_id)
     assert fake_discord.posts_in(post_id)[1].content.endswith("wrote: Talk to a human, please!")
     dm = fake_discord.posts_in(w.dm_channel_id)[-1]
     assert dm.content == "**Dana** (support team): Hello from the team."
-    assert callback.type == 7 and "State: claimed by" in callback.data["content"]
+    assert (claim.channel_id, claim.id) == (post_id, post_id)
+    assert "State: claimed by" in claim.content
+
+
+class WireWatchingDesk(WatchedDesk):
+    """The real desk, noting how many interaction answers the fake Discord had received each
+    time a staff action was about to be written."""
+
+    def __init__(self, *, store: ConversationStore, fake: FakeDiscord) -> None:
+        super().__init__(store=store)
+        self._fake = fake
+        self.answers_before_write: list[int] = []
+
+    async def act(
+        self, escalation_id: int, action: Action, *, staff_id: str
+    ) -> EscalationView | None:
+        self.answers_before_write.append(len(self._fake.callbacks))
+        return await super().act(escalation_id, action, staff_id=staff_id)
+
+
+async def test_a_staff_press_is_deferred_before_the_database_write(
+    fake_discord: FakeDiscord, port: WatchedPort, runtime: Any
+) -> None:
+    w = fake_discord.world
+    desk = WireWatchingDesk(store=runtime.store, fake=fake_discord)
+    async with running_bot(fake_discord, port, desk):
+        _, escalation_id, notice = await escalate(fake_discord, desk, w.dm_channel_id)
+        edit = await act(fake_discord, notice.id, f"supportbot:esc:claim:{escalation_id}")
+
+    assert desk.answers_before_write == [1]  # the defer was in before the claim was written
+    [callback] = fake_discord.callbacks
+    assert callback.type == 6  # DEFERRED_UPDATE_MESSAGE: nothing shown, nothing changed yet
+    paths = [(r.method, r.path) for r in fake_discord.requests]
+    redraw = ("PATCH", f"/channels/{w.staff_channel_id}/messages/{notice.id}")
+    assert paths.index(redraw) > next(i for i, (_, p) in enumerate(paths) if p.endswith("callback"))
+    assert "State: claimed by" in edit.content
+
+
+async def test_a_press_that_came_too_late_is_told_so_privately(
+    fake_discord: FakeDiscord, bot: DiscordBot, desk: WatchedDesk
+) -> None:
+    w = fake_discord.world
+    _, escalation_id, notice = await escalate(fake_discord, desk, w.dm_channel_id)
+    sam = user(snowflake(), "sam")
+    # Both press before either press is handled: Dana resolves, Sam hands back.
+    await fake_discord.click(
+        notice.id,
+        f"supportbot:esc:resolve:{escalation_id}",
+        by=fake_discord.staff,
+        roles=[role(fake_discord)],
+    )
+    late = await fake_discord.click(
+        notice.id, f"supportbot:esc:handback:{escalation_id}", by=sam, roles=[role(fake_discord)]
+    )
+    await fake_discord.wait_for(lambda: bool(fake_discord.followed_up(late)))
+
+    [note] = fake_discord.followed_up(late)
+    assert note.ephemeral and note.content == ALREADY_CLOSED
+    view = await desk.get(escalation_id)
+    assert view is not None and view.state == "resolved"
+    assert view.closed_by == str(w.staff_user_id)
+
+
+async def test_a_staff_reply_after_the_end_is_not_relayed_and_its_author_is_told(
+    fake_discord: FakeDiscord, bot: DiscordBot, desk: WatchedDesk
+) -> None:
+    w = fake_discord.world
+    _, escalation_id, notice = await escalate(fake_discord, desk, w.dm_channel_id)
+    await say(fake_discord, notice.id, "Customer here, sneaking into the staff thread")
+    await act(fake_discord, notice.id, f"supportbot:esc:resolve:{escalation_id}")
+
+    late = await staff_say(fake_discord, notice.id, "Sorry, one more thing!")
+    await fake_discord.wait_for(lambda: len(fake_discord.posts_in(notice.id)) == 1)
+    await bot.drain()
+
+    [note] = fake_discord.posts_in(notice.id)  # in reply to Dana, in the staff thread
+    assert note.content == CLOSED
+    assert note.reference is not None and note.reference["message_id"] == int(late["id"])
+    assert note.allowed_mentions == NO_PINGS
+    [handoff] = fake_discord.posts_in(w.dm_channel_id)  # nothing relayed, from either of them
+    assert "sneaking" not in handoff.content and "one more thing" not in handoff.content
+    assert desk.staff_messages == []
+
+
+async def test_a_staff_reply_the_customer_cannot_receive_is_reported_in_the_staff_thread(
+    fake_discord: FakeDiscord, bot: DiscordBot, desk: WatchedDesk, caplog: pytest.LogCaptureFixture
+) -> None:
+    w = fake_discord.world
+    _, _, notice = await escalate(fake_discord, desk, w.dm_channel_id)
+    fake_discord.fail("POST", rf"/channels/{w.dm_channel_id}/messages$", status=403, code=50007)
+
+    reply = await staff_say(fake_discord, notice.id, "Your refund is on its way.")
+    await fake_discord.wait_for(lambda: len(fake_discord.posts_in(notice.id)) == 1)
+
+    [note] = fake_discord.posts_in(notice.id)
+    assert note.content == NOT_DELIVERED
+    assert note.reference is not None and note.reference["message_id"] == int(reply["id"])
+    assert len(fake_discord.posts_in(w.dm_channel_id)) == 1  # only the hand-off answer
+    assert "code 50007" in caplog.text
+    assert "refund is on its way" not in caplog.text

@@ -10,6 +10,7 @@ from urllib.parse import parse_qs, urlsplit
 import discord
 import pytest
 
+from bots.common import StaffReply
 from bots.discord import PERMISSIONS, invite_url
 from bots.discord.render import (
     Outgoing,
@@ -22,7 +23,6 @@ from bots.discord.render import (
 from bots.discord.routing import (
     Plan,
     Seen,
-    StaffMessage,
     conversation_at,
     plan,
     strip_mention,
@@ -47,7 +47,7 @@ BASE = Seen(
 )
 
 
-def route(**changes: Any) -> Plan | StaffMessage | None:
+def route(**changes: Any) -> Plan | StaffReply | None:
     return plan(
         replace(BASE, **changes), bot_id=BOT, support_channel_ids={SUPPORT}, staff_channel_id=STAFF
     )
@@ -63,9 +63,8 @@ def route(**changes: Any) -> Plan | StaffMessage | None:
         {"channel_id": GENERAL},
         {"channel_id": GENERAL, "author_is_bot": True, "mentions_bot": True},
         {"channel_id": STAFF},
-        {"channel_id": STAFF, "mentions_bot": True, "author_is_staff": True},
-        {"channel_id": THREAD, "thread_parent_id": STAFF},
-        {"channel_id": THREAD, "thread_parent_id": STAFF, "mentions_bot": True},
+        {"channel_id": STAFF, "mentions_bot": True},
+        {"channel_id": THREAD, "thread_parent_id": STAFF, "author_is_bot": True},
     ],
     ids=[
         "own",
@@ -75,9 +74,8 @@ def route(**changes: Any) -> Plan | StaffMessage | None:
         "unconfigured",
         "bot-mentioning-us",
         "staff-channel",
-        "staff-channel-by-staff",
-        "staff-thread-by-customer",
-        "staff-thread-mentioning-us",
+        "staff-channel-mentioning-us",
+        "staff-thread-by-a-bot",
     ],
 )
 def test_ignored(changes: dict[str, object]) -> None:
@@ -85,19 +83,32 @@ def test_ignored(changes: dict[str, object]) -> None:
 
 
 @pytest.mark.parametrize(
-    ("changes", "key", "start_thread", "only_if_active"),
+    ("changes", "key", "start_thread", "follow_up", "addressed"),
     [
-        ({}, ("1", "10", "40"), True, False),
-        ({"channel_id": GENERAL, "mentions_bot": True}, ("1", "20", "40"), True, False),
-        ({"channel_id": THREAD, "thread_parent_id": SUPPORT}, ("1", "10", "30"), False, False),
+        ({}, ("1", "10", "40"), True, False, False),
+        ({"channel_id": GENERAL, "mentions_bot": True}, ("1", "20", "40"), True, False, True),
+        (
+            {"channel_id": THREAD, "thread_parent_id": SUPPORT},
+            ("1", "10", "30"),
+            False,
+            False,
+            False,
+        ),
         (
             {"channel_id": THREAD, "thread_parent_id": GENERAL, "mentions_bot": True},
             ("1", "20", "30"),
             False,
             False,
+            True,
         ),
-        ({"channel_id": THREAD, "thread_parent_id": GENERAL}, ("1", "20", "30"), False, True),
-        ({"guild_id": None, "channel_id": 60}, ("@me", "60", "-"), False, False),
+        (
+            {"channel_id": THREAD, "thread_parent_id": GENERAL},
+            ("1", "20", "30"),
+            False,
+            True,
+            False,
+        ),
+        ({"guild_id": None, "channel_id": 60}, ("@me", "60", "-"), False, False, True),
     ],
     ids=[
         "support-channel",
@@ -109,13 +120,19 @@ def test_ignored(changes: dict[str, object]) -> None:
     ],
 )
 def test_routed(
-    changes: dict[str, object], key: tuple[str, str, str], start_thread: bool, only_if_active: bool
+    changes: dict[str, object],
+    key: tuple[str, str, str],
+    start_thread: bool,
+    follow_up: bool,
+    addressed: bool,
 ) -> None:
     todo = route(**changes)
     assert isinstance(todo, Plan)
     assert todo.message.key == ConversationKey("discord", *key)
     assert todo.start_thread is start_thread
-    assert todo.only_if_active is only_if_active
+    assert todo.follow_up is follow_up
+    # A mention or a DM: a support-team member is answered only then (the workflow decides).
+    assert todo.addressed is addressed
     assert todo.message.direct is (key[0] == "@me")
     assert todo.message.message_id == str(MSG)
     assert todo.message.author_id == str(USER)
@@ -140,35 +157,42 @@ def test_only_a_mention_passes_empty_text_through() -> None:
     assert isinstance(todo, Plan) and todo.message.text == ""
 
 
+@pytest.mark.parametrize("mentions_bot", [False, True], ids=["plain", "mentioning-us"])
+def test_a_post_in_a_staff_thread_is_a_staff_reply(mentions_bot: bool) -> None:
+    said = route(
+        channel_id=THREAD,
+        thread_parent_id=STAFF,
+        author_name="Dana",
+        content="<@9> On it.",
+        mentions_bot=mentions_bot,
+        attachment_urls=("https://cdn/receipt.pdf",),
+    )
+    assert said == StaffReply(
+        post=StaffPost("70", "30"),
+        author_id=str(USER),
+        author_name="Dana",
+        text="On it.\nhttps://cdn/receipt.pdf",  # files reach the customer as links
+        message_id="40",
+    )
+
+
 @pytest.mark.parametrize(
-    ("changes", "where"),
+    ("attachments", "content", "name"),
     [
-        (
-            {"channel_id": THREAD, "thread_parent_id": SUPPORT},
-            ConversationKey("discord", "1", "10", "30"),
-        ),
-        (
-            {"channel_id": THREAD, "thread_parent_id": GENERAL, "mentions_bot": True},
-            ConversationKey("discord", "1", "20", "30"),
-        ),
-        ({"channel_id": THREAD, "thread_parent_id": STAFF}, StaffPost("70", "30")),
+        (("lamp.JPG", "box.png"), "", "Photo from Casey"),
+        (("lamp.jpg", "invoice.pdf"), "", "File from Casey"),
+        ((), "<@9>", "Question from Casey"),
+        (("lamp.jpg",), "The lamp arrived broken", "The lamp arrived broken"),
     ],
-    ids=["support-thread", "other-thread", "staff-thread"],
+    ids=["photos", "files", "bare-mention", "words-win"],
 )
-def test_support_team_messages_are_recorded_not_answered(
-    changes: dict[str, object], where: ConversationKey | StaffPost
+def test_a_new_thread_is_named_after_what_was_sent(
+    attachments: tuple[str, ...], content: str, name: str
 ) -> None:
-    said = route(author_is_staff=True, author_name="Dana", content="<@9> On it.", **changes)
-    assert said == StaffMessage(where=where, staff_name="Dana", text="On it.", message_id="40")
-
-
-@pytest.mark.parametrize(
-    "changes",
-    [{}, {"guild_id": None, "channel_id": 60}],
-    ids=["top-level-in-support-channel", "dm-to-the-bot"],
-)
-def test_support_team_members_are_customers_outside_threads(changes: dict[str, object]) -> None:
-    assert isinstance(route(author_is_staff=True, **changes), Plan)
+    todo = route(content=content, attachments=attachments, mentions_bot=True)
+    assert isinstance(todo, Plan) and todo.start_thread
+    assert todo.thread_name == name
+    assert todo.message.attachments == attachments
 
 
 @pytest.mark.parametrize(
@@ -231,9 +255,14 @@ def test_escalation_mention_closes_the_reply_and_only_it_pings() -> None:
     [
         (relay_messages("50", "My order is late"), ["<@50> wrote: My order is late"]),
         (relay_messages("50", ""), ["<@50> wrote: (no text)"]),
+        (
+            relay_messages("50", "", ["a.png", "b.pdf"]),
+            ["<@50> wrote: (attached: a.png, b.pdf)"],
+        ),
+        (relay_messages("50", "See", ["a.png"]), ["<@50> wrote: See\n(attached: a.png)"]),
         (staff_reply_messages("Dana", " Refunded. "), ["**Dana** (support team): Refunded."]),
     ],
-    ids=["relay", "relay-empty", "staff-reply"],
+    ids=["relay", "relay-empty", "relay-files", "relay-text-and-file", "staff-reply"],
 )
 def test_relayed_messages_never_ping(messages: list[Outgoing], expected: list[str]) -> None:
     assert [m.content for m in messages] == expected

@@ -8,6 +8,7 @@ import pytest
 
 from bots.discord import DiscordBot, DiscordStartError
 from core.desk import Desk
+from core.types import IncomingMessage, Reply
 from tests.discord_helpers import (
     RecordingPort,
     fake_discord_installed,
@@ -66,3 +67,40 @@ async def test_wait_returns_when_the_connection_ends_and_close_disconnects(desk:
         await fake.wait_for(lambda: len(fake.client_close_codes) == 1)
 
     assert fake.posts[0].content == "answer to: Are you there?"
+
+
+async def test_close_returns_only_once_cancelled_work_has_unwound(desk: Desk) -> None:
+    class StuckPort(RecordingPort):
+        """Never answers; when cancelled, its clean-up takes a few turns of the event loop (as
+        a database rollback would)."""
+
+        def __init__(self) -> None:
+            super().__init__()
+            self.unwound: list[str] = []
+
+        async def handle(self, message: IncomingMessage) -> Reply | None:
+            await self._add(self.messages, message)
+            try:
+                await asyncio.Event().wait()
+            finally:
+                for _ in range(50):
+                    await asyncio.sleep(0)
+                self.unwound.append(message.message_id)
+            return None
+
+    async with fake_discord_installed() as fake:
+        port = StuckPort()
+        bot = DiscordBot(
+            settings=settings_for(fake),
+            port=port,
+            desk=desk,
+            guild_ready_timeout=0.05,
+            shutdown_grace_seconds=0.0,
+        )
+        await bot.start()
+        question = await say(fake, fake.world.dm_channel_id, "Are you there?")
+        await port.wait_for(lambda: len(port.messages) == 1)
+        await bot.close()
+
+        assert port.unwound == [question["id"]]
+        assert fake.posts == []

@@ -22,8 +22,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from datetime import datetime
+from typing import Any
 
 from bots.common.platform import Inbound, Platform, Press, StaffReply
 from bots.common.serial import Serial
@@ -78,6 +79,11 @@ class Workflow:
     def press(self, press: Press) -> asyncio.Task[None] | None:
         what = f"{self._platform.name} {press.action} of escalation {press.escalation_id}"
         return self._tasks.spawn(self.staff_press(press), what)
+
+    def track(self, work: Coroutine[Any, Any, None], what: str) -> asyncio.Task[None] | None:
+        """Run platform work that leads into a turn (an acknowledgement, a lookup) as tracked
+        work too, so ``drain`` and ``close`` wait for it; ``None`` while shutting down."""
+        return self._tasks.spawn(work, f"{self._platform.name} {what}")
 
     async def drain(self) -> None:
         """Wait until everything accepted so far has been handled and its posts made."""

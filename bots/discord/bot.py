@@ -1,10 +1,15 @@
-"""The Discord bot's lifecycle: the discord.py client, start-up errors, shutdown, re-pings."""
+"""The Discord bot's lifecycle: the discord.py client, start-up errors, shutdown, re-pings.
+
+Its event handlers translate what Discord delivered (``bots.discord.translate``) and hand it to
+the shared :class:`~bots.common.Workflow`; button presses are answered first, within Discord's
+3-second deadline, and handed over after.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable, Coroutine
+from collections.abc import Callable
 from contextlib import suppress
 from datetime import datetime
 from typing import Any
@@ -12,17 +17,16 @@ from typing import Any
 import aiohttp
 import discord
 
+from bots.common import Inbound, Workflow
 from bots.discord.buttons import ButtonClient
-from bots.discord.delivery import Delivery
 from bots.discord.errors import DiscordStartError
-from bots.discord.handoff import Handoff
-from bots.discord.notice import Action
-from bots.discord.presses import Presses
-from bots.discord.responder import Responder
-from bots.discord.staff import StaffChannel
+from bots.discord.platform import DiscordPlatform
+from bots.discord.send import SEND_ERRORS, describe
+from bots.discord.translate import staff_press, talk_press, translate
 from core.clock import utcnow
 from core.config import DiscordSettings
 from core.desk import Desk
+from core.escalation import Action
 from core.types import ConversationPort, EscalationView
 
 log = logging.getLogger(__name__)
@@ -37,6 +41,7 @@ NO_CONTENT_INTENT = (
     "MESSAGE CONTENT INTENT, save, and start the bot again."
 )
 AUTHENTICATION_FAILED = 4004  # gateway close code for a bad token
+NOT_HERE = "This button no longer works here. Send a message instead and we'll take it from there."
 
 
 def intents() -> discord.Intents:
@@ -53,13 +58,18 @@ def intents() -> discord.Intents:
 
 class _Client(ButtonClient):
     def __init__(
-        self, *, on_any_message: Callable[[discord.Message], Awaitable[None]], **options: Any
+        self, *, on_any_message: Callable[[discord.Message], object], **options: Any
     ) -> None:
         super().__init__(**options)
         self._on_any_message = on_any_message
 
-    async def on_message(self, message: discord.Message) -> None:
-        await self._on_any_message(message)
+    def dispatch(self, event: str, /, *args: Any, **kwargs: Any) -> None:
+        # A message is handed over here, synchronously, rather than in an ``on_message`` task
+        # that discord.py would schedule: the work is tracked (and ``close`` waits for it) from
+        # the moment the gateway delivers the message.
+        if event == "message":
+            self._on_any_message(args[0])
+        super().dispatch(event, *args, **kwargs)
 
     async def on_ready(self) -> None:
         # Fires again after every fresh IDENTIFY (not after a RESUME); nothing to set up twice.
@@ -83,7 +93,6 @@ class DiscordBot:
     ) -> None:
         self._settings = settings
         self._grace = shutdown_grace_seconds
-        self._clock = clock
         self._client = _Client(
             on_any_message=self._on_message,
             buttons=self,
@@ -94,23 +103,14 @@ class DiscordBot:
             # Raise instead of sleeping through long rate limits (30 s is the minimum allowed).
             max_ratelimit_timeout=30.0,
         )
-        role_id = settings.support_role_id
-        self._staff = StaffChannel(
-            client=self._client, desk=desk, channel_id=settings.staff_channel_id, role_id=role_id
-        )
-        self._responder = Responder(
+        platform = DiscordPlatform(
             client=self._client,
-            port=port,
-            delivery=Delivery(staff=self._staff, support_role_id=role_id),
-            handoff=Handoff(client=self._client, desk=desk, staff=self._staff),
-            support_channel_ids=settings.support_channel_ids,
-            support_role_id=role_id,
             staff_channel_id=settings.staff_channel_id,
+            support_role_id=settings.support_role_id,
         )
-        self._presses = Presses(desk=desk, responder=self._responder, support_role_id=role_id)
+        self._workflow = Workflow(platform=platform, port=port, desk=desk, clock=clock)
+        self._support_channel_ids = frozenset(settings.support_channel_ids)
         self._connection: asyncio.Task[None] | None = None
-        self._in_flight: set[asyncio.Task[None]] = set()
-        self._closing = False
 
     async def start(self) -> None:
         """Log in and connect; return once the gateway is ready.
@@ -148,13 +148,14 @@ class DiscordBot:
         if self._connection is not None:
             await self._connection
 
+    async def drain(self) -> None:
+        """Wait until everything handed over so far has been handled and its posts made."""
+        await self._workflow.drain()
+
     async def close(self) -> None:
-        """Let answers in progress finish (up to the grace period), then disconnect."""
-        self._closing = True  # take no new work while the last answers finish
-        if self._in_flight:
-            _, pending = await asyncio.wait(self._in_flight, timeout=self._grace)
-            for task in pending:
-                task.cancel()
+        """Let answers in progress finish (up to the grace period; what is left is cancelled
+        and has unwound when this returns), then disconnect."""
+        await self._workflow.close(grace=self._grace)
         # discord.py's "wait for the guilds, then dispatch ready" task outlives close(); stopped
         # inside its window it crashes on the cleared loop ("Task exception was never retrieved").
         ready_task = getattr(self._client._connection, "_ready_task", None)
@@ -168,30 +169,64 @@ class DiscordBot:
 
     async def reping(self, view: EscalationView) -> None:
         """Remind staff of an escalation nobody has claimed, in its staff thread."""
-        await self._staff.remind(view, now=self._clock())
+        await self._workflow.reping(view)
 
-    # The client's ButtonHandler: presses run as tracked work, like messages.
+    def _on_message(self, message: discord.Message) -> None:
+        # Tracked from the first moment: the channel lookup in translate() is part of the turn.
+        self._workflow.track(self._hand_over(message), f"message {message.id}")
+
+    async def _hand_over(self, message: discord.Message) -> None:
+        handed = await translate(
+            self._client,
+            message,
+            support_channel_ids=self._support_channel_ids,
+            staff_channel_id=self._settings.staff_channel_id,
+        )
+        if isinstance(handed, Inbound):
+            await self._workflow.customer_turn(handed)
+        elif handed is not None:
+            await self._workflow.staff_thread_turn(handed)
+
+    # The client's ButtonHandler.
+
     async def escalation_pressed(
         self, interaction: discord.Interaction, action: Action, escalation_id: int
     ) -> None:
-        await self._track(self._presses.escalation_pressed(interaction, action, escalation_id))
+        """Defer at once (nothing changes on screen yet), then act and re-draw the notice."""
+        what = f"{action} of escalation {escalation_id}"
+        self._workflow.track(self._escalation_pressed(interaction, action, escalation_id), what)
+
+    async def _escalation_pressed(
+        self, interaction: discord.Interaction, action: Action, escalation_id: int
+    ) -> None:
+        try:
+            await interaction.response.defer()
+        except SEND_ERRORS as exc:
+            # Too late for this interaction; the press was still made, and the notice edit
+            # will show what came of it.
+            log.error(
+                "could not defer the %s of escalation %s (%s)", action, escalation_id, describe(exc)
+            )
+        press = staff_press(interaction, action, escalation_id)
+        if press is not None:
+            await self._workflow.staff_press(press)
 
     async def talk_pressed(self, interaction: discord.Interaction) -> None:
-        await self._track(self._presses.talk_pressed(interaction))
+        """Acknowledge by taking the button off that answer, then ask for a person like a
+        message would."""
+        self._workflow.track(self._talk_pressed(interaction), f"talk press {interaction.id}")
 
-    async def _on_message(self, message: discord.Message) -> None:
-        await self._track(self._responder.handle(message), wait=False)
-
-    async def _track(self, work: Coroutine[Any, Any, None], *, wait: bool = True) -> None:
-        """Run ``work`` so that close() can let it finish; take no new work while closing."""
-        if self._closing:
-            work.close()
+    async def _talk_pressed(self, interaction: discord.Interaction) -> None:
+        inbound = talk_press(interaction)
+        try:
+            if inbound is None:
+                await interaction.response.send_message(NOT_HERE, ephemeral=True)
+                return
+            await interaction.response.edit_message(view=None)
+        except SEND_ERRORS as exc:
+            log.error("could not answer a Talk to a human press (%s)", describe(exc))
             return
-        task = asyncio.create_task(work)
-        self._in_flight.add(task)
-        task.add_done_callback(self._in_flight.discard)
-        if wait:
-            await task
+        await self._workflow.customer_turn(inbound)
 
 
 def _start_error(exc: Exception) -> DiscordStartError:

@@ -14,10 +14,14 @@ from typing import Any, Protocol
 
 import discord
 
-from bots.discord.notice import LABELS, Action, actions_for
+from core.escalation import LABELS, Action, actions_for
 from core.types import EscalationView
 
 ESCALATION_TEMPLATE = r"supportbot:esc:(?P<action>claim|resolve|handback):(?P<id>[0-9]+)"
+# The action's word in custom_id: "handback" predates core's Action and is kept, so buttons
+# posted before an upgrade keep working.
+_IN_CUSTOM_ID = {Action.CLAIM: "claim", Action.RESOLVE: "resolve", Action.HAND_BACK: "handback"}
+_FROM_CUSTOM_ID = {word: action for action, word in _IN_CUSTOM_ID.items()}
 TALK_ID = "supportbot:talk"
 TALK_LABEL = "Talk to a human"
 _STYLES = {
@@ -28,7 +32,8 @@ _STYLES = {
 
 
 class ButtonHandler(Protocol):
-    """Acts on button presses. Each must answer the interaction within 3 seconds."""
+    """Acts on button presses. Each must answer the interaction within 3 seconds, so it
+    answers first and hands the work on."""
 
     async def escalation_pressed(
         self, interaction: discord.Interaction, action: Action, escalation_id: int
@@ -62,7 +67,7 @@ class EscalationButton(discord.ui.DynamicItem[discord.ui.Button], template=ESCAL
             discord.ui.Button(
                 label=LABELS[action],
                 style=_STYLES[action],
-                custom_id=f"supportbot:esc:{action}:{escalation_id}",
+                custom_id=f"supportbot:esc:{_IN_CUSTOM_ID[action]}:{escalation_id}",
             )
         )
         self.action = action
@@ -76,7 +81,7 @@ class EscalationButton(discord.ui.DynamicItem[discord.ui.Button], template=ESCAL
         match: re.Match[str],
         /,
     ) -> EscalationButton:
-        return cls(Action(match["action"]), int(match["id"]))
+        return cls(_FROM_CUSTOM_ID[match["action"]], int(match["id"]))
 
     async def callback(self, interaction: discord.Interaction) -> None:
         await _handler(interaction).escalation_pressed(interaction, self.action, self.escalation_id)

@@ -1,4 +1,4 @@
-"""Pure rendering of what staff see: the escalation notification, its buttons, the re-ping.
+"""Pure rendering of what staff see: the escalation notification and the re-ping.
 
 Everything is rendered from an :class:`EscalationView`, so the notification can be re-drawn at
 any time (a button press, a second trigger, after a restart) from the database alone.
@@ -7,35 +7,18 @@ any time (a button press, a second trigger, after a restart) from the database a
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from enum import StrEnum
 
 from bots.discord.render import Outgoing, role_mention, shorten
 from bots.discord.routing import DM_SPACE
 from bots.links import conversation_link
+from core.escalation import State
 from core.types import ConversationKey, EscalationView
 
 REASON_LIMIT = 300
 SUMMARY_LIMIT = 1200
 
-
-class Action(StrEnum):
-    """What a support-team member can do from the notification (the value goes in custom_id)."""
-
-    CLAIM = "claim"
-    RESOLVE = "resolve"
-    HAND_BACK = "handback"
-
-
-LABELS = {Action.CLAIM: "Claim", Action.RESOLVE: "Resolve", Action.HAND_BACK: "Hand back to bot"}
-
-
-def actions_for(state: str) -> tuple[Action, ...]:
-    """The buttons an escalation in ``state`` offers: none once it is closed."""
-    if state == "open":
-        return (Action.CLAIM, Action.RESOLVE, Action.HAND_BACK)
-    if state == "claimed":
-        return (Action.RESOLVE, Action.HAND_BACK)
-    return ()
+# Staff cannot open a customer's DM; its messages are posted into the staff thread instead.
+IN_STAFF_THREAD = "DM: the conversation is relayed in this thread"
 
 
 def notification(view: EscalationView, *, role_id: int | None, ping: bool) -> Outgoing:
@@ -48,7 +31,7 @@ def notification(view: EscalationView, *, role_id: int | None, ping: bool) -> Ou
         f"Platform: Discord, {place(view.key)}",
         f"Reason: {shorten(view.reason, REASON_LIMIT) or '-'}",
         f"Summary: {shorten(view.summary, SUMMARY_LIMIT) or '-'}",
-        f"Message: {jump_url(view.key, view.customer_message_id)}",
+        where_to_look(view),
         f"State: {state_line(view)}",
     ]
     return Outgoing("\n".join(lines), role_id if ping else None)
@@ -56,11 +39,11 @@ def notification(view: EscalationView, *, role_id: int | None, ping: bool) -> Ou
 
 def state_line(view: EscalationView) -> str:
     """Who did what, and when (Discord shows ``<t:…>`` in each reader's own time zone)."""
-    if view.state == "open":
+    if view.state == State.OPEN:
         return f"open since {when(view.created_at)}, nobody has claimed it yet"
-    if view.state == "claimed":
+    if view.state == State.CLAIMED:
         return f"claimed by {who(view.claimed_by)} {when(view.updated_at)}"
-    done = "resolved" if view.state == "resolved" else "handed back to the bot"
+    done = "resolved" if view.state == State.RESOLVED else "handed back to the bot"
     line = f"{done} by {who(view.closed_by)} {when(view.updated_at)}"
     if view.claimed_by and view.claimed_by != view.closed_by:
         line += f" (claimed by {who(view.claimed_by)})"
@@ -73,7 +56,7 @@ def reminder(view: EscalationView, *, role_id: int | None, now: datetime) -> Out
     minutes = int((now - view.created_at).total_seconds() // 60)
     return Outgoing(
         f"{mention}Escalation #{view.id} is still unclaimed after {age(minutes)}. "
-        f"Message: {jump_url(view.key, view.customer_message_id)}",
+        f"{where_to_look(view)}",
         role_id,
     )
 
@@ -84,6 +67,14 @@ def place(key: ConversationKey) -> str:
     if key.thread_id == "-":
         return f"channel <#{key.channel_id}>"
     return f"thread <#{key.thread_id}> in <#{key.channel_id}>"
+
+
+def where_to_look(view: EscalationView) -> str:
+    """Where staff read the conversation: the customer's message, or for a DM (which only its
+    two members can open) the staff thread, where the bot relays it."""
+    if view.key.space_id == DM_SPACE:
+        return IN_STAFF_THREAD
+    return f"Message: {jump_url(view.key, view.customer_message_id)}"
 
 
 def jump_url(key: ConversationKey, message_id: str | None) -> str:

@@ -7,6 +7,7 @@ model writes (``@everyone``, ``<@&…>``, ``<@…>``) renders as plain text.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from core.split import split_text
@@ -40,8 +41,11 @@ def reply_messages(reply: Reply, *, ping_role_id: int | None = None) -> list[Out
     ]
 
 
-def relay_messages(customer_id: str, text: str) -> list[Outgoing]:
-    """A customer's DM, as posted into the escalation's staff thread (pings no one)."""
+def relay_messages(customer_id: str, text: str, attachments: Sequence[str] = ()) -> list[Outgoing]:
+    """A customer's DM, as posted into the escalation's staff thread (pings no one); the
+    names of the files it came with close it."""
+    if attachments:
+        text = f"{text}\n(attached: {', '.join(attachments)})".strip()
     return _prefixed(f"<@{customer_id}> wrote: ", text or "(no text)")
 
 

@@ -1,8 +1,8 @@
-"""Pure routing: which gateway messages the bot answers, and under which conversation key.
+"""Pure routing: which gateway messages the bot looks at, and under which conversation key.
 
-Nothing here touches discord.py objects; ``bots.discord.responder`` fills a :class:`Seen` from a
-``discord.Message`` and acts on the :class:`Plan` or :class:`StaffMessage` that :func:`plan`
-returns.
+Nothing here touches discord.py objects; ``bots.discord.translate`` fills a :class:`Seen` from a
+``discord.Message`` and hands the :class:`Plan` or :class:`~bots.common.StaffReply` that
+:func:`plan` returns to the workflow, which decides whether to answer.
 """
 
 from __future__ import annotations
@@ -11,12 +11,15 @@ import re
 from collections.abc import Collection
 from dataclasses import dataclass
 
+from bots.common import StaffReply
+from bots.discord.render import shorten, with_attachments
 from core.types import ConversationKey, IncomingMessage, StaffPost
 
 PLATFORM = "discord"
 DM_SPACE = "@me"
 THREAD_NAME_LIMIT = 100  # Discord rejects longer thread names (50035)
 _ANY_MENTION = re.compile(r"<(?:@[!&]?|#)\d+>")
+_IMAGE = re.compile(r"\.(?:png|jpe?g|gif|webp|heic|bmp)$", re.IGNORECASE)
 
 
 @dataclass(frozen=True, slots=True)
@@ -34,35 +37,26 @@ class Seen:
     thread_parent_id: int | None  # the parent channel when posted in a thread or forum post
     mentions_bot: bool
     content: str
-    author_is_staff: bool = False  # holds the support role
+    attachments: tuple[str, ...] = ()  # file names
+    attachment_urls: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
 class Plan:
-    """What to do with a message the bot may answer.
+    """A message that may be for the bot, and where it would be answered.
 
-    ``start_thread``: the message sits in a channel; open a thread from it (same id) and answer
-    there. ``only_if_active``: a thread the bot was not asked into; answer only when a
-    conversation already lives there (the bot was mentioned into it earlier).
+    ``start_thread``: the message sits in a channel; open a thread from it (same id, named
+    ``thread_name``) and answer there. ``follow_up``: a thread the bot was not asked into; it
+    is answered only where a conversation already lives (the bot was mentioned into it
+    earlier). ``addressed``: the author spoke to the bot (a mention or a DM); see
+    :class:`bots.common.Inbound`.
     """
 
     message: IncomingMessage
     start_thread: bool = False
-    only_if_active: bool = False
-
-
-@dataclass(frozen=True, slots=True)
-class StaffMessage:
-    """A support-team member wrote in a thread: record it, never answer it.
-
-    ``where`` is the customer's conversation (the member posted in a support thread) or the
-    staff post whose thread it was written in (a reply to relay into the customer's DM).
-    """
-
-    where: ConversationKey | StaffPost
-    staff_name: str
-    text: str
-    message_id: str
+    follow_up: bool = False
+    addressed: bool = True
+    thread_name: str = ""
 
 
 def from_a_person(seen: Seen, *, bot_id: int) -> bool:
@@ -76,8 +70,9 @@ def plan(
     bot_id: int,
     support_channel_ids: Collection[int],
     staff_channel_id: int | None = None,
-) -> Plan | StaffMessage | None:
-    """Decide whether and where to answer ``seen``; ``None`` means ignore it."""
+) -> Plan | StaffReply | None:
+    """Decide what ``seen`` may be: a turn of a conversation, a post in an escalation's staff
+    thread, or nothing the bot looks at (``None``)."""
     if not from_a_person(seen, bot_id=bot_id):
         return None
     text = strip_mention(seen.content, bot_id)
@@ -90,11 +85,12 @@ def plan(
         return _new_thread(seen, text, support_channel_ids=support_channel_ids)
     if seen.guild_id is None:
         return Plan(_incoming(seen, key, text, direct=True))
-    if seen.author_is_staff:
-        return _staff(seen, key, text)
     configured = seen.thread_parent_id in support_channel_ids
-    only_if_active = not (configured or seen.mentions_bot)
-    return Plan(_incoming(seen, key, text, direct=False), only_if_active=only_if_active)
+    return Plan(
+        _incoming(seen, key, text, direct=False),
+        follow_up=not (configured or seen.mentions_bot),
+        addressed=seen.mentions_bot,
+    )
 
 
 def _under(seen: Seen, channel_id: int) -> bool:
@@ -102,12 +98,19 @@ def _under(seen: Seen, channel_id: int) -> bool:
     return channel_id in (seen.channel_id, seen.thread_parent_id)
 
 
-def _in_staff_channel(seen: Seen, text: str) -> StaffMessage | None:
-    """The staff channel and its threads hold no customer conversations: only a support-team
-    member's reply in an escalation's staff thread counts (it may be relayed to a DM)."""
-    if not seen.author_is_staff or seen.thread_parent_id is None:
+def _in_staff_channel(seen: Seen, text: str) -> StaffReply | None:
+    """The staff channel and its threads hold no customer conversations: only a post in an
+    escalation's staff thread counts (a support-team member's may be relayed to a DM)."""
+    if seen.thread_parent_id is None:
         return None
-    return _staff(seen, StaffPost(str(seen.thread_parent_id), str(seen.channel_id)), text)
+    return StaffReply(
+        post=StaffPost(str(seen.thread_parent_id), str(seen.channel_id)),
+        author_id=str(seen.author_id),
+        author_name=seen.author_name,
+        # Files reach the customer as their links.
+        text=with_attachments(text, list(seen.attachment_urls)),
+        message_id=str(seen.message_id),
+    )
 
 
 def _new_thread(seen: Seen, text: str, *, support_channel_ids: Collection[int]) -> Plan | None:
@@ -115,7 +118,20 @@ def _new_thread(seen: Seen, text: str, *, support_channel_ids: Collection[int]) 
         return None
     # The thread we are about to start gets the starter message's id.
     key = ConversationKey(PLATFORM, str(seen.guild_id), str(seen.channel_id), str(seen.message_id))
-    return Plan(_incoming(seen, key, text, direct=False), start_thread=True)
+    return Plan(
+        _incoming(seen, key, text, direct=False),
+        start_thread=True,
+        addressed=seen.mentions_bot,
+        thread_name=thread_name(text, fallback=_untitled(seen)),
+    )
+
+
+def _untitled(seen: Seen) -> str:
+    """A thread title for a message without words: what was sent, and by whom."""
+    if not seen.attachments:
+        return f"Question from {seen.author_name}"
+    kind = "Photo" if all(_IMAGE.search(name) for name in seen.attachments) else "File"
+    return f"{kind} from {seen.author_name}"
 
 
 def conversation_at(
@@ -140,21 +156,8 @@ def strip_mention(text: str, bot_id: int) -> str:
 def thread_name(text: str, *, fallback: str) -> str:
     """A thread title from the customer's question: mentions dropped, one line, at most 100
     characters, cut at a word boundary."""
-    name = " ".join(_ANY_MENTION.sub(" ", text).split())
-    if not name:
-        name = " ".join(fallback.split()) or "Support"
-    if len(name) <= THREAD_NAME_LIMIT:
-        return name
-    cut = name[: THREAD_NAME_LIMIT - 1]
-    if " " in cut:
-        cut = cut[: cut.rindex(" ")]
-    return cut.rstrip() + "…"
-
-
-def _staff(seen: Seen, where: ConversationKey | StaffPost, text: str) -> StaffMessage:
-    return StaffMessage(
-        where=where, staff_name=seen.author_name, text=text, message_id=str(seen.message_id)
-    )
+    name = shorten(_ANY_MENTION.sub(" ", text), THREAD_NAME_LIMIT)
+    return name or shorten(fallback, THREAD_NAME_LIMIT) or "Support"
 
 
 def _incoming(seen: Seen, key: ConversationKey, text: str, *, direct: bool) -> IncomingMessage:
@@ -165,4 +168,5 @@ def _incoming(seen: Seen, key: ConversationKey, text: str, *, direct: bool) -> I
         message_id=str(seen.message_id),
         direct=direct,
         author_name=seen.author_name,
+        attachments=seen.attachments,
     )

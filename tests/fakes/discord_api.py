@@ -12,8 +12,9 @@ Quirks the fake has to respect (PLATFORMS.md section 4):
 - Plain text frames skip discord.py's zlib stream, so nothing is compressed.
 - Like the real gateway, every message the bot posts comes back as MESSAGE_CREATE, and every
   thread it starts comes back as THREAD_CREATE.
-- Interaction callbacks (``/interactions/{id}/{token}/callback``) carry no ``Authorization``
-  header: discord.py sends them through its webhook adapter, authenticated by the token alone.
+- Interaction callbacks (``/interactions/{id}/{token}/callback``) and follow-ups
+  (``/webhooks/{application_id}/{token}``) carry no ``Authorization`` header: discord.py sends
+  them through its webhook adapter, authenticated by the interaction token alone.
 - A component interaction carries the message it was clicked on, components included:
   discord.py rebuilds the clicked ``DynamicItem`` from that message, not from its own cache.
 """
@@ -108,6 +109,22 @@ class Callback:
         return bool(self.data.get("flags", 0) & EPHEMERAL)
 
 
+@dataclass
+class Followup:
+    """One follow-up message to an interaction (``interaction.followup.send``)."""
+
+    interaction_id: int
+    data: dict[str, Any]
+
+    @property
+    def content(self) -> str:
+        return self.data.get("content") or ""
+
+    @property
+    def ephemeral(self) -> bool:
+        return bool(self.data.get("flags", 0) & EPHEMERAL)
+
+
 def custom_ids(payload: dict[str, Any]) -> list[str]:
     """The ``custom_id`` of every component in a message payload, row by row."""
     return [
@@ -185,6 +202,7 @@ class FakeDiscord:
         self.posts: list[Post] = []
         self.edits: list[Post] = []  # PATCHes of messages the bot posted earlier
         self.callbacks: list[Callback] = []
+        self.followups: list[Followup] = []
         self.messages: dict[int, dict[str, Any]] = {}  # what the bot posted, as it stands now
         self._clicked: dict[int, int] = {}  # interaction id -> the message clicked on
         self.typing: list[int] = []
@@ -282,6 +300,9 @@ class FakeDiscord:
     def answered(self, interaction_id: int) -> list[Callback]:
         return [c for c in self.callbacks if c.interaction_id == interaction_id]
 
+    def followed_up(self, interaction_id: int) -> list[Followup]:
+        return [f for f in self.followups if f.interaction_id == interaction_id]
+
     async def click(
         self,
         message_id: int,
@@ -335,9 +356,10 @@ class FakeDiscord:
         webhook_id: int | None = None,
         kind: int = 0,
         roles: Sequence[int] = (),
+        attachments: Sequence[str] = (),
     ) -> dict[str, Any]:
         """A MESSAGE_CREATE payload from the customer (or ``author``, holding ``roles``) in
-        ``channel_id``."""
+        ``channel_id``, with a file of each name in ``attachments``."""
         author = author or self.customer
         data: dict[str, Any] = {
             "id": str(message_id or snowflake()),
@@ -350,7 +372,7 @@ class FakeDiscord:
             "mention_everyone": False,
             "mentions": [self.bot_user] if mentions_bot else [],
             "mention_roles": [],
-            "attachments": [],
+            "attachments": [self._attachment(channel_id, name) for name in attachments],
             "embeds": [],
             "pinned": False,
             "type": kind,
@@ -363,10 +385,10 @@ class FakeDiscord:
             data["member"] = self._member(roles)
         return data
 
-    def staff_message(self, channel_id: int, content: str) -> dict[str, Any]:
+    def staff_message(self, channel_id: int, content: str, **options: Any) -> dict[str, Any]:
         """A MESSAGE_CREATE payload from Dana, who holds the support role."""
         return self.message(
-            channel_id, content, author=self.staff, roles=[self.world.support_role_id]
+            channel_id, content, author=self.staff, roles=[self.world.support_role_id], **options
         )
 
     def add_thread(self, parent_id: int, name: str = "earlier question") -> int:
@@ -396,6 +418,18 @@ class FakeDiscord:
         async with self._changed:
             bucket.append(item)
             self._changed.notify_all()
+
+    @staticmethod
+    def _attachment(channel_id: int, name: str) -> dict[str, Any]:
+        attachment_id = snowflake()
+        url = f"https://cdn.discordapp.com/attachments/{channel_id}/{attachment_id}/{name}"
+        return {
+            "id": str(attachment_id),
+            "filename": name,
+            "size": 1024,
+            "url": url,
+            "proxy_url": url,
+        }
 
     @staticmethod
     def _member(roles: Sequence[int]) -> dict[str, Any]:
@@ -540,6 +574,9 @@ class FakeDiscord:
         callback = re.fullmatch(r"/interactions/(\d+)/([^/]+)/callback", path)
         if callback and request.method == "POST":
             return await self._callback(body, int(callback[1]), callback[2])
+        followup = re.fullmatch(r"/webhooks/(\d+)/interaction-token-(\d+)", path)
+        if followup and request.method == "POST":
+            return await self._followup(body, int(followup[1]), int(followup[2]))
         if request.headers.get("Authorization") != f"Bot {self.token}":
             return _json({"message": "401: Unauthorized", "code": 0}, status=401)
         for failure in self._failures:
@@ -663,6 +700,20 @@ class FakeDiscord:
             answer["interaction"]["response_message_id"] = message["id"]
             answer["resource"] = {"type": kind, "message": message}
         return _json(answer)
+
+    async def _followup(
+        self, body: dict[str, Any], application_id: int, interaction_id: int
+    ) -> web.Response:
+        if application_id != self.world.application_id or interaction_id not in self._clicked:
+            return _json({"message": "Unknown Webhook", "code": 10015}, status=404)
+        await self._record(self.followups, Followup(interaction_id, body))
+        clicked = self.messages[self._clicked[interaction_id]]
+        message = self.message(
+            int(clicked["channel_id"]), body.get("content") or "", author=self.bot_user
+        )
+        message["webhook_id"] = str(application_id)
+        message["flags"] = body.get("flags", 0)
+        return _json(message)
 
     async def _thread_from_message(
         self, body: dict[str, Any], channel_id: int, message_id: int

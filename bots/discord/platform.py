@@ -1,0 +1,186 @@
+"""``DiscordPlatform``: the :class:`bots.common.Platform` port on Discord's wire.
+
+It opens a question's support thread, shows typing, posts answers, notices, re-pings and the
+DM relay, and says things to one staff member: privately (an ephemeral follow-up) under a
+button press, as a reply to their post in a staff thread otherwise. Every refusal from Discord
+is logged with ids and codes, never message text, and reported as ``False``.
+"""
+
+from __future__ import annotations
+
+import logging
+from contextlib import AbstractAsyncContextManager
+from datetime import datetime
+from typing import Any
+
+import discord
+
+from bots.common import Inbound
+from bots.discord import send
+from bots.discord.buttons import TALK_LABEL, talk_button
+from bots.discord.notice import reminder
+from bots.discord.render import Outgoing, relay_messages, reply_messages, staff_reply_messages
+from bots.discord.routing import DM_SPACE
+from bots.discord.send import SEND_ERRORS, describe
+from bots.discord.staff_channel import StaffChannel
+from bots.discord.translate import Place, is_support
+from bots.discord.typing_indicator import typing_in
+from core.types import ConversationKey, EscalationView, IncomingMessage, Relayed, Reply, StaffPost
+
+log = logging.getLogger(__name__)
+
+THREAD_ALREADY_CREATED = 160004  # Discord error code: a thread already exists for this message
+
+
+class DiscordPlatform:
+    """Discord's side of the workflow; see :class:`bots.common.Platform` for each method."""
+
+    name = "discord"
+
+    def __init__(
+        self,
+        *,
+        client: discord.Client,
+        staff_channel_id: int | None,
+        support_role_id: int | None,
+    ) -> None:
+        self._client = client
+        self._role_id = support_role_id
+        self._staff = StaffChannel(
+            client=client, channel_id=staff_channel_id, role_id=support_role_id
+        )
+
+    # Who is who.
+
+    def is_direct(self, key: ConversationKey) -> bool:
+        return key.space_id == DM_SPACE
+
+    async def is_staff(self, user_id: str, context: Any) -> bool:
+        return is_support(_user(context), self._role_id)
+
+    def person(self, user_id: str) -> str:
+        return f"<@{user_id}>"  # the client sends allowed_mentions none: it pings nobody
+
+    async def staff_name(self, user_id: str, context: Any) -> str:
+        return _user(context).display_name
+
+    # The customer's side.
+
+    async def prepare(self, inbound: Inbound) -> None:
+        """Open the question's thread when it sits in a channel; answer in the channel (as a
+        reply to it) when that fails, rather than not at all."""
+        place: Place = inbound.context
+        place.target, place.reference = place.channel, place.message
+        if place.thread_name and place.message is not None:
+            try:
+                place.target = await self._open_thread(place.message, place.thread_name)
+                place.reference = None  # the question is the thread's starter, in the channel
+            except SEND_ERRORS as exc:
+                log.warning(
+                    "cannot start a thread from message %s in channel %s (%s); answering there",
+                    place.message.id,
+                    getattr(place.channel, "id", None),
+                    describe(exc),
+                )
+        # The button finds its conversation again from the channel it is pressed in: a thread
+        # or a DM, not a plain channel. A press is not offered it again.
+        place.offer_person = place.message is not None and (
+            inbound.message.direct or isinstance(place.target, discord.Thread)
+        )
+
+    def working(self, inbound: Inbound) -> AbstractAsyncContextManager[None]:
+        place: Place = inbound.context
+        return typing_in(place.target or place.channel)
+
+    async def post_reply(
+        self, inbound: Inbound, reply: Reply, *, ping: bool, offer_person: bool
+    ) -> bool:
+        place: Place = inbound.context
+        key = inbound.message.key
+        if ping and self._role_id is None:
+            log.warning("escalation in %s not pinged: no support role configured", key)
+        messages = reply_messages(reply, ping_role_id=self._role_id if ping else None)
+        button = offer_person and place.offer_person
+        target = place.target or place.channel
+        for i, out in enumerate(messages):
+            first, last = i == 0, i == len(messages) - 1
+            reference = place.reference if first else None
+            sent = await send.post(
+                target,
+                out,
+                reference=reference.to_reference(fail_if_not_exists=False) if reference else None,
+                view=talk_button() if button and last else None,
+                context=key,
+            )
+            if not sent:
+                return False
+        return True
+
+    # The staff's side.
+
+    async def post_notice(self, view: EscalationView, *, ping: bool) -> StaffPost | None:
+        return await self._staff.post(view, ping=ping)
+
+    async def update_notice(self, view: EscalationView, post: StaffPost) -> bool:
+        return await self._staff.edit(view, post)
+
+    async def post_reping(self, view: EscalationView, *, now: datetime) -> bool:
+        assert view.staff is not None  # the workflow posts a notice first
+        out = reminder(view, role_id=self._role_id, now=now)
+        return await send.post(self._staff.thread(view.staff), out, context=f"escalation {view.id}")
+
+    async def relay_to_staff(self, post: StaffPost, message: IncomingMessage) -> bool:
+        text = f"(pressed {TALK_LABEL})" if message.wants_person else message.text
+        messages = relay_messages(message.author_id, text, message.attachments)
+        return await _post_all(self._staff.thread(post), messages, context=post)
+
+    async def relay_to_customer(self, relayed: Relayed) -> bool:
+        dm = self._client.get_partial_messageable(
+            int(relayed.key.channel_id), type=discord.ChannelType.private
+        )
+        messages = staff_reply_messages(relayed.staff_name, relayed.text)
+        return await _post_all(dm, messages, context=relayed.key)
+
+    async def tell_staff(self, post: StaffPost, user_id: str, text: str, context: Any) -> None:
+        if isinstance(context, discord.Interaction):
+            # A press: the interaction was deferred, so a follow-up only the presser sees.
+            try:
+                await context.followup.send(text, ephemeral=True)
+            except SEND_ERRORS as exc:
+                log.error(
+                    "could not tell %s about escalation %s (%s)", user_id, post, describe(exc)
+                )
+            return
+        # A post in the staff thread: answer it there.
+        reference = context.to_reference(fail_if_not_exists=False)
+        await send.post(self._staff.thread(post), Outgoing(text), reference=reference, context=post)
+
+    async def _open_thread(self, message: discord.Message, name: str) -> discord.Thread:
+        # A redelivered message (gateway RESUME replay) already has its thread: same id.
+        if message.guild is not None and (existing := message.guild.get_thread(message.id)):
+            return existing
+        try:
+            return await message.create_thread(name=name)
+        except discord.HTTPException as exc:
+            if exc.code != THREAD_ALREADY_CREATED:
+                raise
+            thread = await self._client.fetch_channel(message.id)
+            assert isinstance(thread, discord.Thread)
+            return thread
+
+
+async def _post_all(
+    target: discord.abc.Messageable, messages: list[Outgoing], *, context: object
+) -> bool:
+    """Post ``messages`` in order; stop at the first Discord refuses."""
+    for out in messages:
+        if not await send.post(target, out, context=context):
+            return False
+    return True
+
+
+def _user(context: Any) -> discord.User | discord.Member:
+    """Who acted in ``context``: a customer turn's :class:`Place`, a message, or a press."""
+    if isinstance(context, discord.Interaction):
+        return context.user
+    return context.author  # Place and discord.Message alike

@@ -1,0 +1,115 @@
+"""The staff channel on the wire: posting an escalation's notice with its staff thread, editing
+it, and finding the thread.
+
+Each escalation gets one notice. In a text channel it is a message with a thread started from
+it (the thread has the message's id); in a forum channel it is a post of its own (the post's
+thread id is its starter message's id). Either way the staff thread's id is the ``message_id``
+of the escalation's :class:`StaffPost`.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import discord
+
+from bots.discord.buttons import escalation_buttons
+from bots.discord.notice import notification
+from bots.discord.render import Outgoing
+from bots.discord.routing import thread_name
+from bots.discord.send import SEND_ERRORS, allowed_mentions, describe, log_failure
+from core.types import EscalationView, StaffPost
+
+log = logging.getLogger(__name__)
+
+StaffTarget = discord.TextChannel | discord.ForumChannel
+
+
+class StaffChannel:
+    """Posts and edits escalation notices in the configured staff channel."""
+
+    def __init__(
+        self, *, client: discord.Client, channel_id: int | None, role_id: int | None
+    ) -> None:
+        self._client = client
+        self._channel_id = channel_id
+        self._role_id = role_id
+
+    async def post(self, view: EscalationView, *, ping: bool) -> StaffPost | None:
+        """Post the notice of ``view`` with its staff thread; ``None`` when it could not."""
+        channel = await self._channel(view)
+        if channel is None:
+            return None
+        out = notification(view, role_id=self._role_id, ping=ping)
+        try:
+            posted = await self._open(channel, view, out)
+        except SEND_ERRORS as exc:
+            log_failure(exc, channel.id, f"escalation {view.id}")
+            return None
+        return StaffPost(str(channel.id), str(posted))
+
+    async def edit(self, view: EscalationView, staff: StaffPost) -> bool:
+        """Re-draw the notice at ``staff`` from ``view``; nobody is pinged."""
+        out = notification(view, role_id=self._role_id, ping=False)
+        home = self._client.get_partial_messageable(self._home(staff))
+        try:
+            await home.get_partial_message(int(staff.message_id)).edit(
+                content=out.content,
+                view=escalation_buttons(view),
+                allowed_mentions=allowed_mentions(out),
+            )
+        except SEND_ERRORS as exc:
+            log.error("could not update escalation %s's notice (%s)", view.id, describe(exc))
+            return False
+        return True
+
+    def thread(self, staff: StaffPost) -> discord.PartialMessageable:
+        """The staff thread of the notice at ``staff``."""
+        return self._client.get_partial_messageable(int(staff.message_id))
+
+    def _home(self, staff: StaffPost) -> int:
+        """The channel the notice message itself lives in."""
+        channel = self._client.get_channel(int(staff.channel_id))
+        # A forum post's starter message lives inside the post (its thread), not in the forum.
+        forum = isinstance(channel, discord.ForumChannel)
+        return int(staff.message_id if forum else staff.channel_id)
+
+    async def _open(self, channel: StaffTarget, view: EscalationView, out: Outgoing) -> int:
+        """Post the notice with its staff thread; returns the notice's id."""
+        name = thread_name(f"#{view.id} {view.reason}", fallback=f"Escalation #{view.id}")
+        buttons = escalation_buttons(view)
+        mentions = allowed_mentions(out)
+        if isinstance(channel, discord.ForumChannel):
+            created = await channel.create_thread(
+                name=name, content=out.content, view=buttons, allowed_mentions=mentions
+            )
+            return created.thread.id
+        message = await channel.send(out.content, view=buttons, allowed_mentions=mentions)
+        try:
+            await message.create_thread(name=name)
+        except SEND_ERRORS as exc:
+            # The notice and its buttons still work; only re-pings and relays need the thread
+            # (they will fail and be logged).
+            log.error("no staff thread for escalation %s (%s)", view.id, describe(exc))
+        return message.id
+
+    async def _channel(self, view: EscalationView) -> StaffTarget | None:
+        if self._channel_id is None:
+            log.warning("escalation %s in %s not posted: no staff channel set", view.id, view.key)
+            return None
+        try:
+            channel = self._client.get_channel(
+                self._channel_id
+            ) or await self._client.fetch_channel(self._channel_id)
+        except SEND_ERRORS as exc:
+            log.error(
+                "escalation %s not posted: cannot find staff channel %s (%s)",
+                view.id,
+                self._channel_id,
+                describe(exc),
+            )
+            return None
+        if not isinstance(channel, StaffTarget):
+            log.error("escalation %s not posted: channel %s takes no posts", view.id, channel.id)
+            return None
+        return channel
