@@ -13,7 +13,7 @@ from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bots.slack import SlackBot
-from bots.slack.staff import REFRESH_SECONDS, StaffDirectory
+from bots.slack.staff import REFRESH_SECONDS, RETRY_SECONDS, StaffDirectory
 from core.config import ConfigError
 from core.desk import Desk
 from core.types import IncomingMessage, Reply
@@ -357,6 +357,7 @@ def test_manifest_asks_for_exactly_what_the_adapter_uses() -> None:
         "chat:write",  # chat.postMessage
         "reactions:write",  # the progress reaction
         "usergroups:read",  # usergroups.users.list: staff replies in threads
+        "users:read",  # users.info: the name on a relayed staff reply
     }
     assert set(manifest["settings"]["event_subscriptions"]["bot_events"]) == {
         "app_mention",
@@ -381,6 +382,39 @@ async def test_staff_list_is_cached_then_refreshed(slack: FakeSlack) -> None:
     nobody = StaffDirectory(client=client, group_id=None)
     assert not await nobody.is_staff("U0STAFF1")
     assert len(slack.calls_to("usergroups.users.list")) == 2
+
+
+async def test_failed_staff_lookup_is_retried_not_cached(
+    slack: FakeSlack, caplog: pytest.LogCaptureFixture
+) -> None:
+    now = 0.0
+    client = AsyncWebClient(token=slack.bot_token, base_url=slack.api_url)
+    staff = StaffDirectory(client=client, group_id=GROUP, clock=lambda: now)
+    slack.fail("usergroups.users.list", "internal_error", times=2)
+    assert not await staff.is_staff("U0STAFF1")
+    assert "internal_error" in caplog.text
+    assert not await staff.is_staff("U0STAFF1"), "not every message retries"
+    assert len(slack.calls_to("usergroups.users.list")) == 1
+    now = RETRY_SECONDS
+    assert not await staff.is_staff("U0STAFF1")
+    now = 2 * RETRY_SECONDS
+    assert await staff.is_staff("U0STAFF1"), "found well before the refresh interval"
+    assert len(slack.calls_to("usergroups.users.list")) == 3
+    # Once known, a failed refresh keeps the members it had.
+    now += REFRESH_SECONDS
+    slack.fail("usergroups.users.list", "ratelimited")
+    assert await staff.is_staff("U0STAFF1")
+    assert len(slack.calls_to("usergroups.users.list")) == 4
+
+
+async def test_staff_names_are_looked_up_once(slack: FakeSlack) -> None:
+    client = AsyncWebClient(token=slack.bot_token, base_url=slack.api_url)
+    staff = StaffDirectory(client=client, group_id=GROUP)
+    slack.fail("users.info", "user_not_found")
+    assert await staff.name("U0STAFF1") == "U0STAFF1"
+    assert await staff.name("U0STAFF1") == "name-U0STAFF1"
+    assert await staff.name("U0STAFF1") == "name-U0STAFF1"
+    assert slack.calls_to("users.info") == [{"user": "U0STAFF1"}, {"user": "U0STAFF1"}]
 
 
 async def test_close_lets_an_accepted_message_finish(
