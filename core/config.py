@@ -119,6 +119,7 @@ class SlackSettings(BaseSettings):
     signing_secret: SecretStr | None = None
     mode: Literal["socket", "http"] = "socket"
     api_url: str = "https://slack.com/api/"
+    http_host: str = "0.0.0.0"
     http_port: int = 3000
     support_group_id: str | None = None
     staff_channel: str | None = None

@@ -44,7 +44,7 @@ from bots.app import Runtime
 from bots.discord import DiscordBot
 from bots.slack import SlackBot
 from bots.slack.bot import EVENTS_PATH
-from bots.slack.notice import CLAIM, HAND_BACK, RESOLVE
+from bots.slack.notice import ACTION_IDS
 from bots.slack.render import TALK_TO_HUMAN
 from core.clock import utcnow
 from core.desk import Desk
@@ -131,9 +131,7 @@ class TurnLog:
 def build_adapter(platform: str, *, fake: Any, port: TurnLog, desk: Desk) -> Any:
     """THE one place the harness constructs an adapter (keep it so: constructors change here)."""
     if platform == "slack":
-        return SlackBot(
-            settings=slack_settings(fake, mode="http"), port=port, desk=desk, http_host="127.0.0.1"
-        )
+        return SlackBot(settings=slack_settings(fake, mode="http"), port=port, desk=desk)
     if platform == "discord":
         return DiscordBot(
             settings=settings_for(fake), port=port, desk=desk, guild_ready_timeout=0.05
@@ -294,7 +292,7 @@ class Bot(ABC):
 
 # -- Slack -----------------------------------------------------------------------------------
 
-_SLACK_BUTTONS = {CLAIM: "claim", RESOLVE: "resolve", HAND_BACK: "hand_back", TALK_TO_HUMAN: "talk"}
+_SLACK_BUTTONS = {**{i: str(a) for a, i in ACTION_IDS.items()}, TALK_TO_HUMAN: "talk"}
 SLACK_DM = "D0DM"
 SLACK_SUPPORT = "C0SUPPORT"
 SLACK_STAFF_USER = "U0STAFF1"  # in the support user group the fake lists

@@ -78,6 +78,7 @@ def slack_settings(fake: FakeSlack, *, mode: str = "http", **overrides: Any) -> 
         "signing_secret": SECRET,
         "mode": mode,
         "api_url": fake.api_url,
+        "http_host": "127.0.0.1",
         "http_port": 0,
         "support_group_id": GROUP,
         "staff_channel": STAFF,
@@ -170,12 +171,7 @@ class Harness:
 async def running_bot(
     fake: FakeSlack, port: Any, *, desk: Desk, mode: str = "http", **overrides: Any
 ) -> AsyncIterator[Harness]:
-    bot = SlackBot(
-        settings=slack_settings(fake, mode=mode, **overrides),
-        port=port,
-        desk=desk,
-        http_host="127.0.0.1",
-    )
+    bot = SlackBot(settings=slack_settings(fake, mode=mode, **overrides), port=port, desk=desk)
     await bot.start()
     try:
         yield Harness(fake=fake, bot=bot, mode=mode)

@@ -8,8 +8,9 @@ from typing import Any
 
 import pytest
 
-from bots.slack.actions import StaffAction, person_request, staff_action
-from bots.slack.events import Inbound
+from bots.common import Inbound, Press
+from bots.slack.actions import person_request, press
+from core.escalation import Action
 from core.types import ConversationKey, IncomingMessage, StaffPost
 from tests.slack_helpers import FIXTURES
 
@@ -31,16 +32,16 @@ def payload(
 
 
 @pytest.mark.parametrize(
-    ("action_id", "kind"),
+    ("action_id", "action"),
     [
-        ("escalation_claim", "claim"),
-        ("escalation_resolve", "resolve"),
-        ("escalation_hand_back", "hand_back"),
+        ("escalation_claim", Action.CLAIM),
+        ("escalation_resolve", Action.RESOLVE),
+        ("escalation_hand_back", Action.HAND_BACK),
     ],
 )
-def test_staff_buttons_translate(action_id: str, kind: str) -> None:
-    assert staff_action(payload(action_id=action_id, value="42")) == StaffAction(
-        kind=kind,
+def test_staff_buttons_translate(action_id: str, action: Action) -> None:
+    assert press(payload(action_id=action_id, value="42")) == Press(
+        action=action,
         escalation_id=42,
         user_id="U0STAFF1",
         post=StaffPost("C0STAFF", NOTIFICATION_TS),
@@ -60,10 +61,10 @@ def test_staff_buttons_translate(action_id: str, kind: str) -> None:
     ids=["bad-value", "other-button", "not-block-actions", "no-action", "no-user", "no-message"],
 )
 def test_other_presses_are_not_staff_actions(body: dict[str, Any]) -> None:
-    assert staff_action(body) is None
+    assert press(body) is None
 
 
-def press(key: ConversationKey, ts: str, *, direct: bool) -> Inbound:
+def person(key: ConversationKey, ts: str, *, direct: bool) -> Inbound:
     return Inbound(
         message=IncomingMessage(
             key=key,
@@ -73,7 +74,7 @@ def press(key: ConversationKey, ts: str, *, direct: bool) -> Inbound:
             direct=direct,
             wants_person=True,
         ),
-        ts=ts,
+        context=ts,
     )
 
 
@@ -84,19 +85,19 @@ def key(channel: str, thread: str = "-") -> ConversationKey:
 PERSON_REQUESTS = {
     "dm-top-level": (
         {"channel": "D0DM", "ts": "1700000002.000100"},
-        press(key("D0DM"), "1700000002.000100", direct=True),
+        person(key("D0DM"), "1700000002.000100", direct=True),
     ),
     "dm-top-level-with-replies": (
         {"channel": "D0DM", "ts": "1700000002.000100", "thread_ts": "1700000002.000100"},
-        press(key("D0DM"), "1700000002.000100", direct=True),
+        person(key("D0DM"), "1700000002.000100", direct=True),
     ),
     "dm-thread": (
         {"channel": "D0DM", "ts": "1700000060.000100", "thread_ts": "1700000002.000200"},
-        press(key("D0DM", "1700000002.000200"), "1700000060.000100", direct=True),
+        person(key("D0DM", "1700000002.000200"), "1700000060.000100", direct=True),
     ),
     "channel-thread": (
         {"channel": "C0SUPPORT", "ts": "1700000101.000100", "thread_ts": "1700000100.000100"},
-        press(key("C0SUPPORT", "1700000100.000100"), "1700000101.000100", direct=False),
+        person(key("C0SUPPORT", "1700000100.000100"), "1700000101.000100", direct=False),
     ),
 }
 

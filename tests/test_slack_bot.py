@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -13,10 +14,10 @@ from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bots.slack import SlackBot
-from bots.slack.staff import REFRESH_SECONDS, StaffDirectory
-from core.config import ConfigError
+from bots.slack.staff import REFRESH_SECONDS, RETRY_SECONDS, StaffDirectory
+from core.config import ConfigError, SlackSettings
 from core.desk import Desk
-from core.types import IncomingMessage, Reply
+from core.types import IncomingMessage, Reply, StartError
 from tests.fakes.slack_api import FakeSlack, post_event, sign
 from tests.slack_helpers import (
     GROUP,
@@ -300,10 +301,27 @@ async def test_doubled_delivery_leaves_the_reaction_to_the_first(
     assert len(harness.posts()) == 1
 
 
-async def test_bad_bot_token_fails_start(slack: FakeSlack, port: RecordingPort, desk: Desk) -> None:
-    settings = slack_settings(slack, bot_token="xoxb-revoked")
-    bot = SlackBot(settings=settings, port=port, desk=desk, http_host="127.0.0.1")
-    with pytest.raises(SlackApiError, match="invalid_auth"):
+@pytest.mark.parametrize("mode", ["http", "socket"])
+async def test_bad_bot_token_fails_start_with_one_sentence(
+    slack: FakeSlack, port: RecordingPort, desk: Desk, mode: str
+) -> None:
+    settings = slack_settings(slack, mode=mode, bot_token="xoxb-revoked")
+    bot = SlackBot(settings=settings, port=port, desk=desk)
+    with pytest.raises(StartError) as raised:
+        await bot.start()
+    sentence = str(raised.value)
+    assert sentence.startswith("SLACK_BOT_TOKEN was refused by Slack (invalid_auth)")
+    assert "\n" not in sentence and "xoxb-revoked" not in sentence
+    assert [m for m, _ in slack.calls] == ["auth.test"], "nothing else was tried"
+
+
+@pytest.mark.parametrize("code", ["account_inactive", "token_revoked"])
+async def test_revoked_or_deactivated_bot_token_fails_start(
+    slack: FakeSlack, port: RecordingPort, desk: Desk, code: str
+) -> None:
+    slack.fail("auth.test", code)
+    bot = SlackBot(settings=slack_settings(slack), port=port, desk=desk)
+    with pytest.raises(StartError, match=f"SLACK_BOT_TOKEN was refused by Slack \\({code}\\)"):
         await bot.start()
 
 
@@ -357,6 +375,7 @@ def test_manifest_asks_for_exactly_what_the_adapter_uses() -> None:
         "chat:write",  # chat.postMessage
         "reactions:write",  # the progress reaction
         "usergroups:read",  # usergroups.users.list: staff replies in threads
+        "users:read",  # users.info: the name on a relayed staff reply
     }
     assert set(manifest["settings"]["event_subscriptions"]["bot_events"]) == {
         "app_mention",
@@ -381,6 +400,90 @@ async def test_staff_list_is_cached_then_refreshed(slack: FakeSlack) -> None:
     nobody = StaffDirectory(client=client, group_id=None)
     assert not await nobody.is_staff("U0STAFF1")
     assert len(slack.calls_to("usergroups.users.list")) == 2
+
+
+async def test_failed_staff_lookup_is_retried_not_cached(
+    slack: FakeSlack, caplog: pytest.LogCaptureFixture
+) -> None:
+    now = 0.0
+    client = AsyncWebClient(token=slack.bot_token, base_url=slack.api_url)
+    staff = StaffDirectory(client=client, group_id=GROUP, clock=lambda: now)
+    slack.fail("usergroups.users.list", "internal_error", times=2)
+    assert not await staff.is_staff("U0STAFF1")
+    assert "internal_error" in caplog.text
+    assert not await staff.is_staff("U0STAFF1"), "not every message retries"
+    assert len(slack.calls_to("usergroups.users.list")) == 1
+    now = RETRY_SECONDS
+    assert not await staff.is_staff("U0STAFF1")
+    now = 2 * RETRY_SECONDS
+    assert await staff.is_staff("U0STAFF1"), "found well before the refresh interval"
+    assert len(slack.calls_to("usergroups.users.list")) == 3
+    # Once known, a failed refresh keeps the members it had.
+    now += REFRESH_SECONDS
+    slack.fail("usergroups.users.list", "ratelimited")
+    assert await staff.is_staff("U0STAFF1")
+    assert len(slack.calls_to("usergroups.users.list")) == 4
+
+
+async def test_staff_names_are_looked_up_once(slack: FakeSlack) -> None:
+    client = AsyncWebClient(token=slack.bot_token, base_url=slack.api_url)
+    staff = StaffDirectory(client=client, group_id=GROUP)
+    slack.fail("users.info", "user_not_found")
+    assert await staff.name("U0STAFF1") == "U0STAFF1"
+    assert await staff.name("U0STAFF1") == "name-U0STAFF1"
+    assert await staff.name("U0STAFF1") == "name-U0STAFF1"
+    assert slack.calls_to("users.info") == [{"user": "U0STAFF1"}, {"user": "U0STAFF1"}]
+
+
+async def test_a_shared_file_reaches_the_port_with_its_names(
+    bot: Harness, port: RecordingPort
+) -> None:
+    assert await bot.deliver(load_body("file_share")) == 200
+    [message] = port.messages
+    assert message.attachments == ("receipt.png",)
+    assert message.text == ""
+    assert len(bot.posts("D0DM")) == 1, "the engine's answer is posted"
+
+
+async def test_clean_start_logs_no_warning(
+    slack: FakeSlack,
+    port: RecordingPort,
+    desk: Desk,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    # As deployed: the token is in the environment, where Bolt looks for it too.
+    monkeypatch.setenv("SLACK_BOT_TOKEN", slack.bot_token)
+    monkeypatch.setenv("SLACK_SIGNING_SECRET", SECRET)
+    caplog.set_level(logging.INFO)
+    for mode in ("socket", "http"):
+        async with running_bot(slack, port, desk=desk, mode=mode) as harness:
+            await harness.deliver(load_body("message_im"))
+    assert [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING] == []
+    assert "Slack: signed in as bot user U0BOT" in caplog.text
+
+
+async def test_web_api_calls_share_one_http_session(bot: Harness) -> None:
+    for n in range(4):
+        await bot.deliver(load_body("message_im", ts=f"170000002{n}.000100", text=f"m{n}"))
+    calls = bot.fake.peers
+    # auth.test, then per message a reaction, a post and the reaction's removal: all over the
+    # same kept-alive connection (the reaction goes beside the post, so at most one more).
+    assert len(calls) >= 13
+    assert len(set(calls)) <= 2
+
+
+async def test_close_closes_the_http_session(bot: Harness) -> None:
+    await bot.deliver(load_body("message_im"))
+    assert bot.fake.connections >= 1
+    await bot.bot.close()
+    await bot.fake.wait_connections(0)
+
+
+def test_http_host_setting_defaults_to_every_interface(monkeypatch: pytest.MonkeyPatch) -> None:
+    assert SlackSettings(_env_file=None).http_host == "0.0.0.0"
+    monkeypatch.setenv("SLACK_HTTP_HOST", "127.0.0.1")
+    assert SlackSettings(_env_file=None).http_host == "127.0.0.1"
 
 
 async def test_close_lets_an_accepted_message_finish(
@@ -409,5 +512,5 @@ async def test_close_cancels_what_outlasts_the_grace_period(
         await harness.deliver(load_body("message_im"), wait=False)
         await slack.wait_for("chat.postMessage")
     release.set()
-    assert "cancelling 1 unfinished message(s)" in caplog.text
+    assert "cancelling 1 unfinished task(s)" in caplog.text
     assert slack.reactions == set(), "even a cancelled message takes its reaction back"

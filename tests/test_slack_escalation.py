@@ -15,7 +15,6 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from bots.app import open_runtime
-from bots.slack.notice import CLAIM, HAND_BACK, RESOLVE
 from bots.slack.render import TALK_TO_HUMAN
 from core.config import Settings
 from core.desk import Desk, watch_repings
@@ -28,6 +27,8 @@ from tests.fakes.slack_api import FakeSlack, Params
 from tests.slack_helpers import GROUP, STAFF, Harness, load_body, running_bot
 
 PING = f"<!subteam^{GROUP}>"
+# The staff buttons' action_ids, literally: buttons posted before an upgrade carry these.
+CLAIM, RESOLVE, HAND_BACK = "escalation_claim", "escalation_resolve", "escalation_hand_back"
 MENTION_TS = "1700000100.000100"
 WANT_PERSON = "Can I talk to a human about my order?"
 
@@ -105,11 +106,15 @@ async def reminded(slack: FakeSlack, notification: Params) -> Params:
     return found[0]
 
 
-async def escalate_and_await_reping(harness: Harness, channel: str) -> Params:
-    """A fresh DM escalation and its re-ping: proof the watcher has swept since all before it."""
+async def escalate_and_await_reping(harness: Harness, desk: Desk, channel: str) -> Params:
+    """A fresh DM escalation and its re-ping by a new watcher: proof that a sweep has run since
+    all before it. The watcher starts once the notification is posted: with re-pings due after
+    0.12 s, a busy machine could otherwise see the re-ping fall due mid-turn and post the
+    notification itself, leaving no reminder to wait for."""
     await harness.deliver(dm(WANT_PERSON, "1700000009.000100", channel=channel))
     *_, notification = harness.notifications()
-    await reminded(harness.fake, notification)
+    async with watching(harness, desk):
+        await reminded(harness.fake, notification)
     return notification
 
 
@@ -369,7 +374,7 @@ async def test_claimed_escalation_is_not_repinged_and_unclaimed_ones_once(
         _, unclaimed = harness.notifications()
         async with watching(harness, desk):
             reminder = await reminded(slack, unclaimed)
-            last = await escalate_and_await_reping(harness, "D0DM2")
+        last = await escalate_and_await_reping(harness, desk, "D0DM2")
     assert reminder["text"].startswith(f"{PING} Escalation #2 from <@U0CUSTOMER>")
     assert "is still unclaimed after" in reminder["text"]
     assert "Open the customer's message>" in reminder["text"]
@@ -386,9 +391,10 @@ async def test_reping_survives_a_restart_and_fires_once(
     [before] = first.notifications()
     assert repings(first, before) == []
 
-    async with serving(slack, quick_settings) as (harness, desk), watching(harness, desk):
-        await reminded(slack, before)
-        after = await escalate_and_await_reping(harness, "D0DM2")
+    async with serving(slack, quick_settings) as (harness, desk):
+        async with watching(harness, desk):
+            await reminded(slack, before)
+        after = await escalate_and_await_reping(harness, desk, "D0DM2")
     assert len(repings(harness, before)) == 1
     assert len(repings(harness, after)) == 1
 
@@ -425,21 +431,76 @@ async def test_without_team_settings_the_customer_still_gets_the_reply(
     assert "SLACK_SUPPORT_GROUP_ID unset" in caplog.text
 
 
-async def test_staff_mentioning_the_bot_in_its_thread_still_hands_it_over(
-    http_bot: Harness, fake_claude: FakeAnthropic
+async def test_staff_who_mention_the_bot_in_a_customer_thread_are_answered(
+    http_bot: Harness, fake_claude: FakeAnthropic, desk: Desk
 ) -> None:
+    # The rule for both platforms: staff addressing the bot get an answer like anyone else;
+    # only their posts without a mention take the conversation over.
     await http_bot.deliver(load_body("app_mention", text=f"<@U0BOT> {WANT_PERSON}"))
     staff_mention = load_body(
         "app_mention_in_thread",
-        text="<@U0BOT> I'll take this one",
+        text="<@U0BOT> what is our refund window?",
         user="U0STAFF1",
         ts="1700000160.000100",
         thread_ts=MENTION_TS,
         event_id="Ev0STAFFMENTION",
     )
+    fake_claude.queue(text("Refunds are accepted within 30 days."), text("You're welcome!"))
     await http_bot.deliver(staff_mention)
-    asked = len(fake_claude.requests)
     await http_bot.deliver(in_thread("Thanks!", "1700000170.000100"))
 
-    assert len(http_bot.posts("C0SUPPORT")) == 1, "only the escalation reply"
-    assert len(fake_claude.requests) == asked
+    answers = [p["text"] for p in http_bot.posts("C0SUPPORT")][1:]
+    assert answers == ["Refunds are accepted within 30 days.", "You're welcome!"]
+    assert fake_claude.requests[-2].last_user_text.endswith("what is our refund window?")
+    [live] = await desk.live()
+    assert live.state == "open", "the bot still has the conversation"
+
+
+async def test_staff_reply_without_a_profile_is_relayed_under_their_slack_name(
+    bot: Harness,
+) -> None:
+    await bot.deliver(dm(WANT_PERSON, "1700000001.000100"))
+    [notice] = bot.notifications()
+    for n, words in enumerate(["Hello, I'm on it", "Found your order"]):
+        body = staff_reply(notice, words, f"170000060{n}.000100")
+        del body["event"]["user_profile"]
+        await bot.deliver(body)
+
+    assert [p["text"] for p in bot.posts("D0DM")][1:] == [
+        "*name-U0STAFF1* (support team): Hello, I'm on it",
+        "*name-U0STAFF1* (support team): Found your order",
+    ]
+    assert bot.fake.calls_to("users.info") == [{"user": "U0STAFF1"}]
+
+
+async def test_staff_replies_are_relayed_one_at_a_time_in_order(
+    http_bot: Harness, desk: Desk
+) -> None:
+    await http_bot.deliver(dm(WANT_PERSON, "1700000001.000100"))
+    [notice] = http_bot.notifications()
+    long = "\n".join(f"Step {i}: check the thing." for i in range(1200))
+    first = staff_reply(notice, long, "1700000600.000100")
+    second = staff_reply(notice, "That's all.", "1700000601.000100")
+    second["event_id"] = "Ev0STAFF2"
+    await http_bot.deliver(first, wait=False)
+    await http_bot.deliver(second, wait=False)
+    await http_bot.bot.drain()
+
+    relayed = [p["text"] for p in http_bot.posts("D0DM")][1:]
+    assert len(relayed) > 2, "the long reply takes several messages"
+    assert relayed[-1] == "*Dana* (support team): That's all."
+    assert "\n".join(relayed[:-1]) == "*Dana* (support team): " + long
+
+
+async def test_reping_of_an_escalation_claimed_since_it_fell_due_is_dropped(
+    http_bot: Harness, desk: Desk
+) -> None:
+    await http_bot.deliver(dm(WANT_PERSON, "1700000001.000100"))
+    [notice] = http_bot.notifications()
+    due = await desk.get(1)
+    assert due is not None and due.state == "open"
+    await http_bot.press(notice, CLAIM, user="U0STAFF1")
+
+    await http_bot.bot.reping(due)
+    assert http_bot.thread(notice) == []
+    assert len(http_bot.notifications()) == 1

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from bots.slack.events import BotIdentity, Inbound, clean_text, translate
-from core.types import ConversationKey, IncomingMessage
+from bots.common import Inbound, StaffReply
+from bots.slack.events import BotIdentity, clean_text, route, translate
+from core.types import ConversationKey, IncomingMessage, StaffPost
 from tests.slack_helpers import load_body
 
 BOT = BotIdentity(user_id="U0BOT", bot_id="B0BOT")
@@ -25,6 +26,7 @@ def inbound(
     direct: bool = False,
     follow_up: bool = False,
     name: str = "",
+    files: tuple[str, ...] = (),
 ) -> Inbound:
     message = IncomingMessage(
         key=key(channel, thread),
@@ -33,8 +35,9 @@ def inbound(
         message_id=f"{channel}:{ts}",
         direct=direct,
         author_name=name,
+        attachments=files,
     )
-    return Inbound(message=message, ts=ts, follow_up=follow_up)
+    return Inbound(message=message, context=ts, follow_up=follow_up, addressed=not follow_up)
 
 
 ANSWERED = {
@@ -49,7 +52,9 @@ ANSWERED = {
     "message_im_thread": inbound(
         "D0DM", "1700000002.000200", "1700000050.000300", "Following up on this one", direct=True
     ),
-    "file_share": inbound("D0DM", "-", "1700000700.000100", "", direct=True),
+    "file_share": inbound(
+        "D0DM", "-", "1700000700.000100", "", direct=True, files=("receipt.png",)
+    ),
     "app_mention": inbound("C0SUPPORT", MENTION_TS, MENTION_TS, "how do I reset my password?"),
     "message_channel_mention": inbound(
         "C0SUPPORT", MENTION_TS, MENTION_TS, "how do I reset my password?"
@@ -131,3 +136,23 @@ def test_unknown_event_types_are_dropped() -> None:
 )
 def test_clean_text(raw: str, clean: str) -> None:
     assert clean_text(raw, "U0BOT") == clean
+
+
+def test_a_reply_in_the_staff_channel_is_a_staff_reply_under_its_notice() -> None:
+    body = load_body("message_staff_thread")
+    assert route(body, BOT, staff_channel="C0STAFF") == StaffReply(
+        post=StaffPost("C0STAFF", "1700000500.000100"),
+        author_id="U0STAFF1",
+        author_name="Dana",
+        text="Hi, Dana here & I'm on it",
+        message_id="C0STAFF:1700000600.000100",
+        context="1700000500.000100",
+    )
+    # Elsewhere the same reply is a follow-up in a customer thread.
+    assert route(body, BOT, staff_channel="C0OTHER") == translate(body, BOT)
+
+
+def test_a_top_level_mention_in_the_staff_channel_goes_nowhere() -> None:
+    body = load_body("app_mention", channel="C0STAFF")
+    assert translate(body, BOT) is not None
+    assert route(body, BOT, staff_channel="C0STAFF") is None

@@ -9,10 +9,7 @@ from datetime import datetime, timedelta
 import pytest
 
 from bots.slack.notice import (
-    CLAIM,
-    HAND_BACK,
     NOTE_LIMIT,
-    RESOLVE,
     TEAM_NAME,
     customer_message,
     cut,
@@ -26,6 +23,8 @@ from core.types import ConversationKey, EscalationView
 from tests.slack_helpers import unescape
 
 PING = "<!subteam^S0SUPPORT>"
+# The staff buttons' action_ids, literally: buttons posted before an upgrade carry these.
+CLAIM, RESOLVE, HAND_BACK = "escalation_claim", "escalation_resolve", "escalation_hand_back"
 LINK = "https://fake.slack.test/archives/D0DM/p1700000001000100?a=1&b=2"
 OPENED = datetime(2026, 3, 2, 15, 0)
 DM = ConversationKey("slack", "T0TEAM", "D0DM", "-")

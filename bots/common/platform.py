@@ -89,7 +89,10 @@ class Platform(Protocol):
         ...
 
     def working(self, inbound: Inbound) -> AbstractAsyncContextManager[None]:
-        """Show that the bot is working on ``inbound`` (typing, a reaction) while it runs."""
+        """Show that the bot is working on ``inbound`` (typing, a reaction) while it runs.
+
+        Entered inside the conversation's turn, left just after it (once the next message may
+        start), so neither end should wait on the platform for long."""
         ...
 
     async def post_reply(

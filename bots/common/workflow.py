@@ -23,6 +23,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable, Coroutine
+from contextlib import AsyncExitStack
 from datetime import datetime
 from typing import Any
 
@@ -97,9 +98,11 @@ class Workflow:
 
     async def customer_turn(self, inbound: Inbound) -> None:
         message = inbound.message
-        # Taken before anything is awaited, so a conversation's messages reach the engine in
-        # the order the platform delivered them, whatever the checks below cost.
-        async with self._serial(message.key):
+        # The lock is taken before anything is awaited, so a conversation's messages reach the
+        # engine in the order the platform delivered them, whatever the checks below cost. The
+        # working indicator is put away after the lock is released (the stack exits last), so
+        # a slow platform call there never holds up the conversation's next message.
+        async with AsyncExitStack() as working, self._serial(message.key):
             active = await self._port.is_active(message.key)
             if inbound.follow_up and not active:
                 return
@@ -110,10 +113,10 @@ class Workflow:
                     await self._staff_in_conversation(inbound)
                 return
             await self._platform.prepare(inbound)
-            async with self._platform.working(inbound):
-                reply = await self._port.handle(message)
-                if reply is not None:
-                    await self._deliver(inbound, reply)
+            await working.enter_async_context(self._platform.working(inbound))
+            reply = await self._port.handle(message)
+            if reply is not None:
+                await self._deliver(inbound, reply)
 
     async def _staff_in_conversation(self, inbound: Inbound) -> None:
         message = inbound.message

@@ -8,51 +8,43 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
 from typing import Any
 
-from bots.slack.events import PLATFORM, TOP_LEVEL, Inbound, is_direct
-from bots.slack.notice import CLAIM, HAND_BACK, RESOLVE
+from bots.common import Inbound, Press
+from bots.slack.events import PLATFORM, TOP_LEVEL, is_direct
+from bots.slack.notice import ACTION_IDS
 from bots.slack.render import TALK_TO_HUMAN, TALK_TO_HUMAN_LABEL
 from core.types import ConversationKey, IncomingMessage, StaffPost
 
-STAFF_ACTIONS = re.compile(rf"^({CLAIM}|{RESOLVE}|{HAND_BACK})$")
+_ACTIONS = {action_id: action for action, action_id in ACTION_IDS.items()}
+STAFF_ACTIONS = re.compile("^(" + "|".join(map(re.escape, _ACTIONS)) + ")$")
 """What Bolt routes to the staff-button listener."""
-_KINDS = {CLAIM: "claim", RESOLVE: "resolve", HAND_BACK: "hand_back"}
 
 
-@dataclass(frozen=True, slots=True)
-class StaffAction:
-    """A press of Claim, Resolve or Hand back on a staff notification (``post``)."""
+def press(body: Mapping[str, Any]) -> Press | None:
+    """The staff button pressed in ``body``, or ``None`` for anything else or a bad value.
 
-    kind: str
-    escalation_id: int
-    user_id: str
-    post: StaffPost
-
-
-def staff_action(body: Mapping[str, Any]) -> StaffAction | None:
-    """The staff button pressed in ``body``, or ``None`` for anything else or a bad value."""
+    Its ``context`` is ``None``: what the presser is told goes to the staff channel itself.
+    """
     action = _action(body)
     where = _message(body)
     user = _user(body)
     if action is None or where is None or not user:
         return None
-    kind = _KINDS.get(str(action.get("action_id")))
+    kind = _ACTIONS.get(str(action.get("action_id")))
     value = str(action.get("value") or "")
     if kind is None or not value.isdigit():
         return None
     channel, ts, _ = where
-    post = StaffPost(channel, ts)
-    return StaffAction(kind=kind, escalation_id=int(value), user_id=user, post=post)
+    return Press(action=kind, escalation_id=int(value), user_id=user, post=StaffPost(channel, ts))
 
 
 def person_request(body: Mapping[str, Any]) -> Inbound | None:
     """A "Talk to a human" press as the customer's turn in the conversation the button is on.
 
     The button sits under a bot reply, so that reply's place gives the key with the same rules
-    as ``events.translate``: a DM's top level or thread, or the channel thread. ``ts`` is the
-    reply's own, for the progress reaction.
+    as ``events.translate``: a DM's top level or thread, or the channel thread. The ``context``
+    is the reply's own ``ts``, for the progress reaction.
     """
     action = _action(body)
     where = _message(body)
@@ -77,7 +69,7 @@ def person_request(body: Mapping[str, Any]) -> Inbound | None:
         direct=direct,
         wants_person=True,
     )
-    return Inbound(message=message, ts=ts)
+    return Inbound(message=message, context=ts)
 
 
 def _action(body: Mapping[str, Any]) -> Mapping[str, Any] | None:

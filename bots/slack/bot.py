@@ -1,64 +1,66 @@
-"""The Slack adapter's lifecycle: Bolt (``AsyncApp``) on Socket Mode or the HTTP Events API."""
+"""The Slack adapter's lifecycle: Bolt (``AsyncApp``) on Socket Mode or the HTTP Events API.
+
+Listeners only acknowledge, translate and hand over to the shared ``Workflow``; everything
+Slack-specific it needs is in ``SlackPlatform``.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import logging
+from typing import Any
 
-from aiohttp import web
+from aiohttp import ClientSession, web
 from pydantic import SecretStr
 from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
 from slack_bolt.async_app import AsyncApp
+from slack_bolt.context.ack.async_ack import AsyncAck
+from slack_sdk.errors import SlackApiError
 from slack_sdk.http_retry.builtin_async_handlers import (
     AsyncConnectionErrorRetryHandler,
     AsyncRateLimitErrorRetryHandler,
 )
 from slack_sdk.web.async_client import AsyncWebClient
 
-from bots.slack.actions import STAFF_ACTIONS
-from bots.slack.delivery import Delivery
-from bots.slack.dispatch import Dispatcher
-from bots.slack.events import BotIdentity
-from bots.slack.handoff import Handoff
-from bots.slack.notifier import Notifier
+from bots.common import StaffReply, Workflow
+from bots.slack.actions import STAFF_ACTIONS, person_request, press
+from bots.slack.errors import error_code
+from bots.slack.events import BotIdentity, route
+from bots.slack.platform import SlackPlatform
 from bots.slack.render import TALK_TO_HUMAN, group_mention, is_channel_id
 from bots.slack.staff import StaffDirectory
 from bots.slack.web import SlackWeb
 from core.config import ConfigError, SlackSettings
 from core.desk import Desk
-from core.types import ConversationPort, EscalationView
+from core.types import ConversationPort, EscalationView, StartError
 
 log = logging.getLogger(__name__)
 
 EVENTS_PATH = "/slack/events"
 CLOSE_GRACE_SECONDS = 10.0
 """How long ``close`` lets accepted messages finish before cancelling them."""
+REFUSED_TOKEN = frozenset(
+    {"invalid_auth", "not_authed", "account_inactive", "token_revoked", "token_expired"}
+)
+"""``auth.test`` errors that mean the bot token itself is wrong, revoked or deactivated."""
 
 
 class SlackBot:
-    """Receives Slack events and button presses, answers customers, and runs the staff side.
+    """Receives Slack events and button presses and hands them to a ``Workflow``.
 
-    Customer messages go to ``port``; staff actions, staff posts and relays go to ``desk``.
+    Customer messages go to ``port``; staff actions, staff posts and relays to ``desk``.
     Settings are checked in the constructor (``ConfigError`` names the missing one); ``start``
-    checks the bot token with ``auth.test`` and then connects. ``http_host`` is where the HTTP
-    Events API binds (tests pass ``127.0.0.1``).
+    checks the bot token with ``auth.test`` (``StartError`` when Slack refuses it) and then
+    connects, or listens on ``SLACK_HTTP_HOST``:``SLACK_HTTP_PORT``.
     """
 
-    def __init__(
-        self,
-        *,
-        settings: SlackSettings,
-        port: ConversationPort,
-        desk: Desk,
-        http_host: str = "0.0.0.0",
-    ) -> None:
+    def __init__(self, *, settings: SlackSettings, port: ConversationPort, desk: Desk) -> None:
         _check(settings)
         self._settings = settings
         self._port = port
         self._desk = desk
-        self._http_host = http_host
-        self._dispatcher: Dispatcher | None = None
-        self._notifier: Notifier | None = None
+        self._session: ClientSession | None = None
+        self._workflow: Workflow | None = None
         self._closed = asyncio.Event()
         self._socket: AsyncSocketModeHandler | None = None
         self._runner: web.AppRunner | None = None
@@ -83,9 +85,9 @@ class SlackBot:
 
     async def reping(self, view: EscalationView) -> None:
         """Remind staff of an escalation nobody has claimed (``watch_repings`` calls this)."""
-        if self._notifier is None:
+        if self._workflow is None:
             raise RuntimeError("SlackBot.reping before start()")
-        await self._notifier.reping(view)
+        await self._workflow.reping(view)
 
     async def close(self) -> None:
         """Stop receiving, let accepted messages finish (bounded), cancel what is left."""
@@ -96,45 +98,24 @@ class SlackBot:
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None
-        if self._dispatcher is not None:
-            await self._dispatcher.close(grace=CLOSE_GRACE_SECONDS)
+        if self._workflow is not None:
+            await self._workflow.close(grace=CLOSE_GRACE_SECONDS)
+        if self._session is not None:
+            await self._session.close()
+            self._session = None
 
     async def drain(self) -> None:
         """Wait until every event acknowledged so far has been handled and answered."""
-        if self._dispatcher is not None:
-            await self._dispatcher.drain()
+        if self._workflow is not None:
+            await self._workflow.drain()
 
     async def _build_app(self) -> AsyncApp:
         settings = self._settings
-        client = AsyncWebClient(
-            token=_secret(settings.bot_token),
-            base_url=settings.api_url,
-            retry_handlers=[
-                AsyncConnectionErrorRetryHandler(),
-                AsyncRateLimitErrorRetryHandler(max_retry_count=2),
-            ],
-        )
-        auth = await client.auth_test()
-        log.info("Slack: signed in as bot user %s in team %s", auth["user_id"], auth.get("team_id"))
-        web = SlackWeb(client=client)
-        staff = StaffDirectory(client=client, group_id=settings.support_group_id)
-        self._notifier = Notifier(
-            web=web,
-            desk=self._desk,
-            support_group_id=settings.support_group_id,
-            staff_channel=settings.staff_channel,
-        )
-        self._dispatcher = Dispatcher(
-            port=self._port,
-            identity=BotIdentity(user_id=auth["user_id"], bot_id=auth.get("bot_id") or ""),
-            delivery=Delivery(web=web, support_group_id=settings.support_group_id),
-            handoff=Handoff(web=web, desk=self._desk, staff=staff, notifier=self._notifier),
-            staff=staff,
-            staff_channel=settings.staff_channel,
-        )
         app = AsyncApp(
             name="supportbot",
-            client=client,
+            # Bolt builds the Web API client from the token itself: given a client as well, it
+            # reads SLACK_BOT_TOKEN from the environment too and warns that it is unused.
+            token=_secret(settings.bot_token),
             # Passed even when empty (Socket Mode signs nothing) so Bolt never reads
             # SLACK_SIGNING_SECRET from the environment on its own.
             signing_secret=_secret(settings.signing_secret),
@@ -143,12 +124,26 @@ class SlackBot:
             process_before_response=True,
             attaching_conversation_kwargs_enabled=False,
         )
+        self._session = ClientSession()
+        client = _configure(app.client, settings, self._session)
+        auth = await _sign_in(client)
+        web_api = SlackWeb(client=client)
+        platform = SlackPlatform(
+            web=web_api,
+            staff=StaffDirectory(client=client, group_id=settings.support_group_id),
+            support_group_id=settings.support_group_id,
+            staff_channel=settings.staff_channel,
+        )
+        self._workflow = Workflow(platform=platform, port=self._port, desk=self._desk)
+        listeners = _Listeners(
+            workflow=self._workflow, identity=auth, staff_channel=settings.staff_channel
+        )
         # "message" with no subtype constraint matches every message event: edits, joins and
         # bot posts are acked here and dropped by events.translate, not 404'd by Bolt.
-        app.event("message")(self._dispatcher.on_event)
-        app.event("app_mention")(self._dispatcher.on_event)
-        app.action(STAFF_ACTIONS)(self._dispatcher.on_staff_action)
-        app.action(TALK_TO_HUMAN)(self._dispatcher.on_person_request)
+        app.event("message")(listeners.on_event)
+        app.event("app_mention")(listeners.on_event)
+        app.action(STAFF_ACTIONS)(listeners.on_press)
+        app.action(TALK_TO_HUMAN)(listeners.on_person_request)
         return app
 
     async def _connect_socket(self, app: AsyncApp) -> None:
@@ -160,11 +155,75 @@ class SlackBot:
         log.info("Slack: Socket Mode connected")
 
     async def _listen_http(self, app: AsyncApp) -> None:
-        self._runner = web.AppRunner(app.web_app(path=EVENTS_PATH, port=self._settings.http_port))
+        host, port = self._settings.http_host, self._settings.http_port
+        self._runner = web.AppRunner(app.web_app(path=EVENTS_PATH, port=port))
         await self._runner.setup()
-        await web.TCPSite(self._runner, self._http_host, self._settings.http_port).start()
+        await web.TCPSite(self._runner, host, port).start()
         self.http_port = self._runner.addresses[0][1]
-        log.info("Slack: Events API on %s:%s%s", self._http_host, self.http_port, EVENTS_PATH)
+        log.info("Slack: Events API on %s:%s%s", host, self.http_port, EVENTS_PATH)
+
+
+class _Listeners:
+    """Bolt's listeners (Bolt injects ``ack`` and ``body`` by name): ack, translate, hand over."""
+
+    def __init__(
+        self, *, workflow: Workflow, identity: BotIdentity, staff_channel: str | None
+    ) -> None:
+        self._workflow = workflow
+        self._identity = identity
+        self._staff_channel = staff_channel
+
+    async def on_event(self, body: dict[str, Any]) -> None:
+        """``message`` and ``app_mention``; Bolt acknowledges events itself."""
+        found = route(body, self._identity, staff_channel=self._staff_channel)
+        if isinstance(found, StaffReply):
+            self._workflow.staff_reply(found)
+        elif found is not None:
+            self._workflow.customer(found)
+
+    async def on_press(self, ack: AsyncAck, body: dict[str, Any]) -> None:
+        """Claim / Resolve / Hand back (Slack wants the ack within 3 s)."""
+        await ack()
+        pressed = press(body)
+        if pressed is not None:
+            self._workflow.press(pressed)
+
+    async def on_person_request(self, ack: AsyncAck, body: dict[str, Any]) -> None:
+        """ "Talk to a human": the press is the customer's next turn."""
+        await ack()
+        inbound = person_request(body)
+        if inbound is not None:
+            self._workflow.customer(inbound)
+
+
+def _configure(
+    client: AsyncWebClient, settings: SlackSettings, session: ClientSession
+) -> AsyncWebClient:
+    """Point Bolt's Web API client at ``SLACK_API_URL`` over one shared HTTP session (without
+    one the SDK opens a session per call), retrying refused connections and rate limits."""
+    client.base_url = settings.api_url.rstrip("/") + "/"
+    client.session = session
+    client.retry_handlers = [
+        AsyncConnectionErrorRetryHandler(),
+        AsyncRateLimitErrorRetryHandler(max_retry_count=2),
+    ]
+    return client
+
+
+async def _sign_in(client: AsyncWebClient) -> BotIdentity:
+    """Who the bot is (``auth.test``); a refused token is a ``StartError`` naming the setting."""
+    try:
+        auth = await client.auth_test()
+    except SlackApiError as exc:
+        code = error_code(exc)
+        if code in REFUSED_TOKEN:
+            raise StartError(
+                f"SLACK_BOT_TOKEN was refused by Slack ({code}): set it to the app's current "
+                "Bot User OAuth Token (xoxb-…), and reinstall the app if it was removed."
+            ) from exc
+        raise
+    log.info("Slack: signed in as bot user %s in team %s", auth["user_id"], auth.get("team_id"))
+    return BotIdentity(user_id=auth["user_id"], bot_id=auth.get("bot_id") or "")
 
 
 def _check(settings: SlackSettings) -> None:

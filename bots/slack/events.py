@@ -1,8 +1,8 @@
-"""Translate Slack Events API payloads into ``IncomingMessage``: pure functions over raw dicts.
+"""Translate Slack Events API payloads for the workflow: pure functions over raw dicts.
 
-Nothing here talks to Slack. ``translate`` decides whether an event is new customer text, where
-its conversation lives and what the customer wrote, so it can be tested table-driven against the
-JSON fixtures in ``tests/fixtures/slack``.
+Nothing here talks to Slack. ``translate`` decides whether an event is new text for the bot,
+where its conversation lives and what was written; ``route`` also sorts out replies in the
+staff channel. Both are tested table-driven against the JSON fixtures in ``tests/fixtures/slack``.
 """
 
 from __future__ import annotations
@@ -12,7 +12,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from core.types import ConversationKey, IncomingMessage
+from bots.common import Inbound, StaffReply
+from core.types import ConversationKey, IncomingMessage, StaffPost
 
 PLATFORM = "slack"
 TOP_LEVEL = "-"
@@ -37,28 +38,42 @@ class BotIdentity:
     bot_id: str
 
 
-@dataclass(frozen=True, slots=True)
-class Inbound:
-    """A customer message worth passing to the port, plus the Slack facts the reply needs.
+def route(
+    body: Mapping[str, Any], bot: BotIdentity, *, staff_channel: str | None
+) -> Inbound | StaffReply | None:
+    """What an ``events_api`` body is for the workflow: a message for the bot (``translate``),
+    a reply in a staff thread of ``staff_channel``, or ``None``.
 
-    ``ts`` is the customer's own message (for the progress reaction and the staff permalink).
-    ``follow_up`` marks a thread reply that does not mention the bot: it goes to the port only
-    when the bot already has a conversation in that thread.
+    Nothing in the staff channel reaches the engine: its top-level posts are the team's own,
+    and replies in a notice's thread are for the DM relay.
     """
-
-    message: IncomingMessage
-    ts: str
-    follow_up: bool = False
+    inbound = translate(body, bot)
+    if inbound is None or inbound.message.key.channel_id != staff_channel:
+        return inbound
+    message = inbound.message
+    thread = message.key.thread_id
+    if thread == inbound.context:
+        return None
+    return StaffReply(
+        post=StaffPost(message.key.channel_id, thread),
+        author_id=message.author_id,
+        author_name=message.author_name,
+        text=message.text,
+        message_id=message.message_id,
+        context=thread,
+    )
 
 
 def translate(body: Mapping[str, Any], bot: BotIdentity) -> Inbound | None:
-    """The customer message in an ``events_api`` body, or ``None`` when there is nothing to answer.
+    """The message for the bot in an ``events_api`` body, or ``None`` when there is nothing to
+    answer.
 
     DMs (``message.im``) always count; their top level is one conversation and a thread inside
     the DM is another. In channels the bot answers a mention (``app_mention``, or the ``message``
     twin Slack sends for it) in the mention's thread, and a later thread reply without a mention
-    as a ``follow_up``. Both twins of a mention translate identically, so the engine's dedupe on
-    ``message_id`` (``channel:ts``) makes them one turn.
+    as a ``follow_up`` that does not address the bot. Both twins of a mention translate
+    identically, so the engine's dedupe on ``message_id`` (``channel:ts``) makes them one turn.
+    The ``context`` is the message's own ``ts``, where the progress reaction goes.
     """
     event = body.get("event")
     if not isinstance(event, Mapping) or event.get("type") not in ("message", "app_mention"):
@@ -86,8 +101,9 @@ def translate(body: Mapping[str, Any], bot: BotIdentity) -> Inbound | None:
         message_id=f"{channel}:{ts}",
         direct=direct,
         author_name=author_name(event),
+        attachments=file_names(event),
     )
-    return Inbound(message=message, ts=ts, follow_up=follow_up)
+    return Inbound(message=message, context=ts, follow_up=follow_up, addressed=not follow_up)
 
 
 def reply_thread(key: ConversationKey) -> str | None:
@@ -144,6 +160,16 @@ def author_name(event: Mapping[str, Any]) -> str:
     if not isinstance(profile, Mapping):
         return ""
     return str(profile.get("display_name") or profile.get("real_name") or "")
+
+
+def file_names(event: Mapping[str, Any]) -> tuple[str, ...]:
+    """The names of the files shared with the message (a ``file_share`` carries ``files``)."""
+    files = event.get("files")
+    if not isinstance(files, list):
+        return ()
+    return tuple(
+        str(f.get("name") or f.get("title") or "file") for f in files if isinstance(f, Mapping)
+    )
 
 
 def _mention_pattern(user_id: str) -> re.Pattern[str]:

@@ -11,20 +11,20 @@ from datetime import UTC, datetime
 from typing import Any
 
 from bots.slack.render import SlackMessage, channel_mention, escape, user_mention
+from core.escalation import LABELS, Action, State, actions_for
 from core.types import ConversationKey, EscalationView
 
-CLAIM = "escalation_claim"
-RESOLVE = "escalation_resolve"
-HAND_BACK = "escalation_hand_back"
+ACTION_IDS = {
+    Action.CLAIM: "escalation_claim",
+    Action.RESOLVE: "escalation_resolve",
+    Action.HAND_BACK: "escalation_hand_back",
+}
+"""Each staff action's button ``action_id``; fixed, so buttons already posted keep working."""
 NOTE_LIMIT = 1500
 """Escaped reason and summary are cut to this, so every section stays within Slack's 3,000."""
 TEAM_NAME = "Support team"
 """Names the team without pinging it, where the customer's thread already did."""
 
-_BUTTONS = {
-    "open": [(CLAIM, "Claim"), (RESOLVE, "Resolve"), (HAND_BACK, "Hand back to bot")],
-    "claimed": [(RESOLVE, "Resolve"), (HAND_BACK, "Hand back to bot")],
-}
 _SLACK_TS = re.compile(r"^(?P<channel>[A-Z0-9]+):(?P<ts>\d+\.\d+)$")
 
 
@@ -59,13 +59,13 @@ def notification(view: EscalationView, *, team: str, link: str) -> SlackMessage:
 
 def state_line(view: EscalationView) -> str:
     """Where the escalation stands: open, or claimed / closed by whom and when."""
-    if view.state == "open":
+    if view.state == State.OPEN:
         line = f":red_circle: *Open* since {slack_date(view.created_at)}, nobody has claimed it yet"
-    elif view.state == "claimed":
+    elif view.state == State.CLAIMED:
         when = slack_date(view.updated_at)
         line = f":large_yellow_circle: *Claimed* by {_person(view.claimed_by)} {when}"
     else:
-        done = "Resolved" if view.state == "resolved" else "Handed back to the bot"
+        done = "Resolved" if view.state == State.RESOLVED else "Handed back to the bot"
         when = slack_date(view.updated_at)
         line = f":white_check_mark: *{done}* by {_person(view.closed_by)} {when}"
         if view.claimed_by:
@@ -142,19 +142,19 @@ def _section(text: str) -> dict[str, Any]:
 
 
 def _buttons(view: EscalationView) -> dict[str, Any] | None:
-    buttons = _BUTTONS.get(view.state)
-    if not buttons:
+    actions = actions_for(view.state)
+    if not actions:
         return None
     elements = [
         {
             "type": "button",
-            "action_id": action_id,
-            "text": {"type": "plain_text", "text": label},
+            "action_id": ACTION_IDS[action],
+            "text": {"type": "plain_text", "text": LABELS[action]},
             "value": str(view.id),
             # The first button is the next step: claim an open one, resolve a claimed one.
             **({"style": "primary"} if index == 0 else {}),
         }
-        for index, (action_id, label) in enumerate(buttons)
+        for index, action in enumerate(actions)
     ]
     # A new block_id per state, as Slack asks of updated messages.
     block_id = f"escalation-{view.id}-{view.state}"

@@ -61,9 +61,13 @@ class FakeSlack:
         self.bot_token = bot_token
         self.app_token = app_token
         self.calls: list[tuple[str, Params]] = []
+        self.peers: list[int] = []
+        """The client's port of each Web API call: one per connection it opened."""
         self.reactions: set[tuple[str, str, str]] = set()
         self.messages: list[Params] = []
         self.disconnects = 0
+        self.connections = 0
+        """How many connections clients hold open to the fake now (Web API and Socket Mode)."""
         self._failures: dict[str, list[tuple[str, str | None]]] = {}
         self._holds: dict[str, asyncio.Event] = {}
         self._changed = asyncio.Condition()
@@ -72,6 +76,7 @@ class FakeSlack:
         self._connected = asyncio.Event()
         self._acks: dict[str, asyncio.Future[dict[str, Any]]] = {}
         self._runner: web.AppRunner | None = None
+        self._wake: asyncio.Future[None] | None = None
         self._port = 0
         self._methods: dict[str, Handler] = {
             "auth.test": self._auth_test,
@@ -96,6 +101,7 @@ class FakeSlack:
         app.router.add_get("/socket", self._socket_endpoint)
         self._runner = web.AppRunner(app, access_log=None)
         await self._runner.setup()
+        self._count_connections(self._runner.server)
         site = web.TCPSite(self._runner, "127.0.0.1", 0)
         await site.start()
         self._port = self._runner.addresses[0][1]
@@ -162,6 +168,13 @@ class FakeSlack:
             )
             return matching()
 
+    async def wait_connections(self, count: int, timeout: float = 5.0) -> None:  # noqa: ASYNC109
+        """Wait until clients hold exactly ``count`` connections open (0: all closed)."""
+        async with self._changed:
+            await asyncio.wait_for(
+                self._changed.wait_for(lambda: self.connections == count), timeout
+            )
+
     async def wait_disconnected(self, count: int = 1, timeout: float = 5.0) -> None:  # noqa: ASYNC109
         """Wait until Socket Mode clients have closed ``count`` connections in all."""
         async with self._changed:
@@ -197,6 +210,26 @@ class FakeSlack:
         )
         return await asyncio.wait_for(ack, timeout)
 
+    def _count_connections(self, server: Any) -> None:
+        # aiohttp's server has no signal for a connection opening or closing, so its two
+        # protocol callbacks are wrapped to keep ``connections`` and wake ``wait_connections``.
+        made, lost = server.connection_made, server.connection_lost
+
+        def connection_made(handler: Any, transport: Any) -> None:
+            made(handler, transport)
+            self.connections += 1
+
+        def connection_lost(handler: Any, exc: BaseException | None = None) -> None:
+            lost(handler, exc)
+            self.connections -= 1
+            self._wake = asyncio.ensure_future(self._notify())
+
+        server.connection_made, server.connection_lost = connection_made, connection_lost
+
+    async def _notify(self) -> None:
+        async with self._changed:
+            self._changed.notify_all()
+
     # -- Web API -----------------------------------------------------------------------------
 
     async def _api(self, request: web.Request) -> web.Response:
@@ -208,8 +241,10 @@ class FakeSlack:
             params.update(await request.post())
         token = request.headers.get("Authorization", "").removeprefix("Bearer ").strip()
         token = token or str(params.get("token", ""))
+        peer = request.transport.get_extra_info("peername") if request.transport else None
         async with self._changed:
             self.calls.append((method, params))
+            self.peers.append(peer[1] if peer else 0)
             self._changed.notify_all()
         if method in self._holds:
             await self._holds[method].wait()

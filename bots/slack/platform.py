@@ -1,0 +1,157 @@
+"""``SlackPlatform``: the workflow's port onto Slack, through the Web API calls in ``SlackWeb``.
+
+Slack errors never reach the customer and never stop the bot: ``SlackWeb`` logs them (with
+ids, never text) and each method reports by its return value.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from datetime import datetime
+from typing import Any
+
+from bots.common import Inbound
+from bots.links import conversation_link
+from bots.slack import notice
+from bots.slack.events import PLATFORM, reply_thread
+from bots.slack.render import escape, group_mention, render_reply, render_said, user_mention
+from bots.slack.staff import StaffDirectory
+from bots.slack.web import SlackWeb
+from core.types import ConversationKey, EscalationView, IncomingMessage, Relayed, Reply, StaffPost
+
+log = logging.getLogger(__name__)
+
+PROGRESS_REACTION = "eyes"
+"""Shown on the customer's message while the engine works (needs only ``reactions:write``)."""
+CUSTOMER_NO_TEXT = "a message without text (a file?) that the bot cannot pass on"
+STAFF_NO_TEXT = "(no text)"
+
+
+class SlackPlatform:
+    """Renders and posts what the workflow decides; the settings' group and staff channel say
+    whom to ping and where staff notices go.
+
+    ``context`` values are Slack timestamps: an ``Inbound``'s is the message to put the
+    progress reaction on; a ``StaffReply``'s the staff thread, where a note to its author goes;
+    a ``Press`` has none, so the note goes to the staff channel itself.
+    """
+
+    name = PLATFORM
+
+    def __init__(
+        self,
+        *,
+        web: SlackWeb,
+        staff: StaffDirectory,
+        support_group_id: str | None,
+        staff_channel: str | None,
+    ) -> None:
+        self._web = web
+        self._staff = staff
+        self._mention = group_mention(support_group_id) if support_group_id else None
+        self._channel = staff_channel
+
+    def is_direct(self, key: ConversationKey) -> bool:
+        return notice.is_dm(key)
+
+    async def is_staff(self, user_id: str, context: Any) -> bool:
+        return await self._staff.is_staff(user_id)
+
+    def person(self, user_id: str) -> str:
+        return user_mention(user_id)
+
+    async def staff_name(self, user_id: str, context: Any) -> str:
+        return await self._staff.name(user_id)
+
+    async def prepare(self, inbound: Inbound) -> None:
+        """Nothing to make: a reply with ``thread_ts`` opens the thread by itself."""
+
+    @asynccontextmanager
+    async def working(self, inbound: Inbound) -> AsyncIterator[None]:
+        """The progress reaction, added beside the turn (never holding it up) and taken back
+        after it, by the delivery that added it: a retried or doubled delivery finds it there
+        (``already_reacted``) and leaves it alone."""
+        key = inbound.message.key
+        ts = str(inbound.context)
+        reacting = asyncio.create_task(
+            self._web.react(key.channel_id, ts, PROGRESS_REACTION, about=key)
+        )
+        try:
+            yield
+        finally:
+            if await reacting:
+                await self._web.unreact(key.channel_id, ts, PROGRESS_REACTION, about=key)
+
+    async def post_reply(
+        self, inbound: Inbound, reply: Reply, *, ping: bool, offer_person: bool
+    ) -> bool:
+        key = inbound.message.key
+        mention = None
+        if ping:
+            mention = self._mention
+            if mention is None:
+                log.warning("escalation in %s: SLACK_SUPPORT_GROUP_ID unset, no ping", key)
+        parts = render_reply(reply.text, ping=mention, offer_person=offer_person)
+        return await self._web.post_all(key.channel_id, parts, thread=reply_thread(key), about=key)
+
+    async def post_notice(self, view: EscalationView, *, ping: bool) -> StaffPost | None:
+        if not self._channel:
+            log.warning("escalation %s: SLACK_STAFF_CHANNEL unset, staff not told", view.id)
+            return None
+        message = notice.notification(view, team=self._team(ping), link=await self._link(view))
+        ts = await self._web.post(self._channel, message, about=f"escalation {view.id}")
+        return StaffPost(self._channel, ts) if ts else None
+
+    async def update_notice(self, view: EscalationView, post: StaffPost) -> bool:
+        # Heads the notice as it was first posted: a DM's pinged the group, a thread's did not
+        # (its thread did). An edit notifies nobody either way.
+        team = self._team(self.is_direct(view.key))
+        message = notice.notification(view, team=team, link=await self._link(view))
+        return await self._web.update(post, message, about=f"escalation {view.id}")
+
+    async def post_reping(self, view: EscalationView, *, now: datetime) -> bool:
+        if view.staff is None:
+            return False
+        message = notice.reping(view, team=self._team(True), link=await self._link(view), now=now)
+        ts = await self._web.post(
+            view.staff.channel_id,
+            message,
+            thread=view.staff.message_id,
+            about=f"escalation {view.id}",
+        )
+        return ts is not None
+
+    async def relay_to_staff(self, post: StaffPost, message: IncomingMessage) -> bool:
+        said = render_said(
+            f"{user_mention(message.author_id)} wrote:", message.text, empty=CUSTOMER_NO_TEXT
+        )
+        return await self._web.post_all(
+            post.channel_id, said, thread=post.message_id, about=message.key
+        )
+
+    async def relay_to_customer(self, relayed: Relayed) -> bool:
+        said = render_said(
+            f"*{escape(relayed.staff_name)}* (support team):", relayed.text, empty=STAFF_NO_TEXT
+        )
+        key = relayed.key
+        return await self._web.post_all(key.channel_id, said, thread=reply_thread(key), about=key)
+
+    async def tell_staff(self, post: StaffPost, user_id: str, text: str, context: Any) -> None:
+        await self._web.whisper(post.channel_id, user_id, text, thread=context, about=post)
+
+    def _team(self, ping: bool) -> str:
+        if ping and self._mention is None:
+            log.warning("SLACK_SUPPORT_GROUP_ID unset: staff notification pings nobody")
+        return self._mention if ping and self._mention else notice.TEAM_NAME
+
+    async def _link(self, view: EscalationView) -> str:
+        """The customer's message's permalink; the conversation's link when there is none."""
+        found = notice.customer_message(view)
+        if found is not None:
+            link = await self._web.permalink(*found, about=f"escalation {view.id}")
+            if link:
+                return link
+        return conversation_link(view.key)
