@@ -24,7 +24,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument(
         "--today",
         type=date.fromisoformat,
-        help="pin 'today' (YYYY-MM-DD) for seeding and the return window, e.g. in tests",
+        help="pin 'today' (YYYY-MM-DD) for seeding a new file and for the return window",
     )
     args = parser.parse_args(argv)
     pinned: date | None = args.today

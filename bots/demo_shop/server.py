@@ -1,24 +1,20 @@
 """The shop's MCP tools: two reads, three writes, over a :class:`ShopStore`.
 
-=========================  ==========================================================  ========
-tool                       arguments                                                   kind
-=========================  ==========================================================  ========
-lookup_customer            email, zip_code?                                            read
-get_order_status           order_number                                                read
-cancel_order               order_number, email                                         destructive
-change_shipping_address    order_number, email, street, city, state, zip_code          destructive
-start_return               order_number, email, reason, skus?                          additive
-=========================  ==========================================================  ========
+- ``lookup_customer(email, zip_code?)`` — read;
+- ``get_order_status(order_number)`` — read;
+- ``cancel_order(order_number, email)`` — write, destructive;
+- ``change_shipping_address(order_number, email, street, city, state, zip_code)`` — write,
+  destructive;
+- ``start_return(order_number, email, reason, skus?)`` — write, additive.
 
 A refusal (unknown order, wrong state, return window passed) comes back as a tool error
 (``isError``) whose text the model can relay. Writes take the email on the order, so an
 order number alone changes nothing. The bot names the conversation's customer in each
 request's ``_meta`` under :data:`PLATFORM_META_KEY` and :data:`CUSTOMER_META_KEY`; writes
 record them in the shop's ``actions`` table and nothing else reads them.
-
-Written without ``from __future__ import annotations``: the SDK finds the ``Context``
-parameter and the argument schemas from the evaluated annotations.
 """
+
+from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
@@ -50,8 +46,8 @@ INSTRUCTIONS = (
 )
 
 _READ = ToolAnnotations(read_only_hint=True, open_world_hint=False)
-# Repeating any of these leaves the shop as the first call did (a repeat is refused), so
-# all are idempotent; cancelling and re-addressing overwrite what was there, so destructive.
+# A repeated write leaves the shop as the first one did (the same address again, or a
+# refusal), so all are idempotent; cancelling and re-addressing overwrite, so destructive.
 _OVERWRITE = ToolAnnotations(
     read_only_hint=False, destructive_hint=True, idempotent_hint=True, open_world_hint=False
 )
@@ -101,10 +97,9 @@ def build_server(store: ShopStore) -> MCPServer:
             str | None, Field(description="The account's ZIP code, to confirm it's theirs.")
         ] = None,
     ) -> CustomerAccount:
-        """Find a customer's account by email, with their orders (newest first).
-
-        Give zip_code to confirm the account is theirs: a wrong ZIP code is refused.
-        """
+        """Find a customer's account by email. With the account's ZIP code it also lists
+        their orders (newest first); without it, it only confirms the account and its name,
+        since anyone can type an email address. A wrong ZIP code is refused."""
         with _relayed():
             return store.find_customer(email, zip_code)
 

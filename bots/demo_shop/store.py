@@ -83,6 +83,7 @@ class ShopStore:
     def open(cls, path: Path, *, today: Callable[[], date]) -> ShopStore:
         """The store at ``path``, created and seeded (relative to ``today()``) if missing."""
         if not path.exists():
+            path.parent.mkdir(parents=True, exist_ok=True)
             # Seed beside it and move it into place, so an existing file is always complete.
             partial = path.with_name(f".{path.name}.seeding")
             partial.unlink(missing_ok=True)
@@ -95,7 +96,7 @@ class ShopStore:
     # -- reads ---------------------------------------------------------------------------
 
     def find_customer(self, email: str, zip_code: str | None = None) -> CustomerAccount:
-        """The account for ``email`` and its orders; ``zip_code``, when given, must match."""
+        """The account for ``email``; its orders only when ``zip_code`` is given and matches."""
         with self._reading() as db:
             customer = db.execute(
                 "SELECT * FROM customers WHERE email = ?", (email.strip(),)
@@ -104,21 +105,27 @@ class ShopStore:
                 raise ShopError("There's no ShopNova account with that email address.")
             if zip_code is not None and zip_code.strip() != customer["zip"]:
                 raise ShopError("That ZIP code doesn't match the account for that email address.")
-            orders = db.execute(
-                "SELECT number FROM orders WHERE customer_id = ? ORDER BY placed_on DESC",
-                (customer["id"],),
-            ).fetchall()
-            summaries = [self._status(db, row["number"]) for row in orders]
+            verified = zip_code is not None
+            # Only a matching ZIP code lists the orders: anyone can type an email address.
+            numbers = (
+                db.execute(
+                    "SELECT number FROM orders WHERE customer_id = ? ORDER BY placed_on DESC",
+                    (customer["id"],),
+                ).fetchall()
+                if verified
+                else []
+            )
+            orders = [self._status(db, number) for (number,) in numbers]
         return CustomerAccount(
             name=customer["name"],
             email=customer["email"],
-            zip_verified=zip_code is not None,
+            zip_verified=verified,
             orders=[
                 OrderSummary(
-                    order_number=s.order_number, status=s.status, placed_on=s.placed_on,
-                    total=s.total,
+                    order_number=o.order_number, status=o.status, placed_on=o.placed_on,
+                    total=o.total,
                 )
-                for s in summaries
+                for o in orders
             ],
         )  # fmt: skip
 
@@ -229,7 +236,7 @@ class ShopStore:
                 " VALUES (?, ?, ?, ?)",
                 (number, self._today().isoformat(), reason.strip(), refund_cents),
             ).lastrowid
-            assert row_id is not None
+            assert row_id is not None  # typed optional; an INSERT always sets it
             db.executemany(
                 "UPDATE order_items SET return_id = ? WHERE order_number = ? AND sku = ?",
                 [(row_id, number, line["sku"]) for line in chosen],
