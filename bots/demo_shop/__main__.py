@@ -6,8 +6,7 @@ import argparse
 from datetime import date
 from pathlib import Path
 
-from bots.demo_shop.server import build_server
-from bots.demo_shop.store import ShopStore
+from bots.demo_shop.server import open_server
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -27,9 +26,7 @@ def main(argv: list[str] | None = None) -> None:
         help="pin 'today' (YYYY-MM-DD) for seeding a new file and for the return window",
     )
     args = parser.parse_args(argv)
-    pinned: date | None = args.today
-    store = ShopStore.open(args.db, today=(lambda: pinned) if pinned else date.today)
-    build_server(store).run("stdio")
+    open_server(args.db, today=args.today).run("stdio")
 
 
 if __name__ == "__main__":

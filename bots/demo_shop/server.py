@@ -18,6 +18,8 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
+from datetime import date
+from pathlib import Path
 from typing import Annotated, Any
 
 from mcp.server.mcpserver import Context, MCPServer
@@ -81,6 +83,17 @@ def _relayed() -> Iterator[None]:
 
 def _caller(ctx: Context) -> Caller:
     return caller_from_meta(ctx.request_context.meta)
+
+
+def open_server(db: Path, *, today: date | None = None) -> MCPServer:
+    """The shop's server over the SQLite file ``db``, created and seeded if missing.
+
+    ``today`` pins the day used for seeding a new file and for the return window; without
+    it the server follows the calendar. This is what ``python -m bots.demo_shop`` serves
+    over stdio, and what tests connect to in-process.
+    """
+    store = ShopStore.open(db, today=date.today if today is None else (lambda: today))
+    return build_server(store)
 
 
 def build_server(store: ShopStore) -> MCPServer:
