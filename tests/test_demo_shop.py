@@ -1,7 +1,12 @@
-"""The demo shop's MCP server, driven by the real MCP client over stdio.
+"""The demo shop's MCP server, driven by the real MCP client.
 
-Each test spawns ``python -m bots.demo_shop`` on a fresh database with "today" pinned, so
-the seeded dates (and with them the 30-day return window) are the same on every run.
+Most tests connect a :class:`ClientSession` to the server object in-process, over the SDK's
+in-memory streams: the same JSON-RPC session loop, handshakes and request ``_meta`` as over
+stdio, without paying for a process (and its ~2 s import of ``mcp``) per test. The tests at
+the end spawn ``python -m bots.demo_shop`` and talk to it over stdio, end to end.
+
+Every test gets a fresh database with "today" pinned, so the seeded dates (and with them
+the 30-day return window) are the same on every run.
 """
 
 from __future__ import annotations
@@ -17,9 +22,10 @@ from typing import Any
 
 import pytest
 from mcp import ClientSession, StdioServerParameters, stdio_client
+from mcp.client._memory import InMemoryTransport
 from mcp_types import CallToolResult, TextContent
 
-from bots.demo_shop.server import CUSTOMER_META_KEY, PLATFORM_META_KEY
+from bots.demo_shop.server import CUSTOMER_META_KEY, PLATFORM_META_KEY, open_server
 
 REPO = Path(__file__).resolve().parents[1]
 TODAY = date(2026, 3, 10)
@@ -27,12 +33,26 @@ MAYA = "maya.patel@example.com"
 DANIEL = "daniel.okafor@example.com"
 SOFIA = "sofia.lindqvist@example.com"
 SLACK_U123 = {PLATFORM_META_KEY: "slack", CUSTOMER_META_KEY: "U123"}
+TOOLS = {"lookup_customer", "get_order_status", "cancel_order", "change_shipping_address",
+         "start_return"}  # fmt: skip
 
 
 @asynccontextmanager
 async def shop(tmp_path: Path, *, handshake: str = "discover") -> AsyncIterator[ClientSession]:
-    """A session with a shop server on ``tmp_path/shop.db``, connected with ``handshake``:
-    ``discover`` (protocol 2026-07-28) or ``initialize`` (the earlier handshake)."""
+    """A session with an in-process shop server on ``tmp_path/shop.db``, connected with
+    ``handshake``: ``discover`` (protocol 2026-07-28) or ``initialize`` (the earlier one)."""
+    server = open_server(tmp_path / "shop.db", today=TODAY)
+    async with (
+        InMemoryTransport(server) as (read, write),
+        ClientSession(read, write) as session,
+    ):
+        await getattr(session, handshake)()
+        yield session
+
+
+@asynccontextmanager
+async def stdio_shop(tmp_path: Path) -> AsyncIterator[ClientSession]:
+    """A session with ``python -m bots.demo_shop`` on ``tmp_path/shop.db``, over stdio."""
     params = StdioServerParameters(
         command=sys.executable,
         args=["-m", "bots.demo_shop", "--db", str(tmp_path / "shop.db"), "--today", str(TODAY)],
@@ -43,7 +63,7 @@ async def shop(tmp_path: Path, *, handshake: str = "discover") -> AsyncIterator[
             stdio_client(params, errlog=errlog) as (read, write),
             ClientSession(read, write) as session,
         ):
-            await getattr(session, handshake)()
+            await session.discover()
             yield session
 
 
@@ -74,13 +94,7 @@ async def test_tools_are_listed_with_their_annotations(tmp_path: Path) -> None:
     async with shop(tmp_path) as session:
         tools = {tool.name: tool.annotations for tool in (await session.list_tools()).tools}
 
-    assert set(tools) == {
-        "lookup_customer",
-        "get_order_status",
-        "cancel_order",
-        "change_shipping_address",
-        "start_return",
-    }
+    assert set(tools) == TOOLS
     hints = {
         name: (a.read_only_hint, a.destructive_hint) for name, a in tools.items() if a is not None
     }
@@ -266,9 +280,27 @@ async def test_writes_record_who_asked_from_the_request_meta(
 
 
 async def test_the_database_survives_a_restart(tmp_path: Path) -> None:
+    # Each `shop` builds a new server and store over the same file, as a restart would.
     async with shop(tmp_path) as session:
         await ok(session, "cancel_order", order_number="W1001", email=MAYA)
     async with shop(tmp_path) as session:
         order = await ok(session, "get_order_status", order_number="W1001")
 
     assert order["status"] == "cancelled"
+
+
+# -- over stdio: the process, its command line and the stdio transport, end to end ----------
+
+
+async def test_over_stdio_a_write_is_served_and_audited(tmp_path: Path) -> None:
+    async with stdio_shop(tmp_path) as session:
+        tools = {tool.name for tool in (await session.list_tools()).tools}
+        cancelled = await ok(session, "cancel_order", order_number="W1001", email=MAYA)
+        shipped = await ok(session, "get_order_status", order_number="W1002")
+
+    assert tools == TOOLS
+    assert cancelled["refund"] == "$237.00 to Visa ending 4242"
+    # --today reached the seeding: W1002 shipped two days before the pinned day.
+    assert shipped["shipped_on"] == str(TODAY - timedelta(days=2))
+    rows = [(r["platform"], r["customer"], r["tool"], r["outcome"]) for r in actions(tmp_path)]
+    assert rows == [("slack", "U123", "cancel_order", "ok")]
