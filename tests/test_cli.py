@@ -73,7 +73,7 @@ async def test_console_chat_talks_to_claude_when_a_key_is_set(
         ANTHROPIC_BASE_URL=fake_claude.base_url,
     )
     assert code == 0
-    assert "Juniper> Returns are accepted within **30 days** of delivery." in out
+    assert "Aria> Returns are accepted within **30 days** of delivery." in out
     assert fake_claude.requests[0].last_user_text == "Can I return a rug?"
 
 
