@@ -8,15 +8,17 @@ from collections.abc import AsyncIterator, Callable
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
-from core.claude import ClaudeClient
 from core.config import Settings
 from core.desk import Desk, watch_repings
 from core.engine import Engine, Limits
 from core.types import EscalationView
 from storage.database import create_engine, upgrade
 from storage.repository import SqlStore
+
+if TYPE_CHECKING:
+    from core.claude import ClaudeClient
 
 log = logging.getLogger("supportbot")
 
@@ -34,7 +36,13 @@ async def open_runtime(settings: Settings) -> AsyncIterator[Runtime]:
     """Migrate the database, then build the engine; everything is closed on exit."""
     assert settings.persona is not None
     database = create_engine(settings.database_url)
-    llm = ClaudeClient(settings=settings.claude) if settings.claude.api_key else None
+    llm: ClaudeClient | None = None
+    if settings.claude.api_key:
+        # Imported only with a key: the anthropic SDK takes over a second to import, which
+        # limited mode and the CLI's database commands never need.
+        from core.claude import ClaudeClient
+
+        llm = ClaudeClient(settings=settings.claude)
     try:
         await upgrade(database)
         if llm is None:
