@@ -9,7 +9,8 @@ from __future__ import annotations
 import os
 import shutil
 import socket
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
+from functools import cache
 from pathlib import Path
 
 import asyncpg
@@ -37,6 +38,17 @@ def _local_only(host, *args, **kwargs):  # type: ignore[no-untyped-def]
 
 
 socket.getaddrinfo = _local_only
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _no_ca_bundle(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    # Tests make no TLS connections (see _local_only), yet each Anthropic client would parse
+    # the system's CA bundle up front (~40 ms). Pointed at a directory, OpenSSL looks
+    # certificates up only during a handshake.
+    with pytest.MonkeyPatch.context() as patch:
+        patch.delenv("SSL_CERT_FILE", raising=False)
+        patch.setenv("SSL_CERT_DIR", str(tmp_path_factory.mktemp("no-ca-certificates")))
+        yield
 
 
 @pytest.fixture
@@ -155,6 +167,12 @@ async def database_url(request: pytest.FixtureRequest, tmp_path: Path, databases
     return await databases.postgres(POSTGRES_URL)
 
 
+@cache
+def _demo_persona() -> Persona:
+    # Parsed once: tests change a persona with model_copy(update=...), never in place.
+    return Persona.load(DEMO_PERSONA).model_copy(update={"support_hours": None})
+
+
 def make_settings(
     database_url: str,
     claude_url: str | None,
@@ -167,7 +185,7 @@ def make_settings(
     ``claude`` overrides ``ClaudeSettings`` fields, ``fields`` the top-level ones. Support
     hours are off, so replies do not depend on the time of day the suite runs.
     """
-    persona = Persona.load(DEMO_PERSONA).model_copy(update={"support_hours": None})
+    persona = _demo_persona()
     tuning: dict[str, object] = {
         "timeout_seconds": 2.0,
         "max_retries": 1,
