@@ -5,7 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from sqlalchemy import Connection, event, inspect, text
+from sqlalchemy import Connection, event, text
+from sqlalchemy.exc import OperationalError, ProgrammingError
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 if TYPE_CHECKING:
@@ -82,6 +83,9 @@ async def upgrade(engine: AsyncEngine) -> None:
 
 
 def _current_revisions(connection: Connection) -> set[str]:
-    if not inspect(connection).has_table("alembic_version"):
+    # One query instead of reflecting the catalog first: a missing table (an empty
+    # database) raises, and means "not migrated". Any other problem resurfaces in Alembic.
+    try:
+        return set(connection.scalars(text("SELECT version_num FROM alembic_version")))
+    except (OperationalError, ProgrammingError):
         return set()
-    return set(connection.scalars(text("SELECT version_num FROM alembic_version")))
