@@ -6,12 +6,16 @@ Every test that uses ``database_url`` runs on SQLite, and again on PostgreSQL wh
 
 from __future__ import annotations
 
+import asyncio
+import concurrent.futures
 import os
 import shutil
 import socket
-from collections.abc import AsyncIterator, Iterator
+import threading
+from collections.abc import AsyncIterator, Coroutine, Iterator
 from functools import cache
 from pathlib import Path
+from typing import Any, TypeVar
 
 import asyncpg
 import pytest
@@ -25,6 +29,7 @@ from core.engine import Engine
 from storage.database import create_engine, head_revision, upgrade
 from tests.fakes.anthropic_api import FakeAnthropic
 
+T = TypeVar("T")
 POSTGRES_URL = os.environ.get("SUPPORTBOT_TEST_DATABASE_URL")
 _LOCAL = {"127.0.0.1", "localhost", "::1", None}
 _real_getaddrinfo = socket.getaddrinfo
@@ -68,6 +73,22 @@ class Databases:
         self._template = directory / "template.db"
         self._sqlite_ready = False
         self._postgres_ready = False
+        # Each test runs in an event loop of its own, so a connection kept for the session
+        # lives on a loop of its own too, in a thread.
+        self._loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self._loop.run_forever, daemon=True)
+        self._thread.start()
+        self._reset_connection: asyncpg.Connection | None = None
+
+    def close(self) -> None:
+        if self._reset_connection is not None:
+            self._in_thread(self._reset_connection.close()).result()
+        self._loop.call_soon_threadsafe(self._loop.stop)
+        self._thread.join()
+        self._loop.close()
+
+    def _in_thread(self, work: Coroutine[Any, Any, T]) -> concurrent.futures.Future[T]:
+        return asyncio.run_coroutine_threadsafe(work, self._loop)
 
     async def sqlite(self, directory: Path) -> str:
         """A copy of the migrated SQLite template in ``directory``."""
@@ -89,16 +110,11 @@ class Databases:
         another revision.
         """
         if self._postgres_ready:
-            # asyncpg directly and one round trip: a SQLAlchemy engine's first connection
-            # alone costs more than the reset.
-            connection = await asyncpg.connect(url.replace("postgresql+asyncpg", "postgresql"))
             try:
-                await connection.execute(_EMPTY_POSTGRES.replace("{head}", head_revision()))
+                await asyncio.wrap_future(self._in_thread(self._empty_postgres(url)))
                 return url
             except asyncpg.RaiseError:
                 pass  # not at head: rebuilt below
-            finally:
-                await connection.close()
         database = create_async_engine(url)
         try:
             async with database.begin() as connection:
@@ -109,6 +125,14 @@ class Databases:
             await database.dispose()
         self._postgres_ready = True
         return url
+
+    async def _empty_postgres(self, url: str) -> None:
+        # asyncpg directly, one connection for the session and one round trip per test: a
+        # new connection, let alone a SQLAlchemy engine's first one, costs more than the reset.
+        if self._reset_connection is None:
+            dsn = url.replace("postgresql+asyncpg", "postgresql")
+            self._reset_connection = await asyncpg.connect(dsn)
+        await self._reset_connection.execute(_EMPTY_POSTGRES.replace("{head}", head_revision()))
 
 
 # Empties every table (foreign keys unchecked, so the order does not matter) and restarts every
@@ -144,8 +168,10 @@ async def _migrate(url: str) -> None:
 
 
 @pytest.fixture(scope="session")
-def databases(tmp_path_factory: pytest.TempPathFactory) -> Databases:
-    return Databases(tmp_path_factory.mktemp("template"))
+def databases(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Databases]:
+    made = Databases(tmp_path_factory.mktemp("template"))
+    yield made
+    made.close()
 
 
 @pytest.fixture(
