@@ -1,7 +1,8 @@
 """Shared fixtures: a fake Claude on 127.0.0.1, a fresh database, and the real engine over both.
 
 Every test that uses ``database_url`` runs on SQLite, and again on PostgreSQL when
-``SUPPORTBOT_TEST_DATABASE_URL`` is set (``.ci/run`` sets it).
+``SUPPORTBOT_TEST_DATABASE_URL`` is set (``.ci/run`` sets it). The database comes already
+migrated (see ``Databases``); opening a runtime on it finds the schema at head.
 """
 
 from __future__ import annotations
@@ -135,9 +136,9 @@ class Databases:
         await self._reset_connection.execute(_EMPTY_POSTGRES.replace("{head}", head_revision()))
 
 
-# Empties every table (foreign keys unchecked, so the order does not matter) and restarts every
-# sequence, or raises if the schema is not at head. DELETE, not TRUNCATE: on tables this small
-# it is several times faster.
+# Empties every table (foreign keys unchecked, so the order does not matter; that takes a
+# superuser, like the DROP SCHEMA it replaces) and restarts every sequence, or raises if the
+# schema is not at head. DELETE, not TRUNCATE: on tables this small it is many times faster.
 _EMPTY_POSTGRES = """
 DO $$
 DECLARE r record;
