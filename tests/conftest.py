@@ -20,7 +20,7 @@ from typing import Any, TypeVar
 
 import asyncpg
 import pytest
-from sqlalchemy import text
+from sqlalchemy import make_url, text
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from bots.app import Runtime, open_runtime
@@ -116,6 +116,7 @@ class Databases:
                 return url
             except asyncpg.RaiseError:
                 pass  # not at head: rebuilt below
+        await _create_database(url)
         database = create_async_engine(url)
         try:
             async with database.begin() as connection:
@@ -160,6 +161,32 @@ END $$;
 """
 
 
+def _postgres_url_for_this_worker(url: str) -> str:
+    """``url``, or under pytest-xdist a database of this worker's own beside it."""
+    worker = os.environ.get("PYTEST_XDIST_WORKER")
+    if worker is None:
+        return url
+    parsed = make_url(url)
+    return parsed.set(database=f"{parsed.database}_{worker}").render_as_string(hide_password=False)
+
+
+async def _create_database(url: str) -> None:
+    """Create ``url``'s database if it does not exist (a worker's own, under pytest-xdist)."""
+    parsed = make_url(url)
+    if parsed.database == make_url(POSTGRES_URL or url).database:
+        return
+    server = parsed.set(drivername="postgresql", database=make_url(POSTGRES_URL or url).database)
+    connection = await asyncpg.connect(server.render_as_string(hide_password=False))
+    try:
+        found = await connection.fetchval(
+            "SELECT 1 FROM pg_database WHERE datname = $1", parsed.database
+        )
+        if not found:
+            await connection.execute(f'CREATE DATABASE "{parsed.database}"')
+    finally:
+        await connection.close()
+
+
 async def _migrate(url: str) -> None:
     database = create_engine(url)
     try:
@@ -191,7 +218,7 @@ async def database_url(request: pytest.FixtureRequest, tmp_path: Path, databases
     if request.param == "sqlite":
         return await databases.sqlite(tmp_path)
     assert POSTGRES_URL is not None
-    return await databases.postgres(POSTGRES_URL)
+    return await databases.postgres(_postgres_url_for_this_worker(POSTGRES_URL))
 
 
 @cache
