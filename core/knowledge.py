@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from typing import TYPE_CHECKING
 
 from core.config import KnowledgeEntry
@@ -38,6 +39,8 @@ class _Index:
         import bm25s
         import Stemmer
 
+        # bm25s sets its own logger to DEBUG when imported; its index-building chatter is noise.
+        logging.getLogger("bm25s").setLevel(logging.WARNING)
         self._bm25s = bm25s
         self._stemmer = Stemmer.Stemmer("english")
         self._bm25 = bm25s.BM25()
