@@ -28,7 +28,7 @@ Cli = Callable[..., Result]
 @pytest.fixture
 def cli(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Cli:
     """``cli("chat", "-c", "x", stdin="...", ANTHROPIC_API_KEY="...")`` runs one command."""
-    for name in os.environ:
+    for name in list(os.environ):
         if name.startswith(OURS):
             monkeypatch.delenv(name)
     monkeypatch.chdir(tmp_path)
