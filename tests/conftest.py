@@ -74,6 +74,7 @@ class Databases:
         self._template = directory / "template.db"
         self._sqlite_ready = False
         self._postgres_ready = False
+        self._postgres_schema = ""  # the migrated schema's fingerprint
         # Each test runs in an event loop of its own, so a connection kept for the session
         # lives on a loop of its own too, in a thread.
         self._loop = asyncio.new_event_loop()
@@ -107,15 +108,15 @@ class Databases:
     async def postgres(self, url: str) -> str:
         """``url`` with the schema at head and every table empty, sequences restarted.
 
-        The schema is rebuilt the first time in a session, and whenever a test left it at
-        another revision.
+        The schema is rebuilt the first time in a session, and whenever a test changed it
+        (another revision, or a trigger, column or index of its own).
         """
         if self._postgres_ready:
             try:
                 await asyncio.wrap_future(self._in_thread(self._empty_postgres(url)))
                 return url
-            except asyncpg.RaiseError:
-                pass  # not at head: rebuilt below
+            except asyncpg.PostgresError:
+                pass  # the schema changed (or its version table is gone): rebuilt below
         await _create_database(url)
         database = create_async_engine(url)
         try:
@@ -123,6 +124,8 @@ class Databases:
                 await connection.execute(text("DROP SCHEMA public CASCADE"))
                 await connection.execute(text("CREATE SCHEMA public"))
             await upgrade(database)
+            async with database.connect() as connection:
+                self._postgres_schema = (await connection.execute(text(_SCHEMA))).scalar_one()
         finally:
             await database.dispose()
         self._postgres_ready = True
@@ -134,20 +137,51 @@ class Databases:
         if self._reset_connection is None:
             dsn = url.replace("postgresql+asyncpg", "postgresql")
             self._reset_connection = await asyncpg.connect(dsn)
-        await self._reset_connection.execute(_EMPTY_POSTGRES.replace("{head}", head_revision()))
+        reset = (
+            _EMPTY_POSTGRES.replace("{schema}", _SCHEMA)
+            .replace("{expected}", self._postgres_schema)
+            .replace("{head}", head_revision())
+        )
+        await self._reset_connection.execute(reset)
 
 
-# Empties every table (foreign keys unchecked, so the order does not matter; that takes a
-# superuser, like the DROP SCHEMA it replaces) and restarts every sequence, or raises if the
-# schema is not at head. DELETE, not TRUNCATE: on tables this small it is many times faster.
+# A fingerprint of everything in the public schema: relations and indexes, columns with their
+# types and defaults, constraints, triggers and functions.
+_SCHEMA = """
+SELECT md5(coalesce(string_agg(item, ',' ORDER BY item), '')) FROM (
+  SELECT 'r ' || c.relname || ' ' || c.relkind::text || ' ' || coalesce(pg_get_indexdef(c.oid), '')
+    FROM pg_class c WHERE c.relnamespace = 'public'::regnamespace
+  UNION ALL
+  SELECT 'a ' || c.relname || '.' || a.attname || ' ' || format_type(a.atttypid, a.atttypmod)
+         || ' ' || a.attnotnull::text || ' ' || coalesce(pg_get_expr(d.adbin, d.adrelid), '')
+    FROM pg_attribute a JOIN pg_class c ON c.oid = a.attrelid
+    LEFT JOIN pg_attrdef d ON d.adrelid = a.attrelid AND d.adnum = a.attnum
+    WHERE c.relnamespace = 'public'::regnamespace AND a.attnum > 0 AND NOT a.attisdropped
+  UNION ALL
+  SELECT 'k ' || conname || ' ' || pg_get_constraintdef(oid)
+    FROM pg_constraint WHERE connamespace = 'public'::regnamespace
+  UNION ALL
+  SELECT 't ' || t.tgname || ' ' || c.relname
+    FROM pg_trigger t JOIN pg_class c ON c.oid = t.tgrelid
+    WHERE c.relnamespace = 'public'::regnamespace AND NOT t.tgisinternal
+  UNION ALL
+  SELECT 'f ' || p.oid::regprocedure::text
+    FROM pg_proc p WHERE p.pronamespace = 'public'::regnamespace
+) AS schema(item)
+"""
+
+# Raises unless the schema is exactly the migrated one (a test may have moved the revision or
+# added a trigger of its own), then empties every table (foreign keys unchecked, so the order
+# does not matter; that takes a superuser, like the DROP SCHEMA it replaces) and restarts every
+# sequence. DELETE, not TRUNCATE: on tables this small it is many times faster.
 _EMPTY_POSTGRES = """
 DO $$
 DECLARE r record;
 BEGIN
-  IF to_regclass('public.alembic_version') IS NULL
+  IF ({schema}) IS DISTINCT FROM '{expected}'
      OR (SELECT array_agg(version_num) FROM public.alembic_version)
         IS DISTINCT FROM ARRAY['{head}']::varchar[] THEN
-    RAISE EXCEPTION 'schema not at head';
+    RAISE EXCEPTION 'schema changed';
   END IF;
   SET LOCAL session_replication_role = replica;
   FOR r IN SELECT quote_ident(tablename) AS t FROM pg_tables
