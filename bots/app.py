@@ -4,19 +4,21 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
-from core.claude import ClaudeClient
 from core.config import Settings
 from core.desk import Desk, watch_repings
 from core.engine import Engine, Limits
 from core.types import EscalationView
 from storage.database import create_engine, upgrade
 from storage.repository import SqlStore
+
+if TYPE_CHECKING:
+    from core.claude import ClaudeClient
 
 log = logging.getLogger("supportbot")
 
@@ -34,7 +36,13 @@ async def open_runtime(settings: Settings) -> AsyncIterator[Runtime]:
     """Migrate the database, then build the engine; everything is closed on exit."""
     assert settings.persona is not None
     database = create_engine(settings.database_url)
-    llm = ClaudeClient(settings=settings.claude) if settings.claude.api_key else None
+    llm: ClaudeClient | None = None
+    if settings.claude.api_key:
+        # Imported only with a key: the anthropic SDK takes over a second to import, which
+        # limited mode and the CLI's database commands never need.
+        from core.claude import ClaudeClient
+
+        llm = ClaudeClient(settings=settings.claude)
     try:
         await upgrade(database)
         if llm is None:
@@ -74,7 +82,8 @@ class Adapter(Protocol):
         ...
 
 
-def _adapter(platform: str, runtime: Runtime) -> Adapter:
+def build_adapter(platform: str, runtime: Runtime) -> Adapter:
+    """The Slack or Discord adapter, wired to the runtime's engine and desk."""
     # Imported here so running one platform never imports the other's SDK.
     settings = runtime.settings
     if platform == "slack":
@@ -86,12 +95,22 @@ def _adapter(platform: str, runtime: Runtime) -> Adapter:
     return DiscordBot(settings=settings.discord, port=runtime.engine, desk=runtime.desk)
 
 
-async def serve(settings: Settings, platforms: set[str]) -> None:
-    """Run the adapters for ``platforms`` and the re-ping watcher until cancelled."""
+async def serve(
+    settings: Settings,
+    platforms: set[str],
+    *,
+    make_adapter: Callable[[str, Runtime], Adapter] = build_adapter,
+) -> None:
+    """Run the adapters for ``platforms`` and the re-ping watcher until cancelled.
+
+    If an adapter's ``wait`` raises, everything else is cancelled and awaited, then the
+    adapters are closed and the database disposed, and the failure is raised (in an
+    ``ExceptionGroup``). ``make_adapter`` builds each platform's adapter.
+    """
     async with open_runtime(settings) as runtime, AsyncExitStack() as stack:
         adapters: dict[str, Adapter] = {}
         for platform in sorted(platforms):
-            adapter = _adapter(platform, runtime)
+            adapter = make_adapter(platform, runtime)
             await adapter.start()
             stack.push_async_callback(adapter.close)
             adapters[platform] = adapter
@@ -101,7 +120,9 @@ async def serve(settings: Settings, platforms: set[str]) -> None:
 
         # Check a few times per re-ping interval, never less often than every 30 s.
         every = min(30.0, settings.reping_minutes * 60 / 5)
-        await asyncio.gather(
-            watch_repings(runtime.desk, reping, platforms=platforms, every=every),
-            *(adapter.wait() for adapter in adapters.values()),
-        )
+        # A task group, not gather: one failure cancels the watcher and the other adapters
+        # before the database they use is disposed.
+        async with asyncio.TaskGroup() as tasks:
+            tasks.create_task(watch_repings(runtime.desk, reping, platforms=platforms, every=every))
+            for adapter in adapters.values():
+                tasks.create_task(adapter.wait())

@@ -36,7 +36,6 @@ def _settings(*, log_level: str | None = None) -> Settings:
     except ConfigError as exc:
         typer.echo(f"Configuration error:\n{exc}", err=True)
         raise typer.Exit(2) from exc
-    logging.getLogger("bm25s").setLevel(logging.WARNING)
     logging.basicConfig(
         level=log_level or settings.log_level,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",

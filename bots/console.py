@@ -12,7 +12,12 @@ QUIT = {"quit", "exit", "bye"}
 
 
 def console_key(name: str) -> ConversationKey:
-    return ConversationKey("console", "local", name, "-")
+    """The key of the console conversation called ``name``; any name round-trips through text.
+
+    ``:`` separates a key's parts, so it is percent-encoded in the name (and ``%`` with it, to
+    keep the encoding reversible); names without either keep the key they always had.
+    """
+    return ConversationKey("console", "local", name.replace("%", "%25").replace(":", "%3A"), "-")
 
 
 async def chat(
@@ -25,7 +30,7 @@ async def chat(
 ) -> None:
     """Read lines until quit/exit/bye or end of input; empty lines are skipped."""
     key = console_key(name)
-    write(f"Chatting as conversation '{name}'. Type quit to leave.")
+    write(f"Chatting as conversation '{name}' (key {key}). Type quit to leave.")
     while True:
         try:
             line = (await asyncio.to_thread(read, "you> ")).strip()

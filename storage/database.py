@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from alembic import command
-from alembic.config import Config
-from sqlalchemy import Connection, event
+from sqlalchemy import Connection, event, text
+from sqlalchemy.exc import OperationalError, ProgrammingError
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+
+if TYPE_CHECKING:
+    from alembic.config import Config
 
 MIGRATIONS = Path(__file__).with_name("migrations")
 
@@ -43,18 +46,46 @@ def _tune_sqlite(engine: AsyncEngine) -> None:
 
 
 def alembic_config() -> Config:
+    # Alembic is imported only when there is something to migrate: most starts find the
+    # schema at head, and the import is a noticeable part of a CLI command's start-up.
+    from alembic.config import Config
+
     config = Config()
     config.set_main_option("script_location", str(MIGRATIONS))
     return config
 
 
+def head_revision() -> str:
+    """The newest migration's revision, read from the file names without importing Alembic.
+
+    Migrations are ``versions/<revision>_<slug>.py`` with zero-padded, increasing revisions
+    (``0001``, ``0002``, ...); ``tests/test_migrations.py`` checks this against Alembic.
+    """
+    return max(path.name.split("_", 1)[0] for path in (MIGRATIONS / "versions").glob("*_*.py"))
+
+
 async def upgrade(engine: AsyncEngine) -> None:
-    """Apply every pending Alembic migration on ``engine``."""
+    """Apply every pending Alembic migration on ``engine``; a schema at head is only read."""
+    async with engine.connect() as connection:
+        current = await connection.run_sync(_current_revisions)
+    if current == {head_revision()}:
+        return
 
     def run(connection: Connection) -> None:
+        from alembic import command
+
         config = alembic_config()
         config.attributes["connection"] = connection
         command.upgrade(config, "head")
 
     async with engine.begin() as connection:
         await connection.run_sync(run)
+
+
+def _current_revisions(connection: Connection) -> set[str]:
+    # One query instead of reflecting the catalog first: a missing table (an empty
+    # database) raises, and means "not migrated". Any other problem resurfaces in Alembic.
+    try:
+        return set(connection.scalars(text("SELECT version_num FROM alembic_version")))
+    except (OperationalError, ProgrammingError):
+        return set()

@@ -1,59 +1,85 @@
-"""The ``supportbot`` command as a person runs it: a real process, real stdin and stdout."""
+"""The ``supportbot`` command: in-process through Typer's runner, and once as a real process.
+
+Each spawned process pays the interpreter's and the SDKs' import time (seconds on a small
+machine), so only one test spawns; the others call the same Typer app in this process, with
+the environment and working directory a person's shell would give it.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import os
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from typer.testing import CliRunner, Result
 
+from bots.cli import app
 from tests.fakes.anthropic_api import FakeAnthropic, text
 
 SUPPORTBOT = str(Path(sys.executable).with_name("supportbot"))
+OURS = ("ANTHROPIC_", "SUPPORTBOT_", "SLACK_", "DISCORD_")
+
+Cli = Callable[..., Result]
 
 
-def _env(tmp_path: Path, **extra: str) -> dict[str, str]:
-    env = {
-        k: v
-        for k, v in os.environ.items()
-        if not k.startswith(("ANTHROPIC_", "SUPPORTBOT_", "SLACK_", "DISCORD_"))
-    }
-    return {**env, "SUPPORTBOT_DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path / 'bot.db'}", **extra}
+@pytest.fixture
+def cli(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Cli:
+    """``cli("chat", "-c", "x", stdin="...", ANTHROPIC_API_KEY="...")`` runs one command."""
+    for name in list(os.environ):
+        if name.startswith(OURS):
+            monkeypatch.delenv(name)
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("SUPPORTBOT_DATABASE_URL", f"sqlite+aiosqlite:///{tmp_path / 'bot.db'}")
+    runner = CliRunner()
+
+    def run(*args: str, stdin: str = "", **env: str) -> Result:
+        return runner.invoke(app, list(args), input=stdin, env=env)
+
+    return run
 
 
-async def _run(tmp_path: Path, *args: str, stdin: str = "", **env: str) -> tuple[int, str, str]:
+def _turns(out: str) -> list[str]:
+    return [line.split(":")[0] for line in out.splitlines() if line.startswith("[")]
+
+
+async def test_console_chat_in_a_real_process(tmp_path: Path, cli: Cli) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(OURS)}
+    env["SUPPORTBOT_DATABASE_URL"] = f"sqlite+aiosqlite:///{tmp_path / 'bot.db'}"
     process = await asyncio.create_subprocess_exec(
         SUPPORTBOT,
-        *args,
+        "chat",
+        "--conversation",
+        "lamp",
         cwd=tmp_path,
-        env=_env(tmp_path, **env),
+        env=env,
         stdin=asyncio.subprocess.PIPE,
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE,
     )
-    out, err = await asyncio.wait_for(process.communicate(stdin.encode()), timeout=60)
-    assert process.returncode is not None
-    return process.returncode, out.decode(), err.decode()
+    stdin = b"How long does a refund take?\n"
+    out, _ = await asyncio.wait_for(process.communicate(stdin), timeout=60)
+    assert process.returncode == 0
+    assert "limited mode" in out.decode() and "5–7 business days" in out.decode()
+
+    # In a thread: the command runs an event loop of its own.
+    shown = await asyncio.to_thread(cli, "history", "console:local:lamp:-")
+    assert _turns(shown.stdout) == ["[0] user/customer", "[1] assistant/notice"]
 
 
-async def test_console_chat_on_embedded_defaults_resumes_by_name(tmp_path: Path) -> None:
-    code, out, _ = await _run(
-        tmp_path, "chat", "--conversation", "lamp", stdin="How long does a refund take?\n\nbye\n"
-    )
-    assert code == 0
-    assert "limited mode" in out and "5–7 business days" in out
+def test_console_chat_resumes_by_name(cli: Cli) -> None:
+    first = cli("chat", "--conversation", "lamp", stdin="How long does a refund take?\n\nbye\n")
+    assert first.exit_code == 0
+    assert "limited mode" in first.stdout and "5–7 business days" in first.stdout
 
-    code, out, _ = await _run(
-        tmp_path, "chat", "-c", "lamp", stdin="Where are your warehouses located?\nquit\n"
-    )
-    assert code == 0 and "[handed to the support team:" in out
+    second = cli("chat", "-c", "lamp", stdin="Where are your warehouses located?\nquit\n")
+    assert second.exit_code == 0 and "[handed to the support team:" in second.stdout
 
-    code, out, _ = await _run(tmp_path, "history", "console:local:lamp:-")
-    assert code == 0
-    lines = [line for line in out.splitlines() if line.startswith("[")]
-    assert [line.split(":")[0] for line in lines] == [
+    shown = cli("history", "console:local:lamp:-")
+    assert shown.exit_code == 0
+    assert _turns(shown.stdout) == [
         "[0] user/customer",
         "[1] assistant/notice",
         "[2] user/customer",
@@ -61,19 +87,31 @@ async def test_console_chat_on_embedded_defaults_resumes_by_name(tmp_path: Path)
     ]
 
 
+def test_a_conversation_name_with_a_colon_has_a_history(cli: Cli) -> None:
+    chat = cli("chat", "-c", "order:42", stdin="Is shipping free?\n")
+    assert chat.exit_code == 0
+    assert "(key console:local:order%3A42:-)" in chat.stdout
+
+    shown = cli("history", "console:local:order%3A42:-")
+    assert shown.exit_code == 0
+    assert _turns(shown.stdout) == ["[0] user/customer", "[1] assistant/notice"]
+    assert "Is shipping free?" in shown.stdout
+
+
 async def test_console_chat_talks_to_claude_when_a_key_is_set(
-    tmp_path: Path, fake_claude: FakeAnthropic
+    cli: Cli, fake_claude: FakeAnthropic
 ) -> None:
     fake_claude.queue(text("Returns are accepted within **30 days** of delivery."))
-    code, out, _ = await _run(
-        tmp_path,
+    # The command runs its own event loop; the fake Claude serves from this one meanwhile.
+    result = await asyncio.to_thread(
+        cli,
         "chat",
         stdin="Can I return a rug?\n",
         ANTHROPIC_API_KEY="sk-test-secret",
         ANTHROPIC_BASE_URL=fake_claude.base_url,
     )
-    assert code == 0
-    assert "Juniper> Returns are accepted within **30 days** of delivery." in out
+    assert result.exit_code == 0
+    assert "Aria> Returns are accepted within **30 days** of delivery." in result.stdout
     assert fake_claude.requests[0].last_user_text == "Can I return a rug?"
 
 
@@ -86,50 +124,48 @@ async def test_console_chat_talks_to_claude_when_a_key_is_set(
         ({"SUPPORTBOT_PERSONA_FILE": "missing.toml"}, "persona_file"),
     ],
 )
-async def test_bad_configuration_fails_at_start_naming_the_field(
-    tmp_path: Path, env: dict[str, str], named: str
+def test_bad_configuration_fails_at_start_naming_the_field(
+    cli: Cli, env: dict[str, str], named: str
 ) -> None:
-    code, _, err = await _run(tmp_path, "db", "upgrade", **env)
-    assert code == 2
-    assert "Configuration error" in err and named in err
-    assert "Traceback" not in err
+    result = cli("db", "upgrade", **env)
+    assert result.exit_code == 2
+    assert "Configuration error" in result.stderr and named in result.stderr
+    assert result.exception is None or isinstance(result.exception, SystemExit)
 
 
-async def test_bad_persona_file_names_the_missing_fields(tmp_path: Path) -> None:
+def test_bad_persona_file_names_the_missing_fields(cli: Cli, tmp_path: Path) -> None:
     (tmp_path / "persona.yaml").write_text("name: Bob\ncompany: Acme\n")
-    code, _, err = await _run(
-        tmp_path, "chat", SUPPORTBOT_PERSONA_FILE=str(tmp_path / "persona.yaml")
-    )
-    assert code == 2
-    assert "instructions: Field required" in err and "fallbacks: Field required" in err
+    result = cli("chat", SUPPORTBOT_PERSONA_FILE=str(tmp_path / "persona.yaml"))
+    assert result.exit_code == 2
+    assert "instructions: Field required" in result.stderr
+    assert "fallbacks: Field required" in result.stderr
 
 
-async def test_run_without_tokens_says_which_are_missing(tmp_path: Path) -> None:
-    code, _, err = await _run(tmp_path, "run", "slack")
-    assert code == 2 and "SLACK_BOT_TOKEN" in err and "SLACK_APP_TOKEN" in err
-    code, _, err = await _run(tmp_path, "run", "discord")
-    assert code == 2 and "DISCORD_TOKEN" in err
+def test_run_without_tokens_says_which_are_missing(cli: Cli) -> None:
+    slack = cli("run", "slack")
+    assert slack.exit_code == 2
+    assert "SLACK_BOT_TOKEN" in slack.stderr and "SLACK_APP_TOKEN" in slack.stderr
+    discord = cli("run", "discord")
+    assert discord.exit_code == 2 and "DISCORD_TOKEN" in discord.stderr
 
 
-async def test_escalations_lists_live_ones_with_age_and_link(tmp_path: Path) -> None:
-    code, out, _ = await _run(tmp_path, "escalations")
-    assert code == 0 and "No open escalations." in out
+def test_escalations_lists_live_ones_with_age_and_link(cli: Cli) -> None:
+    none = cli("escalations")
+    assert none.exit_code == 0 and "No open escalations." in none.stdout
 
-    await _run(tmp_path, "chat", "-c", "sofa", stdin="Can I talk to a human about my sofa?\n")
-    code, out, _ = await _run(tmp_path, "escalations")
-    assert code == 0
-    assert "#1 open, 0 min old, console: The customer asked for a person" in out
-    assert "console:local:sofa:-" in out
+    cli("chat", "-c", "sofa", stdin="Can I talk to a human about my sofa?\n")
+    listed = cli("escalations")
+    assert listed.exit_code == 0
+    assert "#1 open, 0 min old, console: The customer asked for a person" in listed.stdout
+    assert "console:local:sofa:-" in listed.stdout
 
 
-async def test_discord_invite_url_names_the_application_and_permissions(tmp_path: Path) -> None:
-    code, _, err = await _run(tmp_path, "discord", "invite-url")
-    assert code == 2 and "DISCORD_APPLICATION_ID" in err
+def test_discord_invite_url_names_the_application_and_permissions(cli: Cli) -> None:
+    missing = cli("discord", "invite-url")
+    assert missing.exit_code == 2 and "DISCORD_APPLICATION_ID" in missing.stderr
 
-    code, out, _ = await _run(
-        tmp_path, "discord", "invite-url", DISCORD_APPLICATION_ID="112233445566778899"
-    )
-    assert code == 0
-    url = out.strip()
+    result = cli("discord", "invite-url", DISCORD_APPLICATION_ID="112233445566778899")
+    assert result.exit_code == 0
+    url = result.stdout.strip()
     assert url.startswith("https://discord.com/oauth2/authorize?client_id=112233445566778899")
     assert "scope=bot" in url and "permissions=" in url

@@ -1,0 +1,72 @@
+"""Migrations: the schema's defaults hold whatever the database server's time zone."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import create_async_engine
+
+from storage.database import alembic_config, create_engine, head_revision, upgrade
+
+
+async def test_default_updated_at_is_utc_on_a_server_in_another_zone(database_url: str) -> None:
+    # Tokyo is UTC+9 all year, so a default in local time would be nine hours off.
+    if database_url.startswith("postgresql"):
+        connect_args = {"server_settings": {"TimeZone": "Asia/Tokyo"}}
+    else:
+        connect_args = {}
+    database = create_async_engine(database_url, connect_args=connect_args)
+    try:
+        await upgrade(database)
+        async with database.begin() as connection:
+            await connection.execute(
+                text(
+                    "INSERT INTO conversations (key, platform, customer_id, state, window_start,"
+                    " next_seq, created_at, updated_at) VALUES ('test:T:C:-', 'test', 'U1', 'open',"
+                    " 0, 0, :now, :now)"
+                ),
+                {"now": datetime(2026, 1, 1)},
+            )
+            # updated_at is left to its default, as any writer other than the ORM would.
+            await connection.execute(
+                text(
+                    "INSERT INTO escalations (conversation_id, reason, summary, state, created_at)"
+                    " SELECT id, 'r', 's', 'open', :now FROM conversations"
+                ),
+                {"now": datetime(2026, 1, 1)},
+            )
+            stored = (await connection.execute(text("SELECT updated_at FROM escalations"))).one()[0]
+    finally:
+        await database.dispose()
+
+    if isinstance(stored, str):  # SQLite hands DEFAULT CURRENT_TIMESTAMP back as text
+        stored = datetime.fromisoformat(stored)
+    assert abs(stored - datetime.now(UTC).replace(tzinfo=None)) < timedelta(minutes=5)
+
+
+def test_head_revision_from_file_names_is_alembics_head() -> None:
+    from alembic.script import ScriptDirectory
+
+    scripts = ScriptDirectory.from_config(alembic_config())
+    assert head_revision() == scripts.get_current_head()
+    for script in scripts.walk_revisions():
+        assert Path(script.path).name.startswith(f"{script.revision}_")
+
+
+async def test_upgrade_migrates_an_empty_database_and_then_only_reads_it(tmp_path: Path) -> None:
+    database = create_engine(f"sqlite+aiosqlite:///{tmp_path / 'bot.db'}")
+    try:
+        await upgrade(database)
+        async with database.begin() as connection:
+            versions = await connection.scalars(text("SELECT version_num FROM alembic_version"))
+            assert list(versions) == [head_revision()]
+            # Pretend an older schema: the next upgrade must run Alembic, which stops at a
+            # revision it does not know instead of skipping.
+            await connection.execute(text("UPDATE alembic_version SET version_num = 'zzzz'"))
+        with pytest.raises(Exception, match="zzzz"):
+            await upgrade(database)
+    finally:
+        await database.dispose()
