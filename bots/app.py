@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING
 
+from pydantic_settings import BaseSettings
+
+from bots.registry import Adapter, platforms
 from core.config import Settings
 from core.desk import Desk, watch_repings
 from core.engine import Engine, Limits
@@ -66,42 +69,19 @@ async def open_runtime(settings: Settings) -> AsyncIterator[Runtime]:
         await database.dispose()
 
 
-class Adapter(Protocol):
-    """A platform adapter as the composition root runs it."""
-
-    async def start(self) -> None: ...
-
-    async def wait(self) -> None:
-        """Return (or raise) when the platform connection has ended for good."""
-        ...
-
-    async def close(self) -> None: ...
-
-    async def reping(self, view: EscalationView) -> None:
-        """Remind staff of an escalation nobody has claimed."""
-        ...
-
-
-def build_adapter(platform: str, runtime: Runtime) -> Adapter:
-    """The Slack or Discord adapter, wired to the runtime's engine and desk."""
-    # Imported here so running one platform never imports the other's SDK.
-    settings = runtime.settings
-    if platform == "slack":
-        from bots.slack import SlackBot
-
-        return SlackBot(settings=settings.slack, port=runtime.engine, desk=runtime.desk)
-    from bots.discord import DiscordBot
-
-    return DiscordBot(settings=settings.discord, port=runtime.engine, desk=runtime.desk)
+def build_adapter(name: str, settings: BaseSettings, runtime: Runtime) -> Adapter:
+    """Platform ``name``'s adapter with its ``settings``, wired to the runtime's engine and desk."""
+    return platforms()[name].adapter(settings, runtime.engine, runtime.desk)
 
 
 async def serve(
     settings: Settings,
-    platforms: set[str],
+    chosen: Mapping[str, BaseSettings],
     *,
-    make_adapter: Callable[[str, Runtime], Adapter] = build_adapter,
+    make_adapter: Callable[[str, BaseSettings, Runtime], Adapter] = build_adapter,
 ) -> None:
-    """Run the adapters for ``platforms`` and the re-ping watcher until cancelled.
+    """Run an adapter for each platform in ``chosen`` (its name and its settings) and the
+    re-ping watcher until cancelled.
 
     If an adapter's ``wait`` raises, everything else is cancelled and awaited, then the
     adapters are closed and the database disposed, and the failure is raised (in an
@@ -109,8 +89,8 @@ async def serve(
     """
     async with open_runtime(settings) as runtime, AsyncExitStack() as stack:
         adapters: dict[str, Adapter] = {}
-        for platform in sorted(platforms):
-            adapter = make_adapter(platform, runtime)
+        for platform in sorted(chosen):
+            adapter = make_adapter(platform, chosen[platform], runtime)
             await adapter.start()
             stack.push_async_callback(adapter.close)
             adapters[platform] = adapter
@@ -123,6 +103,8 @@ async def serve(
         # A task group, not gather: one failure cancels the watcher and the other adapters
         # before the database they use is disposed.
         async with asyncio.TaskGroup() as tasks:
-            tasks.create_task(watch_repings(runtime.desk, reping, platforms=platforms, every=every))
+            tasks.create_task(
+                watch_repings(runtime.desk, reping, platforms=set(chosen), every=every)
+            )
             for adapter in adapters.values():
                 tasks.create_task(adapter.wait())

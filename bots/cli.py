@@ -8,26 +8,26 @@ from enum import StrEnum
 from typing import Annotated
 
 import typer
+from pydantic_settings import BaseSettings
 
 from bots.app import open_runtime, serve
 from bots.console import chat as console_chat
-from bots.links import conversation_link
+from bots.registry import conversation_link, platforms
 from core.clock import utcnow
-from core.config import ConfigError, Settings, load_settings
+from core.config import ConfigError, Settings, load_group, load_settings
 from core.types import ConversationKey, StartError
 from storage.database import create_engine, upgrade
 
 app = typer.Typer(no_args_is_help=True, help="Claude customer support for Slack and Discord.")
 db_app = typer.Typer(no_args_is_help=True, help="Database maintenance.")
-discord_app = typer.Typer(no_args_is_help=True, help="Discord helpers.")
 app.add_typer(db_app, name="db")
-app.add_typer(discord_app, name="discord")
+for _entry in platforms().values():
+    if _entry.commands is not None:
+        app.add_typer(_entry.commands(), name=_entry.name)
 
-
-class Platform(StrEnum):
-    slack = "slack"
-    discord = "discord"
-    all = "all"
+ALL = "all"
+Platform = StrEnum("Platform", [*platforms(), ALL])
+"""What ``supportbot run`` takes: a platform's name, or ``all`` of them in one process."""
 
 
 def _settings(*, log_level: str | None = None) -> Settings:
@@ -140,46 +140,25 @@ def run(
 ) -> None:
     """Run the bot on Slack, Discord, or both in one process."""
     settings = _settings()
-    wanted = {Platform.slack, Platform.discord} if platform is Platform.all else {platform}
-    if Platform.slack in wanted:
-        _check_slack(settings)
-    if Platform.discord in wanted:
-        _check_discord(settings)
+    entries = platforms()
+    names = sorted(entries) if platform == ALL else [str(platform)]
+    chosen: dict[str, BaseSettings] = {}
+    for name in names:
+        entry = entries[name]
+        try:
+            chosen[name] = load_group(entry.settings)
+        except ConfigError as exc:
+            _fail(str(exc))
+        missing = entry.missing(chosen[name])
+        if missing:
+            _fail(f"{', '.join(missing)} must be set to run on {entry.title}.")
     try:
-        asyncio.run(serve(settings, {str(p) for p in wanted}))
+        asyncio.run(serve(settings, chosen))
     except* ConfigError as group:
         _fail("\n".join(str(exc) for exc in group.exceptions))
     except* StartError as group:
         typer.echo("Could not start:\n" + "\n".join(str(e) for e in group.exceptions), err=True)
         raise typer.Exit(1) from None
-
-
-def _check_slack(settings: Settings) -> None:
-    slack = settings.slack
-    needed = {"SLACK_BOT_TOKEN": slack.bot_token}
-    if slack.mode == "socket":
-        needed["SLACK_APP_TOKEN"] = slack.app_token
-    else:
-        needed["SLACK_SIGNING_SECRET"] = slack.signing_secret
-    missing = [name for name, value in needed.items() if value is None]
-    if missing:
-        _fail(f"{', '.join(missing)} must be set to run on Slack ({slack.mode} mode).")
-
-
-def _check_discord(settings: Settings) -> None:
-    if settings.discord.token is None:
-        _fail("DISCORD_TOKEN must be set to run on Discord.")
-
-
-@discord_app.command("invite-url")
-def discord_invite_url() -> None:
-    """Print the OAuth2 link that adds the bot to a server with the permissions it needs."""
-    settings = _settings()
-    if settings.discord.application_id is None:
-        _fail("DISCORD_APPLICATION_ID must be set (Developer Portal → General Information).")
-    from bots.discord import invite_url
-
-    typer.echo(invite_url(settings.discord.application_id))
 
 
 def main() -> None:

@@ -1,7 +1,8 @@
 """Typed settings: the only module that reads the environment.
 
-Each group reads its own prefix (``SUPPORTBOT_``, ``ANTHROPIC_``, ``SLACK_``, ``DISCORD_``) from
-the environment or an optional ``.env`` file. The persona (voice, scope, knowledge, fallback texts,
+Each group reads its own prefix (``SUPPORTBOT_``, ``ANTHROPIC_``) from the environment or an
+optional ``.env`` file; each platform's group (``SLACK_``, ``DISCORD_``) lives with its adapter
+and is read through ``load_group``. The persona (voice, scope, knowledge, fallback texts,
 topics) comes from a TOML or YAML file; the shipped demo is ``core/demo_persona.toml``.
 """
 
@@ -9,18 +10,20 @@ from __future__ import annotations
 
 import tomllib
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import TypeVar
 
 import yaml
 from pydantic import BaseModel, Field, SecretStr, ValidationError, field_validator, model_validator
-from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict, SettingsError
+from pydantic_settings import BaseSettings, SettingsConfigDict, SettingsError
 
 from core.hours import SupportHours
 
 DEMO_PERSONA = Path(__file__).with_name("demo_persona.toml")
+G = TypeVar("G", bound=BaseSettings)
 
 
-def _env(prefix: str) -> SettingsConfigDict:
+def env_config(prefix: str) -> SettingsConfigDict:
+    """The ``model_config`` of a settings group read from ``PREFIX*`` variables or ``.env``."""
     return SettingsConfigDict(env_prefix=prefix, env_file=".env", extra="ignore")
 
 
@@ -99,7 +102,7 @@ class Persona(BaseModel):
 class ClaudeSettings(BaseSettings):
     """``ANTHROPIC_*``: the key and base URL keep the SDK's own variable names."""
 
-    model_config = _env("ANTHROPIC_")
+    model_config = env_config("ANTHROPIC_")
 
     api_key: SecretStr | None = None
     base_url: str | None = None
@@ -111,41 +114,10 @@ class ClaudeSettings(BaseSettings):
     token_budget: int = Field(12000, ge=500)
 
 
-class SlackSettings(BaseSettings):
-    model_config = _env("SLACK_")
-
-    bot_token: SecretStr | None = None
-    app_token: SecretStr | None = None
-    signing_secret: SecretStr | None = None
-    mode: Literal["socket", "http"] = "socket"
-    api_url: str = "https://slack.com/api/"
-    http_host: str = "0.0.0.0"
-    http_port: int = 3000
-    support_group_id: str | None = None
-    staff_channel: str | None = None
-
-
-class DiscordSettings(BaseSettings):
-    model_config = _env("DISCORD_")
-
-    token: SecretStr | None = None
-    application_id: int | None = None
-    support_channel_ids: Annotated[list[int], NoDecode] = []
-    support_role_id: int | None = None
-    staff_channel_id: int | None = None
-
-    @field_validator("support_channel_ids", mode="before")
-    @classmethod
-    def _comma_separated(cls, value: object) -> object:
-        if isinstance(value, str):
-            return [part.strip() for part in value.split(",") if part.strip()]
-        return value
-
-
 class Settings(BaseSettings):
     """Everything the bot needs; ``SUPPORTBOT_*`` for the bot's own settings."""
 
-    model_config = _env("SUPPORTBOT_")
+    model_config = env_config("SUPPORTBOT_")
 
     persona_file: Path = DEMO_PERSONA
     database_url: str = "sqlite+aiosqlite:///supportbot.db"
@@ -154,8 +126,6 @@ class Settings(BaseSettings):
     reping_minutes: float = Field(10.0, gt=0)
     log_level: str = "INFO"
     claude: ClaudeSettings = Field(default_factory=ClaudeSettings)
-    slack: SlackSettings = Field(default_factory=SlackSettings)
-    discord: DiscordSettings = Field(default_factory=DiscordSettings)
     persona: Persona | None = None
 
     @field_validator("database_url")
@@ -187,21 +157,17 @@ def describe(exc: ValidationError, *, prefix: str = "", env_prefix: str | None =
     return "\n".join(lines)
 
 
+def load_group(group: type[G]) -> G:
+    """Read one settings group from the environment; a ``ConfigError`` names the variable."""
+    try:
+        return group()
+    except ValidationError as exc:
+        raise ConfigError(describe(exc, env_prefix=group.model_config["env_prefix"])) from exc
+
+
 def load_settings(**overrides: object) -> Settings:
     """Build the settings, turning any problem into a ``ConfigError`` that names the field."""
-    groups: dict[str, object] = {}
-    for name, group in (
-        ("claude", ClaudeSettings),
-        ("slack", SlackSettings),
-        ("discord", DiscordSettings),
-    ):
-        if name not in overrides:
-            try:
-                groups[name] = group()
-            except ValidationError as exc:
-                raise ConfigError(
-                    describe(exc, env_prefix=group.model_config["env_prefix"])
-                ) from exc
+    groups = {} if "claude" in overrides else {"claude": load_group(ClaudeSettings)}
     try:
         return Settings(**groups, **overrides)
     except (ValidationError, SettingsError) as exc:

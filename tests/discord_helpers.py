@@ -7,8 +7,8 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from typing import Any
 
-from bots.discord import DiscordBot
-from core.config import DiscordSettings
+from bots.discord.bot import DiscordBot
+from bots.discord.settings import DiscordSettings
 from core.desk import Desk
 from core.ports import ConversationStore
 from core.types import (

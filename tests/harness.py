@@ -41,9 +41,8 @@ from datetime import datetime, timedelta
 from typing import Any, Literal
 
 from bots.app import Runtime
-from bots.discord import DiscordBot
-from bots.slack import SlackBot
-from bots.slack.bot import EVENTS_PATH
+from bots.discord.bot import DiscordBot
+from bots.slack.bot import EVENTS_PATH, SlackBot
 from bots.slack.notice import ACTION_IDS
 from bots.slack.render import TALK_TO_HUMAN
 from core.clock import utcnow

@@ -10,9 +10,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from bots.slack import SlackBot
-from bots.slack.bot import EVENTS_PATH
-from core.config import SlackSettings
+from bots.slack.bot import EVENTS_PATH, SlackBot
+from bots.slack.settings import SlackSettings
 from core.desk import Desk
 from core.types import ConversationKey, IncomingMessage, Reply
 from tests.fakes.slack_api import FakeSlack, Params, post_action, post_event

@@ -116,18 +116,24 @@ async def test_console_chat_talks_to_claude_when_a_key_is_set(
 
 
 @pytest.mark.parametrize(
-    ("env", "named"),
+    ("command", "env", "named"),
     [
-        ({"ANTHROPIC_MAX_TOKENS": "lots"}, "ANTHROPIC_MAX_TOKENS"),
-        ({"SUPPORTBOT_DATABASE_URL": "mysql://db"}, "SUPPORTBOT_DATABASE_URL"),
-        ({"DISCORD_SUPPORT_CHANNEL_IDS": "12,abc"}, "DISCORD_SUPPORT_CHANNEL_IDS (item 2)"),
-        ({"SUPPORTBOT_PERSONA_FILE": "missing.toml"}, "persona_file"),
+        ("db", {"ANTHROPIC_MAX_TOKENS": "lots"}, "ANTHROPIC_MAX_TOKENS"),
+        ("db", {"SUPPORTBOT_DATABASE_URL": "mysql://db"}, "SUPPORTBOT_DATABASE_URL"),
+        ("db", {"SUPPORTBOT_PERSONA_FILE": "missing.toml"}, "persona_file"),
+        # A platform's settings are read only by what uses that platform.
+        (
+            "run",
+            {"DISCORD_SUPPORT_CHANNEL_IDS": "12,abc", "DISCORD_TOKEN": "x"},
+            "DISCORD_SUPPORT_CHANNEL_IDS (item 2)",
+        ),
     ],
 )
 def test_bad_configuration_fails_at_start_naming_the_field(
-    cli: Cli, env: dict[str, str], named: str
+    cli: Cli, command: str, env: dict[str, str], named: str
 ) -> None:
-    result = cli("db", "upgrade", **env)
+    args = ("db", "upgrade") if command == "db" else ("run", "discord")
+    result = cli(*args, **env)
     assert result.exit_code == 2
     assert "Configuration error" in result.stderr and named in result.stderr
     assert result.exception is None or isinstance(result.exception, SystemExit)

@@ -6,7 +6,7 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from bots.discord import DiscordBot
+from bots.discord.bot import DiscordBot
 from core.desk import Desk
 from core.types import Escalation, IncomingMessage, Reply
 from tests.discord_helpers import (

@@ -6,7 +6,7 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from bots.discord import DiscordBot
+from bots.discord.bot import DiscordBot
 from core.config import Persona, Settings
 from core.desk import Desk
 from core.engine import Engine

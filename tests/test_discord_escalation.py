@@ -17,7 +17,7 @@ import pytest
 
 from bots.app import open_runtime
 from bots.common.workflow import ALREADY_CLOSED, CLOSED, NOT_DELIVERED, ONLY_STAFF
-from bots.discord import DiscordBot
+from bots.discord.bot import DiscordBot
 from core.config import Persona, Settings
 from core.desk import watch_repings
 from core.engine import Engine

@@ -11,7 +11,7 @@ import discord
 import pytest
 
 from bots.common import StaffReply
-from bots.discord import PERMISSIONS, invite_url
+from bots.discord.invite import PERMISSIONS, invite_url
 from bots.discord.render import (
     Outgoing,
     relay_messages,

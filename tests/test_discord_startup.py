@@ -6,7 +6,8 @@ import asyncio
 
 import pytest
 
-from bots.discord import DiscordBot, DiscordStartError
+from bots.discord.bot import DiscordBot
+from bots.discord.errors import DiscordStartError
 from core.desk import Desk
 from core.types import IncomingMessage, Reply
 from tests.discord_helpers import (

@@ -25,8 +25,8 @@ async def test_serve_answers_on_slack_and_repings_unclaimed_escalations(
     )
     fake_claude.queue(text("Standard shipping takes 5–7 business days."))
     async with FakeSlack() as slack:
-        settings = settings.model_copy(update={"slack": slack_settings(slack, mode="socket")})
-        running = asyncio.create_task(serve(settings, {"slack"}))
+        chosen = {"slack": slack_settings(slack, mode="socket")}
+        running = asyncio.create_task(serve(settings, chosen))
         try:
             question = load_body("message_im", text="How long is shipping?", ts="1700000001.1")
             await slack.send_envelope(question)
@@ -81,7 +81,9 @@ async def test_one_adapter_failing_stops_the_others_and_the_watcher_first(tmp_pa
     adapters = {"discord": broken, "slack": healthy}
 
     with pytest.raises(ExceptionGroup) as raised:
-        await serve(settings, set(adapters), make_adapter=lambda platform, _: adapters[platform])
+        await serve(
+            settings, dict.fromkeys(adapters), make_adapter=lambda name, _, __: adapters[name]
+        )
 
     assert raised.group_contains(ConnectionError, match="gateway closed for good")
     assert healthy.events == ["start", "cancelled", "close"]

@@ -13,9 +13,10 @@ import yaml
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
-from bots.slack import SlackBot
+from bots.slack.bot import SlackBot
+from bots.slack.settings import SlackSettings
 from bots.slack.staff import REFRESH_SECONDS, RETRY_SECONDS, StaffDirectory
-from core.config import ConfigError, SlackSettings
+from core.config import ConfigError
 from core.desk import Desk
 from core.types import IncomingMessage, Reply, StartError
 from tests.fakes.slack_api import FakeSlack, post_event, sign

@@ -10,7 +10,7 @@ import pytest
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
-from bots.slack import SlackBot
+from bots.slack.bot import SlackBot
 from core.desk import Desk
 from tests.fakes.slack_api import FakeSlack, post_action, post_event
 from tests.slack_helpers import (

@@ -1,12 +1,47 @@
 """The Discord adapter (discord.py): support-channel threads, forum posts, DMs and escalations.
 
-``DiscordBot`` connects, answers through a ``ConversationPort`` and runs the escalation workflow
-with the support team through a ``Desk``; ``invite_url`` builds the link that adds the bot to a
-server.
+This module is the platform's registry entry and stays light: the adapter itself
+(``bots.discord.bot.DiscordBot``) and discord.py are imported only when the bot runs on Discord
+or a Discord command is used.
 """
 
-from bots.discord.bot import DiscordBot
-from bots.discord.errors import DiscordStartError
-from bots.discord.invite import PERMISSIONS, invite_url
+from __future__ import annotations
 
-__all__ = ["PERMISSIONS", "DiscordBot", "DiscordStartError", "invite_url"]
+from typing import TYPE_CHECKING, Any
+
+from bots.discord.settings import DiscordSettings, required
+from bots.registry import Adapter, PlatformEntry
+from core.desk import Desk
+from core.types import ConversationKey, ConversationPort
+
+if TYPE_CHECKING:
+    import typer
+
+
+def conversation_link(key: ConversationKey) -> str:
+    """The link to a DM channel or a thread."""
+    channel = key.channel_id if key.thread_id == "-" else key.thread_id
+    return f"https://discord.com/channels/{key.space_id}/{channel}"
+
+
+def _adapter(settings: Any, port: ConversationPort, desk: Desk) -> Adapter:
+    from bots.discord.bot import DiscordBot
+
+    return DiscordBot(settings=settings, port=port, desk=desk)
+
+
+def _commands() -> typer.Typer:
+    from bots.discord.commands import commands
+
+    return commands
+
+
+ENTRY = PlatformEntry(
+    name="discord",
+    title="Discord",
+    settings=DiscordSettings,
+    required=required,
+    link=conversation_link,
+    adapter=_adapter,
+    commands=_commands,
+)

@@ -22,9 +22,9 @@ from bots.discord.buttons import ButtonClient
 from bots.discord.errors import DiscordStartError
 from bots.discord.platform import DiscordPlatform
 from bots.discord.send import SEND_ERRORS, describe
+from bots.discord.settings import DiscordSettings
 from bots.discord.translate import staff_press, talk_press, translate
 from core.clock import utcnow
-from core.config import DiscordSettings
 from core.desk import Desk
 from core.escalation import Action
 from core.types import ConversationPort, EscalationView

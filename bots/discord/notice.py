@@ -8,9 +8,9 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
+from bots.discord import conversation_link
 from bots.discord.render import Outgoing, role_mention, shorten
 from bots.discord.routing import DM_SPACE
-from bots.links import conversation_link
 from core.escalation import State
 from core.types import ConversationKey, EscalationView
 

@@ -28,9 +28,10 @@ from bots.slack.errors import error_code
 from bots.slack.events import BotIdentity, route
 from bots.slack.platform import SlackPlatform
 from bots.slack.render import TALK_TO_HUMAN, group_mention, is_channel_id
+from bots.slack.settings import SlackSettings
 from bots.slack.staff import StaffDirectory
 from bots.slack.web import SlackWeb
-from core.config import ConfigError, SlackSettings
+from core.config import ConfigError
 from core.desk import Desk
 from core.types import ConversationPort, EscalationView, StartError
 

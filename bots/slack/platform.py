@@ -14,8 +14,7 @@ from datetime import datetime
 from typing import Any
 
 from bots.common import Inbound
-from bots.links import conversation_link
-from bots.slack import notice
+from bots.slack import conversation_link, notice
 from bots.slack.events import PLATFORM, reply_thread
 from bots.slack.render import escape, group_mention, render_reply, render_said, user_mention
 from bots.slack.staff import StaffDirectory

@@ -1,0 +1,32 @@
+"""``DISCORD_*``: the Discord adapter's settings, read only when the bot runs on Discord."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from pydantic import SecretStr, field_validator
+from pydantic_settings import BaseSettings, NoDecode
+
+from core.config import env_config
+
+
+class DiscordSettings(BaseSettings):
+    model_config = env_config("DISCORD_")
+
+    token: SecretStr | None = None
+    application_id: int | None = None
+    support_channel_ids: Annotated[list[int], NoDecode] = []
+    support_role_id: int | None = None
+    staff_channel_id: int | None = None
+
+    @field_validator("support_channel_ids", mode="before")
+    @classmethod
+    def _comma_separated(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [part.strip() for part in value.split(",") if part.strip()]
+        return value
+
+
+def required(settings: DiscordSettings) -> dict[str, object]:
+    """What must be set to run, by variable name."""
+    return {"DISCORD_TOKEN": settings.token}
