@@ -10,7 +10,6 @@ from pathlib import Path
 
 import pytest
 import yaml
-from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bots.slack.bot import SlackBot
@@ -331,7 +330,7 @@ async def test_bad_app_token_fails_start_instead_of_retrying_forever(
 ) -> None:
     settings = slack_settings(slack, mode="socket", app_token="xapp-revoked")
     bot = SlackBot(settings=settings, port=port, desk=desk)
-    with pytest.raises(SlackApiError, match="invalid_auth"):
+    with pytest.raises(StartError, match=r"SLACK_APP_TOKEN was refused by Slack \(invalid_auth\)"):
         await bot.start()
 
 

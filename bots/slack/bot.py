@@ -151,7 +151,11 @@ class SlackBot:
         self._socket = AsyncSocketModeHandler(app, app_token=_secret(self._settings.app_token))
         # Ask for the WebSocket URL first: a bad app token raises here, while connect() alone
         # would log the failure and retry forever.
-        self._socket.client.wss_uri = await self._socket.client.issue_new_wss_url()
+        try:
+            self._socket.client.wss_uri = await self._socket.client.issue_new_wss_url()
+        except SlackApiError as exc:
+            _raise_if_refused(exc, "SLACK_APP_TOKEN", "App-Level Token (xapp-…)")
+            raise
         await self._socket.connect_async()
         log.info("Slack: Socket Mode connected")
 
@@ -216,15 +220,20 @@ async def _sign_in(client: AsyncWebClient) -> BotIdentity:
     try:
         auth = await client.auth_test()
     except SlackApiError as exc:
-        code = error_code(exc)
-        if code in REFUSED_TOKEN:
-            raise StartError(
-                f"SLACK_BOT_TOKEN was refused by Slack ({code}): set it to the app's current "
-                "Bot User OAuth Token (xoxb-…), and reinstall the app if it was removed."
-            ) from exc
+        _raise_if_refused(exc, "SLACK_BOT_TOKEN", "Bot User OAuth Token (xoxb-…)")
         raise
     log.info("Slack: signed in as bot user %s in team %s", auth["user_id"], auth.get("team_id"))
     return BotIdentity(user_id=auth["user_id"], bot_id=auth.get("bot_id") or "")
+
+
+def _raise_if_refused(exc: SlackApiError, setting: str, token: str) -> None:
+    """A refused token becomes the one-line ``StartError`` naming its setting."""
+    code = error_code(exc)
+    if code in REFUSED_TOKEN:
+        raise StartError(
+            f"{setting} was refused by Slack ({code}): set it to the app's current {token}, "
+            "and reinstall the app if it was removed."
+        ) from exc
 
 
 def _check(settings: SlackSettings) -> None:
