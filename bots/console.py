@@ -3,12 +3,33 @@
 from __future__ import annotations
 
 import asyncio
+import re
 import uuid
 from collections.abc import Callable
 
 from core.types import ConversationKey, ConversationPort, IncomingMessage
 
 QUIT = {"quit", "exit", "bye"}
+
+# Whole escape sequences first, so their parameters do not show as text: strings (OSC, DCS, SOS,
+# PM, APC) up to their terminator, CSI, then any other ESC sequence. Payloads stop at the next
+# control character, so every scan ends there and hostile input costs linear time. What is left
+# of C0 and C1 (a lone ESC, an unterminated string's introducer, NUL, BEL, CR…) goes next, then
+# lone surrogates, which no terminal encoding can carry.
+_SEQUENCE = re.compile(
+    r"(?:\x1b[]P^_X]|[\x90\x98\x9d\x9e\x9f])[^\x00-\x1f\x7f-\x9f]*(?:\x07|\x1b\\|\x9c)"
+    r"|(?:\x1b\[|\x9b)[0-?]*[ -/]*[@-~]"
+    r"|\x1b[ -/]*[0-~]"
+)
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+_SURROGATE = re.compile(r"[\ud800-\udfff]")
+
+
+def terminal_safe(text: str) -> str:
+    """``text`` without terminal control: no escape sequences, no C0 or C1 control characters
+    but newline and tab, and U+FFFD for lone surrogates."""
+    text = _SEQUENCE.sub("", text.replace("\r\n", "\n"))
+    return _SURROGATE.sub("\ufffd", _CONTROL.sub("", text))
 
 
 def console_key(name: str) -> ConversationKey:
