@@ -10,6 +10,7 @@ from collections.abc import Callable
 from core.types import ConversationKey, ConversationPort, IncomingMessage
 
 QUIT = {"quit", "exit", "bye"}
+SORRY = "Sorry, something went wrong; please try again."
 
 # Whole escape sequences first, so their parameters do not show as text: strings (OSC, DCS, SOS,
 # PM, APC) up to their terminator, CSI, then any other ESC sequence. Payloads stop at the next
@@ -49,12 +50,17 @@ async def chat(
     read: Callable[[str], str] = input,
     write: Callable[[str], None] = print,
 ) -> None:
-    """Read lines until quit/exit/bye or end of input; empty lines are skipped."""
+    """Read lines until quit/exit/bye or end of input; empty lines are skipped.
+
+    What is read goes through `terminal_safe`: control in a terminal line comes from keys such
+    as the arrows, not from the customer's words. A message that fails for any reason is
+    answered with one line, and the chat goes on.
+    """
     key = console_key(name)
     write(f"Chatting as conversation '{name}' (key {key}). Type quit to leave.")
     while True:
         try:
-            line = (await asyncio.to_thread(read, "you> ")).strip()
+            line = terminal_safe(await asyncio.to_thread(read, "you> ")).strip()
         except EOFError:
             break
         if not line:
@@ -64,7 +70,11 @@ async def chat(
         message = IncomingMessage(
             key=key, author_id="console", text=line, message_id=f"console-{uuid.uuid4()}"
         )
-        reply = await port.handle(message)
+        try:
+            reply = await port.handle(message)
+        except Exception:
+            write(SORRY)
+            continue
         if reply is None:
             continue
         write(f"{bot_name}> {reply.text}")
