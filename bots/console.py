@@ -52,12 +52,18 @@ async def chat(
 ) -> None:
     """Read lines until quit/exit/bye or end of input; empty lines are skipped.
 
-    What is read goes through `terminal_safe`: control in a terminal line comes from keys such
-    as the arrows, not from the customer's words. A message that fails for any reason is
-    answered with one line, and the chat goes on.
+    Everything written goes through `terminal_safe`, and so does what is read: control in a
+    terminal line comes from keys such as the arrows, not from the customer's words. A message
+    that fails for any reason is answered with one line, and the chat goes on. The name is
+    cleaned the same way, so the key shown is the key used.
     """
+    name = terminal_safe(name)
     key = console_key(name)
-    write(f"Chatting as conversation '{name}' (key {key}). Type quit to leave.")
+
+    def show(text: str) -> None:
+        write(terminal_safe(text))
+
+    show(f"Chatting as conversation '{name}' (key {key}). Type quit to leave.")
     while True:
         try:
             line = terminal_safe(await asyncio.to_thread(read, "you> ")).strip()
@@ -73,10 +79,10 @@ async def chat(
         try:
             reply = await port.handle(message)
         except Exception:
-            write(SORRY)
+            show(SORRY)
             continue
         if reply is None:
             continue
-        write(f"{bot_name}> {reply.text}")
+        show(f"{bot_name}> {reply.text}")
         if reply.escalation is not None:
-            write(f"  [handed to the support team: {reply.escalation.reason}]")
+            show(f"  [handed to the support team: {reply.escalation.reason}]")

@@ -1,7 +1,8 @@
-"""The terminal chat: its conversation keys, the text it shows, and hostile input.
+"""The terminal chat: its conversation keys, and what it does with hostile input and output.
 
 The chat reads whatever stdin carries (bytes that are not UTF-8, NUL, escape sequences, a
-megabyte on one line) and answers the next question.
+megabyte on one line) and writes only text a terminal shows as text: nothing the customer,
+the model or the persona file says can clear the screen, retitle the window or hide a link.
 """
 
 from __future__ import annotations
@@ -18,9 +19,10 @@ from typer.testing import CliRunner, Result
 
 from bots.cli import app
 from bots.console import SORRY, chat, console_key, terminal_safe
+from core.config import DEMO_PERSONA
 from core.engine import Engine
 from core.types import ConversationKey, IncomingMessage, Reply
-from tests.fakes.anthropic_api import FakeAnthropic, text
+from tests.fakes.anthropic_api import FakeAnthropic, text, tool_use
 
 SUPPORTBOT = str(Path(sys.executable).with_name("supportbot"))
 OURS = ("ANTHROPIC_", "SUPPORTBOT_", "SLACK_", "DISCORD_")
@@ -174,6 +176,54 @@ async def test_a_failing_message_prints_one_line_and_the_chat_goes_on() -> None:
 
     assert port.seen == ["first", "second"]
     assert written[1:] == [SORRY, "Aria> You said second"]
+
+
+async def test_escapes_in_claude_answers_never_reach_the_terminal(
+    cli: Cli, fake_claude: FakeAnthropic
+) -> None:
+    fake_claude.queue(text(f"Returns{ESCAPES}\n\tare accepted within 30 days."))
+    result = await asyncio.to_thread(
+        cli,
+        "chat",
+        stdin=b"Can I return a rug?\n",
+        ANTHROPIC_API_KEY="sk-test-secret",
+        ANTHROPIC_BASE_URL=fake_claude.base_url,
+    )
+    _assert_clean(result)
+    assert "Aria> Returnsred click here \n\tare accepted within 30 days." in result.stdout
+
+
+@pytest.fixture
+def hostile_persona(tmp_path: Path) -> Path:
+    """The demo persona renamed Arie, the name carrying a screen clear and a window title."""
+    source = DEMO_PERSONA.read_text(encoding="utf-8")
+    hostile = source.replace('name = "Aria"', r'name = "Ar\u001b[2Jie\u001b]0;x\u0007"', 1)
+    assert hostile != source
+    path = tmp_path / "persona.toml"
+    path.write_text(hostile, encoding="utf-8")
+    return path
+
+
+async def test_persona_name_escalation_reason_and_conversation_name_are_stripped(
+    cli: Cli, fake_claude: FakeAnthropic, hostile_persona: Path
+) -> None:
+    fake_claude.queue(tool_use("escalate_to_human", {"reason": f"Billing{ESCAPES}dispute"}))
+    result = await asyncio.to_thread(
+        cli,
+        "chat",
+        "-c",
+        "sofa\x1b]0;title\x07",
+        stdin=b"I was charged twice\n",
+        ANTHROPIC_API_KEY="sk-test-secret",
+        ANTHROPIC_BASE_URL=fake_claude.base_url,
+        SUPPORTBOT_PERSONA_FILE=str(hostile_persona),
+    )
+    _assert_clean(result)
+    assert "Chatting as conversation 'sofa'" in result.stdout
+    assert "you> Arie> I don't have that information" in result.stdout
+    assert "[handed to the support team: Billingred click here dispute]" in result.stdout
+    shown = await asyncio.to_thread(cli, "history", "console:local:sofa:-")
+    assert "user/customer: I was charged twice" in shown.stdout
 
 
 async def test_hostile_stdin_in_a_real_process(tmp_path: Path) -> None:
