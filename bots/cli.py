@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import sys
 from enum import StrEnum
 from typing import Annotated
 
@@ -56,6 +57,10 @@ def chat(
 ) -> None:
     """Chat with the bot in the terminal (no tokens needed)."""
     settings = _settings(log_level="WARNING")
+    # Bytes that are not UTF-8 arrive as U+FFFD instead of ending the chat with an error, and
+    # what the terminal's encoding cannot show goes out as "?".
+    for stream in (sys.stdin, sys.stdout):
+        stream.reconfigure(errors="replace")  # type: ignore[attr-defined]
 
     async def session() -> None:
         async with open_runtime(settings) as runtime:
