@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import re
 import uuid
 from collections.abc import Callable
 
 from core.types import ConversationKey, ConversationPort, IncomingMessage
+
+log = logging.getLogger(__name__)
 
 QUIT = {"quit", "exit", "bye"}
 SORRY = "Sorry, something went wrong; please try again."
@@ -78,7 +81,10 @@ async def chat(
         )
         try:
             reply = await port.handle(message)
-        except Exception:
+        except Exception as exc:
+            # One line for the operator (the exception's type, never its text, which can quote
+            # the message), one for the person at the keyboard.
+            log.error("console message failed in %s (%s)", key, type(exc).__name__)
             show(SORRY)
             continue
         if reply is None:
