@@ -7,15 +7,18 @@ chained exceptions), at DEBUG, so library lines count too.
 from __future__ import annotations
 
 import logging
+from dataclasses import replace
 
 import pytest
 from pydantic import SecretStr
+from sqlalchemy import text as sql
 
 from core.config import Settings
 from core.engine import Engine
+from storage.database import create_engine
 from tests.conftest import make_settings
 from tests.engine_helpers import message
-from tests.fakes.anthropic_api import FakeAnthropic, FakeResponse, echo_error, error
+from tests.fakes.anthropic_api import FakeAnthropic, FakeResponse, echo_error, error, text
 
 MARKER = "Pineapple7Q"  # a word only the customer writes
 API_KEY = "sk-ant-api03-Zq9kLm2Xv8TestOnly-AbCdEf"
@@ -66,4 +69,84 @@ async def test_an_upstream_error_is_logged_without_the_key_or_the_conversation(
     for part in [KEY_TEXT, "server_error", "request-id req_fake_2", *shown]:
         assert part in warning
     assert API_KEY not in logged and "Zq9kLm2Xv8" not in logged
+    assert MARKER not in logged
+
+
+async def refuse_marker(database_url: str, table: str, column: str) -> None:
+    """Make the database refuse rows of ``table`` whose ``column`` holds the marker.
+
+    PostgreSQL: a CHECK constraint (its error's DETAIL quotes the failing row) or, for
+    ``messages``, a trigger whose error is not an integrity error, with the row as DETAIL.
+    SQLite: a trigger (its errors never quote values, but its driver's DEBUG lines do).
+    """
+    if database_url.startswith("sqlite"):
+        ddl = [
+            f"CREATE TRIGGER refuses_marker BEFORE INSERT ON {table} "
+            f"WHEN NEW.{column} LIKE '%{MARKER}%' BEGIN SELECT RAISE(ABORT, 'refused'); END"
+        ]
+    elif table == "messages":
+        ddl = [
+            "CREATE FUNCTION refuse_marker() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN "
+            f"IF NEW.{column}::text LIKE '%{MARKER}%' THEN RAISE EXCEPTION 'refused' "
+            f"USING ERRCODE = '22023', DETAIL = NEW.{column}::text; END IF; RETURN NEW; END $$",
+            f"CREATE TRIGGER refuses_marker BEFORE INSERT ON {table} "
+            "FOR EACH ROW EXECUTE FUNCTION refuse_marker()",
+        ]
+    else:
+        ddl = [
+            f"ALTER TABLE {table} ADD CONSTRAINT refuses_marker "
+            f"CHECK ({column}::text NOT LIKE '%{MARKER}%')"
+        ]
+    database = create_engine(database_url)
+    try:
+        async with database.begin() as connection:
+            for statement in ddl:
+                await connection.execute(sql(statement))
+    finally:
+        await database.dispose()
+
+
+async def test_a_refused_customer_turn_is_logged_without_its_text(
+    engine: Engine, settings: Settings, database_url: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    assert settings.persona is not None
+    await refuse_marker(database_url, "messages", "content")
+    caplog.set_level(logging.DEBUG)
+    reply = await engine.handle(message(f"My order {MARKER} is late"))
+
+    assert reply is not None and reply.text == settings.persona.fallbacks.unknown
+    logged = rendered(caplog)
+    assert f"storing the customer's turn failed in {KEY_TEXT}" in logged
+    if database_url.startswith("postgresql"):
+        assert (
+            "StoreError: begin_turn: DBAPIError (InvalidParameterValueError, SQLSTATE 22023)"
+            in logged
+        )
+    assert MARKER not in logged
+
+
+async def test_a_refused_hand_off_is_logged_without_its_summary(
+    engine: Engine,
+    settings: Settings,
+    fake_claude: FakeAnthropic,
+    database_url: str,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    assert settings.persona is not None
+    await refuse_marker(database_url, "escalations", "summary")
+    fake_claude.queue(text(f"The customer says order {MARKER} is late."))  # the summary
+    caplog.set_level(logging.DEBUG)
+    reply = await engine.handle(replace(message(f"My order {MARKER} is late"), wants_person=True))
+
+    # The hand-off and then the fallback's own hand-off (the turn verbatim) were refused.
+    assert reply is not None and reply.text == settings.persona.fallbacks.unknown
+    logged = rendered(caplog)
+    assert f"storing the fallback failed in {KEY_TEXT}" in logged
+    cause = (
+        "IntegrityError (IntegrityError, SQLSTATE SQLITE_CONSTRAINT_TRIGGER)"
+        if database_url.startswith("sqlite")
+        else "IntegrityError (CheckViolationError, SQLSTATE 23514, "
+        "constraint refuses_marker on escalations)"
+    )
+    assert f"StoreError: finish_turn: {cause}" in logged
     assert MARKER not in logged
