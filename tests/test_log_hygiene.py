@@ -13,6 +13,7 @@ import pytest
 from pydantic import SecretStr
 from sqlalchemy import text as sql
 
+from core import logs
 from core.config import Settings
 from core.engine import Engine
 from storage.database import create_engine
@@ -72,6 +73,18 @@ async def test_an_upstream_error_is_logged_without_the_key_or_the_conversation(
     assert MARKER not in logged
 
 
+@pytest.mark.parametrize(
+    "said", [f"Bearer {API_KEY} expired", f"bad key {API_KEY}", f"authorization={API_KEY}; retry"]
+)
+def test_an_excerpt_holds_no_key(said: str) -> None:
+    kept = logs.excerpt(said)
+    assert "Zq9kLm2Xv8" not in kept and logs.REDACTED in kept
+
+
+def test_an_excerpt_is_bounded() -> None:
+    assert len(logs.excerpt("overloaded " * 50, limit=40)) == 40
+
+
 async def refuse_marker(database_url: str, table: str, column: str) -> None:
     """Make the database refuse rows of ``table`` whose ``column`` holds the marker.
 
@@ -116,6 +129,7 @@ async def test_a_refused_customer_turn_is_logged_without_its_text(
 
     assert reply is not None and reply.text == settings.persona.fallbacks.unknown
     logged = rendered(caplog)
+    assert MARKER not in logged
     assert f"storing the customer's turn failed in {KEY_TEXT}" in logged
     if database_url.startswith("postgresql"):
         assert (
@@ -141,6 +155,7 @@ async def test_a_refused_hand_off_is_logged_without_its_summary(
     # The hand-off and then the fallback's own hand-off (the turn verbatim) were refused.
     assert reply is not None and reply.text == settings.persona.fallbacks.unknown
     logged = rendered(caplog)
+    assert MARKER not in logged
     assert f"storing the fallback failed in {KEY_TEXT}" in logged
     cause = (
         "IntegrityError (IntegrityError, SQLSTATE SQLITE_CONSTRAINT_TRIGGER)"
@@ -149,4 +164,3 @@ async def test_a_refused_hand_off_is_logged_without_its_summary(
         "constraint refuses_marker on escalations)"
     )
     assert f"StoreError: finish_turn: {cause}" in logged
-    assert MARKER not in logged
