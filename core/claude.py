@@ -3,6 +3,12 @@
 Replies are streamed (no 21k ``max_tokens`` ceiling, and an overload that arrives mid-stream is
 seen as such). Retries are ours, not the SDK's, so that a ``retry-after`` longer than the
 configured cap ends the turn with a fallback instead of hanging it for minutes.
+
+A failure is described by its status, error type, code and request id, plus a short excerpt of
+the error message that can quote neither the API key nor the conversation (``describe``): the
+SDK's own exception text holds the whole response body, which a misbehaving gateway fills with
+the request. For the same reason the SDK's and its HTTP stack's DEBUG lines (request options,
+response headers) are held back.
 """
 
 from __future__ import annotations
@@ -19,6 +25,7 @@ from tenacity import (
     wait_random_exponential,
 )
 
+from core import logs
 from core.config import ClaudeSettings
 from core.ports import LLMError, LLMResult
 from core.types import Usage
@@ -38,6 +45,7 @@ class ClaudeClient:
             timeout=settings.timeout_seconds,
             max_retries=0,
         )
+        logs.quiet("anthropic", "httpcore2")
 
     async def aclose(self) -> None:
         await self._client.close()
@@ -61,7 +69,8 @@ class ClaudeClient:
                     return await self._once(system=system, messages=messages, tools=tools)
         # A stream that breaks after its HTTP 200 raises the transport's own errors.
         except (anthropic.APIError, httpx2.TransportError) as exc:
-            raise LLMError(cause_of(exc), f"{type(exc).__name__}: {exc}") from exc
+            # Not chained: a traceback would print the SDK exception, response body and all.
+            raise LLMError(cause_of(exc), describe(exc, conversation=messages)) from None
         raise AssertionError("unreachable: tenacity either returns or re-raises")
 
     async def _once(self, *, tools: list[dict[str, Any]], **request: Any) -> LLMResult:
@@ -93,6 +102,35 @@ class ClaudeClient:
         exc = state.outcome.exception() if state.outcome else None
         delay = retry_after(exc) if exc else None
         return delay if delay is not None else _backoff(state)
+
+
+def describe(exc: BaseException, *, conversation: object) -> str:
+    """A log-safe account of an SDK failure: no key, nothing of ``conversation``."""
+    what = type(exc).__name__
+    if not isinstance(exc, anthropic.APIStatusError):
+        # Connection failures: the transport's exception type says enough (refused, reset, TLS).
+        return what if exc.__cause__ is None else f"{what} ({type(exc.__cause__).__name__})"
+    parts = [f"{what}: HTTP {exc.status_code}", logs.code(exc.type) or "unknown type"]
+    if error_code := logs.code(exc.error_code):
+        parts.append(error_code)
+    parts.append(f"request-id {logs.code(exc.request_id) or '-'}")
+    if isinstance(exc.api_message, str):
+        said = logs.excerpt(exc.api_message, avoid=_strings(conversation))
+        parts.append(f"message {said!r}" if said else "message withheld")
+    elif isinstance(exc.body, str):
+        parts.append(f"non-JSON body ({len(exc.body)} characters) withheld")
+    return ", ".join(parts)
+
+
+def _strings(value: object) -> list[str]:
+    """Every string inside ``value`` (nested lists and dicts)."""
+    if isinstance(value, str):
+        return [value]
+    if isinstance(value, dict):
+        value = list(value.values())
+    if isinstance(value, list | tuple):
+        return [s for item in value for s in _strings(item)]
+    return []
 
 
 def retry_after(exc: BaseException) -> float | None:

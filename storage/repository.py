@@ -2,19 +2,26 @@
 
 Locks are always taken conversation first, then escalation, so two transactions that touch
 both (a turn handing off, a staff member closing) queue instead of deadlocking on PostgreSQL.
+
+A failed statement leaves as ``StoreError``, which names the driver's exception type, SQLSTATE
+and constraint and nothing else: the driver's own text quotes bound values (PostgreSQL's
+``DETAIL: Failing row contains (…)`` holds the customer's message or the hand-off summary), and
+whoever logs the failure prints it, traceback and chained exceptions included.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import functools
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import replace
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, Concatenate, ParamSpec, TypeVar
 
 from sqlalchemy import ColumnElement, Row, select, update
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import IntegrityError, StatementError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
+from core import logs
 from core.escalation import LIVE, State
 from core.ports import Conversation, HandOff, TurnWrites
 from core.types import (
@@ -38,12 +45,54 @@ _VIEW = select(EscalationRow, ConversationRow.key).join(
 )
 
 
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+class StoreError(Exception):
+    """A statement failed; the message names the cause, never a value (see the module doc)."""
+
+
+def _quoting_nothing(
+    method: Callable[Concatenate[SqlStore, P], Awaitable[R]],
+) -> Callable[Concatenate[SqlStore, P], Awaitable[R]]:
+    @functools.wraps(method)
+    async def wrapper(store: SqlStore, /, *args: P.args, **kwargs: P.kwargs) -> R:
+        try:
+            return await method(store, *args, **kwargs)
+        except StatementError as exc:
+            # The traceback's frames stay (code lines only); the exception chain goes.
+            failure = StoreError(f"{method.__name__}: {_cause(exc)}")
+            raise failure.with_traceback(exc.__traceback__) from None
+
+    return wrapper
+
+
+def _cause(exc: StatementError) -> str:
+    """``IntegrityError (CheckViolationError, SQLSTATE 23514, constraint x on y)``."""
+    orig = exc.orig
+    # Behind SQLAlchemy's asyncpg adapter is asyncpg's own exception, which names the constraint.
+    driver = orig.__cause__ if orig is not None and orig.__cause__ is not None else orig
+    found = [type(driver).__name__]
+    state = logs.code(getattr(orig, "sqlstate", None) or getattr(orig, "sqlite_errorname", None))
+    if state:
+        found.append(f"SQLSTATE {state}")
+    constraint = logs.code(getattr(driver, "constraint_name", None))
+    table = logs.code(getattr(driver, "table_name", None))
+    if constraint:
+        found.append(f"constraint {constraint}" + (f" on {table}" if table else ""))
+    return f"{type(exc).__name__} ({', '.join(found)})"
+
+
 class SqlStore:
     """Conversations, turns, deliveries and escalations in one relational database."""
 
     def __init__(self, *, engine: AsyncEngine) -> None:
         self._sessions = async_sessionmaker(engine, expire_on_commit=False)
+        # aiosqlite's DEBUG lines print every statement with its bound values.
+        logs.quiet("aiosqlite")
 
+    @_quoting_nothing
     async def begin_turn(
         self,
         message: IncomingMessage,
@@ -146,6 +195,7 @@ class SqlStore:
         for offset, turn in enumerate(turns):
             session.add(_message_row(conversation_id, first + offset, turn, now=now))
 
+    @_quoting_nothing
     async def finish_turn(
         self, conversation_id: int, writes: TurnWrites, *, now: datetime
     ) -> Escalation | None:
@@ -169,10 +219,12 @@ class SqlStore:
                 return None
             return await _hand_off(session, conversation_id, writes.hand_off, now=now)
 
+    @_quoting_nothing
     async def escalation(self, escalation_id: int) -> EscalationView | None:
         async with self._sessions() as session:
             return await _one(session, EscalationRow.id == escalation_id)
 
+    @_quoting_nothing
     async def escalation_at(self, staff: StaffPost) -> EscalationView | None:
         async with self._sessions() as session:
             return await _one(
@@ -181,6 +233,7 @@ class SqlStore:
                 EscalationRow.staff_message_id == staff.message_id,
             )
 
+    @_quoting_nothing
     async def attach_staff_post(self, escalation_id: int, staff: StaffPost) -> None:
         async with self._sessions.begin() as session:
             await session.execute(
@@ -189,6 +242,7 @@ class SqlStore:
                 .values(staff_channel=staff.channel_id, staff_message_id=staff.message_id)
             )
 
+    @_quoting_nothing
     async def transition(
         self, escalation_id: int, *, expected: State, to: State, staff_id: str, now: datetime
     ) -> EscalationView | None:
@@ -224,6 +278,7 @@ class SqlStore:
                 )
             return await _one(session, EscalationRow.id == escalation_id)
 
+    @_quoting_nothing
     async def staff_turn(self, key: ConversationKey, turn: Turn, *, now: datetime) -> bool:
         assert turn.message_id is not None
         try:
@@ -253,6 +308,7 @@ class SqlStore:
         except IntegrityError:
             return False
 
+    @_quoting_nothing
     async def due_repings(self, now: datetime, *, platforms: set[str]) -> list[EscalationView]:
         on_platforms = select(ConversationRow.id).where(ConversationRow.platform.in_(platforms))
         async with self._sessions.begin() as session:
@@ -274,6 +330,7 @@ class SqlStore:
             found = await session.execute(_VIEW.where(EscalationRow.id.in_(ids)))
             return _views(found.all())
 
+    @_quoting_nothing
     async def live_escalations(self) -> list[EscalationView]:
         async with self._sessions() as session:
             found = await session.execute(
@@ -281,6 +338,7 @@ class SqlStore:
             )
             return _views(found.all())
 
+    @_quoting_nothing
     async def is_active(self, key: ConversationKey) -> bool:
         async with self._sessions() as session:
             found = await session.scalar(
@@ -290,6 +348,7 @@ class SqlStore:
             )
             return found is not None
 
+    @_quoting_nothing
     async def history(self, key: ConversationKey) -> list[Turn]:
         async with self._sessions() as session:
             conversation_id = await session.scalar(

@@ -32,6 +32,7 @@ __all__ = [
     "RecordedRequest",
     "drop",
     "drop_mid_stream",
+    "echo_error",
     "error",
     "hang",
     "overloaded",
@@ -224,6 +225,25 @@ class _Error(FakeResponse):
         )
 
 
+@dataclass
+class _EchoError(FakeResponse):
+    status: int
+    err_type: str
+    as_json: bool
+
+    async def serve(self, ctx: _Context) -> web.StreamResponse:
+        # What a misbehaving gateway sends back: the request, its headers (the key) included.
+        echo = json.dumps({"headers": dict(ctx.request.headers), "body": ctx.body})
+        headers = {"request-id": ctx.request_id, "x-echo": echo.encode("unicode_escape").decode()}
+        if not self.as_json:
+            return web.Response(
+                status=self.status, text=f"upstream said no to {echo}", headers=headers
+            )
+        body = _error_body(self.err_type, f"gateway rejected {echo}")
+        body["request"] = {"headers": dict(ctx.request.headers), "body": ctx.body}
+        return web.json_response(body, status=self.status, headers=headers)
+
+
 def _close_connection(ctx: _Context) -> web.StreamResponse:
     if ctx.request.transport is not None:
         ctx.request.transport.close()
@@ -325,6 +345,15 @@ def error(
     `error_code` fills `error.details.error_code`, which the SDK uses to pick a subclass.
     """
     return _Error(status, err_type, message, headers or {}, error_code)
+
+
+def echo_error(status: int, err_type: str = "api_error", *, as_json: bool = True) -> FakeResponse:
+    """An HTTP error whose body and `x-echo` header echo the request, API key included.
+
+    `as_json=True`: an Anthropic error envelope (`err_type`) whose message and `request` field
+    hold the echo; `as_json=False`: a plain-text body, as from a proxy.
+    """
+    return _EchoError(status, err_type, as_json)
 
 
 def rate_limited() -> FakeResponse:
