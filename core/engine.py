@@ -171,14 +171,17 @@ class Engine:
             # a next step: never silence, never the error itself.
             log.exception("the turn failed in %s: fallback", message.key)
             reply = await self._crashed(turn)
-        if message.attachments and text and reply.escalation is None:
+        if message.attachments and kind != Kind.ATTACHMENT and reply.escalation is None:
             # Escalated, the team is on it already; otherwise offer it for the attachments.
             reply = replace(reply, text=f"{reply.text}\n\n{self._persona.unseen_attachments}")
         return _relayed(turn, reply)
 
     def _classify(self, text: str, message: IncomingMessage) -> tuple[Kind, str | None]:
-        """The stored kind of a customer turn, and the notice that answers it without Claude."""
-        if not text:
+        """The stored kind of a customer turn, and the notice that answers it without Claude.
+
+        Text with nothing visible in it (only zero-width or combining characters) is empty.
+        """
+        if not fold(text).strip():
             if message.attachments:
                 return Kind.ATTACHMENT, self._persona.unseen_attachments
             return Kind.EMPTY, self._persona.empty_message
