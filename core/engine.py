@@ -428,12 +428,17 @@ def _relayed(turn: _Turn, reply: Reply) -> Reply:
 
 
 def _transcript(history: list[Turn], *, last: str) -> str:
+    """The last turns as "Customer: …" / "Support: …" lines, for staff and for the summary.
+
+    A turn's own line breaks are indented, so a customer who types "Support: …" on a line of
+    its own cannot pass words off as the bot's in what staff read.
+    """
     lines = [
         f"{'Customer' if t.role == 'user' else 'Support'}: {t.text}" for t in history if t.text
     ]
     if not lines:
         lines = [f"Customer: {last}"]
-    return "\n".join(lines[-8:])
+    return "\n".join(line.replace("\n", "\n  ") for line in lines[-8:])
 
 
 def _customer_turn(message: IncomingMessage, text: str, kind: Kind) -> Turn:
