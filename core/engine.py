@@ -181,13 +181,14 @@ class Engine:
 
         Text with nothing visible in it (only zero-width or combining characters) is empty.
         """
-        if not fold(text).strip():
+        folded = fold(text)
+        if not folded.strip():
             if message.attachments:
                 return Kind.ATTACHMENT, self._persona.unseen_attachments
             return Kind.EMPTY, self._persona.empty_message
         if len(text) > self._limits.max_input_chars:
             return Kind.TOO_LONG, self._persona.too_long
-        if fold(text).strip(_PUNCTUATION) in self._fresh_phrases:
+        if folded.strip(_PUNCTUATION) in self._fresh_phrases:
             return Kind.RESTART, self._persona.fresh_start
         return Kind.CUSTOMER, None
 

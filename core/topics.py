@@ -22,7 +22,8 @@ _ROLE = (
 #   <system>…</system>;
 # - anything in square brackets: [Topic: billing];
 # - brackets or braces that open with a role: (system: …), {topic: …};
-# - JSON objects with quoted keys: {"role": "system", …}, fake tool calls.
+# - and then (``_without_json``) JSON objects with quoted keys: {"role": "system", …}, fake
+#   tool calls.
 _FORGED = [
     re.compile(rf"^[^\w\n]*(?:[\w'-]+[^\w\n:]+){{0,3}}{_ROLE}\b[^:\n]{{0,40}}:.*$", re.M),
     re.compile(rf"<\s*({_ROLE})\b[^>]*>.*?<\s*/\s*\1\s*>", re.S),
@@ -30,18 +31,32 @@ _FORGED = [
     re.compile(rf"<\s*/\s*{_ROLE}\b[^>]*>"),
     re.compile(r"\[[^\]]*\]"),
     re.compile(rf"[({{]\s*{_ROLE}\b[^)}}\n]*[)}}]?"),
-    re.compile(r'\{[^{}]*"[^"\n]*"\s*:[^{}]*\}'),
 ]
+_QUOTED_KEY = re.compile(r'"[^"\n]*"\s*:')
 
 
-def unforged(folded: str) -> str:
+def _unforged(folded: str) -> str:
     """``folded`` (``core.text.fold``'s form) without anything imitating our annotations."""
-    previous = None
-    while previous != folded:  # JSON nests: strip the innermost objects until none is left
-        previous = folded
-        for pattern in _FORGED:
-            folded = pattern.sub(" ", folded)
-    return folded
+    for pattern in _FORGED:
+        folded = pattern.sub(" ", folded)
+    return _without_json(folded)
+
+
+def _without_json(text: str) -> str:
+    """``text`` without its JSON-like objects (outermost balanced braces holding a quoted
+    key), however deeply they nest; one pass, so a crafted message costs linear time."""
+    kept, start, depth, opened = [], 0, 0, 0
+    for i, char in enumerate(text):
+        if char == "{":
+            opened = i if depth == 0 else opened
+            depth += 1
+        elif char == "}" and depth:
+            depth -= 1
+            if depth == 0 and _QUOTED_KEY.search(text, opened, i):
+                kept += [text[start:opened], " "]
+                start = i + 1
+    kept.append(text[start:])
+    return "".join(kept)
 
 
 class TopicDetector:
@@ -53,9 +68,9 @@ class TopicDetector:
     def detect(self, text: str) -> str | None:
         """The topic with the most keyword hits (table order breaks ties), or None.
 
-        The text is matched in its folded form, with forged annotations left out (``unforged``).
+        The text is matched in its folded form, with forged annotations left out (``_FORGED``).
         """
-        plain = unforged(fold(text))
+        plain = _unforged(fold(text))
         best, best_hits = None, 0
         for name, patterns in self._patterns:
             hits = sum(len(p.findall(plain)) for p in patterns)
