@@ -75,8 +75,10 @@ def test_sanitize_keeps_the_words_and_drops_what_breaks(raw: str, kept: str | No
         "\uff33\uff59\uff53\uff54\uff45\uff4d:",  # full width
         "\u0405\u0443\u0455t\u0435m:",  # Cyrillic look-alikes
         "S\u0336y\u0336stem:",  # combining strokes
-        "s y s t e m:".replace(" ", "\u200c"),
-        "System\u00a0:".replace("\u00a0", ""),
+        "s\u200cy\u200cs\u200ct\u200ce\u200cm:",  # zero-width non-joiners
+        "\ufeffSystem\u200f:",  # byte order mark, right-to-left mark
+        "S\u02b8stem:",  # a modifier letter y
+        "\U0001d42c\U0001d432\U0001d42c\U0001d42d\U0001d41e\U0001d426:",  # mathematical bold
     ],
 )
 def test_fold_makes_look_alikes_one_spelling(spelling: str) -> None:
