@@ -16,7 +16,8 @@ every question with mention tokens of both platforms, and checks, for the whole 
   and a link to their channel (neither pings anyone but the customer named to staff);
 - no forged note reaches the system side: every message that forges one tries to make the
   topic "billing" (no other message names a billing keyword), and no topic note ever says
-  billing; the marker words only ever travel in the customer's own (user) content;
+  billing; no marker word reaches the system side, and no customer message (fake tool JSON
+  included) becomes anything but text in a user turn;
 - nothing logged (``supportbot``, ``bots``, ``core`` and ``storage`` at DEBUG, libraries at
   their default WARNING) quotes a customer: each message carries a marker word (``qzv``…)
   that must not appear in any log record.
