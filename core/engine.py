@@ -31,7 +31,7 @@ from core.ports import (
     LLMResult,
     TurnWrites,
 )
-from core.text import clean
+from core.text import clean, fold, sanitize
 from core.topics import TopicDetector
 from core.types import (
     ConversationKey,
@@ -46,6 +46,8 @@ from core.types import (
 log = logging.getLogger("supportbot.engine")
 
 _TRUNCATED = {"max_tokens", "model_context_window_exceeded", "pause_turn"}
+_PUNCTUATION = " .!?"
+_CLAUDE_ASKED = "Claude asked for a person"
 
 
 @dataclass(frozen=True, slots=True)
@@ -108,9 +110,11 @@ class Engine:
         self._clock = clock
         self._topics = TopicDetector(persona.topics)
         self._knowledge = KnowledgeBase(persona.knowledge, min_score=persona.knowledge_min_score)
-        self._fresh_phrases = {p.casefold() for p in persona.fresh_start_phrases}
-        self._person_phrases = [p.casefold() for p in persona.human_request_phrases]
-        self._dont_know = [m.casefold() for m in persona.dont_know_markers]
+        # Phrases are matched in core.text.fold's form, on both sides: "TALK TO A HUMAN",
+        # "ｓｔａｒｔ ｏｖｅｒ" and "talk to a hu\u200bman" all count.
+        self._fresh_phrases = {fold(p).strip(_PUNCTUATION) for p in persona.fresh_start_phrases}
+        self._person_phrases = [fold(p) for p in persona.human_request_phrases]
+        self._dont_know = [fold(m) for m in persona.dont_know_markers]
         self._locks: dict[str, asyncio.Lock] = {}
         self._waiting: dict[str, int] = {}
 
@@ -136,6 +140,7 @@ class Engine:
 
     async def _handle(self, message: IncomingMessage) -> Reply | None:
         now = self._clock()
+        message = _sanitized(message)
         text = clean(message.text)
         kind, notice = self._classify(text, message)
         try:
@@ -166,20 +171,24 @@ class Engine:
             # a next step: never silence, never the error itself.
             log.exception("the turn failed in %s: fallback", message.key)
             reply = await self._crashed(turn)
-        if message.attachments and text and reply.escalation is None:
+        if message.attachments and kind != Kind.ATTACHMENT and reply.escalation is None:
             # Escalated, the team is on it already; otherwise offer it for the attachments.
             reply = replace(reply, text=f"{reply.text}\n\n{self._persona.unseen_attachments}")
         return _relayed(turn, reply)
 
     def _classify(self, text: str, message: IncomingMessage) -> tuple[Kind, str | None]:
-        """The stored kind of a customer turn, and the notice that answers it without Claude."""
-        if not text:
+        """The stored kind of a customer turn, and the notice that answers it without Claude.
+
+        Text with nothing visible in it (only zero-width or combining characters) is empty.
+        """
+        folded = fold(text)
+        if not folded.strip():
             if message.attachments:
                 return Kind.ATTACHMENT, self._persona.unseen_attachments
             return Kind.EMPTY, self._persona.empty_message
         if len(text) > self._limits.max_input_chars:
             return Kind.TOO_LONG, self._persona.too_long
-        if text.casefold().strip(" .!") in self._fresh_phrases:
+        if folded.strip(_PUNCTUATION) in self._fresh_phrases:
             return Kind.RESTART, self._persona.fresh_start
         return Kind.CUSTOMER, None
 
@@ -244,7 +253,7 @@ class Engine:
         return await self._reply_from(turn, result)
 
     def _wants_person(self, text: str) -> bool:
-        folded = text.casefold()
+        folded = fold(text)
         return any(phrase in folded for phrase in self._person_phrases)
 
     async def _reply_from(self, turn: _Turn, result: LLMResult) -> Reply:
@@ -257,11 +266,11 @@ class Engine:
                 cause,
             )
             return await self._fallback(turn, cause, usage=result.usage)
-        content = [b for b in result.content if b.get("type") != "text" or b["text"].strip()]
+        content = _sanitized_blocks(result.content)
         answer = _turn("assistant", "", Kind.MODEL, usage=result.usage, content=content)
         calls = [b for b in content if b.get("type") == "tool_use"]
         if calls:
-            reason = str(calls[0].get("input", {}).get("reason") or "Claude asked for a person")
+            reason = clean(str(calls[0].get("input", {}).get("reason") or "")) or _CLAUDE_ASKED
             results = [
                 {"type": "tool_result", "tool_use_id": c["id"], "content": "Handed to the team."}
                 for c in calls
@@ -276,7 +285,7 @@ class Engine:
 
     async def _check_dont_know(self, turn: _Turn, said: str) -> Reply:
         """Two "I don't know" answers in a row hand the conversation to people."""
-        folded = said.casefold()
+        folded = fold(said)
         streak = (
             turn.conversation.dont_know_streak + 1
             if any(m in folded for m in self._dont_know)
@@ -368,13 +377,41 @@ class Engine:
         except LLMError as exc:
             log.warning("handoff summary failed in %s: %s", turn.message.key, exc)
             return verbatim
-        written = "\n".join(b["text"] for b in result.content if b.get("type") == "text").strip()
+        written = clean("\n".join(b["text"] for b in result.content if b.get("type") == "text"))
         return written or verbatim
 
     def _notice(self, turn: _Turn, reply: Reply, *, usage: Usage | None = None) -> Reply:
         """Keep what the customer was told; Claude never sees notices in its history."""
         turn.stored.append(_turn("assistant", reply.text, Kind.NOTICE, usage=usage or Usage()))
         return reply
+
+
+def _sanitized(message: IncomingMessage) -> IncomingMessage:
+    """Everything of ``message`` that is stored or shown, through ``core.text.sanitize``.
+
+    The adapters do this at the edge already; the engine does it again (it is idempotent) for
+    every other caller, so nothing it stores can break a database or poison a conversation.
+    """
+    return replace(
+        message,
+        text=sanitize(message.text),
+        author_name=clean(message.author_name),
+        attachments=tuple(clean(name) or "file" for name in message.attachments),
+    )
+
+
+def _sanitized_blocks(content: list[dict]) -> list[dict]:
+    """Claude's content without empty text blocks, its text sanitized like customer text: a
+    stray surrogate in an answer must not make the stored history unsendable."""
+    kept = []
+    for block in content:
+        if block.get("type") == "text":
+            said = sanitize(block["text"])
+            if not said.strip():
+                continue
+            block = {**block, "text": said}
+        kept.append(block)
+    return kept
 
 
 def _staff_thread(turn: _Turn) -> StaffPost | None:
@@ -392,12 +429,17 @@ def _relayed(turn: _Turn, reply: Reply) -> Reply:
 
 
 def _transcript(history: list[Turn], *, last: str) -> str:
+    """The last turns as "Customer: …" / "Support: …" lines, for staff and for the summary.
+
+    A turn's own line breaks are indented, so a customer who types "Support: …" on a line of
+    its own cannot pass words off as the bot's in what staff read.
+    """
     lines = [
         f"{'Customer' if t.role == 'user' else 'Support'}: {t.text}" for t in history if t.text
     ]
     if not lines:
         lines = [f"Customer: {last}"]
-    return "\n".join(lines[-8:])
+    return "\n".join(line.replace("\n", "\n  ") for line in lines[-8:])
 
 
 def _customer_turn(message: IncomingMessage, text: str, kind: Kind) -> Turn:
@@ -431,7 +473,8 @@ def _turn(
 
 
 def staff_turn(*, staff_name: str, text: str, message_id: str) -> Turn:
-    """A support-team member's message, kept in the history Claude sees once it is back."""
-    return _turn(
-        "assistant", f"{staff_name} (support team): {text}", Kind.STAFF, message_id=message_id
-    )
+    """A support-team member's message, kept in the history Claude sees once it is back.
+
+    Name and text are sanitized (``core.text.clean``) like a customer's."""
+    said = f"{clean(staff_name)} (support team): {clean(text)}"
+    return _turn("assistant", said, Kind.STAFF, message_id=message_id)

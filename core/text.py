@@ -1,13 +1,57 @@
-"""Customer text as the engine keeps it."""
+"""Text from outside — customers, staff, platforms, Claude — as the bot keeps and matches it.
+
+Two forms. :func:`sanitize` is what is stored, sent and shown: the sender's words, minus what
+would break a database or mislead a reader. :func:`fold` is only ever matched against (topics,
+"I want a person", "start over", "I don't know"): it makes look-alike spellings the same.
+"""
 
 from __future__ import annotations
 
 import re
 import unicodedata
 
-_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
+# C0 and C1 controls but tab and newline (carriage returns become newlines first), and the bidi
+# embedding, override and isolate controls, which reorder what staff read around them.
+_UNSAFE = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
+_SURROGATE = re.compile(r"[\ud800-\udfff]")
+_NEWLINES = re.compile(r"\r\n?|[\u2028\u2029\x85]")
+_SPACES = re.compile(r"[^\S\n]+")
+
+# Latin look-alikes from Cyrillic and Greek that NFKC leaves alone ("Ѕуѕtеm:"), and typographic
+# quotes ("I don’t know", as Claude often writes it); matching only.
+_CONFUSABLES = str.maketrans(
+    "аеорсухіјѕԁһѵмтвкпαεοριτυν‘’ʼ′“”″",
+    "aeopcyxijsdhvmtbknaeopitvn''''\"\"\"",
+)
+
+
+def sanitize(text: str) -> str:
+    """Text safe to store and show, still the sender's words.
+
+    Lone or reversed UTF-16 surrogates (which no database can store and UTF-8 cannot encode)
+    become U+FFFD, a valid pair becomes its character; the result is NFC; carriage returns
+    become newlines; other control characters but tabs and newlines, and the bidi controls
+    U+202A–U+202E and U+2066–U+2069, are removed. Idempotent, so every layer may apply it.
+    """
+    if _SURROGATE.search(text):
+        text = text.encode("utf-16-le", "surrogatepass").decode("utf-16-le", "replace")
+    text = _NEWLINES.sub("\n", unicodedata.normalize("NFC", text))
+    return _UNSAFE.sub("", text)
 
 
 def clean(text: str) -> str:
-    """NFC, no control characters but newlines and tabs, trimmed."""
-    return _CONTROL.sub("", unicodedata.normalize("NFC", text)).strip()
+    """A customer message as the engine stores it: :func:`sanitize`, then trimmed."""
+    return sanitize(text).strip()
+
+
+def fold(text: str) -> str:
+    """The form text is matched in, never stored or shown: compatibility forms folded
+    (NFKC: full-width ``Ｓｙｓｔｅｍ``, ligatures), format characters (zero-width spaces and
+    joiners, soft hyphens, bidi controls) and combining marks dropped, common Cyrillic and
+    Greek look-alikes and typographic quotes mapped to ASCII (after case folding), runs of
+    spaces made one.
+    """
+    decomposed = unicodedata.normalize("NFKD", sanitize(text))
+    kept = "".join(c for c in decomposed if unicodedata.category(c) not in ("Cf", "Mn", "Me"))
+    folded = unicodedata.normalize("NFKC", kept).casefold().translate(_CONFUSABLES)
+    return _SPACES.sub(" ", folded)

@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import re
 from collections.abc import Collection
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from bots.common import StaffReply
 from bots.discord.render import shorten, with_attachments
+from core.text import clean, sanitize
 from core.types import ConversationKey, IncomingMessage, StaffPost
 
 PLATFORM = "discord"
@@ -72,9 +73,11 @@ def plan(
     staff_channel_id: int | None = None,
 ) -> Plan | StaffReply | None:
     """Decide what ``seen`` may be: a turn of a conversation, a post in an escalation's staff
-    thread, or nothing the bot looks at (``None``)."""
+    thread, or nothing the bot looks at (``None``). What the person wrote and their name are
+    sanitized here, once (``core.text.sanitize``), for everything that follows."""
     if not from_a_person(seen, bot_id=bot_id):
         return None
+    seen = _sanitized(seen)
     text = strip_mention(seen.content, bot_id)
     if staff_channel_id is not None and _under(seen, staff_channel_id):
         return _in_staff_channel(seen, text)
@@ -90,6 +93,16 @@ def plan(
         _incoming(seen, key, text, direct=False),
         follow_up=not (configured or seen.mentions_bot),
         addressed=seen.mentions_bot,
+    )
+
+
+def _sanitized(seen: Seen) -> Seen:
+    """``seen`` with its text, author name and file names through ``core.text.sanitize``."""
+    return replace(
+        seen,
+        content=sanitize(seen.content),
+        author_name=clean(seen.author_name),
+        attachments=tuple(clean(name) or "file" for name in seen.attachments),
     )
 
 

@@ -18,6 +18,7 @@ from bots.discord.buttons import TALK_LABEL
 from bots.discord.routing import Plan, Seen, conversation_at, from_a_person, plan
 from bots.discord.send import SEND_ERRORS, describe
 from core.escalation import Action
+from core.text import clean
 from core.types import IncomingMessage, StaffPost
 
 log = logging.getLogger(__name__)
@@ -148,7 +149,7 @@ def talk_press(interaction: discord.Interaction) -> Inbound | None:
         text=TALK_LABEL,
         message_id=f"button:{interaction.id}",
         direct=interaction.guild_id is None,
-        author_name=interaction.user.display_name,
+        author_name=clean(interaction.user.display_name),
         wants_person=True,
     )
     # Pressed under the bot's answer: the customer spoke to the bot.

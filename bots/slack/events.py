@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from bots.common import Inbound, StaffReply
+from core.text import clean, sanitize
 from core.types import ConversationKey, IncomingMessage, StaffPost
 
 PLATFORM = "slack"
@@ -143,32 +144,37 @@ def mentions(text: str, user_id: str) -> bool:
 
 
 def clean_text(text: str, bot_user_id: str) -> str:
-    """The customer's words: the bot's own mention removed and Slack's escaping undone.
+    """The customer's words: the bot's own mention removed, Slack's escaping undone, and
+    sanitized (``core.text.sanitize``: no lone surrogates, control or bidi characters).
 
     Other mentions (``<@U…>``, ``<#C…>``) stay as Slack wrote them. The result may be empty
     (a bare mention or a file without a comment); the engine answers that, not the adapter.
     """
-    text = _mention_pattern(bot_user_id).sub("", text)
+    text = _mention_pattern(bot_user_id).sub("", sanitize(text))
     for escaped, plain in _UNESCAPES:
         text = text.replace(escaped, plain)
     return text.strip()
 
 
 def author_name(event: Mapping[str, Any]) -> str:
-    """The display name Slack sometimes includes as ``user_profile``; empty when absent."""
+    """The display name Slack sometimes includes as ``user_profile`` (sanitized); empty when
+    absent."""
     profile = event.get("user_profile")
     if not isinstance(profile, Mapping):
         return ""
-    return str(profile.get("display_name") or profile.get("real_name") or "")
+    return clean(str(profile.get("display_name") or profile.get("real_name") or ""))
 
 
 def file_names(event: Mapping[str, Any]) -> tuple[str, ...]:
-    """The names of the files shared with the message (a ``file_share`` carries ``files``)."""
+    """The names of the files shared with the message (a ``file_share`` carries ``files``),
+    sanitized."""
     files = event.get("files")
     if not isinstance(files, list):
         return ()
     return tuple(
-        str(f.get("name") or f.get("title") or "file") for f in files if isinstance(f, Mapping)
+        clean(str(f.get("name") or f.get("title") or "")) or "file"
+        for f in files
+        if isinstance(f, Mapping)
     )
 
 
