@@ -14,6 +14,16 @@ import unicodedata
 # embedding, override and isolate controls, which reorder what staff read around them.
 _UNSAFE = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
 _SURROGATE = re.compile(r"[\ud800-\udfff]")
+# Terminal escape sequences go whole, before the controls, so their parameters do not remain as
+# text: strings (OSC, DCS, SOS, PM, APC) up to their terminator, CSI, then any other ESC
+# sequence (not one with a space after the ESC, which in a message is a stray ESC before a
+# word, not an escape). Payloads stop at the next control character, so every scan ends
+# there and hostile input costs linear time.
+_SEQUENCE = re.compile(
+    r"(?:\x1b[]P^_X]|[\x90\x98\x9d\x9e\x9f])[^\x00-\x1f\x7f-\x9f]*(?:\x07|\x1b\\|\x9c)"
+    r"|(?:\x1b\[|\x9b)[0-?]*[ -/]*[@-~]"
+    r"|\x1b[!-/]*[0-~]"
+)
 _NEWLINES = re.compile(r"\r\n?|[\u2028\u2029\x85]")
 _SPACES = re.compile(r"[^\S\n]+")
 
@@ -30,13 +40,14 @@ def sanitize(text: str) -> str:
 
     Lone or reversed UTF-16 surrogates (which no database can store and UTF-8 cannot encode)
     become U+FFFD, a valid pair becomes its character; the result is NFC; carriage returns
-    become newlines; other control characters but tabs and newlines, and the bidi controls
+    become newlines; terminal escape sequences (colours, titles, links, screen clears) are
+    removed whole; other control characters but tabs and newlines, and the bidi controls
     U+202A–U+202E and U+2066–U+2069, are removed. Idempotent, so every layer may apply it.
     """
     if _SURROGATE.search(text):
         text = text.encode("utf-16-le", "surrogatepass").decode("utf-16-le", "replace")
     text = _NEWLINES.sub("\n", unicodedata.normalize("NFC", text))
-    return _UNSAFE.sub("", text)
+    return _UNSAFE.sub("", _SEQUENCE.sub("", text))
 
 
 def clean(text: str) -> str:

@@ -18,9 +18,10 @@ import pytest
 from typer.testing import CliRunner, Result
 
 from bots.cli import app
-from bots.console import SORRY, chat, console_key, terminal_safe
+from bots.console import SORRY, chat, console_key
 from core.config import DEMO_PERSONA
 from core.engine import Engine
+from core.text import sanitize
 from core.types import ConversationKey, IncomingMessage, Reply
 from tests.fakes.anthropic_api import FakeAnthropic, text, tool_use
 
@@ -59,16 +60,16 @@ def test_plain_names_keep_their_old_keys() -> None:
 @pytest.mark.parametrize(
     ("raw", "shown"),
     [
-        (ESCAPES, "red click here "),
+        (ESCAPES, "red click here \n"),  # a lone carriage return is a line break
         ("line one\r\n\tline two", "line one\n\tline two"),
         ("half \x1b]0;no terminator", "half 0;no terminator"),
         ("bad \ud800 pair \udcff", "bad \ufffd pair \ufffd"),
-        ("null\x00 del\x7f next\x85 esc\x1b", "null del next esc"),
+        ("null\x00 del\x7f next\x85 esc\x1b", "null del next\n esc"),
         ("Ünïcödé — “quotes” 🛋️ stay", "Ünïcödé — “quotes” 🛋️ stay"),
     ],
 )
-def test_terminal_safe_keeps_the_text_and_drops_the_control(raw: str, shown: str) -> None:
-    assert terminal_safe(raw) == shown
+def test_sanitize_keeps_the_text_and_drops_terminal_control(raw: str, shown: str) -> None:
+    assert sanitize(raw) == shown
 
 
 @pytest.fixture
@@ -221,7 +222,7 @@ async def test_persona_name_escalation_reason_and_conversation_name_are_stripped
     _assert_clean(result)
     assert "Chatting as conversation 'sofa'" in result.stdout
     assert "you> Arie> I don't have that information" in result.stdout
-    assert "[handed to the support team: Billingred click here dispute]" in result.stdout
+    assert "[handed to the support team: Billingred click here \ndispute]" in result.stdout
     shown = await asyncio.to_thread(cli, "history", "console:local:sofa:-")
     assert "user/customer: I was charged twice" in shown.stdout
 
