@@ -47,6 +47,10 @@ log = logging.getLogger("supportbot.engine")
 
 _TRUNCATED = {"max_tokens", "model_context_window_exceeded", "pause_turn"}
 _PUNCTUATION = " .!?"
+CRASHED = "The bot hit an error (see its log)"
+HELD = "The database was unavailable: the customer got the fallback, no answer"
+HELD_LIMIT = 1000
+"""Messages kept in memory while the database refuses them; past this the oldest goes."""
 _CLAUDE_ASKED = "Claude asked for a person"
 
 
@@ -117,6 +121,7 @@ class Engine:
         self._dont_know = [fold(m) for m in persona.dont_know_markers]
         self._locks: dict[str, asyncio.Lock] = {}
         self._waiting: dict[str, int] = {}
+        self._held: dict[str, tuple[IncomingMessage, datetime]] = {}
 
     async def is_active(self, key: ConversationKey) -> bool:
         return await self._store.is_active(key)
@@ -152,7 +157,8 @@ class Engine:
                 restart=kind == Kind.RESTART,
             )
         except Exception:
-            log.exception("storing the customer's turn failed in %s", message.key)
+            log.exception("storing the customer's turn failed in %s: held", message.key)
+            self._hold(message, now)
             return Reply(self._persona.fallbacks.unknown)
         if conversation is None:
             log.info("duplicate delivery %s in %s: ignored", message.message_id, message.key)
@@ -175,6 +181,52 @@ class Engine:
             # Escalated, the team is on it already; otherwise offer it for the attachments.
             reply = replace(reply, text=f"{reply.text}\n\n{self._persona.unseen_attachments}")
         return _relayed(turn, reply)
+
+    def _hold(self, message: IncomingMessage, now: datetime) -> None:
+        """Keep a message the database refused, to store once it is back (``store_held``)."""
+        if len(self._held) >= HELD_LIMIT:
+            oldest = next(iter(self._held))
+            log.error("more than %d messages held: %s is dropped", HELD_LIMIT, oldest)
+            del self._held[oldest]
+        self._held[message.message_id] = (message, now)
+
+    @property
+    def held(self) -> int:
+        """How many messages wait for the database (see ``store_held``)."""
+        return len(self._held)
+
+    async def store_held(self) -> int:
+        """Store the messages the database refused, in arrival order; how many were stored.
+
+        Each got the configured fallback when it came in; now it is kept in its conversation
+        with that fallback and handed to the team ("the database was unavailable"), whose
+        notice the re-ping watcher posts. Stops at the first one the database still refuses.
+        """
+        stored = 0
+        for message_id, (message, at) in list(self._held.items()):
+            async with self._serial(str(message.key)):
+                text = clean(message.text)
+                kind, _ = self._classify(text, message)
+                try:
+                    conversation = await self._store.begin_turn(
+                        message,
+                        _customer_turn(message, text, kind),
+                        now=at,
+                        idle_after=self._limits.idle_timeout if message.direct else None,
+                        restart=False,
+                    )
+                except Exception as exc:
+                    log.warning(
+                        "the database still refuses held messages (%s): %d waiting",
+                        type(exc).__name__,
+                        len(self._held),
+                    )
+                    return stored
+                del self._held[message_id]
+                if conversation is not None:  # None: it was stored before the error came back
+                    await self._crashed(_Turn(conversation, message, text, at), reason=HELD)
+                    stored += 1
+        return stored
 
     def _classify(self, text: str, message: IncomingMessage) -> tuple[Kind, str | None]:
         """The stored kind of a customer turn, and the notice that answers it without Claude.
@@ -209,14 +261,12 @@ class Engine:
         )
         return replace(reply, escalation=escalation)
 
-    async def _crashed(self, turn: _Turn) -> Reply:
+    async def _crashed(self, turn: _Turn, *, reason: str = CRASHED) -> Reply:
         """The configured fallback for a turn that broke, with a hand-off if it can be stored."""
         said = self._persona.fallbacks.unknown
         retry = _Turn(turn.conversation, turn.message, turn.text, turn.now)
         try:
-            reply = await self._escalate(
-                retry, "The bot hit an error (see its log)", said, summarize=False
-            )
+            reply = await self._escalate(retry, reason, said, summarize=False)
             escalation = await self._store.finish_turn(
                 turn.conversation.id, retry.writes(), now=turn.now
             )
@@ -478,3 +528,14 @@ def staff_turn(*, staff_name: str, text: str, message_id: str) -> Turn:
     Name and text are sanitized (``core.text.clean``) like a customer's."""
     said = f"{clean(staff_name)} (support team): {clean(text)}"
     return _turn("assistant", said, Kind.STAFF, message_id=message_id)
+
+
+async def watch_held(engine: Engine, *, every: float) -> None:
+    """Store the messages a database outage held back as soon as it is over, until cancelled."""
+    while True:
+        if engine.held:
+            try:
+                await engine.store_held()
+            except Exception:
+                log.exception("storing held messages failed; trying again")
+        await asyncio.sleep(every)

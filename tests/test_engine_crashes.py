@@ -71,6 +71,17 @@ async def _refuse_inserts(url: str, table: str) -> None:
         await database.dispose()
 
 
+async def _allow_inserts(url: str, table: str) -> None:
+    """Undo ``_refuse_inserts``: the disk has room again."""
+    database = create_engine(url)
+    try:
+        async with database.begin() as connection:
+            await connection.execute(sql(_ALLOW[database.dialect.name].format(table=table)))
+    finally:
+        await database.dispose()
+
+
+_ALLOW = {"sqlite": "DROP TRIGGER refuse", "postgresql": "DROP TRIGGER refuse ON {table}"}
 _REFUSE = {
     "sqlite": [
         "CREATE TRIGGER refuse BEFORE INSERT ON {table} BEGIN SELECT RAISE(ABORT, 'refused'); END"
@@ -126,4 +137,35 @@ async def test_a_failed_write_of_the_customer_turn_still_gets_the_fallback(
 
     assert reply == Reply(settings.persona.fallbacks.unknown)
     assert "test:T1:C1:" in caplog.text and "sofa" not in caplog.text
+    assert fake_claude.requests == []
+
+
+async def test_messages_the_database_refused_are_stored_with_a_handoff_once_it_is_back(
+    runtime: Runtime, fake_claude: FakeAnthropic, settings: Settings
+) -> None:
+    assert settings.persona is not None
+    await _refuse_inserts(settings.database_url, "messages")
+    first, second = message("Where is my sofa?"), message("Hello, anyone there?")
+    for each in (first, second):
+        assert await runtime.engine.handle(each) == Reply(settings.persona.fallbacks.unknown)
+    assert runtime.engine.held == 2
+    assert await runtime.engine.store_held() == 0  # still refused: both stay held
+    assert runtime.engine.held == 2
+
+    await _allow_inserts(settings.database_url, "messages")
+    assert await runtime.engine.store_held() == 2
+
+    assert runtime.engine.held == 0
+    stored = [(t.kind, t.text) for t in await runtime.store.history(KEY)]
+    fallback = settings.persona.fallbacks.unknown
+    assert stored == [
+        (Kind.CUSTOMER, "Where is my sofa?"),
+        (Kind.NOTICE, fallback),
+        (Kind.CUSTOMER, "Hello, anyone there?"),
+        (Kind.NOTICE, fallback),
+    ]
+    [live] = await runtime.desk.live()
+    assert live.reason.startswith("The database was unavailable")
+    # The platform redelivering one of them now is a duplicate, not a second answer.
+    assert await runtime.engine.handle(first) is None
     assert fake_claude.requests == []
