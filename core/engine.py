@@ -149,13 +149,7 @@ class Engine:
         text = clean(message.text)
         kind, notice = self._classify(text, message)
         try:
-            conversation = await self._store.begin_turn(
-                message,
-                _customer_turn(message, text, kind),
-                now=now,
-                idle_after=self._limits.idle_timeout if message.direct else None,
-                restart=kind == Kind.RESTART,
-            )
+            conversation = await self._begin(message, text, kind, now, restart=True)
         except Exception:
             log.exception("storing the customer's turn failed in %s: held", message.key)
             self._hold(message, now)
@@ -181,6 +175,18 @@ class Engine:
             # Escalated, the team is on it already; otherwise offer it for the attachments.
             reply = replace(reply, text=f"{reply.text}\n\n{self._persona.unseen_attachments}")
         return _relayed(turn, reply)
+
+    async def _begin(
+        self, message: IncomingMessage, text: str, kind: Kind, now: datetime, *, restart: bool
+    ) -> Conversation | None:
+        """Claim the delivery and store the customer's turn (``None``: a duplicate)."""
+        return await self._store.begin_turn(
+            message,
+            _customer_turn(message, text, kind),
+            now=now,
+            idle_after=self._limits.idle_timeout if message.direct else None,
+            restart=restart and kind == Kind.RESTART,
+        )
 
     def _hold(self, message: IncomingMessage, now: datetime) -> None:
         """Keep a message the database refused, to store once it is back (``store_held``)."""
@@ -208,13 +214,8 @@ class Engine:
                 text = clean(message.text)
                 kind, _ = self._classify(text, message)
                 try:
-                    conversation = await self._store.begin_turn(
-                        message,
-                        _customer_turn(message, text, kind),
-                        now=at,
-                        idle_after=self._limits.idle_timeout if message.direct else None,
-                        restart=False,
-                    )
+                    # Stored as it stands: a "start over" said during the outage stays text.
+                    conversation = await self._begin(message, text, kind, at, restart=False)
                 except Exception as exc:
                     log.warning(
                         "the database still refuses held messages (%s): %d waiting",

@@ -13,7 +13,7 @@ import os
 import shutil
 import socket
 import threading
-from collections.abc import AsyncIterator, Coroutine, Iterator
+from collections.abc import AsyncIterator, Callable, Coroutine, Iterator
 from functools import cache
 from pathlib import Path
 from typing import Any, TypeVar
@@ -22,8 +22,10 @@ import asyncpg
 import pytest
 from sqlalchemy import make_url, text
 from sqlalchemy.ext.asyncio import create_async_engine
+from typer.testing import CliRunner, Result
 
 from bots.app import Runtime, open_runtime
+from bots.cli import app
 from core.config import DEMO_PERSONA, ClaudeSettings, Persona, Settings
 from core.desk import Desk
 from core.engine import Engine
@@ -313,3 +315,33 @@ def engine(runtime: Runtime) -> Engine:
 @pytest.fixture
 def desk(runtime: Runtime) -> Desk:
     return runtime.desk
+
+
+OURS = ("ANTHROPIC_", "SUPPORTBOT_", "SLACK_", "DISCORD_")
+"""The prefixes of our settings: no test inherits them from the machine's environment."""
+Cli = Callable[..., Result]
+
+
+def foreign_env() -> dict[str, str]:
+    """This process's environment without our settings, for a spawned ``supportbot``."""
+    return {k: v for k, v in os.environ.items() if not k.startswith(OURS)}
+
+
+@pytest.fixture
+def cli(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Cli:
+    """``cli("chat", "-c", "x", stdin="...", ANTHROPIC_API_KEY="...")`` runs one command
+    in-process, in ``tmp_path``, on a SQLite file there.
+
+    ``stdin`` may be text or bytes; the runner decodes bytes strictly, as a UTF-8 terminal does.
+    """
+    for name in list(os.environ):
+        if name.startswith(OURS):
+            monkeypatch.delenv(name)
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("SUPPORTBOT_DATABASE_URL", f"sqlite+aiosqlite:///{tmp_path / 'bot.db'}")
+    runner = CliRunner()
+
+    def run(*args: str, stdin: str | bytes = "", **env: str) -> Result:
+        return runner.invoke(app, list(args), input=stdin, env=env)
+
+    return run

@@ -8,37 +8,15 @@ the environment and working directory a person's shell would give it.
 from __future__ import annotations
 
 import asyncio
-import os
 import sys
-from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from typer.testing import CliRunner, Result
 
-from bots.cli import app
+from tests.conftest import Cli, foreign_env
 from tests.fakes.anthropic_api import FakeAnthropic, text
 
 SUPPORTBOT = str(Path(sys.executable).with_name("supportbot"))
-OURS = ("ANTHROPIC_", "SUPPORTBOT_", "SLACK_", "DISCORD_")
-
-Cli = Callable[..., Result]
-
-
-@pytest.fixture
-def cli(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Cli:
-    """``cli("chat", "-c", "x", stdin="...", ANTHROPIC_API_KEY="...")`` runs one command."""
-    for name in list(os.environ):
-        if name.startswith(OURS):
-            monkeypatch.delenv(name)
-    monkeypatch.chdir(tmp_path)
-    monkeypatch.setenv("SUPPORTBOT_DATABASE_URL", f"sqlite+aiosqlite:///{tmp_path / 'bot.db'}")
-    runner = CliRunner()
-
-    def run(*args: str, stdin: str = "", **env: str) -> Result:
-        return runner.invoke(app, list(args), input=stdin, env=env)
-
-    return run
 
 
 def _turns(out: str) -> list[str]:
@@ -46,7 +24,7 @@ def _turns(out: str) -> list[str]:
 
 
 async def test_console_chat_in_a_real_process(tmp_path: Path, cli: Cli) -> None:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(OURS)}
+    env = foreign_env()
     env["SUPPORTBOT_DATABASE_URL"] = f"sqlite+aiosqlite:///{tmp_path / 'bot.db'}"
     process = await asyncio.create_subprocess_exec(
         SUPPORTBOT,

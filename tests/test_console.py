@@ -8,25 +8,22 @@ the model or the persona file says can clear the screen, retitle the window or h
 from __future__ import annotations
 
 import asyncio
-import os
 import re
 import sys
-from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from typer.testing import CliRunner, Result
+from typer.testing import Result
 
-from bots.cli import app
 from bots.console import SORRY, chat, console_key
 from core.config import DEMO_PERSONA
 from core.engine import Engine
 from core.text import sanitize
 from core.types import ConversationKey, IncomingMessage, Reply
+from tests.conftest import Cli, foreign_env
 from tests.fakes.anthropic_api import FakeAnthropic, text, tool_use
 
 SUPPORTBOT = str(Path(sys.executable).with_name("supportbot"))
-OURS = ("ANTHROPIC_", "SUPPORTBOT_", "SLACK_", "DISCORD_")
 REFUND = "Refunds are issued 5–7 business days after we receive your return."
 # What a terminal acts on instead of showing: C0 but newline and tab, DEL, C1, and ESC itself.
 CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
@@ -38,8 +35,6 @@ ESCAPES = (
     "\x9b2J\x9d0;c1 title\x9c"  # the 8-bit (C1) forms of CSI and OSC
     "\x1bP+q\x1b\\\x1bc\x07\x08\r"  # DCS query, terminal reset, bell, backspace, CR
 )
-
-Cli = Callable[..., Result]
 
 
 @pytest.mark.parametrize("name", ["default", "a:b", "::", "50%", "50%3A", "lamp order: HG-1"])
@@ -70,25 +65,6 @@ def test_plain_names_keep_their_old_keys() -> None:
 )
 def test_sanitize_keeps_the_text_and_drops_terminal_control(raw: str, shown: str) -> None:
     assert sanitize(raw) == shown
-
-
-@pytest.fixture
-def cli(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Cli:
-    """``cli("chat", stdin=b"...", ANTHROPIC_API_KEY="...")`` runs one command in-process.
-
-    The runner's stdin decodes strictly, as a UTF-8 terminal's does.
-    """
-    for name in list(os.environ):
-        if name.startswith(OURS):
-            monkeypatch.delenv(name)
-    monkeypatch.chdir(tmp_path)
-    monkeypatch.setenv("SUPPORTBOT_DATABASE_URL", f"sqlite+aiosqlite:///{tmp_path / 'bot.db'}")
-    runner = CliRunner()
-
-    def run(*args: str, stdin: bytes = b"", **env: str) -> Result:
-        return runner.invoke(app, list(args), input=stdin, env=env)
-
-    return run
 
 
 def _assert_clean(result: Result) -> None:
@@ -228,7 +204,7 @@ async def test_persona_name_escalation_reason_and_conversation_name_are_stripped
 
 
 async def test_hostile_stdin_in_a_real_process(tmp_path: Path) -> None:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(OURS)}
+    env = foreign_env()
     env["SUPPORTBOT_DATABASE_URL"] = f"sqlite+aiosqlite:///{tmp_path / 'bot.db'}"
     # Strict both ways, as on a terminal whose locale is not UTF-8: stdin fails on anything
     # but ASCII, and stdout cannot encode the answer's en dash.
