@@ -12,6 +12,7 @@ import concurrent.futures
 import os
 import shutil
 import socket
+import sys
 import threading
 from collections.abc import AsyncIterator, Callable, Coroutine, Iterator
 from functools import cache
@@ -322,9 +323,28 @@ OURS = ("ANTHROPIC_", "SUPPORTBOT_", "SLACK_", "DISCORD_")
 Cli = Callable[..., Result]
 
 
-def foreign_env() -> dict[str, str]:
-    """This process's environment without our settings, for a spawned ``supportbot``."""
-    return {k: v for k, v in os.environ.items() if not k.startswith(OURS)}
+SUPPORTBOT = str(Path(sys.executable).with_name("supportbot"))
+
+
+async def spawn_supportbot(
+    tmp_path: Path, *args: str, stdin: bytes, **env: str
+) -> tuple[int, bytes, bytes]:
+    """Run the real ``supportbot`` command in ``tmp_path``, on a SQLite file there and none of
+    our settings from this machine; its exit code, stdout and stderr."""
+    clean = {k: v for k, v in os.environ.items() if not k.startswith(OURS)}
+    clean["SUPPORTBOT_DATABASE_URL"] = f"sqlite+aiosqlite:///{tmp_path / 'bot.db'}"
+    process = await asyncio.create_subprocess_exec(
+        SUPPORTBOT,
+        *args,
+        cwd=tmp_path,
+        env=clean | env,
+        stdin=asyncio.subprocess.PIPE,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    out, err = await asyncio.wait_for(process.communicate(stdin), timeout=60)
+    assert process.returncode is not None
+    return process.returncode, out, err
 
 
 @pytest.fixture

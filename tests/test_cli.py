@@ -8,15 +8,12 @@ the environment and working directory a person's shell would give it.
 from __future__ import annotations
 
 import asyncio
-import sys
 from pathlib import Path
 
 import pytest
 
-from tests.conftest import Cli, foreign_env
+from tests.conftest import Cli, spawn_supportbot
 from tests.fakes.anthropic_api import FakeAnthropic, text
-
-SUPPORTBOT = str(Path(sys.executable).with_name("supportbot"))
 
 
 def _turns(out: str) -> list[str]:
@@ -24,22 +21,10 @@ def _turns(out: str) -> list[str]:
 
 
 async def test_console_chat_in_a_real_process(tmp_path: Path, cli: Cli) -> None:
-    env = foreign_env()
-    env["SUPPORTBOT_DATABASE_URL"] = f"sqlite+aiosqlite:///{tmp_path / 'bot.db'}"
-    process = await asyncio.create_subprocess_exec(
-        SUPPORTBOT,
-        "chat",
-        "--conversation",
-        "lamp",
-        cwd=tmp_path,
-        env=env,
-        stdin=asyncio.subprocess.PIPE,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
+    code, out, _ = await spawn_supportbot(
+        tmp_path, "chat", "--conversation", "lamp", stdin=b"How long does a refund take?\n"
     )
-    stdin = b"How long does a refund take?\n"
-    out, _ = await asyncio.wait_for(process.communicate(stdin), timeout=60)
-    assert process.returncode == 0
+    assert code == 0
     assert "limited mode" in out.decode() and "5–7 business days" in out.decode()
 
     # In a thread: the command runs an event loop of its own.

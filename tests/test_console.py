@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import re
-import sys
 from pathlib import Path
 
 import pytest
@@ -20,10 +19,9 @@ from core.config import DEMO_PERSONA
 from core.engine import Engine
 from core.text import sanitize
 from core.types import ConversationKey, IncomingMessage, Reply
-from tests.conftest import Cli, foreign_env
+from tests.conftest import Cli, spawn_supportbot
 from tests.fakes.anthropic_api import FakeAnthropic, text, tool_use
 
-SUPPORTBOT = str(Path(sys.executable).with_name("supportbot"))
 REFUND = "Refunds are issued 5–7 business days after we receive your return."
 # What a terminal acts on instead of showing: C0 but newline and tab, DEL, C1, and ESC itself.
 CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
@@ -204,23 +202,13 @@ async def test_persona_name_escalation_reason_and_conversation_name_are_stripped
 
 
 async def test_hostile_stdin_in_a_real_process(tmp_path: Path) -> None:
-    env = foreign_env()
-    env["SUPPORTBOT_DATABASE_URL"] = f"sqlite+aiosqlite:///{tmp_path / 'bot.db'}"
     # Strict both ways, as on a terminal whose locale is not UTF-8: stdin fails on anything
     # but ASCII, and stdout cannot encode the answer's en dash.
-    env["PYTHONIOENCODING"] = "ascii:strict"
-    process = await asyncio.create_subprocess_exec(
-        SUPPORTBOT,
-        "chat",
-        cwd=tmp_path,
-        env=env,
-        stdin=asyncio.subprocess.PIPE,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-    )
     stdin = b"\xff\xfe bad \xc3\x28\n\x00\x1b[2J\nHow long does a refund take?\n"
-    out, err = await asyncio.wait_for(process.communicate(stdin), timeout=60)
-    assert process.returncode == 0, err.decode(errors="replace")
+    code, out, err = await spawn_supportbot(
+        tmp_path, "chat", stdin=stdin, PYTHONIOENCODING="ascii:strict"
+    )
+    assert code == 0, err.decode(errors="replace")
     assert b"Traceback" not in out + err
     assert f"\n\n{REFUND.replace('–', '?')}\nyou> ".encode() in out
     assert CONTROL.search(out.decode("ascii")) is None
