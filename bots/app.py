@@ -17,7 +17,7 @@ from core.config import Settings
 from core.desk import Desk, watch_repings
 from core.engine import Engine, Limits
 from core.types import EscalationView
-from storage.database import create_engine, upgrade
+from storage.database import open_database
 from storage.repository import SqlStore
 
 if TYPE_CHECKING:
@@ -36,18 +36,20 @@ class Runtime:
 
 @asynccontextmanager
 async def open_runtime(settings: Settings) -> AsyncIterator[Runtime]:
-    """Migrate the database, then build the engine; everything is closed on exit."""
-    assert settings.persona is not None
-    database = create_engine(settings.database_url)
-    llm: ClaudeClient | None = None
-    if settings.claude.api_key:
-        # Imported only with a key: the anthropic SDK takes over a second to import, which
-        # limited mode and the CLI's database commands never need.
-        from core.claude import ClaudeClient
+    """Migrate the database, then build the engine; everything is closed on exit.
 
-        llm = ClaudeClient(settings=settings.claude)
+    A database that cannot be opened is a ``StartError`` naming ``SUPPORTBOT_DATABASE_URL``.
+    """
+    assert settings.persona is not None
+    database = await open_database(settings.database_url)
+    llm: ClaudeClient | None = None
     try:
-        await upgrade(database)
+        if settings.claude.api_key:
+            # Imported only with a key: the anthropic SDK takes over a second to import, which
+            # limited mode and the CLI's database commands never need.
+            from core.claude import ClaudeClient
+
+            llm = ClaudeClient(settings=settings.claude)
         if llm is None:
             log.info("no ANTHROPIC_API_KEY: running in limited (knowledge-base) mode")
         store = SqlStore(engine=database)
