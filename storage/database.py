@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import sqlite3
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from sqlalchemy import URL, Connection, event, make_url, text
 from sqlalchemy.exc import ArgumentError, DBAPIError, OperationalError, ProgrammingError
-from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
 from core.types import StartError
 
@@ -19,6 +21,8 @@ MIGRATIONS = Path(__file__).with_name("migrations")
 SETTING = "SUPPORTBOT_DATABASE_URL"
 CONNECT_TIMEOUT_SECONDS = 5.0
 """How long opening one PostgreSQL connection may take, at start and when the pool reconnects."""
+MIGRATION_LOCK = int.from_bytes(b"supportb")
+"""The PostgreSQL advisory lock key that lets one replica at a time migrate a database."""
 
 
 async def open_database(url: str) -> AsyncEngine:
@@ -141,21 +145,53 @@ def head_revision() -> str:
 
 
 async def upgrade(engine: AsyncEngine) -> None:
-    """Apply every pending Alembic migration on ``engine``; a schema at head is only read."""
+    """Apply every pending Alembic migration on ``engine``; a schema at head is only read.
+
+    On PostgreSQL one replica at a time migrates (an advisory lock); the others wait for it,
+    then find the schema at head.
+    """
     async with engine.connect() as connection:
-        current = await connection.run_sync(_current_revisions)
-    if current == {head_revision()}:
+        if await _at_head(connection):
+            return
+        async with _migration_lock(connection):
+            if await _at_head(connection):
+                return
+            async with connection.begin():
+                await connection.run_sync(_migrate)
+
+
+async def _at_head(connection: AsyncConnection) -> bool:
+    try:
+        return await connection.run_sync(_current_revisions) == {head_revision()}
+    finally:
+        await connection.rollback()
+
+
+@asynccontextmanager
+async def _migration_lock(connection: AsyncConnection) -> AsyncIterator[None]:
+    """Hold PostgreSQL's migration lock on ``connection`` (SQLite's write lock does the same)."""
+    if connection.dialect.name != "postgresql":
+        yield
         return
+    # A session lock, not a transaction's: it holds across whatever transactions Alembic uses.
+    await connection.execute(text("SELECT pg_advisory_lock(:key)"), {"key": MIGRATION_LOCK})
+    await connection.commit()
+    try:
+        yield
+    except BaseException:
+        # Closing the session releases its lock, whatever state the failure left it in.
+        await connection.invalidate()
+        raise
+    await connection.execute(text("SELECT pg_advisory_unlock(:key)"), {"key": MIGRATION_LOCK})
+    await connection.commit()
 
-    def run(connection: Connection) -> None:
-        from alembic import command
 
-        config = alembic_config()
-        config.attributes["connection"] = connection
-        command.upgrade(config, "head")
+def _migrate(connection: Connection) -> None:
+    from alembic import command
 
-    async with engine.begin() as connection:
-        await connection.run_sync(run)
+    config = alembic_config()
+    config.attributes["connection"] = connection
+    command.upgrade(config, "head")
 
 
 def _current_revisions(connection: Connection) -> set[str]:
