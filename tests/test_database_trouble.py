@@ -3,6 +3,7 @@ within a connect timeout); at run time the SQL engine finds its way back to Post
 
 from __future__ import annotations
 
+import asyncio
 import os
 import socket
 import time
@@ -16,6 +17,7 @@ from typer.testing import CliRunner, Result
 
 from bots.app import open_runtime
 from bots.cli import app
+from core.types import Reply
 from tests.conftest import POSTGRES_URL, Databases, _postgres_url_for_this_worker, make_settings
 from tests.engine_helpers import message
 
@@ -188,3 +190,74 @@ async def test_the_bot_reconnects_by_itself_after_postgresql_dropped_its_connect
         "How long does a refund take?",
         "Is shipping free?",
     ]
+
+
+class Outage:
+    """A TCP relay to PostgreSQL that can go down (every session cut, new ones refused), as a
+    restarting or unreachable server does, and come back on the same port."""
+
+    def __init__(self, host: str, port: int) -> None:
+        self._target = (host, port)
+        self._server: asyncio.Server | None = None
+        self._links: set[asyncio.StreamWriter] = set()
+        self.port = 0
+
+    async def up(self) -> None:
+        self._server = await asyncio.start_server(self._relay, "127.0.0.1", self.port)
+        self.port = self._server.sockets[0].getsockname()[1]
+
+    async def down(self) -> None:
+        assert self._server is not None
+        self._server.close()
+        await self._server.wait_closed()
+        for link in self._links:
+            link.transport.abort()
+
+    async def _relay(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        upstream_reader, upstream = await asyncio.open_connection(*self._target)
+        self._links |= {writer, upstream}
+        await asyncio.gather(_copy(reader, upstream), _copy(upstream_reader, writer))
+        self._links -= {writer, upstream}
+
+
+async def _copy(source: asyncio.StreamReader, target: asyncio.StreamWriter) -> None:
+    try:
+        while data := await source.read(65536):
+            target.write(data)
+            await target.drain()
+    except ConnectionError:
+        pass
+    finally:
+        target.transport.abort()
+
+
+@needs_postgres
+async def test_while_postgresql_is_down_turns_get_the_fallback_and_then_the_bot_recovers(
+    databases: Databases,
+) -> None:
+    assert POSTGRES_URL is not None
+    url = make_url(await databases.postgres(_postgres_url_for_this_worker(POSTGRES_URL)))
+    outage = Outage(url.host or "127.0.0.1", url.port or 5432)
+    await outage.up()
+    relayed = url.set(host="127.0.0.1", port=outage.port).render_as_string(hide_password=False)
+    settings = make_settings(relayed, None)
+    assert settings.persona is not None
+    try:
+        async with open_runtime(settings) as runtime:
+            first = await runtime.engine.handle(message("How long does a refund take?"))
+            assert first is not None and "5–7 business days" in first.text
+
+            await outage.down()
+            began = time.monotonic()
+            during = await runtime.engine.handle(message("Is shipping free?"))
+            assert during == Reply(settings.persona.fallbacks.unknown)
+            assert time.monotonic() - began < 10
+
+            await outage.up()
+            after = await runtime.engine.handle(message("How do I return an item?"))
+            assert after is not None and "within 30 days" in after.text
+            turns = await runtime.store.history(message("").key)
+    finally:
+        await outage.down()
+    said = [t.text for t in turns if t.role == "user"]
+    assert said[0] == "How long does a refund take?" and said[-1] == "How do I return an item?"
