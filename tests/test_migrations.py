@@ -14,7 +14,13 @@ import pytest
 from sqlalchemy import make_url, text
 from sqlalchemy.ext.asyncio import create_async_engine
 
-from storage.database import alembic_config, create_engine, head_revision, upgrade
+from storage.database import (
+    MIGRATION_LOCK,
+    alembic_config,
+    create_engine,
+    head_revision,
+    upgrade,
+)
 from tests.conftest import POSTGRES_URL
 
 
@@ -124,3 +130,21 @@ async def test_replicas_starting_together_on_an_empty_postgresql_all_migrate_it(
         )
     assert results == [None] * 4
     assert await _revisions(empty_postgres) == [head_revision()]
+
+
+async def test_a_failed_migration_on_postgresql_leaves_the_lock_free(empty_postgres: str) -> None:
+    await _upgrade_once(empty_postgres)
+    database = create_engine(empty_postgres)
+    try:
+        async with database.begin() as connection:
+            await connection.execute(text("UPDATE alembic_version SET version_num = 'zzzz'"))
+        with pytest.raises(Exception, match="zzzz"):
+            await upgrade(database)
+        # The engine is still open, its pool too: another replica can take the lock at once.
+        other = await asyncpg.connect(empty_postgres.replace("postgresql+asyncpg", "postgresql"))
+        try:
+            assert await other.fetchval("SELECT pg_try_advisory_lock($1)", MIGRATION_LOCK)
+        finally:
+            await other.close()
+    finally:
+        await database.dispose()
