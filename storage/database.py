@@ -60,10 +60,10 @@ async def open_database(url: str) -> AsyncEngine:
 async def _connect(database: AsyncEngine, url: URL, shown: str) -> None:
     """Open the first connection: the host, credentials, file and options in ``url``."""
     try:
-        if url.get_backend_name() == "sqlite":
+        if url.get_backend_name() == "sqlite" and "uri" not in url.query:
             # aiosqlite leaves its worker thread behind when it cannot open the file, and that
             # thread later reports to a closed event loop (a traceback at exit). Opening the
-            # file is local and quick: try it here first.
+            # file is local and quick: try it here first (a file: URI is left to aiosqlite).
             sqlite3.connect(url.database).close()
         async with database.connect():
             pass
