@@ -15,15 +15,18 @@ from pydantic_settings import BaseSettings
 from bots.registry import Adapter, platforms
 from core.config import Settings
 from core.desk import Desk, watch_repings
-from core.engine import Engine, Limits
+from core.engine import Engine, Limits, watch_held
 from core.types import EscalationView
-from storage.database import create_engine, upgrade
+from storage.database import open_database
 from storage.repository import SqlStore
 
 if TYPE_CHECKING:
     from core.claude import ClaudeClient
 
 log = logging.getLogger("supportbot")
+
+HELD_RETRY_SECONDS = 5.0
+"""How often messages a database outage held back are offered to the database again."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,18 +39,20 @@ class Runtime:
 
 @asynccontextmanager
 async def open_runtime(settings: Settings) -> AsyncIterator[Runtime]:
-    """Migrate the database, then build the engine; everything is closed on exit."""
-    assert settings.persona is not None
-    database = create_engine(settings.database_url)
-    llm: ClaudeClient | None = None
-    if settings.claude.api_key:
-        # Imported only with a key: the anthropic SDK takes over a second to import, which
-        # limited mode and the CLI's database commands never need.
-        from core.claude import ClaudeClient
+    """Migrate the database, then build the engine; everything is closed on exit.
 
-        llm = ClaudeClient(settings=settings.claude)
+    A database that cannot be opened is a ``StartError`` naming ``SUPPORTBOT_DATABASE_URL``.
+    """
+    assert settings.persona is not None
+    database = await open_database(settings.database_url)
+    llm: ClaudeClient | None = None
     try:
-        await upgrade(database)
+        if settings.claude.api_key:
+            # Imported only with a key: the anthropic SDK takes over a second to import, which
+            # limited mode and the CLI's database commands never need.
+            from core.claude import ClaudeClient
+
+            llm = ClaudeClient(settings=settings.claude)
         if llm is None:
             log.info("no ANTHROPIC_API_KEY: running in limited (knowledge-base) mode")
         store = SqlStore(engine=database)
@@ -100,11 +105,12 @@ async def serve(
 
         # Check a few times per re-ping interval, never less often than every 30 s.
         every = min(30.0, settings.reping_minutes * 60 / 5)
-        # A task group, not gather: one failure cancels the watcher and the other adapters
+        # A task group, not gather: one failure cancels the watchers and the other adapters
         # before the database they use is disposed.
         async with asyncio.TaskGroup() as tasks:
             tasks.create_task(
                 watch_repings(runtime.desk, reping, platforms=set(chosen), every=every)
             )
+            tasks.create_task(watch_held(runtime.engine, every=HELD_RETRY_SECONDS))
             for adapter in adapters.values():
                 tasks.create_task(adapter.wait())

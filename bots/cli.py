@@ -5,8 +5,9 @@ from __future__ import annotations
 import asyncio
 import logging
 import sys
+from collections.abc import Coroutine, Iterable
 from enum import StrEnum
-from typing import Annotated
+from typing import Annotated, Any, NoReturn
 
 import typer
 from pydantic_settings import BaseSettings
@@ -14,10 +15,11 @@ from pydantic_settings import BaseSettings
 from bots.app import open_runtime, serve
 from bots.console import chat as console_chat
 from bots.registry import conversation_link, platforms
+from core import logs
 from core.clock import utcnow
 from core.config import ConfigError, Settings, load_group, load_settings
 from core.types import ConversationKey, StartError
-from storage.database import create_engine, upgrade
+from storage.database import open_database
 
 app = typer.Typer(no_args_is_help=True, help="Claude customer support for Slack and Discord.")
 db_app = typer.Typer(no_args_is_help=True, help="Database maintenance.")
@@ -41,12 +43,28 @@ def _settings(*, log_level: str | None = None) -> Settings:
         level=log_level or settings.log_level,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
+    # At DEBUG these log request and event bodies, and so what customers write.
+    logs.quiet("slack_sdk", "slack_bolt", "discord")
     return settings
 
 
 def _fail(message: str) -> None:
     typer.echo(f"Configuration error:\n{message}", err=True)
     raise typer.Exit(2)
+
+
+def _could_not_start(errors: Iterable[BaseException]) -> NoReturn:
+    typer.echo("Could not start:\n" + "\n".join(str(e) for e in errors), err=True)
+    raise typer.Exit(1)
+
+
+def _start(work: Coroutine[Any, Any, None]) -> None:
+    """Run a command's work; a ``StartError`` (the database cannot be opened) ends it with its
+    sentence and exit code 1, not a traceback."""
+    try:
+        asyncio.run(work)
+    except StartError as exc:
+        _could_not_start([exc])
 
 
 @app.command()
@@ -67,7 +85,7 @@ def chat(
             assert settings.persona is not None
             await console_chat(runtime.engine, name=conversation, bot_name=settings.persona.name)
 
-    asyncio.run(session())
+    _start(session())
 
 
 @app.command()
@@ -90,7 +108,7 @@ def history(
         for turn in turns:
             typer.echo(f"[{turn.seq}] {turn.role}/{turn.kind}: {turn.text or turn.content}")
 
-    asyncio.run(show())
+    _start(show())
 
 
 @app.command()
@@ -112,7 +130,7 @@ def escalations() -> None:
                 f"{view.reason}\n    {conversation_link(view.key)}"
             )
 
-    asyncio.run(show())
+    _start(show())
 
 
 def _age(minutes: int) -> str:
@@ -129,13 +147,10 @@ def db_upgrade() -> None:
     settings = _settings()
 
     async def migrate() -> None:
-        database = create_engine(settings.database_url)
-        try:
-            await upgrade(database)
-        finally:
-            await database.dispose()
+        database = await open_database(settings.database_url)
+        await database.dispose()
 
-    asyncio.run(migrate())
+    _start(migrate())
     typer.echo("Database is up to date.")
 
 
@@ -162,8 +177,7 @@ def run(
     except* ConfigError as group:
         _fail("\n".join(str(exc) for exc in group.exceptions))
     except* StartError as group:
-        typer.echo("Could not start:\n" + "\n".join(str(e) for e in group.exceptions), err=True)
-        raise typer.Exit(1) from None
+        _could_not_start(group.exceptions)
 
 
 def main() -> None:

@@ -2,23 +2,103 @@
 
 from __future__ import annotations
 
+import sqlite3
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from sqlalchemy import Connection, event, text
-from sqlalchemy.exc import OperationalError, ProgrammingError
-from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+from sqlalchemy import URL, Connection, event, make_url, text
+from sqlalchemy.exc import ArgumentError, DBAPIError, OperationalError, ProgrammingError
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
+
+from core.types import StartError
 
 if TYPE_CHECKING:
     from alembic.config import Config
 
 MIGRATIONS = Path(__file__).with_name("migrations")
+SETTING = "SUPPORTBOT_DATABASE_URL"
+CONNECT_TIMEOUT_SECONDS = 5.0
+"""How long opening one PostgreSQL connection may take, at start and when the pool reconnects."""
+MIGRATION_LOCK = int.from_bytes(b"supportb")
+"""The PostgreSQL advisory lock key that lets one replica at a time migrate a database."""
+
+
+async def open_database(url: str) -> AsyncEngine:
+    """An engine on ``url`` with the schema at head.
+
+    A URL that cannot be used, or a database that cannot be reached, opened or migrated, is a
+    ``StartError``: one sentence naming the setting and the cause, the password redacted.
+    """
+    try:
+        parsed = make_url(url)
+    except (ArgumentError, ValueError):
+        raise StartError(
+            f"{SETTING} is not a valid URL: use sqlite+aiosqlite:///FILE or "
+            "postgresql+asyncpg://USER:PASSWORD@HOST:PORT/DATABASE."
+        ) from None
+    shown = _redacted(parsed)
+    if parsed.get_backend_name() == "sqlite" and parsed.database in (None, "", ":memory:"):
+        raise StartError(
+            f"{SETTING} ({shown}) names no database file: use sqlite+aiosqlite:///FILE."
+        )
+    database = create_engine(url)
+    try:
+        await _connect(database, parsed, shown)
+        try:
+            await upgrade(database)
+        except (OSError, DBAPIError) as exc:
+            cause = _cause(exc, parsed)
+            raise StartError(f"{SETTING} ({shown}): cannot migrate the database: {cause}") from exc
+    except BaseException:
+        await database.dispose()
+        raise
+    return database
+
+
+async def _connect(database: AsyncEngine, url: URL, shown: str) -> None:
+    """Open the first connection: the host, credentials, file and options in ``url``."""
+    try:
+        if url.get_backend_name() == "sqlite" and "uri" not in url.query:
+            # aiosqlite leaves its worker thread behind when it cannot open the file, and that
+            # thread later reports to a closed event loop (a traceback at exit). Opening the
+            # file is local and quick: try it here first (a file: URI is left to aiosqlite).
+            sqlite3.connect(url.database).close()
+        async with database.connect():
+            pass
+    except Exception as exc:
+        raise StartError(f"{SETTING} ({shown}): cannot connect: {_cause(exc, url)}") from exc
+
+
+def _redacted(url: URL) -> str:
+    if "password" in url.query:
+        url = url.update_query_dict({"password": "***"})
+    return url.render_as_string(hide_password=True)
+
+
+def _cause(exc: Exception, url: URL) -> str:
+    """The first line of what went wrong, without the password should a driver repeat it."""
+    if isinstance(exc, TimeoutError):
+        return f"no answer within {CONNECT_TIMEOUT_SECONDS:g} s"
+    cause = exc.orig if isinstance(exc, DBAPIError) and exc.orig is not None else exc
+    said = (str(cause).strip().splitlines() or [type(cause).__name__])[0]
+    for secret in (url.password, url.query.get("password")):
+        if isinstance(secret, str) and secret:
+            said = said.replace(secret, "***")
+    return said
 
 
 def create_engine(url: str) -> AsyncEngine:
     """An async engine; error messages never carry bound values (customer text)."""
     if not url.startswith("sqlite"):
-        return create_async_engine(url, pool_pre_ping=True, hide_parameters=True)
+        # Pre-ping replaces connections PostgreSQL dropped (a restart, a failover) on checkout.
+        return create_async_engine(
+            url,
+            pool_pre_ping=True,
+            hide_parameters=True,
+            connect_args={"timeout": CONNECT_TIMEOUT_SECONDS},
+        )
     # One connection: SQLite has one writer anyway, and queueing on the pool is FIFO and
     # event-driven where contending connections would poll the busy handler in sleeps.
     engine = create_async_engine(url, pool_size=1, max_overflow=0, hide_parameters=True)
@@ -65,21 +145,53 @@ def head_revision() -> str:
 
 
 async def upgrade(engine: AsyncEngine) -> None:
-    """Apply every pending Alembic migration on ``engine``; a schema at head is only read."""
+    """Apply every pending Alembic migration on ``engine``; a schema at head is only read.
+
+    On PostgreSQL one replica at a time migrates (an advisory lock); the others wait for it,
+    then find the schema at head.
+    """
     async with engine.connect() as connection:
-        current = await connection.run_sync(_current_revisions)
-    if current == {head_revision()}:
+        if await _at_head(connection):
+            return
+        async with _migration_lock(connection):
+            if await _at_head(connection):
+                return
+            async with connection.begin():
+                await connection.run_sync(_migrate)
+
+
+async def _at_head(connection: AsyncConnection) -> bool:
+    try:
+        return await connection.run_sync(_current_revisions) == {head_revision()}
+    finally:
+        await connection.rollback()
+
+
+@asynccontextmanager
+async def _migration_lock(connection: AsyncConnection) -> AsyncIterator[None]:
+    """Hold PostgreSQL's migration lock on ``connection`` (SQLite's write lock does the same)."""
+    if connection.dialect.name != "postgresql":
+        yield
         return
+    # A session lock, not a transaction's: it holds across whatever transactions Alembic uses.
+    await connection.execute(text("SELECT pg_advisory_lock(:key)"), {"key": MIGRATION_LOCK})
+    await connection.commit()
+    try:
+        yield
+    except BaseException:
+        # Closing the session releases its lock, whatever state the failure left it in.
+        await connection.invalidate()
+        raise
+    await connection.execute(text("SELECT pg_advisory_unlock(:key)"), {"key": MIGRATION_LOCK})
+    await connection.commit()
 
-    def run(connection: Connection) -> None:
-        from alembic import command
 
-        config = alembic_config()
-        config.attributes["connection"] = connection
-        command.upgrade(config, "head")
+def _migrate(connection: Connection) -> None:
+    from alembic import command
 
-    async with engine.begin() as connection:
-        await connection.run_sync(run)
+    config = alembic_config()
+    config.attributes["connection"] = connection
+    command.upgrade(config, "head")
 
 
 def _current_revisions(connection: Connection) -> set[str]:

@@ -29,6 +29,13 @@ DM = ConversationKey("test", "T1", "D1", "-")
 STAFF_ID = "U-staff"
 NOW = datetime(2026, 12, 2, 12, 0)
 NOTICE = StaffPost("C-staff", "notice")
+LIMITS = Limits(token_budget=12000, idle_timeout=timedelta(hours=24), max_input_chars=8000)
+
+
+def limited_engine(store: MemoryStore, clock: list[datetime]) -> Engine:
+    """A limited-mode engine (no Claude, so the knowledge base decides every answer)."""
+    persona = Persona.load(DEMO_PERSONA).model_copy(update={"support_hours": None})
+    return Engine(store=store, llm=None, persona=persona, limits=LIMITS, clock=lambda: clock[0])
 
 
 @dataclass
@@ -117,19 +124,11 @@ class Kit:
 
 @pytest.fixture
 async def kit() -> AsyncIterator[Kit]:
-    """A limited-mode engine (no Claude, so the knowledge base decides every answer) over the
-    in-memory store: the workflow's rules need no database."""
-    persona = Persona.load(DEMO_PERSONA).model_copy(update={"support_hours": None})
+    """The workflow over a limited-mode engine and the in-memory store: its rules need no
+    database."""
     store = MemoryStore()
     clock = [NOW]
-    limits = Limits(token_budget=12000, idle_timeout=timedelta(hours=24), max_input_chars=8000)
-    engine = Engine(
-        store=store,
-        llm=None,
-        persona=persona,
-        limits=limits,
-        clock=lambda: clock[0],
-    )
+    engine = limited_engine(store, clock)
     desk = Desk(store=store, clock=lambda: clock[0])
     platform = RecordingPlatform()
     workflow = Workflow(platform=platform, port=engine, desk=desk, clock=lambda: clock[0])
@@ -267,3 +266,30 @@ async def test_after_close_new_work_is_refused(kit: Kit) -> None:
     assert kit.workflow.customer(Inbound(message("Hello?"))) is None
     await kit.workflow.drain()
     assert kit.platform.replies == []
+
+
+class Unsure:
+    """The engine as the port, except that the store cannot say whether a conversation exists
+    (the database is down)."""
+
+    def __init__(self, engine: Engine) -> None:
+        self._engine = engine
+
+    async def is_active(self, key: ConversationKey) -> bool:
+        raise ConnectionError("the database is down")
+
+    async def handle(self, incoming: IncomingMessage) -> Reply | None:
+        return await self._engine.handle(incoming)
+
+
+async def test_when_the_store_cannot_say_an_addressed_message_is_still_answered(
+    kit: Kit,
+) -> None:
+    engine = limited_engine(MemoryStore(), kit.clock)
+    workflow = Workflow(platform=kit.platform, port=Unsure(engine), desk=kit.desk)
+
+    await workflow.customer_turn(Inbound(message("How long does a refund take?")))
+    await workflow.customer_turn(Inbound(message("And shipping?"), follow_up=True))
+
+    [(_, said, _, _)] = kit.platform.replies
+    assert "5–7 business days" in said  # the follow-up nobody addressed was left alone

@@ -103,7 +103,7 @@ class Workflow:
         # working indicator is put away after the lock is released (the stack exits last), so
         # a slow platform call there never holds up the conversation's next message.
         async with AsyncExitStack() as working, self._serial(message.key):
-            active = await self._port.is_active(message.key)
+            active = await self._is_active(inbound)
             if inbound.follow_up and not active:
                 return
             if not inbound.addressed and await self._platform.is_staff(
@@ -117,6 +117,21 @@ class Workflow:
             reply = await self._port.handle(message)
             if reply is not None:
                 await self._deliver(inbound, reply)
+
+    async def _is_active(self, inbound: Inbound) -> bool:
+        """Whether the bot has a conversation where ``inbound`` was posted.
+
+        When the store cannot say (the database is down), a message addressed to the bot goes
+        on to the engine, which answers with the fallback and holds it until the database is
+        back; a follow-up nobody addressed to the bot is left alone rather than answered in a
+        thread the bot may not be part of.
+        """
+        key = inbound.message.key
+        try:
+            return await self._port.is_active(key)
+        except Exception as exc:
+            log.error("cannot tell whether %s is a conversation (%s)", key, type(exc).__name__)
+            return not inbound.follow_up
 
     async def _staff_in_conversation(self, inbound: Inbound) -> None:
         message = inbound.message
