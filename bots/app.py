@@ -44,7 +44,9 @@ async def open_runtime(settings: Settings) -> AsyncIterator[Runtime]:
     A database that cannot be opened is a ``StartError`` naming ``SUPPORTBOT_DATABASE_URL``.
     """
     assert settings.persona is not None
-    database = await open_database(settings.database_url)
+    database = await open_database(
+        settings.database_url, connect_timeout=settings.database_connect_timeout_seconds
+    )
     llm: ClaudeClient | None = None
     try:
         if settings.claude.api_key:

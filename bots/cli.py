@@ -147,7 +147,9 @@ def db_upgrade() -> None:
     settings = _settings()
 
     async def migrate() -> None:
-        database = await open_database(settings.database_url)
+        database = await open_database(
+            settings.database_url, connect_timeout=settings.database_connect_timeout_seconds
+        )
         await database.dispose()
 
     _start(migrate())

@@ -19,14 +19,13 @@ if TYPE_CHECKING:
 
 MIGRATIONS = Path(__file__).with_name("migrations")
 SETTING = "SUPPORTBOT_DATABASE_URL"
-CONNECT_TIMEOUT_SECONDS = 5.0
-"""How long opening one PostgreSQL connection may take, at start and when the pool reconnects."""
 MIGRATION_LOCK = int.from_bytes(b"supportb")
 """The PostgreSQL advisory lock key that lets one replica at a time migrate a database."""
 
 
-async def open_database(url: str) -> AsyncEngine:
-    """An engine on ``url`` with the schema at head.
+async def open_database(url: str, *, connect_timeout: float = 5.0) -> AsyncEngine:
+    """An engine on ``url`` with the schema at head. Opening one PostgreSQL connection (at start
+    and whenever the pool reconnects) may take ``connect_timeout`` seconds.
 
     A URL that cannot be used, or a database that cannot be reached, opened or migrated, is a
     ``StartError``: one sentence naming the setting and the cause, the password redacted.
@@ -43,9 +42,9 @@ async def open_database(url: str) -> AsyncEngine:
         raise StartError(
             f"{SETTING} ({shown}) names no database file: use sqlite+aiosqlite:///FILE."
         )
-    database = create_engine(url)
+    database = create_engine(url, connect_timeout=connect_timeout)
     try:
-        await _connect(database, parsed, shown)
+        await _connect(database, parsed, shown, connect_timeout)
         try:
             await upgrade(database)
         except (OSError, DBAPIError) as exc:
@@ -57,7 +56,7 @@ async def open_database(url: str) -> AsyncEngine:
     return database
 
 
-async def _connect(database: AsyncEngine, url: URL, shown: str) -> None:
+async def _connect(database: AsyncEngine, url: URL, shown: str, waited: float) -> None:
     """Open the first connection: the host, credentials, file and options in ``url``."""
     try:
         if url.get_backend_name() == "sqlite" and "uri" not in url.query:
@@ -68,7 +67,10 @@ async def _connect(database: AsyncEngine, url: URL, shown: str) -> None:
         async with database.connect():
             pass
     except Exception as exc:
-        raise StartError(f"{SETTING} ({shown}): cannot connect: {_cause(exc, url)}") from exc
+        cause = f"no answer within {waited:g} s" if isinstance(exc, TimeoutError) else None
+        raise StartError(
+            f"{SETTING} ({shown}): cannot connect: {cause or _cause(exc, url)}"
+        ) from exc
 
 
 def _redacted(url: URL) -> str:
@@ -79,8 +81,6 @@ def _redacted(url: URL) -> str:
 
 def _cause(exc: Exception, url: URL) -> str:
     """The first line of what went wrong, without the password should a driver repeat it."""
-    if isinstance(exc, TimeoutError):
-        return f"no answer within {CONNECT_TIMEOUT_SECONDS:g} s"
     cause = exc.orig if isinstance(exc, DBAPIError) and exc.orig is not None else exc
     said = (str(cause).strip().splitlines() or [type(cause).__name__])[0]
     for secret in (url.password, url.query.get("password")):
@@ -89,7 +89,7 @@ def _cause(exc: Exception, url: URL) -> str:
     return said
 
 
-def create_engine(url: str) -> AsyncEngine:
+def create_engine(url: str, *, connect_timeout: float = 5.0) -> AsyncEngine:
     """An async engine; error messages never carry bound values (customer text)."""
     if not url.startswith("sqlite"):
         # Pre-ping replaces connections PostgreSQL dropped (a restart, a failover) on checkout.
@@ -97,7 +97,7 @@ def create_engine(url: str) -> AsyncEngine:
             url,
             pool_pre_ping=True,
             hide_parameters=True,
-            connect_args={"timeout": CONNECT_TIMEOUT_SECONDS},
+            connect_args={"timeout": connect_timeout},
         )
     # One connection: SQLite has one writer anyway, and queueing on the pool is FIFO and
     # event-driven where contending connections would poll the busy handler in sleeps.

@@ -4,24 +4,26 @@ within a connect timeout); at run time the SQL engine finds its way back to Post
 from __future__ import annotations
 
 import asyncio
-import os
 import socket
 import time
 from collections.abc import Callable, Iterator
-from pathlib import Path
 
 import asyncpg
 import pytest
 from sqlalchemy import make_url
-from typer.testing import CliRunner, Result
+from typer.testing import Result
 
 from bots.app import open_runtime
-from bots.cli import app
 from core.types import Reply
-from tests.conftest import POSTGRES_URL, Databases, _postgres_url_for_this_worker, make_settings
+from tests.conftest import (
+    POSTGRES_URL,
+    Cli,
+    Databases,
+    _postgres_url_for_this_worker,
+    make_settings,
+)
 from tests.engine_helpers import message
 
-OURS = ("ANTHROPIC_", "SUPPORTBOT_", "SLACK_", "DISCORD_")
 COMMANDS = [
     ("chat",),
     ("history", "console:local:default:-"),
@@ -36,17 +38,13 @@ Start = Callable[..., Result]
 
 
 @pytest.fixture
-def start(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Start:
+def start(cli: Cli) -> Start:
     """``start(url, *args)`` runs one command in this process with only ``url`` configured
     (and placeholder Slack tokens, which the database fails before)."""
-    for name in list(os.environ):
-        if name.startswith(OURS):
-            monkeypatch.delenv(name)
-    monkeypatch.chdir(tmp_path)  # no .env from the developer's checkout
 
-    def run(url: str, *args: str) -> Result:
-        env = {SETTING: url, "SLACK_BOT_TOKEN": "xoxb-unused", "SLACK_APP_TOKEN": "xapp-unused"}
-        return CliRunner().invoke(app, list(args), input="bye\n", env=env)
+    def run(url: str, *args: str, **more: str) -> Result:
+        placeholders = {"SLACK_BOT_TOKEN": "xoxb-unused", "SLACK_APP_TOKEN": "xapp-unused"}
+        return cli(*args, stdin="bye\n", **{SETTING: url}, **placeholders, **more)
 
     return run
 
@@ -132,11 +130,11 @@ def test_an_unresponsive_postgresql_port_fails_within_the_connect_timeout(
 ) -> None:
     url = f"postgresql+asyncpg://bot:hunter2@127.0.0.1:{silent_port}/support"
     began = time.monotonic()
-    result = start(url, *args)
+    result = start(url, *args, SUPPORTBOT_DATABASE_CONNECT_TIMEOUT_SECONDS="0.5")
     took = time.monotonic() - began
 
     shown = url.replace("hunter2", "***")
-    _said_one_line(result, f"{SETTING} ({shown}): cannot connect: no answer within 5 s")
+    _said_one_line(result, f"{SETTING} ({shown}): cannot connect: no answer within 0.5 s")
     assert took < 10, f"took {took:.1f} s"
 
 
