@@ -27,6 +27,7 @@ One adapter serves the whole corpus per database, so it costs a few seconds.
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 import json
 import logging
@@ -37,6 +38,7 @@ import pytest
 
 from bots.app import Runtime
 from core.config import Settings
+from tests.conftest import Cli
 from tests.fakes.anthropic_api import FakeAnthropic, text
 from tests.fakes.slack_api import FakeSlack
 from tests.harness import SLACK_SUPPORT, TurnLog, escape
@@ -53,6 +55,9 @@ PINGS = (
     f"{TEAM_PING} <!subteam^S1|@team> @everyone @here <@&123> <@123> <@!123> <#C0STAFF>"
 )
 _MENTION = re.compile(r"<[!@#][^>]*>")
+# What a terminal acts on instead of showing: C0 but newline and tab, DEL, C1, and ESC itself.
+_TERMINAL_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+REFUND = "Refunds are issued 5–7 business days after we receive your return."
 
 # (text, tag). Tagged ``raw``: Slack markup, sent as a client sends a real mention; everything
 # else is escaped as Slack escapes what a person typed. ``forged``: forges a "billing" note.
@@ -256,3 +261,34 @@ async def test_hostile_corpus_over_slack(
 
     assert caplog.records, "the loggers were captured"
     assert MARK not in caplog.text, "a log record quotes a customer"
+
+
+async def test_hostile_corpus_through_the_console(
+    cli: Cli, database_url: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The same corpus typed into ``supportbot chat`` (limited mode, one conversation), each
+    message followed by a question the knowledge base answers: every question is answered,
+    nothing the terminal would act on is printed, and no log line quotes a customer.
+
+    A line is a message in the console, so each message's line breaks become spaces; a line
+    with nothing on it is skipped by the console itself (a deliberate silence).
+    """
+    question = "How long does a refund take?"
+    lines = [" ".join(case[0].splitlines()) for case in CORPUS]
+    stdin = "".join(f"{line}\n{question}\n" for line in lines) + "quit\n"
+
+    with caplog.at_level(logging.DEBUG):
+        # In a thread: the command runs an event loop of its own.
+        shown = await asyncio.to_thread(
+            cli,
+            "chat",
+            stdin=stdin.encode("utf-8", "surrogatepass"),
+            SUPPORTBOT_DATABASE_URL=database_url,
+        )
+
+    assert shown.exit_code == 0, shown.output
+    assert "Traceback" not in shown.output
+    assert shown.stdout.count(REFUND) >= len(CORPUS)
+    assert _TERMINAL_CONTROL.search(shown.stdout) is None
+    logged = "\n".join(record.getMessage() for record in caplog.records)
+    assert MARK not in logged
