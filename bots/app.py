@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import signal
 from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
@@ -88,31 +89,63 @@ async def serve(
     make_adapter: Callable[[str, BaseSettings, Runtime], Adapter] = build_adapter,
 ) -> None:
     """Run an adapter for each platform in ``chosen`` (its name and its settings) and the
-    re-ping watcher until cancelled.
+    watchers until SIGTERM or SIGINT, or until cancelled.
 
-    If an adapter's ``wait`` raises, everything else is cancelled and awaited, then the
-    adapters are closed and the database disposed, and the failure is raised (in an
+    On SIGTERM or SIGINT (every deploy sends one) the adapters stop taking events, the turns in
+    progress finish within ``SUPPORTBOT_SHUTDOWN_GRACE_SECONDS`` and post their answers, and
+    this returns. If an adapter's ``wait`` raises, everything else is cancelled and awaited,
+    then the adapters are closed and the database disposed, and the failure is raised (in an
     ``ExceptionGroup``). ``make_adapter`` builds each platform's adapter.
     """
-    async with open_runtime(settings) as runtime, AsyncExitStack() as stack:
-        adapters: dict[str, Adapter] = {}
-        for platform in sorted(chosen):
-            adapter = make_adapter(platform, chosen[platform], runtime)
-            await adapter.start()
-            stack.push_async_callback(adapter.close)
-            adapters[platform] = adapter
+    grace = settings.shutdown_grace_seconds
+    async with open_runtime(settings) as runtime:
+        async with AsyncExitStack() as stack:
+            adapters: dict[str, Adapter] = {}
+            for platform in sorted(chosen):
+                adapter = make_adapter(platform, chosen[platform], runtime)
+                await adapter.start()
+                stack.push_async_callback(adapter.close, grace=grace)
+                adapters[platform] = adapter
 
-        async def reping(view: EscalationView) -> None:
-            await adapters[view.key.platform].reping(view)
+            async def reping(view: EscalationView) -> None:
+                await adapters[view.key.platform].reping(view)
 
-        # Check a few times per re-ping interval, never less often than every 30 s.
-        every = min(30.0, settings.reping_minutes * 60 / 5)
-        # A task group, not gather: one failure cancels the watchers and the other adapters
-        # before the database they use is disposed.
-        async with asyncio.TaskGroup() as tasks:
-            tasks.create_task(
-                watch_repings(runtime.desk, reping, platforms=set(chosen), every=every)
-            )
-            tasks.create_task(watch_held(runtime.engine, every=HELD_RETRY_SECONDS))
-            for adapter in adapters.values():
-                tasks.create_task(adapter.wait())
+            # Check a few times per re-ping interval, never less often than every 30 s.
+            every = min(30.0, settings.reping_minutes * 60 / 5)
+            try:
+                # A task group, not gather: one failure cancels the watchers and the other
+                # adapters before the database they use is disposed.
+                async with asyncio.TaskGroup() as tasks:
+                    tasks.create_task(_until_signalled())
+                    tasks.create_task(
+                        watch_repings(runtime.desk, reping, platforms=set(chosen), every=every)
+                    )
+                    tasks.create_task(watch_held(runtime.engine, every=HELD_RETRY_SECONDS))
+                    for adapter in adapters.values():
+                        tasks.create_task(adapter.wait())
+            except* Signalled as group:
+                [signalled] = group.exceptions
+                log.info(
+                    "%s: taking no new events; finishing the turns in progress (up to %g s)",
+                    signalled,
+                    grace,
+                )
+        # Closing the adapters above let their turns finish and post.
+        log.info("shut down cleanly")
+
+
+class Signalled(Exception):
+    """SIGTERM or SIGINT arrived: stop and drain."""
+
+
+async def _until_signalled() -> None:
+    loop = asyncio.get_running_loop()
+    arrived: asyncio.Queue[signal.Signals] = asyncio.Queue()
+    wanted = (signal.SIGTERM, signal.SIGINT)
+    for each in wanted:
+        loop.add_signal_handler(each, arrived.put_nowait, each)
+    try:
+        raise Signalled((await arrived.get()).name)
+    finally:
+        for each in wanted:
+            loop.remove_signal_handler(each)

@@ -30,7 +30,9 @@ class Adapter(Protocol):
         """Return (or raise) when the platform connection has ended for good."""
         ...
 
-    async def close(self) -> None: ...
+    async def close(self, *, grace: float | None = None) -> None:
+        """Stop taking events; let accepted work finish for ``grace`` seconds, then cancel it."""
+        ...
 
     async def reping(self, view: EscalationView) -> None:
         """Remind staff of an escalation nobody has claimed."""

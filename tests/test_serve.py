@@ -67,7 +67,7 @@ class FakeAdapter:
             self.events.append("cancelled")
             raise
 
-    async def close(self) -> None:
+    async def close(self, *, grace: float | None = None) -> None:
         self.events.append("close")
 
     async def reping(self, view: EscalationView) -> None:

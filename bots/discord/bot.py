@@ -152,10 +152,10 @@ class DiscordBot:
         """Wait until everything handed over so far has been handled and its posts made."""
         await self._workflow.drain()
 
-    async def close(self) -> None:
-        """Let answers in progress finish (up to the grace period; what is left is cancelled
-        and has unwound when this returns), then disconnect."""
-        await self._workflow.close(grace=self._grace)
+    async def close(self, *, grace: float | None = None) -> None:
+        """Let answers in progress finish (for ``grace`` seconds, by default the constructor's;
+        what is left is cancelled and has unwound when this returns), then disconnect."""
+        await self._workflow.close(grace=self._grace if grace is None else grace)
         # discord.py's "wait for the guilds, then dispatch ready" task outlives close(); stopped
         # inside its window it crashes on the cleared loop ("Task exception was never retrieved").
         ready_task = getattr(self._client._connection, "_ready_task", None)

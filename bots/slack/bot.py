@@ -90,8 +90,9 @@ class SlackBot:
             raise RuntimeError("SlackBot.reping before start()")
         await self._workflow.reping(view)
 
-    async def close(self) -> None:
-        """Stop receiving, let accepted messages finish (bounded), cancel what is left."""
+    async def close(self, *, grace: float | None = None) -> None:
+        """Stop receiving, let accepted messages finish for ``grace`` seconds (default
+        ``CLOSE_GRACE_SECONDS``), cancel what is left."""
         self._closed.set()
         if self._socket is not None:
             await self._socket.close_async()
@@ -100,7 +101,7 @@ class SlackBot:
             await self._runner.cleanup()
             self._runner = None
         if self._workflow is not None:
-            await self._workflow.close(grace=CLOSE_GRACE_SECONDS)
+            await self._workflow.close(grace=CLOSE_GRACE_SECONDS if grace is None else grace)
         if self._session is not None:
             await self._session.close()
             self._session = None

@@ -257,6 +257,16 @@ class _Hang(FakeResponse):
         return _close_connection(ctx)
 
 
+@dataclass
+class _Held(FakeResponse):
+    answer: FakeResponse
+    release: asyncio.Event
+
+    async def serve(self, ctx: _Context) -> web.StreamResponse:
+        await self.release.wait()
+        return await self.answer.serve(ctx)
+
+
 class _Drop(FakeResponse):
     async def serve(self, ctx: _Context) -> web.StreamResponse:
         return _close_connection(ctx)
@@ -382,6 +392,11 @@ def spend_limited() -> FakeResponse:
 def hang() -> FakeResponse:
     """Accept the request and never answer; the fake drops the connection when it closes."""
     return _Hang()
+
+
+def held(answer: FakeResponse, release: asyncio.Event) -> FakeResponse:
+    """``answer``, once ``release`` is set: Claude still thinking while the test acts."""
+    return _Held(answer, release)
 
 
 def drop() -> FakeResponse:
