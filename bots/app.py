@@ -46,7 +46,9 @@ async def open_runtime(settings: Settings) -> AsyncIterator[Runtime]:
     """
     assert settings.persona is not None
     database = await open_database(
-        settings.database_url, connect_timeout=settings.database_connect_timeout_seconds
+        settings.database_url,
+        connect_timeout=settings.database_connect_timeout_seconds,
+        command_timeout=settings.database_command_timeout_seconds,
     )
     llm: ClaudeClient | None = None
     try:

@@ -148,7 +148,9 @@ def db_upgrade() -> None:
 
     async def migrate() -> None:
         database = await open_database(
-            settings.database_url, connect_timeout=settings.database_connect_timeout_seconds
+            settings.database_url,
+            connect_timeout=settings.database_connect_timeout_seconds,
+            command_timeout=settings.database_command_timeout_seconds,
         )
         await database.dispose()
 

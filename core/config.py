@@ -125,6 +125,7 @@ class Settings(BaseSettings):
     max_input_chars: int = Field(8000, ge=100)
     reping_minutes: float = Field(10.0, gt=0)
     database_connect_timeout_seconds: float = Field(5.0, gt=0)
+    database_command_timeout_seconds: float = Field(15.0, gt=0)
     shutdown_grace_seconds: float = Field(20.0, ge=0)
     log_level: str = "INFO"
     claude: ClaudeSettings = Field(default_factory=ClaudeSettings)

@@ -23,9 +23,13 @@ MIGRATION_LOCK = int.from_bytes(b"supportb")
 """The PostgreSQL advisory lock key that lets one replica at a time migrate a database."""
 
 
-async def open_database(url: str, *, connect_timeout: float = 5.0) -> AsyncEngine:
+async def open_database(
+    url: str, *, connect_timeout: float = 5.0, command_timeout: float | None = None
+) -> AsyncEngine:
     """An engine on ``url`` with the schema at head. Opening one PostgreSQL connection (at start
-    and whenever the pool reconnects) may take ``connect_timeout`` seconds.
+    and whenever the pool reconnects) may take ``connect_timeout`` seconds, and one statement
+    ``command_timeout`` seconds (a server that stops answering fails the turn instead of
+    hanging it); the migrations, which may wait for another replica's, have no such limit.
 
     A URL that cannot be used, or a database that cannot be reached, opened or migrated, is a
     ``StartError``: one sentence naming the setting and the cause, the password redacted.
@@ -42,18 +46,17 @@ async def open_database(url: str, *, connect_timeout: float = 5.0) -> AsyncEngin
         raise StartError(
             f"{SETTING} ({shown}) names no database file: use sqlite+aiosqlite:///FILE."
         )
-    database = create_engine(url, connect_timeout=connect_timeout)
+    migrator = create_engine(url, connect_timeout=connect_timeout)
     try:
-        await _connect(database, parsed, shown, connect_timeout)
+        await _connect(migrator, parsed, shown, connect_timeout)
         try:
-            await upgrade(database)
+            await upgrade(migrator)
         except (OSError, DBAPIError) as exc:
             cause = _cause(exc, parsed)
             raise StartError(f"{SETTING} ({shown}): cannot migrate the database: {cause}") from exc
-    except BaseException:
-        await database.dispose()
-        raise
-    return database
+    finally:
+        await migrator.dispose()
+    return create_engine(url, connect_timeout=connect_timeout, command_timeout=command_timeout)
 
 
 async def _connect(database: AsyncEngine, url: URL, shown: str, waited: float) -> None:
@@ -89,7 +92,9 @@ def _cause(exc: Exception, url: URL) -> str:
     return said
 
 
-def create_engine(url: str, *, connect_timeout: float = 5.0) -> AsyncEngine:
+def create_engine(
+    url: str, *, connect_timeout: float = 5.0, command_timeout: float | None = None
+) -> AsyncEngine:
     """An async engine; error messages never carry bound values (customer text)."""
     if not url.startswith("sqlite"):
         # Pre-ping replaces connections PostgreSQL dropped (a restart, a failover) on checkout.
@@ -97,7 +102,7 @@ def create_engine(url: str, *, connect_timeout: float = 5.0) -> AsyncEngine:
             url,
             pool_pre_ping=True,
             hide_parameters=True,
-            connect_args={"timeout": connect_timeout},
+            connect_args={"timeout": connect_timeout, "command_timeout": command_timeout},
         )
     # One connection: SQLite has one writer anyway, and queueing on the pool is FIFO and
     # event-driven where contending connections would poll the busy handler in sleeps.

@@ -199,6 +199,8 @@ class Outage:
         self._server: asyncio.Server | None = None
         self._links: set[asyncio.StreamWriter] = set()
         self.port = 0
+        self.frozen = False
+        """Traffic is swallowed both ways, as by a server that stopped answering."""
 
     async def up(self) -> None:
         self._server = await asyncio.start_server(self._relay, "127.0.0.1", self.port)
@@ -214,19 +216,19 @@ class Outage:
     async def _relay(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         upstream_reader, upstream = await asyncio.open_connection(*self._target)
         self._links |= {writer, upstream}
-        await asyncio.gather(_copy(reader, upstream), _copy(upstream_reader, writer))
+        await asyncio.gather(self._copy(reader, upstream), self._copy(upstream_reader, writer))
         self._links -= {writer, upstream}
 
-
-async def _copy(source: asyncio.StreamReader, target: asyncio.StreamWriter) -> None:
-    try:
-        while data := await source.read(65536):
-            target.write(data)
-            await target.drain()
-    except ConnectionError:
-        pass
-    finally:
-        target.transport.abort()
+    async def _copy(self, source: asyncio.StreamReader, target: asyncio.StreamWriter) -> None:
+        try:
+            while data := await source.read(65536):
+                if not self.frozen:
+                    target.write(data)
+                    await target.drain()
+        except ConnectionError:
+            pass
+        finally:
+            target.transport.abort()
 
 
 @needs_postgres
@@ -259,3 +261,39 @@ async def test_while_postgresql_is_down_turns_get_the_fallback_and_then_the_bot_
         await outage.down()
     said = [t.text for t in turns if t.role == "user"]
     assert said[0] == "How long does a refund take?" and said[-1] == "How do I return an item?"
+
+
+@needs_postgres
+async def test_a_postgresql_that_stops_answering_fails_the_turn_instead_of_hanging_it(
+    databases: Databases,
+) -> None:
+    assert POSTGRES_URL is not None
+    url = make_url(await databases.postgres(_postgres_url_for_this_worker(POSTGRES_URL)))
+    outage = Outage(url.host or "127.0.0.1", url.port or 5432)
+    await outage.up()
+    relayed = url.set(host="127.0.0.1", port=outage.port).render_as_string(hide_password=False)
+    settings = make_settings(
+        relayed,
+        None,
+        database_command_timeout_seconds=0.5,
+        database_connect_timeout_seconds=0.5,
+    )
+    assert settings.persona is not None
+    try:
+        async with open_runtime(settings) as runtime:
+            first = await runtime.engine.handle(message("How long does a refund take?"))
+            assert first is not None and "5–7 business days" in first.text
+
+            outage.frozen = True
+            async with asyncio.timeout(10):
+                during = await runtime.engine.handle(message("Is shipping free?"))
+            assert during == Reply(settings.persona.fallbacks.unknown)
+            assert runtime.engine.held == 1
+
+            outage.frozen = False
+            async with asyncio.timeout(10):
+                assert await runtime.engine.store_held() == 1
+                after = await runtime.engine.handle(message("How do I return an item?"))
+            assert after is not None and "within 30 days" in after.text
+    finally:
+        await outage.down()
