@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import tomllib
 from pathlib import Path
-from typing import TypeVar
+from typing import Literal, TypeVar
 
 import yaml
 from pydantic import BaseModel, Field, SecretStr, ValidationError, field_validator, model_validator
@@ -112,6 +112,10 @@ class ClaudeSettings(BaseSettings):
     max_retries: int = Field(2, ge=0, le=10)
     retry_after_cap_seconds: float = Field(10.0, ge=0)
     token_budget: int = Field(12000, ge=500)
+    # Prompt-cache lifetimes (README, "Prompt caching"): the tools and persona prefix, shared
+    # by every conversation, and each conversation's history.
+    cache_ttl_prefix: Literal["5m", "1h"] = "1h"
+    cache_ttl_conversation: Literal["5m", "1h"] = "5m"
 
 
 class Settings(BaseSettings):
