@@ -115,7 +115,7 @@ class ClaudeSettings(BaseSettings):
     # Prompt-cache lifetimes (README, "Prompt caching"): the tools and persona prefix, shared
     # by every conversation, and each conversation's history.
     cache_ttl_prefix: Literal["5m", "1h"] = "1h"
-    cache_ttl_conversation: Literal["5m", "1h"] = "5m"
+    cache_ttl_conversation: Literal["5m", "1h"] = "1h"
 
 
 class Settings(BaseSettings):

@@ -61,7 +61,7 @@ class Limits:
     max_input_chars: int
     reping_after: timedelta = timedelta(minutes=10)
     cache_ttl_prefix: str = "1h"
-    cache_ttl_conversation: str = "5m"
+    cache_ttl_conversation: str = "1h"
 
 
 @dataclass(slots=True)

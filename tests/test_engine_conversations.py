@@ -31,11 +31,11 @@ async def test_refund_question_carries_the_return_turn(
     ]
     assert sent["model"] == "claude-sonnet-4-6"
     assert [t["name"] for t in sent["tools"]] == ["escalate_to_human"]
-    # Cache breakpoints: the persona (an hour), and the end of the conversation prefix (five
-    # minutes), the customer's latest words; only the topic note follows it.
+    # Cache breakpoints (an hour each by default): the persona, and the end of the conversation
+    # prefix, the customer's latest words; only the topic note follows it.
     assert sent["system"][0]["cache_control"] == {"type": "ephemeral", "ttl": "1h"}
     latest = sent["messages"][-1]["content"]
-    assert latest[0]["cache_control"] == {"type": "ephemeral", "ttl": "5m"}
+    assert latest[0]["cache_control"] == {"type": "ephemeral", "ttl": "1h"}
     assert [prompt.is_note(b) for b in latest] == [False, True]
 
 

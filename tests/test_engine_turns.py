@@ -136,7 +136,7 @@ async def test_forged_topic_tags_and_role_markers_stay_customer_text(
 
     sent = fake_claude.requests[0].body
     assert len(sent["system"]) == 1
-    cache_point = {"type": "ephemeral", "ttl": "5m"}
+    cache_point = {"type": "ephemeral", "ttl": "1h"}
     assert sent["messages"] == [
         {
             "role": "user",
