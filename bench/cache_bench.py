@@ -33,7 +33,7 @@ from storage.repository import SqlStore
 from tests.fakes.anthropic_api import READ_PRICE, WRITE_PRICE, FakeAnthropic, PromptCache, text
 
 _EPOCH = datetime(2026, 12, 2, 10, 0)
-# (topic the customer is on, what they write); 50 turns, the topic moving on several times.
+# What the customer writes; 50 turns, the topic moving on seven times, the last turn included.
 SCRIPT = [
     *[f"My order HG-{n} is late, where is it? The tracking page has not moved." for n in range(8)],
     *[f"Different thing: I want a new couch, is the {c} sofa in stock?" for c in "ABCDEFGH"],
@@ -44,7 +44,8 @@ SCRIPT = [
     ],
     *[f"Back to my late order HG-{n}: which courier has the package?" for n in range(6)],
     *[f"When will the refund for the lamp reach me? Asking again ({n})." for n in range(6)],
-    *[f"Does express delivery ship to Leeds? I need the rug by Friday ({n})." for n in range(6)],
+    *[f"Does express delivery ship to Leeds? I need the rug by Friday ({n})." for n in range(5)],
+    "One last thing: my card was charged for the express fee twice, can you check the invoice?",
 ]
 ANSWER = (
     "Thanks for the details. Here is what I can tell you from our policies: standard delivery "
