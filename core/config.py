@@ -117,6 +117,13 @@ class ClaudeSettings(BaseSettings):
     cache_ttl_prefix: Literal["5m", "1h"] = "1h"
     cache_ttl_conversation: Literal["5m", "1h"] = "1h"
 
+    @model_validator(mode="after")
+    def _longer_ttl_first(self) -> ClaudeSettings:
+        # The API refuses a 1-hour breakpoint after a 5-minute one.
+        if (self.cache_ttl_prefix, self.cache_ttl_conversation) == ("5m", "1h"):
+            raise ValueError("cache_ttl_conversation cannot outlive cache_ttl_prefix")
+        return self
+
 
 class Settings(BaseSettings):
     """Everything the bot needs; ``SUPPORTBOT_*`` for the bot's own settings."""

@@ -10,15 +10,17 @@ from __future__ import annotations
 import itertools
 import json
 from collections.abc import AsyncIterator
+from datetime import timedelta
 from typing import Any
 
 import anthropic
 import pytest
 
-from bots.app import open_runtime
+from bots.app import Runtime, open_runtime
 from core import prompt
-from core.config import Settings
-from core.engine import Engine
+from core.claude import ClaudeClient
+from core.config import ClaudeSettings, ConfigError, Settings, load_group
+from core.engine import Engine, Limits
 from tests.conftest import make_settings
 from tests.engine_helpers import message, note_text, system_text
 from tests.fakes.anthropic_api import FakeAnthropic, PromptCache, text
@@ -141,6 +143,45 @@ async def test_the_conversation_ttl_is_a_setting(
     sent = fake_claude.requests[0].body
     assert sent["system"][0]["cache_control"] == {"type": "ephemeral", "ttl": "1h"}
     assert sent["messages"][-1]["content"][0]["cache_control"] == {"type": "ephemeral", "ttl": "5m"}
+
+
+async def test_between_window_trims_every_turn_reads_the_previous_prefix(
+    runtime: Runtime, fake_claude: FakeAnthropic, settings: Settings
+) -> None:
+    assert settings.persona is not None
+    llm = ClaudeClient(settings=settings.claude)
+    limits = Limits(token_budget=600, idle_timeout=timedelta(hours=24), max_input_chars=8000)
+    engine = Engine(store=runtime.store, llm=llm, persona=settings.persona, limits=limits)
+    fake_claude.default = lambda body: text("Noted. " * 12)
+    topics = ["the sofa cushion is flat", "my order is late", "I was charged twice"]
+    try:
+        for turn in range(30):
+            await engine.handle(message(f"Turn {turn}: {topics[turn // 4 % 3]}. " * 3))
+    finally:
+        await llm.aclose()
+
+    firsts = [r.messages[0]["content"][0]["text"] for r in fake_claude.requests]
+    bills = fake_claude.cache.bills  # type: ignore[union-attr]
+    trims = misses = 0
+    for n in range(1, len(bills)):
+        cached_before = bills[n - 1].read + sum(bills[n - 1].written.values())
+        trimmed = firsts[n] != firsts[n - 1]
+        trims += trimmed
+        misses += bills[n].read < cached_before
+        assert bills[n].read > 0 or not trimmed, "a trim still reads the persona and tools"
+    # Topic switches every four turns, a trim every few: only a trim costs the conversation
+    # entry (the persona and tools are still read from the cache then).
+    assert trims >= 3
+    assert misses == trims
+
+
+def test_a_conversation_ttl_longer_than_the_prefix_ttl_stops_the_start(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("ANTHROPIC_CACHE_TTL_PREFIX", "5m")
+    monkeypatch.setenv("ANTHROPIC_CACHE_TTL_CONVERSATION", "1h")
+    with pytest.raises(ConfigError, match="cannot outlive cache_ttl_prefix"):
+        load_group(ClaudeSettings)
 
 
 # -- the billing model the benchmark relies on -----------------------------------------------
