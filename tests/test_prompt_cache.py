@@ -17,7 +17,7 @@ import anthropic
 import pytest
 
 from bots.app import Runtime, open_runtime
-from core import prompt
+from core import prompt, window
 from core.claude import ClaudeClient
 from core.config import ClaudeSettings, ConfigError, Settings, load_group
 from core.engine import Engine, Limits
@@ -182,6 +182,12 @@ def test_a_conversation_ttl_longer_than_the_prefix_ttl_stops_the_start(
     monkeypatch.setenv("ANTHROPIC_CACHE_TTL_CONVERSATION", "1h")
     with pytest.raises(ConfigError, match="cannot outlive cache_ttl_prefix"):
         load_group(ClaudeSettings)
+
+
+def test_a_breakpoint_lives_five_minutes_or_an_hour() -> None:
+    assert window.cache_point("5m") == {"type": "ephemeral", "ttl": "5m"}
+    with pytest.raises(ValueError, match="cache TTL"):
+        window.cache_point("10m")
 
 
 # -- the billing model the benchmark relies on -----------------------------------------------
