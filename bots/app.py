@@ -70,6 +70,8 @@ async def open_runtime(settings: Settings) -> AsyncIterator[Runtime]:
                 idle_timeout=timedelta(hours=settings.idle_timeout_hours),
                 max_input_chars=settings.max_input_chars,
                 reping_after=timedelta(minutes=settings.reping_minutes),
+                cache_ttl_prefix=settings.claude.cache_ttl_prefix,
+                cache_ttl_conversation=settings.claude.cache_ttl_conversation,
             ),
         )
         yield Runtime(engine=engine, desk=Desk(store=store), store=store, settings=settings)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import tomllib
 from pathlib import Path
-from typing import TypeVar
+from typing import Literal, TypeVar
 
 import yaml
 from pydantic import BaseModel, Field, SecretStr, ValidationError, field_validator, model_validator
@@ -112,6 +112,17 @@ class ClaudeSettings(BaseSettings):
     max_retries: int = Field(2, ge=0, le=10)
     retry_after_cap_seconds: float = Field(10.0, ge=0)
     token_budget: int = Field(12000, ge=500)
+    # Prompt-cache lifetimes (README, "Prompt caching"): the tools and persona prefix, shared
+    # by every conversation, and each conversation's history.
+    cache_ttl_prefix: Literal["5m", "1h"] = "1h"
+    cache_ttl_conversation: Literal["5m", "1h"] = "1h"
+
+    @model_validator(mode="after")
+    def _longer_ttl_first(self) -> ClaudeSettings:
+        # The API refuses a 1-hour breakpoint after a 5-minute one.
+        if (self.cache_ttl_prefix, self.cache_ttl_conversation) == ("5m", "1h"):
+            raise ValueError("cache_ttl_conversation cannot outlive cache_ttl_prefix")
+        return self
 
 
 class Settings(BaseSettings):

@@ -60,6 +60,8 @@ class Limits:
     idle_timeout: timedelta
     max_input_chars: int
     reping_after: timedelta = timedelta(minutes=10)
+    cache_ttl_prefix: str = "1h"
+    cache_ttl_conversation: str = "1h"
 
 
 @dataclass(slots=True)
@@ -288,10 +290,11 @@ class Engine:
             return await self._limited(turn)
         try:
             result = await self._llm.respond(
-                system=prompt.system_blocks(
-                    self._persona, topic=turn.topic, previous_topic=conversation.topic
+                system=prompt.system_blocks(self._persona, ttl=self._limits.cache_ttl_prefix),
+                messages=prompt.with_note(
+                    window.to_messages(turn.history, ttl=self._limits.cache_ttl_conversation),
+                    prompt.topic_note(topic=turn.topic, previous_topic=conversation.topic),
                 ),
-                messages=window.to_messages(turn.history),
                 tools=[prompt.ESCALATE_TOOL],
             )
         except LLMError as exc:

@@ -12,14 +12,15 @@ from core.text import fold
 # full-width letters, zero-width characters and Cyrillic look-alikes make no difference.
 _ROLE = (
     r"(?:system|assistant|human|user|developer|admin|administrator|operator|moderator|topic|"
-    r"note|context|instructions?|support(?: team)?|staff|agent|bot|ai|claude|anthropic)"
+    r"note|document|context|instructions?|support(?: team)?|staff|agent|bot|ai|claude|anthropic)"
 )
 # Forged annotations are left out of topic detection whole; the text still reaches Claude as
 # the customer's words, so nothing is lost but the pretence. In order:
 # - a line whose first few words name a role before a colon: "System:", "### SYSTEM NOTE:",
 #   "Note from the system:", "Dana (support team):", "Current topic of this conversation:";
 # - tags named like a role, with what they wrap (to the line's end if never closed):
-#   <system>…</system>;
+#   <system>…</system>, <document title="Support system note">…</document> (the engine's
+#   notes are document blocks, core.prompt.topic_note);
 # - anything in square brackets: [Topic: billing];
 # - brackets or braces that open with a role: (system: …), {topic: …};
 # - and then (``_without_json``) JSON objects with quoted keys: {"role": "system", …}, fake

@@ -13,7 +13,7 @@ from typing import Any
 from core.types import Kind, Turn
 
 KEEP = 0.6
-EPHEMERAL = {"type": "ephemeral"}
+TTLS = ("5m", "1h")
 SEEN = frozenset({Kind.CUSTOMER, Kind.MODEL, Kind.TOOL_RESULT, Kind.STAFF})
 """The turn kinds Claude sees; a store's window holds only these."""
 
@@ -35,13 +35,21 @@ def fit(turns: list[Turn], *, budget: int) -> list[Turn]:
     return turns[first:]
 
 
-def to_messages(turns: list[Turn]) -> list[dict[str, Any]]:
+def cache_point(ttl: str) -> dict[str, str]:
+    """A ``cache_control`` breakpoint whose entry lives ``ttl`` ("5m" or "1h") after its last
+    hit. A 5-minute write costs 1.25× the input price, a 1-hour one 2×; a read costs 0.1×."""
+    if ttl not in TTLS:
+        raise ValueError(f"cache TTL must be one of {TTLS}, not {ttl!r}")
+    return {"type": "ephemeral", "ttl": ttl}
+
+
+def to_messages(turns: list[Turn], *, ttl: str) -> list[dict[str, Any]]:
     """Anthropic ``messages`` from stored turns.
 
     Consecutive same-role turns (a customer who wrote again after a failed call) merge into one
     message; a tool call whose result is missing gets one, and a result without its call is
     dropped, so the API never sees a broken tool pair. The last block carries the cache
-    breakpoint for the conversation prefix.
+    breakpoint for the conversation prefix, living ``ttl``.
     """
     messages: list[dict[str, Any]] = []
     for turn in turns:
@@ -54,7 +62,7 @@ def to_messages(turns: list[Turn]) -> list[dict[str, Any]]:
             messages.append({"role": turn.role, "content": copy.deepcopy(content)})
     _repair_tool_pairs(messages)
     if messages:
-        messages[-1]["content"][-1]["cache_control"] = EPHEMERAL
+        messages[-1]["content"][-1]["cache_control"] = cache_point(ttl)
     return messages
 
 

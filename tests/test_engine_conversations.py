@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 from bots.app import Runtime, open_runtime
+from core import prompt
 from core.config import Settings
 from core.engine import Engine
 from core.types import Usage
-from tests.engine_helpers import KEY, message, system_text, texts
+from tests.engine_helpers import KEY, message, note_text, texts
 from tests.fakes.anthropic_api import FakeAnthropic, text, tool_use
 
 
@@ -30,12 +31,15 @@ async def test_refund_question_carries_the_return_turn(
     ]
     assert sent["model"] == "claude-sonnet-4-6"
     assert [t["name"] for t in sent["tools"]] == ["escalate_to_human"]
-    # Cache breakpoints: the persona, and the end of the conversation prefix.
-    assert sent["system"][0]["cache_control"] == {"type": "ephemeral"}
-    assert sent["messages"][-1]["content"][-1]["cache_control"] == {"type": "ephemeral"}
+    # Cache breakpoints (an hour each by default): the persona, and the end of the conversation
+    # prefix, the customer's latest words; only the topic note follows it.
+    assert sent["system"][0]["cache_control"] == {"type": "ephemeral", "ttl": "1h"}
+    latest = sent["messages"][-1]["content"]
+    assert latest[0]["cache_control"] == {"type": "ephemeral", "ttl": "1h"}
+    assert [prompt.is_note(b) for b in latest] == [False, True]
 
 
-async def test_topic_switch_moves_the_note_on_the_system_side(
+async def test_topic_switch_moves_the_note_after_the_cached_prefix(
     engine: Engine, fake_claude: FakeAnthropic
 ) -> None:
     fake_claude.queue(text("Could you send the order number?"), text("Yes, over $75."))
@@ -45,8 +49,8 @@ async def test_topic_switch_moves_the_note_on_the_system_side(
     )
 
     first, second = (r.body for r in fake_claude.requests)
-    assert "Current topic of this conversation: orders." in system_text(first)
-    note = system_text(second)
+    assert note_text(first) == "Current topic of this conversation: orders."
+    note = note_text(second)
     assert "Current topic of this conversation: shipping." in note
     assert "moved on from orders to shipping" in note
     # The customer's own words reach Claude untouched, with no note mixed in.

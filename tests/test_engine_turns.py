@@ -8,7 +8,7 @@ from dataclasses import replace
 from datetime import datetime, timedelta
 
 from bots.app import Runtime, open_runtime
-from core import tokens
+from core import prompt, tokens
 from core.claude import ClaudeClient
 from core.config import Settings
 from core.engine import Engine, Limits
@@ -135,13 +135,15 @@ async def test_forged_topic_tags_and_role_markers_stay_customer_text(
     await engine.handle(message(forged))
 
     sent = fake_claude.requests[0].body
-    assert [b["text"] for b in sent["system"][1:]] == [
-        "Current topic of this conversation: returns."
-    ]
+    assert len(sent["system"]) == 1
+    cache_point = {"type": "ephemeral", "ttl": "1h"}
     assert sent["messages"] == [
         {
             "role": "user",
-            "content": [{"type": "text", "text": forged, "cache_control": {"type": "ephemeral"}}],
+            "content": [
+                {"type": "text", "text": forged, "cache_control": cache_point},
+                prompt.topic_note(topic="returns", previous_topic=None),
+            ],
         }
     ]
 
@@ -202,7 +204,8 @@ async def test_window_fits_the_budget_and_keeps_its_prefix_between_trims(
     trims = 0
     for before, after in itertools.pairwise(bodies):
         assert after[0]["role"] == "user" and after[0]["content"][0]["type"] == "text"
-        assert sum(tokens.estimate(m["content"]) for m in after) <= budget
+        history = [[b for b in m["content"] if not prompt.is_note(b)] for m in after]
+        assert sum(tokens.estimate(content) for content in history) <= budget
         if _strip_cache(after[: len(before) - 1]) == _strip_cache(before[:-1]):
             continue
         trims += 1

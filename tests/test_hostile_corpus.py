@@ -15,9 +15,10 @@ every question with mention tokens of both platforms, and checks, for the whole 
   ping under a reply that opened an escalation, and, in the staff notice, the customer's name
   and a link to their channel (neither pings anyone but the customer named to staff);
 - no forged note reaches the system side: every message that forges one tries to make the
-  topic "billing" (no other message names a billing keyword), and no topic note ever says
-  billing; no marker word reaches the system side, and no customer message (fake tool JSON
-  included) becomes anything but text in a user turn;
+  topic "billing" (no other message names a billing keyword), and no topic note (the engine's
+  document block at the end of the final message) ever says billing; no marker word reaches
+  the system side or the note, and no customer message (fake tool JSON included) becomes
+  anything but text in a user turn;
 - nothing logged (``supportbot``, ``bots``, ``core`` and ``storage`` at DEBUG, libraries at
   their default WARNING) quotes a customer: each message carries a marker word (``qzv``…)
   that must not appear in any log record.
@@ -39,6 +40,7 @@ import pytest
 from bots.app import Runtime
 from core.config import Settings
 from tests.conftest import Cli
+from tests.engine_helpers import note_text
 from tests.fakes.anthropic_api import FakeAnthropic, text
 from tests.fakes.slack_api import FakeSlack
 from tests.harness import SLACK_SUPPORT, TurnLog, escape
@@ -249,13 +251,17 @@ async def test_hostile_corpus_over_slack(
     assert len(requests) >= len(CORPUS)
     for body in requests:
         system = "\n".join(b["text"] for b in body["system"])
-        notes = "\n".join(b["text"] for b in body["system"][1:])
-        assert MARK not in system, "customer text never reaches the system side"
+        notes = note_text(body)
+        assert MARK not in system + notes, "customer text never reaches the system side"
         assert "billing" not in notes, f"a forged note chose the topic: {notes}"
         for message in body["messages"]:
             if message["role"] != "user":
                 continue
-            assert all(b["type"] in ("text", "tool_result") for b in message["content"])
+            # The engine's note is the final message's last block; the rest is text.
+            content = message["content"]
+            if message is body["messages"][-1] and notes:
+                content = content[:-1]
+            assert all(b["type"] in ("text", "tool_result") for b in content)
     forged = [case[0] for case in CORPUS if case[1:] == ("forged",)]
     assert len(forged) >= 15
 

@@ -19,7 +19,7 @@ from core.engine import Engine
 from core.text import clean, fold, sanitize
 from core.topics import TopicDetector
 from core.types import ConversationKey, IncomingMessage
-from tests.engine_helpers import KEY, message, system_text, texts
+from tests.engine_helpers import KEY, message, note_text, texts
 from tests.fakes.anthropic_api import FakeAnthropic, text
 from tests.harness import Bot, open_bot
 
@@ -133,7 +133,7 @@ def test_forged_notes_never_choose_the_topic() -> None:
     assert detector.detect("ＷＨＥＲＥ ＩＳ my p\u200backage") == "orders"
 
 
-async def test_forged_notes_stay_the_customers_words_and_leave_the_system_note(
+async def test_forged_notes_stay_the_customers_words_and_leave_the_engines_note(
     engine: Engine, answering: FakeAnthropic
 ) -> None:
     for n, forged in enumerate(FORGED):
@@ -142,7 +142,7 @@ async def test_forged_notes_stay_the_customers_words_and_leave_the_system_note(
         await engine.handle(message(said, key=key))
 
         sent = answering.requests[-1].body
-        assert system_text(sent).endswith("Current topic of this conversation: products."), forged
+        assert note_text(sent) == "Current topic of this conversation: products.", forged
         assert texts(sent["messages"]) == [("user", clean(said))], forged
     assert len(answering.requests) == len(FORGED)
 

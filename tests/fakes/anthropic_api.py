@@ -15,6 +15,7 @@ Each queued `FakeResponse` answers one HTTP request (SDK retries included) and w
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import json
 import re
 import socket
@@ -27,8 +28,10 @@ from typing import Any
 from aiohttp import web
 
 __all__ = [
+    "Bill",
     "FakeAnthropic",
     "FakeResponse",
+    "PromptCache",
     "RecordedRequest",
     "drop",
     "drop_mid_stream",
@@ -100,6 +103,7 @@ class _Context:
     input_tokens: int
     request_id: str
     closing: asyncio.Event
+    billed: dict[str, Any] | None = None
 
     @property
     def stream(self) -> bool:
@@ -145,7 +149,7 @@ class _Message(FakeResponse):
             "cache_read_input_tokens": 0,
             "cache_creation_input_tokens": 0,
         }
-        return default | (self.usage or {})
+        return default | (ctx.billed or {}) | (self.usage or {})
 
     def _envelope(self, ctx: _Context, content: list[dict[str, Any]]) -> dict[str, Any]:
         return {
@@ -424,6 +428,124 @@ def stall_mid_stream() -> FakeResponse:
     return _BrokenStream(stall=True)
 
 
+WRITE_PRICE = {"5m": 1.25, "1h": 2.0}
+READ_PRICE = 0.1
+_TTL_SECONDS = {"5m": 300.0, "1h": 3600.0}
+_LOOKBACK = 20
+MAX_BREAKPOINTS = 4
+
+
+@dataclass(frozen=True)
+class Bill:
+    """What one request cost, in input tokens by kind; ``cost`` in base-input-token units."""
+
+    uncached: int
+    read: int
+    written: dict[str, int]  # by TTL, "5m" / "1h"
+
+    @property
+    def total(self) -> int:
+        return self.uncached + self.read + sum(self.written.values())
+
+    @property
+    def cost(self) -> float:
+        written = sum(WRITE_PRICE[ttl] * n for ttl, n in self.written.items())
+        return self.uncached + READ_PRICE * self.read + written
+
+
+@dataclass
+class PromptCache:
+    """Anthropic's prompt cache as it bills (platform docs, "Prompt caching").
+
+    The request is a sequence of blocks: tools, then system blocks, then each message's content
+    blocks (with the message's role). An entry is the exact prefix up to a block that carries
+    ``cache_control`` (the marker itself is not part of the prefix), written when that prefix
+    holds at least ``min_tokens``, living its TTL ("5m" default, or "1h") from the last write
+    or hit. A request reads the longest live entry that ends at most ``_LOOKBACK`` (20) blocks
+    before one of its breakpoints; from there up to its last breakpoint it writes, each
+    stretch at the TTL of the breakpoint that ends it; after that it pays full price. More than
+    ``MAX_BREAKPOINTS`` (4) breakpoints is a 400, as on the real API.
+
+    Tokens are estimated as a block's JSON length / 4, like the fake's other counts; ``clock``
+    (seconds) lets a benchmark simulate the time between messages.
+    """
+
+    min_tokens: int = 1024
+    clock: Callable[[], float] = field(default=lambda: 0.0)
+    bills: list[Bill] = field(default_factory=list)
+    _entries: dict[str, tuple[float, float]] = field(default_factory=dict)  # hash: expiry, TTL
+
+    def bill(self, body: dict[str, Any]) -> Bill:
+        """Bill ``body``, update the entries; ``ValueError`` over ``MAX_BREAKPOINTS``."""
+        now = self.clock()
+        blocks = _cache_blocks(body)
+        points = [i for i, (_, ttl) in enumerate(blocks) if ttl is not None]
+        if len(points) > MAX_BREAKPOINTS:
+            raise ValueError(
+                f"A maximum of {MAX_BREAKPOINTS} blocks with cache_control may be provided. "
+                f"Found {len(points)}."
+            )
+        hashes, ends, digest, total = [], [], hashlib.sha256(), 0
+        for text, _ in blocks:
+            digest.update(text.encode())
+            hashes.append(digest.hexdigest())
+            total += max(1, len(text) // 4)
+            ends.append(total)
+        hit = -1
+        for point in points:
+            live = (
+                i
+                for i in range(point, max(-1, point - _LOOKBACK - 1), -1)
+                if self._live(hashes[i], now)
+            )
+            hit = max(hit, next(live, -1))
+        read = ends[hit] if hit >= 0 else 0
+        if hit >= 0:
+            _, ttl = self._entries[hashes[hit]]
+            self._entries[hashes[hit]] = (now + ttl, ttl)
+        written = {"5m": 0, "1h": 0}
+        start = read
+        for point in points:
+            ttl = blocks[point][1]
+            assert ttl is not None
+            if point <= hit or ends[point] < self.min_tokens:
+                continue
+            written[ttl] += ends[point] - start
+            start = ends[point]
+            self._entries[hashes[point]] = (now + _TTL_SECONDS[ttl], _TTL_SECONDS[ttl])
+        billed = Bill(uncached=total - start, read=read, written=written)
+        self.bills.append(billed)
+        return billed
+
+    def _live(self, prefix: str, now: float) -> bool:
+        """An entry for ``prefix`` exists and has not expired."""
+        return self._entries.get(prefix, (-1.0, 0.0))[0] > now
+
+
+def _cache_blocks(body: dict[str, Any]) -> list[tuple[str, str | None]]:
+    """(canonical text, breakpoint TTL or None) for each block, in cache order."""
+    out: list[tuple[str, str | None]] = []
+
+    def add(prefix: str, block: dict[str, Any]) -> None:
+        control = block.get("cache_control")
+        plain = {k: v for k, v in block.items() if k != "cache_control"}
+        text = prefix + json.dumps(plain, sort_keys=True, ensure_ascii=False)
+        out.append((text, (control.get("ttl") or "5m") if control else None))
+
+    for tool in body.get("tools", []):
+        add("tool:", tool)
+    system = body.get("system") or []
+    for block in [{"type": "text", "text": system}] if isinstance(system, str) else system:
+        add("system:", block)
+    for message in body.get("messages", []):
+        content = message.get("content", "")
+        if isinstance(content, str):
+            content = [{"type": "text", "text": content}]
+        for block in content:
+            add(f"{message.get('role')}:", block)
+    return out
+
+
 class FakeAnthropic:
     """POST /v1/messages on 127.0.0.1 with a random free port; records every request.
 
@@ -431,8 +553,10 @@ class FakeAnthropic:
     `x-api-key` or `Authorization: Bearer` header get a 401, as on the real API.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, *, cache: PromptCache | None = None) -> None:
+        """``cache``: bill requests through a prompt-cache model (usage reports its counts)."""
         self.base_url = ""
+        self.cache = cache
         self.requests: list[RecordedRequest] = []
         self.default: Callable[[dict[str, Any]], FakeResponse] = lambda body: text("OK")
         self._queue: list[FakeResponse] = []
@@ -502,6 +626,21 @@ class FakeAnthropic:
             "Bearer "
         ):
             return _json_error(401, "authentication_error", "Missing API key")
+        billed = None
+        if self.cache is not None:
+            try:
+                bill = self.cache.bill(body)
+            except ValueError as exc:
+                return _json_error(400, "invalid_request_error", str(exc))
+            billed = {
+                "input_tokens": bill.uncached,
+                "cache_read_input_tokens": bill.read,
+                "cache_creation_input_tokens": sum(bill.written.values()),
+                "cache_creation": {
+                    "ephemeral_5m_input_tokens": bill.written["5m"],
+                    "ephemeral_1h_input_tokens": bill.written["1h"],
+                },
+            }
         response = self._queue.pop(0) if self._queue else self.default(body)
         ctx = _Context(
             request=request,
@@ -509,6 +648,7 @@ class FakeAnthropic:
             input_tokens=_rough_tokens(raw),
             request_id=f"req_fake_{len(self.requests)}",
             closing=self._closing,
+            billed=billed,
         )
         return await response.serve(ctx)
 
