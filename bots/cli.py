@@ -18,6 +18,7 @@ from bots.registry import conversation_link, platforms
 from core import logs
 from core.clock import utcnow
 from core.config import ConfigError, Settings, load_group, load_settings
+from core.text import sanitize
 from core.types import ConversationKey, StartError
 from storage.database import open_database
 
@@ -106,7 +107,9 @@ def history(
         if not turns:
             typer.echo(f"No conversation stored at {key}.")
         for turn in turns:
-            typer.echo(f"[{turn.seq}] {turn.role}/{turn.kind}: {turn.text or turn.content}")
+            # Stored text is sanitized on the way in; once more here, for what a terminal acts on.
+            shown = sanitize(str(turn.text or turn.content))
+            typer.echo(f"[{turn.seq}] {turn.role}/{turn.kind}: {shown}")
 
     _start(show())
 
