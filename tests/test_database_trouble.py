@@ -6,7 +6,8 @@ from __future__ import annotations
 import asyncio
 import socket
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
+from dataclasses import dataclass
 
 import asyncpg
 import pytest
@@ -14,6 +15,7 @@ from sqlalchemy import make_url
 from typer.testing import Result
 
 from bots.app import open_runtime
+from core.config import Settings
 from core.types import Reply
 from tests.conftest import (
     POSTGRES_URL,
@@ -231,69 +233,77 @@ class Outage:
             target.transport.abort()
 
 
-@needs_postgres
-async def test_while_postgresql_is_down_turns_get_the_fallback_and_then_the_bot_recovers(
-    databases: Databases,
-) -> None:
+@dataclass
+class Relayed:
+    """A fresh PostgreSQL database reached through ``outage``."""
+
+    outage: Outage
+    url: str
+
+    def settings(self, **fields: object) -> Settings:
+        made = make_settings(self.url, None, **fields)
+        assert made.persona is not None
+        return made
+
+
+@pytest.fixture
+async def relayed(databases: Databases) -> AsyncIterator[Relayed]:
     assert POSTGRES_URL is not None
     url = make_url(await databases.postgres(_postgres_url_for_this_worker(POSTGRES_URL)))
     outage = Outage(url.host or "127.0.0.1", url.port or 5432)
     await outage.up()
-    relayed = url.set(host="127.0.0.1", port=outage.port).render_as_string(hide_password=False)
-    settings = make_settings(relayed, None)
-    assert settings.persona is not None
+    through = url.set(host="127.0.0.1", port=outage.port).render_as_string(hide_password=False)
     try:
-        async with open_runtime(settings) as runtime:
-            first = await runtime.engine.handle(message("How long does a refund take?"))
-            assert first is not None and "5–7 business days" in first.text
-
-            await outage.down()
-            began = time.monotonic()
-            during = await runtime.engine.handle(message("Is shipping free?"))
-            assert during == Reply(settings.persona.fallbacks.unknown)
-            assert time.monotonic() - began < 10
-
-            await outage.up()
-            after = await runtime.engine.handle(message("How do I return an item?"))
-            assert after is not None and "within 30 days" in after.text
-            turns = await runtime.store.history(message("").key)
+        yield Relayed(outage, through)
     finally:
         await outage.down()
+
+
+@needs_postgres
+async def test_while_postgresql_is_down_turns_get_the_fallback_and_then_the_bot_recovers(
+    relayed: Relayed,
+) -> None:
+    settings, outage = relayed.settings(), relayed.outage
+    assert settings.persona is not None
+    async with open_runtime(settings) as runtime:
+        first = await runtime.engine.handle(message("How long does a refund take?"))
+        assert first is not None and "5–7 business days" in first.text
+
+        await outage.down()
+        began = time.monotonic()
+        during = await runtime.engine.handle(message("Is shipping free?"))
+        assert during == Reply(settings.persona.fallbacks.unknown)
+        assert time.monotonic() - began < 10
+
+        await outage.up()
+        after = await runtime.engine.handle(message("How do I return an item?"))
+        assert after is not None and "within 30 days" in after.text
+        turns = await runtime.store.history(message("").key)
     said = [t.text for t in turns if t.role == "user"]
     assert said[0] == "How long does a refund take?" and said[-1] == "How do I return an item?"
 
 
 @needs_postgres
 async def test_a_postgresql_that_stops_answering_fails_the_turn_instead_of_hanging_it(
-    databases: Databases,
+    relayed: Relayed,
 ) -> None:
-    assert POSTGRES_URL is not None
-    url = make_url(await databases.postgres(_postgres_url_for_this_worker(POSTGRES_URL)))
-    outage = Outage(url.host or "127.0.0.1", url.port or 5432)
-    await outage.up()
-    relayed = url.set(host="127.0.0.1", port=outage.port).render_as_string(hide_password=False)
-    settings = make_settings(
-        relayed,
-        None,
-        database_command_timeout_seconds=0.5,
-        database_connect_timeout_seconds=0.5,
+    outage = relayed.outage
+    settings = relayed.settings(
+        database_command_timeout_seconds=0.5, database_connect_timeout_seconds=0.5
     )
     assert settings.persona is not None
-    try:
-        async with open_runtime(settings) as runtime:
-            first = await runtime.engine.handle(message("How long does a refund take?"))
-            assert first is not None and "5–7 business days" in first.text
+    async with open_runtime(settings) as runtime:
+        first = await runtime.engine.handle(message("How long does a refund take?"))
+        assert first is not None and "5–7 business days" in first.text
 
-            outage.frozen = True
-            async with asyncio.timeout(10):
-                during = await runtime.engine.handle(message("Is shipping free?"))
-            assert during == Reply(settings.persona.fallbacks.unknown)
-            assert runtime.engine.held == 1
+        outage.frozen = True
+        async with asyncio.timeout(10):
+            during = await runtime.engine.handle(message("Is shipping free?"))
+        assert during == Reply(settings.persona.fallbacks.unknown)
+        assert runtime.engine.held == 1
 
-            outage.frozen = False
-            async with asyncio.timeout(10):
-                assert await runtime.engine.store_held() == 1
-                after = await runtime.engine.handle(message("How do I return an item?"))
-            assert after is not None and "within 30 days" in after.text
-    finally:
-        await outage.down()
+        outage.frozen = False
+        async with asyncio.timeout(10):
+            assert await runtime.engine.store_held() == 1
+            after = await runtime.engine.handle(message("How do I return an item?"))
+        assert after is not None and "within 30 days" in after.text
