@@ -17,9 +17,10 @@ from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import Any, Concatenate, ParamSpec, TypeVar
 
-from sqlalchemy import ColumnElement, Row, select, update
+from sqlalchemy import ColumnElement, Row, exists, select, update
 from sqlalchemy.exc import IntegrityError, StatementError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+from sqlalchemy.sql.dml import ReturningUpdate
 
 from core import logs
 from core.escalation import LIVE, State
@@ -43,6 +44,28 @@ _LIVE = EscalationRow.state.in_([s.value for s in LIVE])
 _VIEW = select(EscalationRow, ConversationRow.key).join(
     ConversationRow, ConversationRow.id == EscalationRow.conversation_id
 )
+
+
+def take_due_repings(now: datetime, platforms: set[str]) -> ReturningUpdate[tuple[int]]:
+    """The statement that takes the re-pings due on ``platforms``.
+
+    Clearing ``reping_at`` in the statement that selects is what makes a re-ping happen once,
+    whichever replica gets there first. It walks the ``reping_at`` index and looks each due
+    escalation's conversation up by its key, so a watcher tick costs what is due, not what
+    the database has ever held.
+    """
+    on_platforms = exists().where(
+        ConversationRow.id == EscalationRow.conversation_id,
+        ConversationRow.platform.in_(platforms),
+    )
+    return (
+        update(EscalationRow)
+        .where(
+            EscalationRow.state == State.OPEN.value, EscalationRow.reping_at <= now, on_platforms
+        )
+        .values(reping_at=None)
+        .returning(EscalationRow.id)
+    )
 
 
 P = ParamSpec("P")
@@ -310,20 +333,8 @@ class SqlStore:
 
     @_quoting_nothing
     async def due_repings(self, now: datetime, *, platforms: set[str]) -> list[EscalationView]:
-        on_platforms = select(ConversationRow.id).where(ConversationRow.platform.in_(platforms))
         async with self._sessions.begin() as session:
-            # Clearing reping_at in the same statement that selects is what makes a re-ping
-            # happen once, whichever replica gets there first.
-            taken = await session.scalars(
-                update(EscalationRow)
-                .where(
-                    EscalationRow.state == State.OPEN.value,
-                    EscalationRow.reping_at <= now,
-                    EscalationRow.conversation_id.in_(on_platforms),
-                )
-                .values(reping_at=None)
-                .returning(EscalationRow.id)
-            )
+            taken = await session.scalars(take_due_repings(now, platforms))
             ids = list(taken)
             if not ids:
                 return []
