@@ -17,6 +17,7 @@ from bots.registry import Adapter, platforms
 from core.config import Settings
 from core.desk import Desk, watch_repings
 from core.engine import Engine, Limits, watch_held
+from core.housekeeping import watch_housekeeping
 from core.types import EscalationView
 from storage.database import open_database
 from storage.repository import SqlStore
@@ -125,6 +126,10 @@ async def serve(
                         watch_repings(runtime.desk, reping, platforms=set(chosen), every=every)
                     )
                     tasks.create_task(watch_held(runtime.engine, every=HELD_RETRY_SECONDS))
+                    retention = timedelta(days=settings.delivery_retention_days)
+                    tasks.create_task(
+                        watch_housekeeping(runtime.store, retention=retention, every=3600.0)
+                    )
                     for adapter in adapters.values():
                         tasks.create_task(adapter.wait())
             except* Signalled as group:

@@ -140,6 +140,11 @@ class ConversationStore(Protocol):
         """Open and claimed escalations, oldest first."""
         ...
 
+    async def forget_deliveries(self, before: datetime) -> int:
+        """Forget the platform message ids recorded before ``before`` (no platform redelivers
+        that late); how many were forgotten."""
+        ...
+
     async def is_active(self, key: ConversationKey) -> bool:
         """Whether a conversation is open at ``key``."""
         ...

@@ -75,7 +75,7 @@ class MemoryStore:
 
     def __init__(self) -> None:
         self._ids = itertools.count(1)
-        self._delivered: set[tuple[str, str]] = set()
+        self._delivered: dict[tuple[str, str], datetime] = {}
         self._conversations: list[_Conversation] = []
         self._escalations: dict[int, _Escalation] = {}
 
@@ -91,7 +91,7 @@ class MemoryStore:
         delivery = (message.key.platform, message.message_id)
         if delivery in self._delivered:
             return None
-        self._delivered.add(delivery)
+        self._delivered[delivery] = now
         row, fresh = self._open(message.key, now=now, idle_after=idle_after, restart=restart)
         _add(row, [replace(turn, kind=Kind.RESTART) if restart and fresh else turn], now=now)
         live = self._live(row)
@@ -214,7 +214,7 @@ class MemoryStore:
         delivery = (key.platform, turn.message_id)
         if row is None or delivery in self._delivered:
             return False
-        self._delivered.add(delivery)
+        self._delivered[delivery] = now
         live = self._live(row)
         if live is not None:
             live.reping_at = None
@@ -238,6 +238,12 @@ class MemoryStore:
     async def live_escalations(self) -> list[EscalationView]:
         live = [e for e in self._escalations.values() if e.state.live]
         return [e.view() for e in sorted(live, key=lambda e: (e.created_at, e.id))]
+
+    async def forget_deliveries(self, before: datetime) -> int:
+        old = [delivery for delivery, at in self._delivered.items() if at < before]
+        for delivery in old:
+            del self._delivered[delivery]
+        return len(old)
 
     async def is_active(self, key: ConversationKey) -> bool:
         return self._open_at(key) is not None

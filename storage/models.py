@@ -78,7 +78,8 @@ class DeliveryRow(Base):
 
     platform: Mapped[str] = mapped_column(String(20), primary_key=True)
     message_id: Mapped[str] = mapped_column(String(200), primary_key=True)
-    created_at: Mapped[datetime]
+    # Forgotten after the retention period (see ``forget_deliveries``).
+    created_at: Mapped[datetime] = mapped_column(index=True)
 
 
 class EscalationRow(Base):

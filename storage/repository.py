@@ -17,7 +17,7 @@ from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import Any, Concatenate, ParamSpec, TypeVar
 
-from sqlalchemy import ColumnElement, Row, exists, select, update
+from sqlalchemy import ColumnElement, Row, delete, exists, select, update
 from sqlalchemy.exc import IntegrityError, StatementError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from sqlalchemy.sql.dml import ReturningUpdate
@@ -348,6 +348,12 @@ class SqlStore:
                 _VIEW.where(_LIVE).order_by(EscalationRow.created_at, EscalationRow.id)
             )
             return _views(found.all())
+
+    @_quoting_nothing
+    async def forget_deliveries(self, before: datetime) -> int:
+        async with self._sessions.begin() as session:
+            done = await session.execute(delete(DeliveryRow).where(DeliveryRow.created_at < before))
+            return done.rowcount
 
     @_quoting_nothing
     async def is_active(self, key: ConversationKey) -> bool:

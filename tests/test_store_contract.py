@@ -21,6 +21,7 @@ __all__ = ["store", "stores"]  # the fixtures, imported to be used by name
 
 OTHER = ConversationKey("test", "T1", "C2", "-")
 HOUR = timedelta(hours=1)
+DAY = timedelta(days=1)
 MINUTE = timedelta(minutes=1)
 
 
@@ -82,6 +83,26 @@ async def test_a_delivery_is_taken_once_per_platform(store: ConversationStore) -
     assert again is None
     assert await begin(store, "m-1", key=elsewhere) is not None
     assert [t.message_id for t in await store.history(KEY)] == ["m-1"]
+
+
+async def test_deliveries_older_than_the_retention_are_forgotten(store: ConversationStore) -> None:
+    await begin(store, "old", now=T0)
+    await begin(store, "new", now=T0 + 2 * DAY)
+
+    assert await store.forget_deliveries(T0 + DAY) == 1
+    assert await store.forget_deliveries(T0 + DAY) == 0
+
+    async def again(message_id: str) -> Conversation | None:
+        return await store.begin_turn(
+            incoming(message_id),
+            turn(Kind.CUSTOMER),
+            now=T0 + 3 * DAY,
+            idle_after=None,
+            restart=False,
+        )
+
+    assert await again("new") is None  # still within the retention: a duplicate
+    assert await again("old") is not None  # forgotten: taken as new
 
 
 async def test_concurrent_duplicates_from_two_replicas_are_taken_once(stores: Stores) -> None:
