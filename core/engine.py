@@ -77,6 +77,7 @@ class _Turn:
     stored: list[Turn] = field(default_factory=list)
     dont_know_streak: int | None = None
     hand_off: HandOff | None = None
+    refused: tuple[int, ...] = ()
 
     def writes(self) -> TurnWrites:
         """The turn's writes; a conversation field that did not change is left out."""
@@ -92,6 +93,7 @@ class _Turn:
                 else None
             ),
             hand_off=self.hand_off,
+            refused=self.refused,
         )
 
 
@@ -319,6 +321,8 @@ class Engine:
                 turn.message.key,
                 cause,
             )
+            if cause == "refusal":
+                turn.refused = _unanswered(turn.history)
             return await self._fallback(turn, cause, usage=result.usage)
         content = _sanitized_blocks(result.content)
         answer = _turn("assistant", "", Kind.MODEL, usage=result.usage, content=content)
@@ -494,6 +498,17 @@ def _transcript(history: list[Turn], *, last: str) -> str:
     if not lines:
         lines = [f"Customer: {last}"]
     return "\n".join(line.replace("\n", "\n  ") for line in lines[-8:])
+
+
+def _unanswered(history: list[Turn]) -> tuple[int, ...]:
+    """The customer turns at the end of ``history`` that went to Claude as its last message
+    (a customer who wrote again after a failed call has several)."""
+    trailing: list[int] = []
+    for turn in reversed(history):
+        if turn.kind != Kind.CUSTOMER:
+            break
+        trailing.append(turn.seq)
+    return tuple(reversed(trailing))
 
 
 def _customer_turn(message: IncomingMessage, text: str, kind: Kind) -> Turn:

@@ -64,6 +64,8 @@ class TurnWrites:
     window_start: int | None = None
     dont_know_streak: int | None = None
     hand_off: HandOff | None = None
+    refused: tuple[int, ...] = ()
+    """Sequence numbers of customer turns Claude refused, to store as ``Kind.REFUSED``."""
 
 
 class ConversationStore(Protocol):

@@ -168,6 +168,9 @@ class Kind(StrEnum):
     """A "start over" that opened a fresh conversation."""
     ATTACHMENT = "attachment"
     """Files without text, which the bot cannot read yet."""
+    REFUSED = "refused"
+    """Customer text Claude refused (``stop_reason: refusal``): kept, never sent again, as
+    Anthropic requires, or every later request would be refused as well."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -140,12 +140,16 @@ class MemoryStore:
             raise LookupError(f"no conversation {conversation_id}")
         if not (
             writes.turns
+            or writes.refused
             or writes.hand_off
             or writes.topic is not None
             or writes.window_start is not None
             or writes.dont_know_streak is not None
         ):
             return None
+        row.turns = [
+            replace(t, kind=Kind.REFUSED) if t.seq in writes.refused else t for t in row.turns
+        ]
         _add(row, writes.turns, now=now)
         if writes.topic is not None:
             row.topic = writes.topic

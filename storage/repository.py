@@ -231,13 +231,22 @@ class SqlStore:
             )
             if value is not None
         }
-        if not (writes.turns or fields or writes.hand_off):
+        if not (writes.turns or fields or writes.refused or writes.hand_off):
             return None
         async with self._sessions.begin() as session:
             # The conversation row is locked first (see the module docstring): FOR UPDATE on a
             # live escalation that does not exist yet locks nothing, and two replicas would
             # both insert one.
             await self._add(session, conversation_id, writes.turns, now=now, **fields)
+            if writes.refused:
+                await session.execute(
+                    update(MessageRow)
+                    .where(
+                        MessageRow.conversation_id == conversation_id,
+                        MessageRow.seq.in_(writes.refused),
+                    )
+                    .values(kind=Kind.REFUSED.value)
+                )
             if writes.hand_off is None:
                 return None
             return await _hand_off(session, conversation_id, writes.hand_off, now=now)

@@ -82,12 +82,13 @@ async def test_failure_gets_its_fallback_and_history_stays_valid(
     assert cause in caplog.text and "test:T1:C1:" in caplog.text
     assert "Traceback" not in reply.text
 
-    # The next turn sends both customer messages as one user turn, and nothing of the failure.
+    # The next turn sends both customer messages as one user turn, and nothing of the failure;
+    # except that a refused message is never sent again (as Anthropic requires: it would be
+    # refused again, and every turn after it).
     after = await engine.handle(message("Hello again?"))
     assert after is not None and after.text == "A designer can help with that."
-    assert texts(fake_claude.requests[-1].body["messages"]) == [
-        ("user", f"{UNANSWERABLE} | Hello again?")
-    ]
+    resent = "" if cause == "refusal" else f"{UNANSWERABLE} | "
+    assert texts(fake_claude.requests[-1].body["messages"]) == [("user", f"{resent}Hello again?")]
 
 
 async def test_retry_after_beyond_the_cap_is_not_waited_for(

@@ -418,3 +418,14 @@ async def _migrate(url: str) -> None:
         await upgrade(database)
     finally:
         await database.dispose()
+
+
+async def test_a_refused_turn_is_kept_but_left_out_of_the_window(store: ConversationStore) -> None:
+    first = await begin(store, "m-1", text="Something Claude refused")
+    [refused] = first.window
+    await store.finish_turn(first.id, TurnWrites(refused=(refused.seq,)), now=T0)
+
+    later = await begin(store, "m-2", text="Hello again")
+
+    assert [t.text for t in later.window] == ["Hello again"]
+    assert [t.kind for t in await store.history(KEY)] == [Kind.REFUSED, Kind.CUSTOMER]
