@@ -13,6 +13,7 @@ response headers) are held back.
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import anthropic
@@ -46,6 +47,15 @@ class ClaudeClient:
             max_retries=0,
         )
         logs.quiet("anthropic", "httpcore2")
+        # A spike of customers queues here instead of tripping the API's rate limit. Each
+        # attempt takes a slot, so a call backing off before a retry holds none.
+        self._slots = asyncio.Semaphore(settings.max_concurrency)
+        self._queued = 0
+
+    @property
+    def queued(self) -> int:
+        """Calls waiting for one of the ``ANTHROPIC_MAX_CONCURRENCY`` slots."""
+        return self._queued
 
     async def aclose(self) -> None:
         await self._client.close()
@@ -76,10 +86,18 @@ class ClaudeClient:
     async def _once(self, *, tools: list[dict[str, Any]], **request: Any) -> LLMResult:
         if tools:
             request["tools"] = tools
-        async with self._client.messages.stream(
-            model=self._settings.model, max_tokens=self._settings.max_tokens, **request
-        ) as stream:
-            message = await stream.get_final_message()
+        self._queued += 1
+        try:
+            await self._slots.acquire()
+        finally:
+            self._queued -= 1
+        try:
+            async with self._client.messages.stream(
+                model=self._settings.model, max_tokens=self._settings.max_tokens, **request
+            ) as stream:
+                message = await stream.get_final_message()
+        finally:
+            self._slots.release()
         usage = message.usage
         return LLMResult(
             content=[b.model_dump(mode="json", exclude_none=True) for b in message.content],

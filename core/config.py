@@ -112,6 +112,7 @@ class ClaudeSettings(BaseSettings):
     max_retries: int = Field(2, ge=0, le=10)
     retry_after_cap_seconds: float = Field(10.0, ge=0)
     token_budget: int = Field(12000, ge=500)
+    max_concurrency: int = Field(8, ge=1)
     # Prompt-cache lifetimes (README, "Prompt caching"): the tools and persona prefix, shared
     # by every conversation, and each conversation's history.
     cache_ttl_prefix: Literal["5m", "1h"] = "1h"
