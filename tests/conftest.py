@@ -98,7 +98,7 @@ class Databases:
     async def sqlite(self, directory: Path) -> str:
         """A copy of the migrated SQLite template in ``directory``."""
         if not self._sqlite_ready:
-            await _migrate(f"sqlite+aiosqlite:///{self._template}")
+            await migrate(f"sqlite+aiosqlite:///{self._template}")
             self._sqlite_ready = True
         target = directory / "supportbot.db"
         # Disposing the engine checkpointed the write-ahead log; copy one if it is still there.
@@ -224,7 +224,8 @@ async def _create_database(url: str) -> None:
         await connection.close()
 
 
-async def _migrate(url: str) -> None:
+async def migrate(url: str) -> None:
+    """Bring the database at ``url`` to the head revision."""
     database = create_engine(url)
     try:
         await upgrade(database)

@@ -400,34 +400,31 @@ class SlackSide(Bot):
         return "\n".join(w["text"] for w in told) or None
 
     async def _staff_writes(self, staff: StaffPost, text: str) -> tuple[Any, str]:
-        ts = self._ts()
-        body = load_body(
-            "message_staff_thread",
-            text=escape(text),
-            ts=ts,
-            user=SLACK_STAFF_USER,
-            thread_ts=staff.message_id,
-            channel=staff.channel_id,
-            user_profile={"display_name": self.staff_name},
-            event_id=f"Ev{ts}",
-        )
-        await self._post(body)
-        return body, f"{staff.channel_id}:{ts}"
+        fixture, where = "message_staff_thread", staff.channel_id
+        return await self._staff_posts(fixture, where, text, thread_ts=staff.message_id)
 
     async def _staff_joins(self, text: str) -> tuple[Any, str]:
         assert self._thread_ts is not None, "the customer has no thread yet"
+        fixture, where = "message_channel_thread", SLACK_SUPPORT
+        return await self._staff_posts(fixture, where, text, thread_ts=self._thread_ts)
+
+    async def _staff_posts(
+        self, fixture: str, channel: str, text: str, *, thread_ts: str
+    ) -> tuple[Any, str]:
+        """A support-team member's thread reply in ``channel``, as Slack delivers it."""
         ts = self._ts()
         body = load_body(
-            "message_channel_thread",
+            fixture,
             text=escape(text),
             ts=ts,
             user=SLACK_STAFF_USER,
-            thread_ts=self._thread_ts,
+            thread_ts=thread_ts,
+            channel=channel,
             user_profile={"display_name": self.staff_name},
             event_id=f"Ev{ts}",
         )
         await self._post(body)
-        return body, f"{SLACK_SUPPORT}:{ts}"
+        return body, f"{channel}:{ts}"
 
     def _all_posts(self) -> list[Posted]:
         return [self._posted(m) for m in self.fake.messages]

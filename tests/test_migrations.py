@@ -21,7 +21,7 @@ from storage.database import (
     head_revision,
     upgrade,
 )
-from tests.conftest import POSTGRES_URL
+from tests.conftest import POSTGRES_URL, migrate
 
 
 async def test_default_updated_at_is_utc_on_a_server_in_another_zone(database_url: str) -> None:
@@ -100,14 +100,6 @@ async def empty_postgres() -> AsyncIterator[str]:
         await admin.close()
 
 
-async def _upgrade_once(url: str) -> None:
-    database = create_engine(url)
-    try:
-        await upgrade(database)
-    finally:
-        await database.dispose()
-
-
 async def _revisions(url: str) -> list[str]:
     database = create_engine(url)
     try:
@@ -126,14 +118,14 @@ async def test_replicas_starting_together_on_an_empty_postgresql_all_migrate_it(
     # share Alembic's process-wide context and stall each other, hence the bound.)
     async with asyncio.timeout(30):
         results = await asyncio.gather(
-            *(_upgrade_once(empty_postgres) for _ in range(4)), return_exceptions=True
+            *(migrate(empty_postgres) for _ in range(4)), return_exceptions=True
         )
     assert results == [None] * 4
     assert await _revisions(empty_postgres) == [head_revision()]
 
 
 async def test_a_failed_migration_on_postgresql_leaves_the_lock_free(empty_postgres: str) -> None:
-    await _upgrade_once(empty_postgres)
+    await migrate(empty_postgres)
     database = create_engine(empty_postgres)
     try:
         async with database.begin() as connection:

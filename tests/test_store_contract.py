@@ -13,8 +13,8 @@ from sqlalchemy.dialects import sqlite
 from core.escalation import State
 from core.ports import Conversation, ConversationStore, HandOff, TurnWrites
 from core.types import ConversationKey, Kind, StaffPost
-from storage.database import create_engine, upgrade
 from storage.repository import take_due_repings
+from tests.conftest import migrate
 from tests.store_fixtures import KEY, T0, Stores, incoming, store, stores, turn
 
 __all__ = ["store", "stores"]  # the fixtures, imported to be used by name
@@ -400,7 +400,7 @@ async def test_history_is_the_newest_conversation_with_everything_in_it(
 def test_the_reping_watcher_walks_its_index_not_every_conversation(tmp_path: Path) -> None:
     """At 400k conversations, scanning them all under the write lock cost 382 ms a tick."""
     url = f"sqlite+aiosqlite:///{tmp_path / 'plan.db'}"
-    asyncio.run(_migrate(url))
+    asyncio.run(migrate(url))
     statement = take_due_repings(T0, {"slack"})
     compiled = str(
         statement.compile(dialect=sqlite.dialect(), compile_kwargs={"literal_binds": True})
@@ -410,14 +410,6 @@ def test_the_reping_watcher_walks_its_index_not_every_conversation(tmp_path: Pat
 
     assert any("USING INDEX ix_escalations_reping_at" in step for step in plan), plan
     assert not any(step.startswith("SCAN") for step in plan), plan
-
-
-async def _migrate(url: str) -> None:
-    database = create_engine(url)
-    try:
-        await upgrade(database)
-    finally:
-        await database.dispose()
 
 
 async def test_a_refused_turn_is_kept_but_left_out_of_the_window(store: ConversationStore) -> None:
