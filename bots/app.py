@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
 from datetime import timedelta
@@ -13,11 +13,13 @@ from typing import TYPE_CHECKING
 
 from pydantic_settings import BaseSettings
 
+from bots.health import Health
 from bots.registry import Adapter, platforms
 from core.config import Settings
 from core.desk import Desk, watch_repings
 from core.engine import Engine, Limits, watch_held
 from core.housekeeping import watch_housekeeping
+from core.metrics import HELD
 from core.types import EscalationView
 from storage.database import open_database
 from storage.repository import SqlStore
@@ -104,8 +106,13 @@ async def serve(
     """
     grace = settings.shutdown_grace_seconds
     async with open_runtime(settings) as runtime:
+        HELD.set_function(lambda: runtime.engine.held)
         async with AsyncExitStack() as stack:
             adapters: dict[str, Adapter] = {}
+            checks = {name: _connected(adapters, name) for name in chosen}
+            health = Health({"database": runtime.store.ping, **checks})
+            await health.start(settings.health_host, settings.health_port)
+            stack.push_async_callback(health.close)
             for platform in sorted(chosen):
                 adapter = make_adapter(platform, chosen[platform], runtime)
                 await adapter.start()
@@ -134,6 +141,7 @@ async def serve(
                         tasks.create_task(adapter.wait())
             except* Signalled as group:
                 [signalled] = group.exceptions
+                health.draining()
                 log.info(
                     "%s: taking no new events; finishing the turns in progress (up to %g s)",
                     signalled,
@@ -141,6 +149,16 @@ async def serve(
                 )
         # Closing the adapters above let their turns finish and post.
         log.info("shut down cleanly")
+
+
+def _connected(adapters: Mapping[str, Adapter], name: str) -> Callable[[], Awaitable[bool]]:
+    """The readiness check of platform ``name``: started and connected."""
+
+    async def check() -> bool:
+        adapter = adapters.get(name)
+        return adapter is not None and await adapter.connected()
+
+    return check
 
 
 class Signalled(Exception):

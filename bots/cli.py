@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import logging
 import sys
 from collections.abc import Coroutine, Iterable
 from enum import StrEnum
@@ -40,10 +39,7 @@ def _settings(*, log_level: str | None = None) -> Settings:
     except ConfigError as exc:
         typer.echo(f"Configuration error:\n{exc}", err=True)
         raise typer.Exit(2) from exc
-    logging.basicConfig(
-        level=log_level or settings.log_level,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
+    logs.configure(level=log_level or settings.log_level, json=settings.log_format == "json")
     # At DEBUG these log request and event bodies, and so what customers write.
     logs.quiet("slack_sdk", "slack_bolt", "discord")
     return settings

@@ -30,6 +30,10 @@ class Adapter(Protocol):
         """Return (or raise) when the platform connection has ended for good."""
         ...
 
+    async def connected(self) -> bool:
+        """Whether events can arrive now (readiness: false while reconnecting)."""
+        ...
+
     async def close(self, *, grace: float | None = None) -> None:
         """Stop taking events; let accepted work finish for ``grace`` seconds, then cancel it."""
         ...

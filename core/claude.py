@@ -14,6 +14,8 @@ response headers) are held back.
 from __future__ import annotations
 
 import asyncio
+import time
+from dataclasses import asdict
 from typing import Any
 
 import anthropic
@@ -28,6 +30,7 @@ from tenacity import (
 
 from core import logs
 from core.config import ClaudeSettings
+from core.metrics import CLAUDE_QUEUED, CLAUDE_SECONDS, CLAUDE_TOKENS
 from core.ports import LLMError, LLMResult
 from core.types import Usage
 
@@ -51,6 +54,7 @@ class ClaudeClient:
         # attempt takes a slot, so a call backing off before a retry holds none.
         self._slots = asyncio.Semaphore(settings.max_concurrency)
         self._queued = 0
+        CLAUDE_QUEUED.set_function(lambda: self._queued)
 
     @property
     def queued(self) -> int:
@@ -73,15 +77,20 @@ class ClaudeClient:
             retry=retry_if_exception(self._retryable),
             reraise=True,
         )
+        started = time.perf_counter()
         try:
             async for attempt in retrying:
                 with attempt:
-                    return await self._once(system=system, messages=messages, tools=tools)
+                    result = await self._once(system=system, messages=messages, tools=tools)
         # A stream that breaks after its HTTP 200 raises the transport's own errors.
         except (anthropic.APIError, httpx2.TransportError) as exc:
+            CLAUDE_SECONDS.labels("error").observe(time.perf_counter() - started)
             # Not chained: a traceback would print the SDK exception, response body and all.
             raise LLMError(cause_of(exc), describe(exc, conversation=messages)) from None
-        raise AssertionError("unreachable: tenacity either returns or re-raises")
+        CLAUDE_SECONDS.labels("ok").observe(time.perf_counter() - started)
+        for kind, count in asdict(result.usage).items():
+            CLAUDE_TOKENS.labels(kind.removesuffix("_tokens")).inc(count)
+        return result
 
     async def _once(self, *, tools: list[dict[str, Any]], **request: Any) -> LLMResult:
         if tools:

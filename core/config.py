@@ -141,6 +141,10 @@ class Settings(BaseSettings):
     shutdown_grace_seconds: float = Field(20.0, ge=0)
     delivery_retention_days: float = Field(14.0, gt=0)
     log_level: str = "INFO"
+    log_format: Literal["text", "json"] = "text"
+    health_host: str = "0.0.0.0"
+    health_port: int = Field(9090, ge=0, le=65535)
+    """Liveness, readiness and Prometheus metrics for ``supportbot run`` (0: any free port)."""
     claude: ClaudeSettings = Field(default_factory=ClaudeSettings)
     persona: Persona | None = None
 

@@ -12,16 +12,18 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 
-from core import hours, prompt, tokens, window
+from core import hours, logs, prompt, tokens, window
 from core.clock import utcnow
 from core.config import Persona
 from core.escalation import people_have_it
 from core.knowledge import KnowledgeBase
+from core.metrics import ESCALATIONS, FALLBACKS, TURN_SECONDS, TURNS
 from core.ports import (
     LLM,
     Conversation,
@@ -35,6 +37,7 @@ from core.text import clean, fold, sanitize
 from core.topics import TopicDetector
 from core.types import (
     ConversationKey,
+    Escalation,
     IncomingMessage,
     Kind,
     Reply,
@@ -77,6 +80,8 @@ class _Turn:
     stored: list[Turn] = field(default_factory=list)
     dont_know_streak: int | None = None
     hand_off: HandOff | None = None
+    why: str = ""
+    """The hand-off's reason as a metrics label (``core.metrics.ESCALATIONS``)."""
     refused: tuple[int, ...] = ()
 
     def writes(self) -> TurnWrites:
@@ -131,8 +136,15 @@ class Engine:
         return await self._store.is_active(key)
 
     async def handle(self, message: IncomingMessage) -> Reply | None:
+        logs.conversation.set(str(message.key))
+        started = time.perf_counter()
         async with self._serial(str(message.key)):
-            return await self._handle(message)
+            reply, outcome = await self._handle(message)
+        took = time.perf_counter() - started
+        TURNS.labels(outcome).inc()
+        TURN_SECONDS.observe(took)
+        log.info("message %s: %s in %.2f s", message.message_id, outcome, took)
+        return reply
 
     @asynccontextmanager
     async def _serial(self, key: str) -> AsyncIterator[None]:
@@ -147,7 +159,8 @@ class Engine:
             if not self._waiting[key]:
                 del self._waiting[key], self._locks[key]
 
-    async def _handle(self, message: IncomingMessage) -> Reply | None:
+    async def _handle(self, message: IncomingMessage) -> tuple[Reply | None, str]:
+        """The reply and the turn's outcome (a ``core.metrics.TURNS`` label)."""
         now = self._clock()
         message = _sanitized(message)
         text = clean(message.text)
@@ -157,28 +170,29 @@ class Engine:
         except Exception:
             log.exception("storing the customer's turn failed in %s: held", message.key)
             self._hold(message, now)
-            return Reply(self._persona.fallbacks.unknown)
+            return Reply(self._persona.fallbacks.unknown), "held"
         if conversation is None:
-            log.info("duplicate delivery %s in %s: ignored", message.message_id, message.key)
-            return None
+            return None, "duplicate"
         if kind == Kind.RESTART and not conversation.fresh:
             notice = None  # a live escalation keeps the conversation: "start over" is just text
         turn = _Turn(conversation, message, text, now)
         escalation = conversation.escalation
         state = escalation.state if escalation is not None else None
         if people_have_it(human_active=conversation.human_active, state=state):
-            return self._quiet(turn)
+            return self._quiet(turn), "quiet"
         try:
             reply = await self._respond(turn, notice)
         except Exception:
             # Whatever broke, nothing of this turn was stored, and the customer still gets
             # a next step: never silence, never the error itself.
             log.exception("the turn failed in %s: fallback", message.key)
-            reply = await self._crashed(turn)
+            reply, outcome = await self._crashed(turn), "crashed"
+        else:
+            outcome = _outcome(turn, reply)
         if message.attachments and kind != Kind.ATTACHMENT and reply.escalation is None:
             # Escalated, the team is on it already; otherwise offer it for the attachments.
             reply = replace(reply, text=f"{reply.text}\n\n{self._persona.unseen_attachments}")
-        return _relayed(turn, reply)
+        return _relayed(turn, reply), outcome
 
     async def _begin(
         self, message: IncomingMessage, text: str, kind: Kind, now: datetime, *, restart: bool
@@ -251,7 +265,6 @@ class Engine:
 
     def _quiet(self, turn: _Turn) -> Reply | None:
         """A person is handling this conversation: say nothing; in a DM, pass it to staff."""
-        log.info("%s is handled by the support team: bot stays quiet", turn.message.key)
         staff = _staff_thread(turn)
         return Reply("", relay=staff) if staff is not None else None
 
@@ -261,20 +274,25 @@ class Engine:
             reply = self._notice(turn, Reply(notice))
         else:
             reply = await self._answer(turn)
+        return replace(reply, escalation=await self._finish(turn))
+
+    async def _finish(self, turn: _Turn) -> Escalation | None:
+        """Store the turn's writes (``finish_turn``); a new escalation is counted."""
         escalation = await self._store.finish_turn(
             turn.conversation.id, turn.writes(), now=turn.now
         )
-        return replace(reply, escalation=escalation)
+        if escalation is not None and escalation.new:
+            ESCALATIONS.labels(turn.why).inc()
+        return escalation
 
     async def _crashed(self, turn: _Turn, *, reason: str = CRASHED) -> Reply:
         """The configured fallback for a turn that broke, with a hand-off if it can be stored."""
         said = self._persona.fallbacks.unknown
         retry = _Turn(turn.conversation, turn.message, turn.text, turn.now)
         try:
-            reply = await self._escalate(retry, reason, said, summarize=False)
-            escalation = await self._store.finish_turn(
-                turn.conversation.id, retry.writes(), now=turn.now
-            )
+            why = "held" if reason == HELD else "crashed"
+            reply = await self._escalate(retry, reason, said, why=why, summarize=False)
+            escalation = await self._finish(retry)
         except Exception:
             log.exception("storing the fallback failed in %s", turn.message.key)
             return Reply(said)
@@ -286,7 +304,11 @@ class Engine:
         turn.history = window.fit(list(conversation.window), budget=self._limits.token_budget)
         if turn.message.wants_person or self._wants_person(turn.text):
             return await self._escalate(
-                turn, "The customer asked for a person", self._persona.handoff, summarize=True
+                turn,
+                "The customer asked for a person",
+                self._persona.handoff,
+                why="customer_asked",
+                summarize=True,
             )
         if self._llm is None:
             return await self._limited(turn)
@@ -334,7 +356,9 @@ class Engine:
                 for c in calls
             ]
             turn.stored += [answer, _turn("user", "", Kind.TOOL_RESULT, content=results)]
-            return await self._escalate(turn, reason, self._persona.dont_know, summarize=True)
+            return await self._escalate(
+                turn, reason, self._persona.dont_know, why="claude_asked", summarize=True
+            )
         said = answer.text.strip()
         if not said:
             return await self._fallback(turn, "unknown", usage=result.usage)
@@ -357,12 +381,14 @@ class Engine:
             turn,
             "The bot could not answer twice in a row",
             f"{said}\n\n{self._persona.handoff}",
+            why="dont_know_twice",
             summarize=True,
             store=False,
         )
 
     async def _fallback(self, turn: _Turn, cause: str, *, usage: Usage | None = None) -> Reply:
         """Claude could not answer: a knowledge entry if one fits, else the cause's message."""
+        FALLBACKS.labels(cause).inc()
         known = self._from_knowledge(turn, usage=usage)
         if known is not None:
             return known
@@ -370,6 +396,7 @@ class Engine:
             turn,
             f"Claude unavailable ({cause})",
             getattr(self._persona.fallbacks, cause),
+            why="claude_unavailable",
             summarize=False,
             usage=usage,
         )
@@ -379,7 +406,9 @@ class Engine:
         if known is not None:
             return known
         said = f"{self._persona.limited_mode} {self._persona.dont_know}"
-        return await self._escalate(turn, "No knowledge entry matched", said, summarize=False)
+        return await self._escalate(
+            turn, "No knowledge entry matched", said, why="no_knowledge", summarize=False
+        )
 
     def _from_knowledge(self, turn: _Turn, *, usage: Usage | None = None) -> Reply | None:
         """The matching knowledge entry, marked as limited mode, or None when none fits."""
@@ -395,6 +424,7 @@ class Engine:
         reason: str,
         said: str,
         *,
+        why: str,
         summarize: bool,
         usage: Usage | None = None,
         store: bool = True,
@@ -405,6 +435,7 @@ class Engine:
         ``store=False`` when ``said`` is Claude's own answer, already kept as a model turn.
         """
         first = turn.conversation.escalation is None
+        turn.why = why
         turn.hand_off = HandOff(
             reason=reason,
             summary=await self._summary(turn, use_claude=summarize and first),
@@ -442,6 +473,15 @@ class Engine:
         """Keep what the customer was told; Claude never sees notices in its history."""
         turn.stored.append(_turn("assistant", reply.text, Kind.NOTICE, usage=usage or Usage()))
         return reply
+
+
+def _outcome(turn: _Turn, reply: Reply) -> str:
+    """The ``core.metrics.TURNS`` outcome of a turn that was answered."""
+    if reply.escalation is not None:
+        return "escalated"
+    if any(t.kind == Kind.MODEL for t in turn.stored):
+        return "answered"
+    return "notice"
 
 
 def _sanitized(message: IncomingMessage) -> IncomingMessage:

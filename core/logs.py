@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import re
 from collections.abc import Iterable
+from contextvars import ContextVar
 
 REDACTED = "***"
 _SECRET = re.compile(
@@ -49,3 +50,34 @@ def quiet(*names: str) -> None:
     for name in names:
         logger = logging.getLogger(name)
         logger.setLevel(max(logger.level, logging.INFO))
+
+
+conversation: ContextVar[str] = ContextVar("conversation", default="-")
+"""The conversation key of the turn running in this task; every log line carries it."""
+
+
+class _WithConversation(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        record.conversation = conversation.get()
+        return True
+
+
+TEXT_FORMAT = "%(asctime)s %(levelname)s %(name)s [%(conversation)s]: %(message)s"
+
+
+def configure(*, level: str, json: bool) -> None:
+    """Log to standard error, as text lines or JSON lines, each with its conversation key."""
+    handler = logging.StreamHandler()
+    handler.addFilter(_WithConversation())
+    if json:
+        from pythonjsonlogger.json import JsonFormatter
+
+        handler.setFormatter(
+            JsonFormatter(
+                "%(asctime)s %(levelname)s %(name)s %(conversation)s %(message)s",
+                rename_fields={"asctime": "time", "levelname": "level", "name": "logger"},
+            )
+        )
+    else:
+        handler.setFormatter(logging.Formatter(TEXT_FORMAT))
+    logging.basicConfig(level=level, handlers=[handler])

@@ -17,7 +17,7 @@ from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import Any, Concatenate, ParamSpec, TypeVar
 
-from sqlalchemy import ColumnElement, Row, delete, exists, select, update
+from sqlalchemy import ColumnElement, Row, delete, exists, literal, select, update
 from sqlalchemy.exc import IntegrityError, StatementError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from sqlalchemy.sql.dml import ReturningUpdate
@@ -373,6 +373,11 @@ class SqlStore:
                 )
             )
             return found is not None
+
+    async def ping(self) -> bool:
+        """Whether the database answers a query now (readiness)."""
+        async with self._sessions() as session:
+            return await session.scalar(select(literal(1))) == 1
 
     @_quoting_nothing
     async def history(self, key: ConversationKey) -> list[Turn]:

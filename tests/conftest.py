@@ -284,6 +284,7 @@ def make_settings(
         "retry_after_cap_seconds": 1.0,
         **(claude or {}),
     }
+    fields = {"health_port": 0} | fields  # never the default port: tests run side by side
     return Settings(
         _env_file=None,
         database_url=database_url,
@@ -327,6 +328,13 @@ Cli = Callable[..., Result]
 SUPPORTBOT = str(Path(sys.executable).with_name("supportbot"))
 
 
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on right now."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
 async def spawn_supportbot(
     tmp_path: Path, *args: str, stdin: bytes, **env: str
 ) -> tuple[int, bytes, bytes]:
@@ -334,6 +342,7 @@ async def spawn_supportbot(
     our settings from this machine; its exit code, stdout and stderr."""
     clean = {k: v for k, v in os.environ.items() if not k.startswith(OURS)}
     clean["SUPPORTBOT_DATABASE_URL"] = f"sqlite+aiosqlite:///{tmp_path / 'bot.db'}"
+    clean["SUPPORTBOT_HEALTH_PORT"] = "0"
     process = await asyncio.create_subprocess_exec(
         SUPPORTBOT,
         *args,
@@ -360,6 +369,7 @@ def cli(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Cli:
             monkeypatch.delenv(name)
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("SUPPORTBOT_DATABASE_URL", f"sqlite+aiosqlite:///{tmp_path / 'bot.db'}")
+    monkeypatch.setenv("SUPPORTBOT_HEALTH_PORT", "0")
     runner = CliRunner()
 
     def run(*args: str, stdin: str | bytes = "", **env: str) -> Result:

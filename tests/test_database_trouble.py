@@ -15,6 +15,7 @@ from sqlalchemy import make_url
 from typer.testing import Result
 
 from bots.app import open_runtime
+from bots.health import Health
 from core.config import Settings
 from core.types import Reply
 from tests.conftest import (
@@ -307,3 +308,20 @@ async def test_a_postgresql_that_stops_answering_fails_the_turn_instead_of_hangi
             assert await runtime.engine.store_held() == 1
             after = await runtime.engine.handle(message("How do I return an item?"))
         assert after is not None and "within 30 days" in after.text
+
+
+@needs_postgres
+async def test_readiness_fails_while_postgresql_is_down_and_passes_once_it_is_back(
+    relayed: Relayed,
+) -> None:
+    outage = relayed.outage
+    settings = relayed.settings(database_connect_timeout_seconds=0.5)
+    async with open_runtime(settings) as runtime:
+        health = Health({"database": runtime.store.ping})
+        before = await health.not_ready()
+        await outage.down()
+        during = await health.not_ready()
+        await outage.up()
+        after = await health.not_ready()
+
+    assert (before, during, after) == ([], ["database"], [])

@@ -67,6 +67,9 @@ class FakeAdapter:
             self.events.append("cancelled")
             raise
 
+    async def connected(self) -> bool:
+        return self.failure is None
+
     async def close(self, *, grace: float | None = None) -> None:
         self.events.append("close")
 

@@ -43,6 +43,7 @@ def test_run_with_a_refused_bot_token_says_so_in_one_line(
     monkeypatch.chdir(tmp_path)  # no .env from the developer's checkout
     env = {
         "SUPPORTBOT_DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path / 'bot.db'}",
+        "SUPPORTBOT_HEALTH_PORT": "0",
         "SLACK_BOT_TOKEN": "xoxb-revoked",
         "SLACK_APP_TOKEN": threaded_slack.app_token,
         "SLACK_API_URL": threaded_slack.api_url,

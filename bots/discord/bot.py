@@ -148,6 +148,10 @@ class DiscordBot:
         if self._connection is not None:
             await self._connection
 
+    async def connected(self) -> bool:
+        """The gateway session is up (discord.py clears "ready" while it reconnects)."""
+        return self._client.is_ready() and not self._client.is_closed()
+
     async def drain(self) -> None:
         """Wait until everything handed over so far has been handled and its posts made."""
         await self._workflow.drain()

@@ -84,6 +84,12 @@ class SlackBot:
         """Return once ``close`` has been called; Socket Mode reconnects on its own until then."""
         await self._closed.wait()
 
+    async def connected(self) -> bool:
+        """Socket Mode: the WebSocket is up; HTTP: the Events API is listening."""
+        if self._socket is not None:
+            return await self._socket.client.is_connected()
+        return self._runner is not None
+
     async def reping(self, view: EscalationView) -> None:
         """Remind staff of an escalation nobody has claimed (``watch_repings`` calls this)."""
         if self._workflow is None:

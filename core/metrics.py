@@ -1,0 +1,53 @@
+"""The Prometheus metrics the bot keeps (``prometheus-client``), served by ``bots.health``.
+
+Labels are closed sets (an outcome, a cause, a reason category, a token kind), never text from
+a conversation or Claude, so a series can neither leak what a customer wrote nor grow without
+bound.
+"""
+
+from __future__ import annotations
+
+from prometheus_client import Counter, Gauge, Histogram
+
+TURNS = Counter(
+    "supportbot_turns",
+    "Customer messages handled, by outcome: answered (by Claude), notice (the bot answered "
+    "without Claude: limited mode, an input problem, a fallback), escalated, quiet (a person "
+    "has the conversation), duplicate (a redelivery), crashed, held (the database refused it)",
+    ["outcome"],
+)
+TURN_SECONDS = Histogram(
+    "supportbot_turn_seconds",
+    "From a customer message reaching the engine to its reply being ready",
+    buckets=(0.05, 0.1, 0.25, 0.5, 1, 2, 4, 8, 15, 30, 60),
+)
+CLAUDE_SECONDS = Histogram(
+    "supportbot_claude_request_seconds",
+    "One Claude request, retries and waiting for a concurrency slot included, by outcome",
+    ["outcome"],
+    buckets=(0.25, 0.5, 1, 2, 4, 8, 15, 30, 60),
+)
+CLAUDE_TOKENS = Counter(
+    "supportbot_claude_tokens",
+    "Tokens billed by Claude, by kind: input, output, cache_read, cache_write",
+    ["kind"],
+)
+CLAUDE_QUEUED = Gauge(
+    "supportbot_claude_queued",
+    "Claude requests waiting for one of the ANTHROPIC_MAX_CONCURRENCY slots",
+)
+FALLBACKS = Counter(
+    "supportbot_fallbacks",
+    "Turns answered with a configured fallback because Claude could not answer, by cause",
+    ["cause"],
+)
+ESCALATIONS = Counter(
+    "supportbot_escalations",
+    "Hand-offs to the team, by reason: customer_asked, claude_asked, claude_unavailable, "
+    "no_knowledge, dont_know_twice, crashed, held",
+    ["reason"],
+)
+HELD = Gauge(
+    "supportbot_held_messages",
+    "Customer messages kept in memory while the database refuses them",
+)
