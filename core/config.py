@@ -68,11 +68,6 @@ class Persona(BaseModel):
     too_long: str = Field(min_length=1)
     fresh_start: str = Field(min_length=1)
     fresh_start_phrases: list[str] = []
-    unseen_attachments: str = Field(
-        "I can't open photos or files yet, so please describe what they show in words. "
-        "If you'd rather a person looked at them, press Talk to a human.",
-        min_length=1,
-    )
     handoff: str = Field(min_length=1)
     human_request_phrases: list[str] = []
     dont_know_markers: list[str] = []
@@ -140,6 +135,11 @@ class Settings(BaseSettings):
     database_command_timeout_seconds: float = Field(15.0, gt=0)
     shutdown_grace_seconds: float = Field(20.0, ge=0)
     delivery_retention_days: float = Field(14.0, gt=0)
+    # What a customer may send in one message (README, "Photos and files").
+    max_files: int = Field(10, ge=0, le=100)
+    max_image_mb: float = Field(5.0, gt=0, le=100)
+    max_pdf_mb: float = Field(32.0, gt=0, le=100)
+    max_pdf_pages: int = Field(100, ge=1, le=600)
     log_level: str = "INFO"
     claude: ClaudeSettings = Field(default_factory=ClaudeSettings)
     persona: Persona | None = None

@@ -103,6 +103,7 @@ class TurnLog:
 
     def __init__(self, engine: Any) -> None:
         self._engine = engine
+        self.files = engine.files
         self.turns: list[tuple[IncomingMessage, Reply | None]] = []
 
     async def handle(self, message: IncomingMessage) -> Reply | None:

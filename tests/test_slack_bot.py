@@ -17,6 +17,7 @@ from bots.slack.settings import SlackSettings
 from bots.slack.staff import REFRESH_SECONDS, RETRY_SECONDS, StaffDirectory
 from core.config import ConfigError
 from core.desk import Desk
+from core.files import Problem
 from core.types import IncomingMessage, Reply, StartError
 from tests.fakes.slack_api import FakeSlack, post_event, sign
 from tests.slack_helpers import (
@@ -435,13 +436,17 @@ async def test_staff_names_are_looked_up_once(slack: FakeSlack) -> None:
     assert slack.calls_to("users.info") == [{"user": "U0STAFF1"}, {"user": "U0STAFF1"}]
 
 
-async def test_a_shared_file_reaches_the_port_with_its_names(
+async def test_a_file_off_slacks_hosts_reaches_the_port_unfetched(
     bot: Harness, port: RecordingPort
 ) -> None:
+    # The fixture's url_private is on files.slack.test: not Slack's, so the token stays home.
     assert await bot.deliver(load_body("file_share")) == 200
     [message] = port.messages
-    assert message.attachments == ("receipt.png",)
+    [receipt] = message.attachments
+    assert (receipt.name, receipt.size, receipt.data) == ("receipt.png", 48213, None)
+    assert receipt.problem == Problem.UNAVAILABLE
     assert message.text == ""
+    assert bot.fake.downloads == []
     assert len(bot.posts("D0DM")) == 1, "the engine's answer is posted"
 
 

@@ -1,0 +1,339 @@
+"""Customers' photos and PDFs: checked by their bytes, made small, kept, and sent to Claude.
+
+The adapters fetch what a message carries (``bots.common.Platform.fetch``, only from the
+platform's own hosts, never more than ``FileLimits.fetch_bytes``); ``check`` then decides, from
+the bytes alone, what Claude may see:
+
+- the type comes from the file's first bytes, never its name or declared type: JPEG, PNG, GIF
+  and WebP images and PDF documents (what the Messages API reads); anything else (HEIC, SVG,
+  executables, text renamed ``.png``) is refused;
+- an image is decoded in full with Pillow (a truncated or corrupt one fails there), refused
+  before decoding when its header claims more than ``max_pixels`` (a decompression bomb),
+  turned upright (EXIF orientation), downscaled to at most 1,568 px on the long edge and about
+  1.15 megapixels (beyond that Anthropic downscales anyway, at our cost), and re-encoded as
+  JPEG, or PNG when it has transparency: the copy kept and sent carries no metadata (no GPS
+  position) and only its first frame;
+- a PDF must open with pypdf, not be encrypted, and have at most ``pdf_pages`` pages.
+
+Every refused file gets a sentence for the customer; nothing is dropped silently. What is
+accepted is kept in the database with its conversation (``ConversationStore.keep_files``) and
+referenced from the stored turn by its SHA-256 (``block``), so a restart, a later turn and the
+staff hand-off still have it; ``expand`` turns the references into base64 for the request.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import io
+import logging
+import math
+import warnings
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from enum import StrEnum
+from pathlib import PurePosixPath
+from typing import Any
+
+from core.types import Attachment
+
+log = logging.getLogger("supportbot.files")
+
+MB = 1024 * 1024
+LONG_EDGE = 1568
+MAX_SENT_PIXELS = 1_150_000
+"""Anthropic's guidance: an image over about 1.15 megapixels (or 1,568 px on a side) is
+downscaled by the API before the model sees it, so sending more only costs time."""
+JPEG_QUALITY = 85
+
+
+class Problem(StrEnum):
+    """Why the adapter could not fetch an attachment."""
+
+    TOO_LARGE = "too_large"
+    """Declared or found larger than ``FileLimits.fetch_bytes``: not (fully) downloaded."""
+    UNAVAILABLE = "unavailable"
+    """The download failed, or its URL was not on the platform's own hosts."""
+    TOO_MANY = "too_many"
+    """Past ``FileLimits.max_files`` on one message: not downloaded."""
+
+
+@dataclass(frozen=True, slots=True)
+class FileLimits:
+    """What a customer may send in one message (``SUPPORTBOT_MAX_*``)."""
+
+    max_files: int = 10
+    image_bytes: int = 5 * MB
+    pdf_bytes: int = 32 * MB
+    pdf_pages: int = 100
+    max_pixels: int = 50_000_000
+    """An image whose header claims more pixels than this is refused before it is decoded."""
+
+    @property
+    def fetch_bytes(self) -> int:
+        """The most an adapter downloads of one file: the larger of the two size limits."""
+        return max(self.image_bytes, self.pdf_bytes)
+
+
+@dataclass(frozen=True, slots=True)
+class Kept:
+    """An accepted file, ready to store and send: the bytes are the checked, downscaled copy."""
+
+    name: str
+    media_type: str
+    data: bytes
+    width: int = 0
+    height: int = 0
+    pages: int = 0
+
+    @property
+    def sha256(self) -> str:
+        return hashlib.sha256(self.data).hexdigest()
+
+    @property
+    def is_image(self) -> bool:
+        return self.media_type.startswith("image/")
+
+    def block(self) -> dict[str, Any]:
+        """The content block stored in the turn: a reference to the kept bytes, with what the
+        window needs to count it and what a placeholder needs to name it."""
+        source = {"type": "blob", "id": self.sha256, "media_type": self.media_type}
+        if self.is_image:
+            size = {"width": self.width, "height": self.height}
+            return {"type": "image", "source": source, "name": self.name, **size}
+        return {"type": "document", "source": source, "name": self.name, "pages": self.pages}
+
+    def attachment(self) -> Attachment:
+        """As a file to post (to staff), under a name whose extension matches its bytes."""
+        suffix = _SUFFIXES[self.media_type]
+        stem = PurePosixPath(self.name).stem or "file"
+        return Attachment(name=f"{stem}{suffix}", size=len(self.data), data=self.data)
+
+
+@dataclass(frozen=True, slots=True)
+class Checked:
+    """What ``check`` made of a message's attachments."""
+
+    kept: tuple[Kept, ...] = ()
+    refusals: tuple[str, ...] = field(default=())
+    """One sentence for the customer per refused file (or group of files past the limit)."""
+
+
+_SUFFIXES = {
+    "image/jpeg": ".jpg",
+    "image/png": ".png",
+    "image/gif": ".gif",
+    "image/webp": ".webp",
+    "application/pdf": ".pdf",
+}
+_PIL_FORMATS = {"image/jpeg": "JPEG", "image/png": "PNG", "image/gif": "GIF", "image/webp": "WEBP"}
+SEND_AS = "could you send a JPEG, PNG or PDF instead?"
+
+
+def sniff(data: bytes) -> str | None:
+    """The media type the bytes say, among those Claude reads; ``None`` for anything else."""
+    if data.startswith(b"\xff\xd8\xff"):
+        return "image/jpeg"
+    if data.startswith(b"\x89PNG\r\n\x1a\n"):
+        return "image/png"
+    if data[:6] in (b"GIF87a", b"GIF89a"):
+        return "image/gif"
+    if data[:4] == b"RIFF" and data[8:12] == b"WEBP":
+        return "image/webp"
+    if data.startswith(b"%PDF-"):
+        return "application/pdf"
+    return None
+
+
+def check(attachments: Sequence[Attachment], limits: FileLimits) -> Checked:
+    """Decide which of a message's fetched attachments Claude may see (CPU-bound: the engine
+    runs it in a worker thread)."""
+    kept: list[Kept] = []
+    refusals: list[str] = []
+    too_many: list[str] = []
+    for attachment in attachments:
+        if attachment.problem == Problem.TOO_MANY or len(kept) >= limits.max_files:
+            too_many.append(attachment.name)
+            continue
+        found = _one(attachment, limits)
+        if isinstance(found, Kept):
+            kept.append(found)
+        else:
+            refusals.append(found)
+    if too_many:
+        refusals.append(
+            f"I can look at up to {limits.max_files} files in one message, so I left out "
+            f"{_names(too_many)} — could you send {'it' if len(too_many) == 1 else 'them'} "
+            "in another message?"
+        )
+    return Checked(tuple(kept), tuple(refusals))
+
+
+def _one(attachment: Attachment, limits: FileLimits) -> Kept | str:
+    """The accepted copy of one attachment, or the sentence that refuses it."""
+    name = attachment.name
+    data = attachment.data
+    if attachment.problem == Problem.TOO_LARGE:
+        return _too_large(name, limits.fetch_bytes)
+    if data is None:
+        return f"I couldn't download {name} — could you try sending it again?"
+    media_type = sniff(data)
+    if media_type is None:
+        log.info(
+            "refused %s: not a type Claude reads (%d bytes)", _ext(name) or "a file", len(data)
+        )
+        return _unsupported(name)
+    if media_type == "application/pdf":
+        if len(data) > limits.pdf_bytes:
+            return _too_large(name, limits.pdf_bytes)
+        return _pdf(name, data, limits)
+    if len(data) > limits.image_bytes:
+        return _too_large(name, limits.image_bytes)
+    return _image(name, data, media_type, limits)
+
+
+def _image(name: str, data: bytes, media_type: str, limits: FileLimits) -> Kept | str:
+    from PIL import Image, ImageOps
+
+    try:
+        with warnings.catch_warnings():
+            # Pillow warns past Image.MAX_IMAGE_PIXELS and raises past twice that; our own
+            # limit is checked on the header first, and any warning left counts as refusal.
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            with Image.open(io.BytesIO(data), formats=[_PIL_FORMATS[media_type]]) as opened:
+                if opened.width * opened.height > limits.max_pixels:
+                    log.warning(
+                        "refused an image of %dx%d pixels (over %d)",
+                        opened.width,
+                        opened.height,
+                        limits.max_pixels,
+                    )
+                    return f"{name} is too large for me to open — could you send a smaller photo?"
+                opened.seek(0)
+                opened.load()
+                image = ImageOps.exif_transpose(opened)
+                return _encoded(name, image)
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning):
+        log.warning("refused an image: Pillow saw a decompression bomb")
+        return f"{name} is too large for me to open — could you send a smaller photo?"
+    except Exception as exc:  # Pillow raises many types for damaged files; all mean the same
+        log.info("refused an image that does not decode: %s", type(exc).__name__)
+        return f"I couldn't open {name} — it seems to be damaged. Could you send it again?"
+
+
+def _encoded(name: str, image: Any) -> Kept:
+    """``image`` downscaled to what Claude looks at and re-encoded without metadata."""
+    from PIL import Image
+
+    scale = min(
+        1.0,
+        LONG_EDGE / max(image.width, image.height),
+        math.sqrt(MAX_SENT_PIXELS / (image.width * image.height)),
+    )
+    if scale < 1.0:
+        size = (max(1, int(image.width * scale)), max(1, int(image.height * scale)))
+        image = image.resize(size, Image.Resampling.LANCZOS)
+    transparent = image.mode in ("RGBA", "LA", "PA") or "transparency" in image.info
+    out = io.BytesIO()
+    if transparent:
+        image.convert("RGBA").save(out, format="PNG", optimize=True)
+        media_type = "image/png"
+    else:
+        image.convert("RGB").save(out, format="JPEG", quality=JPEG_QUALITY)
+        media_type = "image/jpeg"
+    return Kept(name, media_type, out.getvalue(), width=image.width, height=image.height)
+
+
+def _pdf(name: str, data: bytes, limits: FileLimits) -> Kept | str:
+    from pypdf import PdfReader
+
+    try:
+        reader = PdfReader(io.BytesIO(data))
+        if reader.is_encrypted:
+            return (
+                f"{name} is password-protected, so I can't read it — could you send a copy "
+                "without a password?"
+            )
+        pages = len(reader.pages)
+    except Exception as exc:  # pypdf raises many types for damaged files; all mean the same
+        log.info("refused a PDF that does not open: %s", type(exc).__name__)
+        return f"I couldn't open {name} — it seems to be damaged. Could you send it again?"
+    if pages > limits.pdf_pages:
+        return (
+            f"{name} has {pages} pages, more than the {limits.pdf_pages} I can read — could you "
+            "send just the pages that matter?"
+        )
+    if pages == 0:
+        return f"{name} has no pages I can read — could you send it again?"
+    return Kept(name, "application/pdf", data, pages=pages)
+
+
+def _too_large(name: str, limit: int) -> str:
+    return f"{name} is larger than the {limit // MB} MB I can take — could you send a smaller copy?"
+
+
+def _unsupported(name: str) -> str:
+    ext = _ext(name)
+    if ext and ext not in _SUFFIXES.values() and ext != ".jpeg":
+        return f"I can't open {ext} files — could you send a JPEG or PNG (or a PDF)?"
+    return f"I can't open {name}: it is not a photo or PDF I can read — {SEND_AS}"
+
+
+def _ext(name: str) -> str:
+    return PurePosixPath(name).suffix.lower()
+
+
+def _names(names: Sequence[str]) -> str:
+    return names[0] if len(names) == 1 else f"{', '.join(names[:-1])} and {names[-1]}"
+
+
+# -- in the history ---------------------------------------------------------------------------
+
+
+def is_file(block: Mapping[str, Any]) -> bool:
+    """A stored block that references a kept file."""
+    source = block.get("source")
+    return isinstance(source, Mapping) and source.get("type") == "blob"
+
+
+def placeholder(block: Mapping[str, Any]) -> dict[str, Any]:
+    """What stands in for a file block dropped from the window (or whose bytes are gone)."""
+    kind = "photo" if block.get("type") == "image" else "file"
+    return {"type": "text", "text": f"[{kind}: {block.get('name') or 'unnamed'}]"}
+
+
+def referenced(messages: Iterable[Mapping[str, Any]]) -> set[str]:
+    """The SHA-256 of every kept file the ``messages`` reference."""
+    return {
+        block["source"]["id"]
+        for message in messages
+        for block in message["content"]
+        if is_file(block)
+    }
+
+
+def expand(messages: list[dict[str, Any]], blobs: Mapping[str, bytes]) -> list[dict[str, Any]]:
+    """``messages`` as the API takes them: each file reference becomes a base64 image or
+    document block (its ``cache_control`` kept), or its placeholder if the bytes are gone."""
+    for message in messages:
+        message["content"] = [_expanded(b, blobs) if is_file(b) else b for b in message["content"]]
+    return messages
+
+
+def _expanded(block: Mapping[str, Any], blobs: Mapping[str, bytes]) -> dict[str, Any]:
+    source = block["source"]
+    data = blobs.get(source["id"])
+    if data is None:
+        log.warning("a stored file is missing (%s…): sent as its placeholder", source["id"][:12])
+        sent = placeholder(block)
+    else:
+        encoded = base64.standard_b64encode(data).decode("ascii")
+        sent = {
+            "type": block["type"],
+            "source": {"type": "base64", "media_type": source["media_type"], "data": encoded},
+        }
+        if block["type"] == "document":
+            sent["title"] = block.get("name") or "document"
+    if "cache_control" in block:
+        sent["cache_control"] = block["cache_control"]
+    return sent
