@@ -1,0 +1,247 @@
+"""Customers' photos and PDFs reach Claude and the team (issue 11).
+
+Platform scenarios run the real adapters over their fakes (``tests/harness.py``), which serve
+the files the way each platform does (Slack only with the bot token); engine scenarios drive
+the real engine and store. Every file is made in the test with Pillow or pypdf.
+"""
+
+from __future__ import annotations
+
+import base64
+import io
+from collections.abc import AsyncIterator
+from dataclasses import replace
+from typing import Any
+
+import pytest
+from PIL import Image
+
+from bots.app import Runtime, open_runtime
+from core.config import Settings
+from core.types import Attachment, IncomingMessage
+from tests.conftest import make_settings
+from tests.engine_helpers import KEY, message
+from tests.fakes.anthropic_api import FakeAnthropic, text, tool_use
+from tests.file_helpers import bomb_png, jpeg, pdf
+from tests.harness import PLATFORMS, Bot, open_bot
+
+DAMAGED = "the table arrived damaged, can I return it?"
+RETURNS = "I'm sorry about the table: yes, damaged items can be returned within 30 days."
+TABLE = jpeg(1200, 900, color="saddlebrown")
+
+
+@pytest.fixture(params=PLATFORMS)
+async def bot(request: pytest.FixtureRequest, runtime: Runtime) -> AsyncIterator[Bot]:
+    async with open_bot(request.param, runtime=runtime) as opened:
+        yield opened
+
+
+def blocks(request_body: dict[str, Any], *, message_index: int = -1) -> list[dict[str, Any]]:
+    """A request message's content, without the engine's topic note and cache markers."""
+    content = request_body["messages"][message_index]["content"]
+    return [
+        {k: v for k, v in b.items() if k != "cache_control"}
+        for b in content
+        if b.get("title") != "Support system note"
+    ]
+
+
+def image_of(block: dict[str, Any]) -> Image.Image:
+    assert block["type"] == "image" and block["source"]["type"] == "base64"
+    return Image.open(io.BytesIO(base64.b64decode(block["source"]["data"])))
+
+
+async def test_a_damaged_table_photo_reaches_claude_beside_the_words(
+    bot: Bot, fake_claude: FakeAnthropic
+) -> None:
+    fake_claude.queue(text(RETURNS))
+
+    reply = await bot.say(DAMAGED, files=(("damaged_table.jpg", TABLE),))
+
+    assert reply is not None and reply.text == RETURNS
+    photo, words = blocks(fake_claude.requests[-1].body)
+    assert image_of(photo).size == (1200, 900)
+    assert photo["source"]["media_type"] == "image/jpeg"
+    assert words == {"type": "text", "text": DAMAGED}
+
+
+async def test_a_photo_alone_is_a_turn_claude_answers(bot: Bot, fake_claude: FakeAnthropic) -> None:
+    fake_claude.queue(text("Thanks for the photo: what happened to the table?"))
+
+    reply = await bot.say("", files=(("IMG_2041.jpg", TABLE),))
+
+    assert reply is not None and reply.text == "Thanks for the photo: what happened to the table?"
+    photo, words = blocks(fake_claude.requests[-1].body)
+    assert photo["type"] == "image"
+    assert words["text"] == "(The customer sent a photo without any text.)"
+
+
+async def test_an_unsupported_file_alone_is_refused_without_asking_claude(
+    bot: Bot, fake_claude: FakeAnthropic
+) -> None:
+    heic = b"\x00\x00\x00\x18ftypheic" + b"\x00" * 64
+
+    reply = await bot.say("", files=(("IMG_2042.heic", heic),))
+
+    assert reply is not None
+    assert reply.says("I can't open .heic files — could you send a JPEG or PNG (or a PDF)?")
+    assert fake_claude.requests == []
+
+
+async def test_the_team_sees_the_customers_photo_on_a_hand_off(
+    bot: Bot, fake_claude: FakeAnthropic
+) -> None:
+    fake_claude.queue(tool_use("escalate_to_human", {"reason": "Damaged delivery"}), text("Sum."))
+
+    reply = await bot.say(DAMAGED, where="dm", files=(("damaged_table.jpg", TABLE),))
+
+    assert reply is not None and reply.says("I've saved your photo with this conversation")
+    [(name, data)] = await bot.staff_files(where="dm")
+    assert name == "damaged_table.jpg"
+    assert Image.open(io.BytesIO(data)).size == (1200, 900)
+
+    # A later photo in the DM reaches the staff thread with its relay.
+    second = jpeg(300, 200, color="navy")
+    await bot.say("and the box", where="dm", files=(("box.jpg", second),))
+    names = [n for n, _ in await bot.staff_files(where="dm")]
+    assert names == ["damaged_table.jpg", "box.jpg"]
+
+
+async def test_a_file_staff_post_in_the_dm_relay_reaches_the_customer(
+    bot: Bot, fake_claude: FakeAnthropic
+) -> None:
+    await bot.say("Can I talk to a human?", where="dm")
+    label = pdf(1)
+
+    relayed = await bot.staff_writes_in_thread(
+        "Here is your return label.", where="dm", files=(("return_label.pdf", label),)
+    )
+
+    assert relayed is not None and relayed.says("Here is your return label.")
+    assert bot.customer_files(where="dm") == [("return_label.pdf", label)]
+
+
+async def test_a_30_mb_image_is_refused_with_a_sentence(
+    bot: Bot, fake_claude: FakeAnthropic
+) -> None:
+    fake_claude.queue(text(RETURNS))
+    huge = TABLE + b"\x00" * (30 * 1024 * 1024)
+
+    reply = await bot.say(DAMAGED, files=(("huge.jpg", huge),))
+
+    assert reply is not None and reply.says(RETURNS)
+    assert reply.says("huge.jpg is larger than the 5 MB I can take")
+    assert [b["type"] for b in blocks(fake_claude.requests[-1].body)] == ["text"]
+
+
+# -- the engine ---------------------------------------------------------------------------------
+
+
+def photo_message(text: str, *files: tuple[str, bytes]) -> IncomingMessage:
+    return replace(message(text), attachments=tuple(Attachment(n, data=d) for n, d in files))
+
+
+async def test_a_pdf_receipt_goes_to_claude_as_a_document(
+    runtime: Runtime, fake_claude: FakeAnthropic
+) -> None:
+    fake_claude.queue(text("I see the receipt for order 1042."))
+    receipt = pdf(1)
+
+    reply = await runtime.engine.handle(photo_message("my receipt", ("receipt.pdf", receipt)))
+
+    assert reply is not None and reply.text == "I see the receipt for order 1042."
+    document, words = blocks(fake_claude.requests[-1].body)
+    assert document == {
+        "type": "document",
+        "source": {
+            "type": "base64",
+            "media_type": "application/pdf",
+            "data": base64.standard_b64encode(receipt).decode(),
+        },
+        "title": "receipt.pdf",
+    }
+    assert words["text"] == "my receipt"
+
+
+async def test_eleven_images_send_ten_and_name_the_eleventh(
+    runtime: Runtime, fake_claude: FakeAnthropic
+) -> None:
+    fake_claude.queue(text("Thanks, I see them."))
+    photos = [(f"p{i}.jpg", jpeg(40, 30, color=f"#{i:02x}2040")) for i in range(11)]
+
+    reply = await runtime.engine.handle(photo_message("all the damage", *photos))
+
+    assert reply is not None and reply.text.startswith("Thanks, I see them.")
+    assert "so I left out p10.jpg" in reply.text
+    sent = blocks(fake_claude.requests[-1].body)
+    assert [b["type"] for b in sent] == ["image"] * 10 + ["text"]
+
+
+@pytest.mark.parametrize(
+    ("name", "data", "said"),
+    [
+        ("notes.png", b"just some text, renamed", "I can't open notes.png"),
+        ("bomb.png", bomb_png(), "bomb.png is too large for me to open"),
+    ],
+    ids=["text-renamed-png", "decompression-bomb"],
+)
+async def test_hostile_files_are_refused_and_the_words_still_answered(
+    runtime: Runtime, fake_claude: FakeAnthropic, name: str, data: bytes, said: str
+) -> None:
+    fake_claude.queue(text(RETURNS))
+
+    reply = await runtime.engine.handle(photo_message(DAMAGED, (name, data)))
+
+    assert reply is not None and reply.text.startswith(RETURNS) and said in reply.text
+    assert [b["type"] for b in blocks(fake_claude.requests[-1].body)] == ["text"]
+
+
+async def test_the_photo_survives_a_restart(settings: Settings, fake_claude: FakeAnthropic) -> None:
+    fake_claude.queue(text(RETURNS), text("The photo shows a cracked table top."))
+    async with open_runtime(settings) as first:
+        await first.engine.handle(photo_message(DAMAGED, ("damaged_table.jpg", TABLE)))
+
+    async with open_runtime(settings) as second:  # a new process on the same database
+        reply = await second.engine.handle(message("what about the photo I sent?"))
+
+    assert reply is not None and reply.text == "The photo shows a cracked table top."
+    first_turn = blocks(fake_claude.requests[-1].body, message_index=0)
+    assert image_of(first_turn[0]).size == (1200, 900)
+    assert blocks(fake_claude.requests[-1].body)[-1]["text"] == "what about the photo I sent?"
+
+
+async def test_many_photos_keep_the_window_under_budget(
+    database_url: str, fake_claude: FakeAnthropic
+) -> None:
+    budget = 4000  # each 1,200 × 900 photo costs 1,440 tokens
+    settings = make_settings(database_url, fake_claude.base_url, claude={"token_budget": budget})
+    async with open_runtime(settings) as runtime:
+        for i in range(6):
+            fake_claude.queue(text(f"Noted photo {i}."))
+            await runtime.engine.handle(photo_message(f"photo {i}", (f"p{i}.jpg", TABLE)))
+
+    history = await runtime.store.history(KEY)
+    assert len(history) == 12
+    body = fake_claude.requests[-1].body
+    images = [b for m in body["messages"] for b in m["content"] if b["type"] == "image"]
+    placeholders = [
+        b["text"]
+        for m in body["messages"]
+        for b in m["content"]
+        if b["type"] == "text" and b["text"].startswith("[photo: ")
+    ]
+    assert 1 <= len(images) <= budget // 1440
+    assert placeholders and placeholders[0] == "[photo: p0.jpg]"
+    words = [b["text"] for b in blocks(body, message_index=0) if b["type"] == "text"]
+    assert "photo 0" in words, "old words stay while old photos go"
+
+
+async def test_limited_mode_keeps_the_photo_for_the_team(database_url: str) -> None:
+    settings = make_settings(database_url, None)
+    async with open_runtime(settings) as runtime:
+        reply = await runtime.engine.handle(photo_message(DAMAGED, ("damaged_table.jpg", TABLE)))
+        assert reply is not None and reply.escalation is not None
+        assert "I've saved your photo with this conversation" in reply.text
+        assert reply.escalation.id is not None
+        [kept] = await runtime.store.escalation_files(reply.escalation.id)
+        assert kept.name == "damaged_table.jpg"
