@@ -377,6 +377,8 @@ def test_manifest_asks_for_exactly_what_the_adapter_uses() -> None:
         "reactions:write",  # the progress reaction
         "usergroups:read",  # usergroups.users.list: staff replies in threads
         "users:read",  # users.info: the name on a relayed staff reply
+        "files:read",  # url_private: customers' photos and PDFs, staff files for a DM
+        "files:write",  # files.uploadV2: photos to the staff thread, staff files to a DM
     }
     assert set(manifest["settings"]["event_subscriptions"]["bot_events"]) == {
         "app_mention",
