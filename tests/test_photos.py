@@ -15,10 +15,14 @@ from typing import Any
 
 import pytest
 from PIL import Image
+from sqlalchemy import text as sql
 
 from bots.app import Runtime, open_runtime
+from bots.common.download import allowed
+from bots.slack.web import FILE_HOSTS
 from core.config import Settings
 from core.types import Attachment, IncomingMessage
+from storage.database import create_engine
 from tests.conftest import make_settings
 from tests.engine_helpers import KEY, message
 from tests.fakes.anthropic_api import FakeAnthropic, text, tool_use
@@ -245,3 +249,36 @@ async def test_limited_mode_keeps_the_photo_for_the_team(database_url: str) -> N
         assert reply.escalation.id is not None
         [kept] = await runtime.store.escalation_files(reply.escalation.id)
         assert kept.name == "damaged_table.jpg"
+
+
+async def test_files_are_deleted_with_their_conversation(
+    runtime: Runtime, database_url: str
+) -> None:
+    await runtime.engine.handle(photo_message("", ("damaged_table.jpg", TABLE)))
+    database = create_engine(database_url)
+    try:
+        async with database.begin() as connection:
+            count = sql("SELECT count(*) FROM files")
+            assert (await connection.execute(count)).scalar_one() == 1
+            await connection.execute(sql("DELETE FROM conversations"))
+            assert (await connection.execute(count)).scalar_one() == 0
+    finally:
+        await database.dispose()
+
+
+@pytest.mark.parametrize(
+    ("url", "ok"),
+    [
+        ("https://files.slack.com/files-pri/T1-F1/table.jpg", True),
+        ("http://files.slack.com/files-pri/T1-F1/table.jpg", False),  # never in clear text
+        ("https://files.slack.com:8443/files-pri/T1-F1/table.jpg", False),
+        ("https://files.slack.com.evil.test/table.jpg", False),
+        ("https://evil.test/files-pri/table.jpg", False),
+        ("https://gateway.example/api/files/table.jpg", True),  # SLACK_API_URL's host
+        ("http://gateway.example/api/files/table.jpg", False),
+        ("/files-pri/table.jpg", False),
+        ("not a url at all", False),
+    ],
+)
+def test_slacks_token_goes_only_to_slacks_file_hosts_and_the_api_host(url: str, ok: bool) -> None:
+    assert allowed(url, hosts=FILE_HOSTS, api_url="https://gateway.example/api/") is ok
