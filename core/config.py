@@ -138,7 +138,7 @@ class Settings(BaseSettings):
     # What a customer may send in one message (README, "Photos and files").
     max_files: int = Field(10, ge=0, le=100)
     max_image_mb: float = Field(5.0, gt=0, le=100)
-    max_pdf_mb: float = Field(32.0, gt=0, le=100)
+    max_pdf_mb: float = Field(20.0, gt=0, le=100)
     max_pdf_pages: int = Field(100, ge=1, le=600)
     log_level: str = "INFO"
     claude: ClaudeSettings = Field(default_factory=ClaudeSettings)

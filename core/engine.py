@@ -270,8 +270,6 @@ class Engine:
                     conversation = await self._begin(
                         message, text, kind, at, checked, restart=False
                     )
-                    if conversation is not None:
-                        await self._store.keep_files(conversation.id, checked.kept, now=at)
                 except Exception as exc:
                     log.warning(
                         "the database still refuses held messages (%s): %d waiting",
@@ -282,6 +280,7 @@ class Engine:
                 del self._held[message_id]
                 if conversation is not None:  # None: it was stored before the error came back
                     held = _Turn(conversation, message, text, at, files=checked.kept)
+                    await self._keep_quietly(held)
                     await self._crashed(held, reason=HELD)
                     stored += 1
         return stored

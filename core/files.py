@@ -45,6 +45,12 @@ MAX_SENT_PIXELS = 1_150_000
 """Anthropic's guidance: an image over about 1.15 megapixels (or 1,568 px on a side) is
 downscaled by the API before the model sees it, so sending more only costs time."""
 JPEG_QUALITY = 85
+MAX_SENT_IMAGE_BYTES = 3_750_000
+"""The Messages API takes images of up to 5 MB as base64, which is 4/3 of the bytes."""
+MAX_REQUEST_FILE_BYTES = 20 * MB
+"""Files sent in one request, at most (the API takes 32 MB per request, as base64: 4/3 of
+the bytes, and the words and the persona travel too): older files beyond it are sent as their
+placeholders."""
 
 
 class Problem(StrEnum):
@@ -64,7 +70,7 @@ class FileLimits:
 
     max_files: int = 10
     image_bytes: int = 5 * MB
-    pdf_bytes: int = 32 * MB
+    pdf_bytes: int = 20 * MB
     pdf_pages: int = 100
     max_pixels: int = 50_000_000
     """An image whose header claims more pixels than this is refused before it is decoded."""
@@ -174,21 +180,19 @@ def _one(attachment: Attachment, limits: FileLimits) -> Kept | str:
     name = attachment.name
     data = attachment.data
     if attachment.problem == Problem.TOO_LARGE:
-        return _too_large(name, limits.fetch_bytes)
+        return _too_large(name, limits)
     if data is None:
         return f"I couldn't download {name} — could you try sending it again?"
     media_type = sniff(data)
     if media_type is None:
-        log.info(
-            "refused %s: not a type Claude reads (%d bytes)", _ext(name) or "a file", len(data)
-        )
+        log.info("refused a file of %d bytes: not a type Claude reads", len(data))
         return _unsupported(name)
     if media_type == "application/pdf":
         if len(data) > limits.pdf_bytes:
-            return _too_large(name, limits.pdf_bytes)
+            return _too_large(name, limits)
         return _pdf(name, data, limits)
     if len(data) > limits.image_bytes:
-        return _too_large(name, limits.image_bytes)
+        return _too_large(name, limits)
     return _image(name, data, media_type, limits)
 
 
@@ -234,14 +238,18 @@ def _encoded(name: str, image: Any) -> Kept:
         size = (max(1, int(image.width * scale)), max(1, int(image.height * scale)))
         image = image.resize(size, Image.Resampling.LANCZOS)
     transparent = image.mode in ("RGBA", "LA", "PA") or "transparency" in image.info
-    out = io.BytesIO()
     if transparent:
+        out = io.BytesIO()
         image.convert("RGBA").save(out, format="PNG", optimize=True)
-        media_type = "image/png"
-    else:
-        image.convert("RGB").save(out, format="JPEG", quality=JPEG_QUALITY)
-        media_type = "image/jpeg"
-    return Kept(name, media_type, out.getvalue(), width=image.width, height=image.height)
+        if out.tell() <= MAX_SENT_IMAGE_BYTES:
+            return Kept(name, "image/png", out.getvalue(), width=image.width, height=image.height)
+        # Noise does not compress: such a PNG would be over the API's limit, a JPEG is not.
+        rgba = image.convert("RGBA")
+        image = Image.new("RGB", image.size, "white")
+        image.paste(rgba, mask=rgba.getchannel("A"))
+    out = io.BytesIO()
+    image.convert("RGB").save(out, format="JPEG", quality=JPEG_QUALITY)
+    return Kept(name, "image/jpeg", out.getvalue(), width=image.width, height=image.height)
 
 
 def _pdf(name: str, data: bytes, limits: FileLimits) -> Kept | str:
@@ -268,8 +276,15 @@ def _pdf(name: str, data: bytes, limits: FileLimits) -> Kept | str:
     return Kept(name, "application/pdf", data, pages=pages)
 
 
-def _too_large(name: str, limit: int) -> str:
-    return f"{name} is larger than the {limit // MB} MB I can take — could you send a smaller copy?"
+def _too_large(name: str, limits: FileLimits) -> str:
+    return (
+        f"{name} is too large for me: I can take photos of up to {_mb(limits.image_bytes)} "
+        f"and PDFs of up to {_mb(limits.pdf_bytes)} — could you send a smaller copy?"
+    )
+
+
+def _mb(size: int) -> str:
+    return f"{size / MB:g} MB"
 
 
 def _unsupported(name: str) -> str:
@@ -314,17 +329,26 @@ def referenced(messages: Iterable[Mapping[str, Any]]) -> set[str]:
 
 def expand(messages: list[dict[str, Any]], blobs: Mapping[str, bytes]) -> list[dict[str, Any]]:
     """``messages`` as the API takes them: each file reference becomes a base64 image or
-    document block (its ``cache_control`` kept), or its placeholder if the bytes are gone."""
-    for message in messages:
-        message["content"] = [_expanded(b, blobs) if is_file(b) else b for b in message["content"]]
+    document block (its ``cache_control`` kept), or its placeholder if the bytes are gone or
+    newer files already fill ``MAX_REQUEST_FILE_BYTES``."""
+    room = MAX_REQUEST_FILE_BYTES
+    for message in reversed(messages):
+        content = message["content"]
+        for index in reversed(range(len(content))):
+            if not is_file(content[index]):
+                continue
+            data = blobs.get(content[index]["source"]["id"])
+            if data is not None and len(data) > room:
+                data = None
+            room -= len(data or b"")
+            content[index] = _expanded(content[index], data)
     return messages
 
 
-def _expanded(block: Mapping[str, Any], blobs: Mapping[str, bytes]) -> dict[str, Any]:
+def _expanded(block: Mapping[str, Any], data: bytes | None) -> dict[str, Any]:
     source = block["source"]
-    data = blobs.get(source["id"])
     if data is None:
-        log.warning("a stored file is missing (%s…): sent as its placeholder", source["id"][:12])
+        log.info("a stored file is gone or over the request's room: sent as its placeholder")
         sent = placeholder(block)
     else:
         encoded = base64.standard_b64encode(data).decode("ascii")

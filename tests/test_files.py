@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import base64
 import io
+import os
 
 import pytest
 from PIL import Image
@@ -138,7 +139,8 @@ def test_an_image_over_the_size_limit_is_refused() -> None:
     big = noisy_png(6 * MB)
     checked = one("huge.png", big)
     assert checked.refusals == (
-        "huge.png is larger than the 5 MB I can take — could you send a smaller copy?",
+        "huge.png is too large for me: I can take photos of up to 5 MB and PDFs of up to 20 MB "
+        "— could you send a smaller copy?",
     )
 
 
@@ -161,7 +163,8 @@ def test_files_the_adapter_could_not_fetch_are_refused() -> None:
         FileLimits(),
     )
     assert checked.refusals == (
-        "far.jpg is larger than the 32 MB I can take — could you send a smaller copy?",
+        "far.jpg is too large for me: I can take photos of up to 5 MB and PDFs of up to 20 MB "
+        "— could you send a smaller copy?",
         "I couldn't download gone.jpg — could you try sending it again?",
     )
 
@@ -214,3 +217,33 @@ def json_copy(messages: list[dict]) -> list[dict]:
     import copy
 
     return copy.deepcopy(messages)
+
+
+def test_a_transparent_png_too_big_for_the_api_is_sent_as_a_jpeg() -> None:
+    noise = Image.frombytes("RGBA", (1000, 1000), os.urandom(4_000_000))
+    out = io.BytesIO()
+    noise.save(out, format="PNG")
+    assert files.MAX_SENT_IMAGE_BYTES < out.tell() < 5 * MB
+
+    [kept] = one("noise.png", out.getvalue()).kept
+
+    assert kept.media_type == "image/jpeg" and len(kept.data) <= files.MAX_SENT_IMAGE_BYTES
+
+
+def test_a_request_carries_the_newest_files_up_to_its_room() -> None:
+    size = files.MAX_REQUEST_FILE_BYTES // 2 - 1
+    old, mid, new = (
+        files.Kept(f"{n}.pdf", "application/pdf", bytes([i]) * size, pages=1)
+        for i, n in enumerate(("old", "mid", "new"))
+    )
+    messages = [
+        {"role": "user", "content": [old.block()]},
+        {"role": "assistant", "content": [{"type": "text", "text": "ok"}]},
+        {"role": "user", "content": [mid.block(), new.block()]},
+    ]
+    blobs = {k.sha256: k.data for k in (old, mid, new)}
+
+    sent = files.expand(messages, blobs)
+
+    assert sent[0]["content"] == [{"type": "text", "text": "[file: old.pdf]"}]
+    assert [b["type"] for b in sent[2]["content"]] == ["document", "document"]

@@ -134,7 +134,7 @@ async def test_a_30_mb_image_is_refused_with_a_sentence(
     reply = await bot.say(DAMAGED, files=(("huge.jpg", huge),))
 
     assert reply is not None and reply.says(RETURNS)
-    assert reply.says("huge.jpg is larger than the 5 MB I can take")
+    assert reply.says("huge.jpg is too large for me: I can take photos of up to 5 MB")
     assert [b["type"] for b in blocks(fake_claude.requests[-1].body)] == ["text"]
 
 
