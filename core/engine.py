@@ -342,6 +342,9 @@ class Engine:
         conversation = turn.conversation
         turn.topic = self._topics.detect(turn.text) or conversation.topic
         turn.history = window.fit(list(conversation.window), budget=self._limits.token_budget)
+        stripped = window.stripped(conversation.window, turn.history)
+        if stripped:
+            await self._store.strip_files(conversation.id, stripped)
         if turn.message.wants_person or self._wants_person(turn.text):
             return await self._escalate(
                 turn, "The customer asked for a person", self._persona.handoff, summarize=True

@@ -168,6 +168,11 @@ class ConversationStore(Protocol):
         """The bytes of the conversation's kept files among ``ids`` (SHA-256), by id."""
         ...
 
+    async def strip_files(self, conversation_id: int, turns: Sequence[Turn]) -> None:
+        """Store ``turns``' content (their files replaced by placeholders) and token counts in
+        place of what the conversation's turns of the same ``seq`` held; the files stay kept."""
+        ...
+
     async def escalation_files(self, escalation_id: int) -> list[Kept]:
         """Every file kept in the escalation's conversation, oldest first (for staff)."""
         ...

@@ -8,6 +8,7 @@ every request repeats the previous one's messages byte for byte, so prompt cachi
 from __future__ import annotations
 
 import copy
+from collections.abc import Sequence
 from dataclasses import replace
 from typing import Any
 
@@ -25,9 +26,10 @@ def fit(turns: list[Turn], *, budget: int) -> list[Turn]:
 
     Photos and PDFs go before words: over budget, the files of the oldest turns are replaced
     by a placeholder ("[photo: table.jpg]") first, and only if that is not enough are the
-    oldest turns dropped. The result always starts with a customer turn, so it never opens
-    with an assistant turn or with a tool result whose tool call was dropped. The newest turn
-    is always kept whole.
+    oldest turns dropped. The engine stores the placeholders (``stripped``), so the next
+    request repeats this one's prefix, as after a trim. The result always starts with a
+    customer turn, so it never opens with an assistant turn or with a tool result whose tool
+    call was dropped. The newest turn is always kept whole.
     """
     total = sum(t.tokens for t in turns)
     first = 0
@@ -45,6 +47,12 @@ def fit(turns: list[Turn], *, budget: int) -> list[Turn]:
     while first < len(turns) - 1 and turns[first].kind != Kind.CUSTOMER:
         first += 1
     return turns[first:]
+
+
+def stripped(before: Sequence[Turn], after: Sequence[Turn]) -> list[Turn]:
+    """The turns of ``after`` (``fit``'s result) whose files ``fit`` replaced by placeholders."""
+    held = {t.seq: t.content for t in before}
+    return [t for t in after if t.content != held.get(t.seq, t.content)]
 
 
 def without_files(turn: Turn) -> Turn:

@@ -270,6 +270,16 @@ class MemoryStore:
         files = self._by_id(conversation_id).files
         return {i: files[i].data for i in ids if i in files}
 
+    async def strip_files(self, conversation_id: int, turns: Sequence[Turn]) -> None:
+        row = self._by_id(conversation_id)
+        by_seq = {t.seq: t for t in turns}
+        row.turns = [
+            replace(t, content=by_seq[t.seq].content, tokens=by_seq[t.seq].tokens)
+            if t.seq in by_seq
+            else t
+            for t in row.turns
+        ]
+
     async def escalation_files(self, escalation_id: int) -> list[Kept]:
         escalation = self._escalations.get(escalation_id)
         return list(escalation.conversation.files.values()) if escalation is not None else []

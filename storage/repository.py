@@ -430,6 +430,18 @@ class SqlStore:
             return {sha: data for sha, data in found.all()}
 
     @_quoting_nothing
+    async def strip_files(self, conversation_id: int, turns: Sequence[Turn]) -> None:
+        async with self._sessions.begin() as session:
+            for turn in turns:
+                await session.execute(
+                    update(MessageRow)
+                    .where(
+                        MessageRow.conversation_id == conversation_id, MessageRow.seq == turn.seq
+                    )
+                    .values(content=turn.content, tokens=turn.tokens)
+                )
+
+    @_quoting_nothing
     async def escalation_files(self, escalation_id: int) -> list[Kept]:
         async with self._sessions() as session:
             rows = await session.scalars(

@@ -238,6 +238,19 @@ async def test_many_photos_keep_the_window_under_budget(
     assert placeholders and placeholders[0] == "[photo: p0.jpg]"
     words = [b["text"] for b in blocks(body, message_index=0) if b["type"] == "text"]
     assert "photo 0" in words, "old words stay while old photos go"
+    # The placeholders are stored, so between two trims each request repeats the previous one
+    # (the prompt cache keeps hitting): only the turns that dropped photos start afresh.
+    assert history[0].content[0] == {"type": "text", "text": "[photo: p0.jpg]"}
+    bodies = [r.body for r in fake_claude.requests]
+    fresh = [n for n in range(1, len(bodies)) if not repeats(bodies[n - 1], bodies[n])]
+    assert fresh == [2, 4]
+
+
+def repeats(before: dict[str, Any], after: dict[str, Any]) -> bool:
+    """Whether ``after``'s messages start with all of ``before``'s (markers and note aside)."""
+    count = len(before["messages"])
+    earlier = [blocks(before, message_index=i) for i in range(count)]
+    return earlier == [blocks(after, message_index=i) for i in range(count)]
 
 
 async def test_limited_mode_keeps_the_photo_for_the_team(database_url: str) -> None:

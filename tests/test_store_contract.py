@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import sqlite3
 from contextlib import closing
+from dataclasses import replace
 from datetime import datetime, timedelta
 from pathlib import Path
 
@@ -444,3 +445,16 @@ async def test_files_are_kept_once_per_conversation_and_found_by_escalation(
     escalation_id = await escalate(store)
     assert await store.escalation_files(escalation_id) == [photo, receipt]
     assert await store.escalation_files(await escalate(store, OTHER)) == []
+
+
+async def test_stripped_files_are_stored_in_place(store: ConversationStore) -> None:
+    await begin(store, "m-1", text="look")
+    conversation = await begin(store, "m-2", text="and this")
+    [first, second] = conversation.window
+    placeholder = replace(first, content=[{"type": "text", "text": "[photo: a.jpg]"}], tokens=9)
+
+    await store.strip_files(conversation.id, [placeholder])
+
+    [now_first, now_second] = (await begin(store, "m-3")).window[:2]
+    assert (now_first.content, now_first.tokens) == (placeholder.content, 9)
+    assert now_second == second
