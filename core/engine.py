@@ -35,6 +35,7 @@ from core.ports import (
 from core.text import clean, fold, sanitize
 from core.topics import TopicDetector
 from core.types import (
+    Attachment,
     ConversationKey,
     IncomingMessage,
     Kind,
@@ -177,7 +178,7 @@ class Engine:
         state = escalation.state if escalation is not None else None
         if people_have_it(human_active=conversation.human_active, state=state):
             await self._keep_quietly(turn)
-            return self._quiet(turn)
+            return self._quiet(turn, checked)
         try:
             await self._store.keep_files(conversation.id, turn.files, now=now)
             reply = await self._respond(turn, notice)
@@ -210,7 +211,7 @@ class Engine:
             said = f"{said}\n\n{_saved(checked.kept)}"
         if checked.refusals and kind != Kind.ATTACHMENT:
             said = "\n\n".join([said, *checked.refusals])
-        return replace(reply, text=said, files=tuple(k.attachment() for k in turn.files))
+        return replace(reply, text=said, files=_shown(turn))
 
     async def _keep_quietly(self, turn: _Turn) -> None:
         """Keep the files of a turn people are handling (for the staff relay); a failure is
@@ -307,11 +308,15 @@ class Engine:
             return Kind.RESTART, self._persona.fresh_start
         return Kind.CUSTOMER, None
 
-    def _quiet(self, turn: _Turn) -> Reply | None:
-        """A person is handling this conversation: say nothing; in a DM, pass it to staff."""
+    def _quiet(self, turn: _Turn, checked: Checked) -> Reply | None:
+        """A person is handling this conversation: say nothing but why a file was refused;
+        in a DM, pass the message and its files to staff."""
         log.info("%s is handled by the support team: bot stays quiet", turn.message.key)
         staff = _staff_thread(turn)
-        return Reply("", relay=staff) if staff is not None else None
+        said = "\n\n".join(checked.refusals)
+        if staff is None and not said:
+            return None
+        return Reply(said, relay=staff, files=_shown(turn))
 
     async def _respond(self, turn: _Turn, notice: str | None) -> Reply:
         """Work out the answer, then store everything the turn wrote in one transaction."""
@@ -594,6 +599,11 @@ def _customer_turn(
     said = {"type": "text", "text": text or message.text}
     content = [k.block() for k in kept] + [said]
     return _turn("user", "", kind, message_id=message.message_id, content=content)
+
+
+def _shown(turn: _Turn) -> tuple[Attachment, ...]:
+    """The turn's accepted files, as posted to staff."""
+    return tuple(k.attachment() for k in turn.files)
 
 
 def _what(kept: tuple[Kept, ...]) -> str:

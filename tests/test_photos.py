@@ -295,3 +295,20 @@ async def test_files_are_deleted_with_their_conversation(
 )
 def test_slacks_token_goes_only_to_slacks_file_hosts_and_the_api_host(url: str, ok: bool) -> None:
     assert allowed(url, hosts=FILE_HOSTS, api_url="https://gateway.example/api/") is ok
+
+
+async def test_photos_sent_while_staff_have_a_dm_reach_them_and_refusals_are_said(
+    bot: Bot, fake_claude: FakeAnthropic
+) -> None:
+    await bot.say("Can I talk to a human?", where="dm")
+    await bot.press(await bot.staff_notice(where="dm"), "claim")
+    asked = len(fake_claude.requests)
+    heic = b"\x00\x00\x00\x18ftypheic" + b"\x00" * 64
+
+    reply = await bot.say(
+        "here it is", where="dm", files=(("crack.jpg", TABLE), ("IMG_1.heic", heic))
+    )
+
+    assert reply is not None and reply.says("I can't open .heic files")
+    assert [n for n, _ in await bot.staff_files(where="dm")] == ["crack.jpg"]
+    assert len(fake_claude.requests) == asked, "people have it: Claude is not asked"
