@@ -193,7 +193,9 @@ class Engine:
         """The message's fetched files, checked (in a worker thread: decoding takes CPU)."""
         if not message.attachments:
             return Checked()
-        checked = await asyncio.to_thread(files.check, message.attachments, self._limits.files)
+        checked = await asyncio.to_thread(
+            files.check, message.attachments, self._limits.files, self._persona.files
+        )
         if checked.refusals:
             log.info(
                 "%d of %d files refused in %s",
@@ -208,10 +210,16 @@ class Engine:
         go to the team with an escalation; the accepted files ride along for the staff relay."""
         said = reply.text
         if checked.kept and reply.escalation is not None:
-            said = f"{said}\n\n{_saved(checked.kept)}"
+            said = f"{said}\n\n{self._saved(checked.kept)}"
         if checked.refusals and kind != Kind.ATTACHMENT:
             said = "\n\n".join([said, *checked.refusals])
         return replace(reply, text=said, files=_shown(turn))
+
+    def _saved(self, kept: tuple[Kept, ...]) -> str:
+        """Told with a hand-off: the team will see the customer's files."""
+        what = _what(kept).removeprefix("a ")
+        them = "it" if len(kept) == 1 else "them"
+        return self._persona.files.saved.format(what=what, them=them)
 
     async def _keep_quietly(self, turn: _Turn) -> None:
         """Keep the files of a turn people are handling (for the staff relay); a failure is
@@ -611,15 +619,6 @@ def _what(kept: tuple[Kept, ...]) -> str:
     if len(kept) == 1:
         return "a photo" if kept[0].is_image else "a PDF"
     return f"{len(kept)} {'photos' if all(k.is_image for k in kept) else 'files'}"
-
-
-def _saved(kept: tuple[Kept, ...]) -> str:
-    """Told with a hand-off: the team will see the customer's files."""
-    what = _what(kept).removeprefix("a ")
-    return (
-        f"I've saved your {what} with this conversation, and the team will look at "
-        f"{'it' if len(kept) == 1 else 'them'}."
-    )
 
 
 def _turn(

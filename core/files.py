@@ -15,7 +15,8 @@ the bytes alone, what Claude may see:
   position) and only its first frame;
 - a PDF must open with pypdf, not be encrypted, and have at most ``pdf_pages`` pages.
 
-Every refused file gets a sentence for the customer; nothing is dropped silently. What is
+Every refused file gets a sentence for the customer (the persona's ``files`` texts); nothing
+is dropped silently. What is
 accepted is kept in the database with its conversation (``ConversationStore.keep_files``) and
 referenced from the stored turn by its SHA-256 (``block``), so a restart, a later turn and the
 staff hand-off still have it; ``expand`` turns the references into base64 for the request.
@@ -35,6 +36,7 @@ from enum import StrEnum
 from pathlib import PurePosixPath
 from typing import Any
 
+from core.config import FileTexts
 from core.types import Attachment
 
 log = logging.getLogger("supportbot.files")
@@ -133,7 +135,6 @@ _SUFFIXES = {
     "application/pdf": ".pdf",
 }
 _PIL_FORMATS = {"image/jpeg": "JPEG", "image/png": "PNG", "image/gif": "GIF", "image/webp": "WEBP"}
-SEND_AS = "could you send a JPEG, PNG or PDF instead?"
 
 
 def sniff(data: bytes) -> str | None:
@@ -151,9 +152,13 @@ def sniff(data: bytes) -> str | None:
     return None
 
 
-def check(attachments: Sequence[Attachment], limits: FileLimits) -> Checked:
-    """Decide which of a message's fetched attachments Claude may see (CPU-bound: the engine
-    runs it in a worker thread)."""
+def check(
+    attachments: Sequence[Attachment], limits: FileLimits, texts: FileTexts | None = None
+) -> Checked:
+    """Decide which of a message's fetched attachments Claude may see, and say why each other
+    one was refused in ``texts`` (the persona's; CPU-bound: the engine runs it in a thread)."""
+    said = texts or FileTexts()
+    sizes = {"image_mb": _mb(limits.image_bytes), "pdf_mb": _mb(limits.pdf_bytes)}
     kept: list[Kept] = []
     refusals: list[str] = []
     too_many: list[str] = []
@@ -165,38 +170,43 @@ def check(attachments: Sequence[Attachment], limits: FileLimits) -> Checked:
         if isinstance(found, Kept):
             kept.append(found)
         else:
-            refusals.append(found)
+            text, fields = found
+            refusals.append(getattr(said, text).format(name=attachment.name, **sizes, **fields))
     if too_many:
-        refusals.append(
-            f"I can look at up to {limits.max_files} files in one message, so I left out "
-            f"{_names(too_many)} — could you send {'it' if len(too_many) == 1 else 'them'} "
-            "in another message?"
-        )
+        names = _names(too_many)
+        refusals.append(said.too_many_files.format(max_files=limits.max_files, names=names))
     return Checked(tuple(kept), tuple(refusals))
 
 
-def _one(attachment: Attachment, limits: FileLimits) -> Kept | str:
-    """The accepted copy of one attachment, or the sentence that refuses it."""
+Refusal = tuple[str, dict[str, Any]]
+"""Which ``FileTexts`` sentence refuses a file, and its placeholders beyond the name."""
+
+
+def _one(attachment: Attachment, limits: FileLimits) -> Kept | Refusal:
+    """The accepted copy of one attachment, or what refuses it."""
     name = attachment.name
     data = attachment.data
     if attachment.problem == Problem.TOO_LARGE:
-        return _too_large(name, limits)
+        return "too_large", {}
     if data is None:
-        return f"I couldn't download {name} — could you try sending it again?"
+        return "not_downloaded", {}
     media_type = sniff(data)
     if media_type is None:
         log.info("refused a file of %d bytes: not a type Claude reads", len(data))
-        return _unsupported(name)
+        ext = PurePosixPath(name).suffix.lower()
+        if ext and ext not in _SUFFIXES.values() and ext != ".jpeg":
+            return "unsupported_type", {"ext": ext}
+        return "not_readable", {}
     if media_type == "application/pdf":
         if len(data) > limits.pdf_bytes:
-            return _too_large(name, limits)
+            return "too_large", {}
         return _pdf(name, data, limits)
     if len(data) > limits.image_bytes:
-        return _too_large(name, limits)
+        return "too_large", {}
     return _image(name, data, media_type, limits)
 
 
-def _image(name: str, data: bytes, media_type: str, limits: FileLimits) -> Kept | str:
+def _image(name: str, data: bytes, media_type: str, limits: FileLimits) -> Kept | Refusal:
     from PIL import Image, ImageOps
 
     try:
@@ -212,17 +222,17 @@ def _image(name: str, data: bytes, media_type: str, limits: FileLimits) -> Kept 
                         opened.height,
                         limits.max_pixels,
                     )
-                    return f"{name} is too large for me to open — could you send a smaller photo?"
+                    return "too_many_pixels", {}
                 opened.seek(0)
                 opened.load()
                 image = ImageOps.exif_transpose(opened)
                 return _encoded(name, image)
     except (Image.DecompressionBombError, Image.DecompressionBombWarning):
         log.warning("refused an image: Pillow saw a decompression bomb")
-        return f"{name} is too large for me to open — could you send a smaller photo?"
+        return "too_many_pixels", {}
     except Exception as exc:  # Pillow raises many types for damaged files; all mean the same
         log.info("refused an image that does not decode: %s", type(exc).__name__)
-        return f"I couldn't open {name} — it seems to be damaged. Could you send it again?"
+        return "damaged", {}
 
 
 def _encoded(name: str, image: Any) -> Kept:
@@ -252,50 +262,26 @@ def _encoded(name: str, image: Any) -> Kept:
     return Kept(name, "image/jpeg", out.getvalue(), width=image.width, height=image.height)
 
 
-def _pdf(name: str, data: bytes, limits: FileLimits) -> Kept | str:
+def _pdf(name: str, data: bytes, limits: FileLimits) -> Kept | Refusal:
     from pypdf import PdfReader
 
     try:
         reader = PdfReader(io.BytesIO(data))
         if reader.is_encrypted:
-            return (
-                f"{name} is password-protected, so I can't read it — could you send a copy "
-                "without a password?"
-            )
+            return "encrypted", {}
         pages = len(reader.pages)
     except Exception as exc:  # pypdf raises many types for damaged files; all mean the same
         log.info("refused a PDF that does not open: %s", type(exc).__name__)
-        return f"I couldn't open {name} — it seems to be damaged. Could you send it again?"
+        return "damaged", {}
     if pages > limits.pdf_pages:
-        return (
-            f"{name} has {pages} pages, more than the {limits.pdf_pages} I can read — could you "
-            "send just the pages that matter?"
-        )
+        return "too_many_pages", {"pages": pages, "max_pages": limits.pdf_pages}
     if pages == 0:
-        return f"{name} has no pages I can read — could you send it again?"
+        return "no_pages", {}
     return Kept(name, "application/pdf", data, pages=pages)
-
-
-def _too_large(name: str, limits: FileLimits) -> str:
-    return (
-        f"{name} is too large for me: I can take photos of up to {_mb(limits.image_bytes)} "
-        f"and PDFs of up to {_mb(limits.pdf_bytes)} — could you send a smaller copy?"
-    )
 
 
 def _mb(size: int) -> str:
     return f"{size / MB:g} MB"
-
-
-def _unsupported(name: str) -> str:
-    ext = _ext(name)
-    if ext and ext not in _SUFFIXES.values() and ext != ".jpeg":
-        return f"I can't open {ext} files — could you send a JPEG or PNG (or a PDF)?"
-    return f"I can't open {name}: it is not a photo or PDF I can read — {SEND_AS}"
-
-
-def _ext(name: str) -> str:
-    return PurePosixPath(name).suffix.lower()
 
 
 def _names(names: Sequence[str]) -> str:

@@ -11,8 +11,10 @@ import os
 
 import pytest
 from PIL import Image
+from pydantic import ValidationError
 
 from core import files, tokens, window
+from core.config import FileTexts
 from core.files import MB, FileLimits, Problem, check
 from core.types import Attachment, Kind, Turn
 from tests.file_helpers import bomb_png, jpeg, noisy_png, pdf, png
@@ -150,7 +152,7 @@ def test_eleven_images_keep_ten_and_say_which_were_left_out() -> None:
     assert len(checked.kept) == 10
     assert checked.refusals == (
         "I can look at up to 10 files in one message, so I left out p10.jpg — could you send "
-        "it in another message?",
+        "the rest in another message?",
     )
 
 
@@ -247,3 +249,14 @@ def test_a_request_carries_the_newest_files_up_to_its_room() -> None:
 
     assert sent[0]["content"] == [{"type": "text", "text": "[file: old.pdf]"}]
     assert [b["type"] for b in sent[2]["content"]] == ["document", "document"]
+
+
+def test_the_persona_words_the_refusals() -> None:
+    texts = FileTexts(unsupported_type="Désolée, je ne sais pas lire les fichiers {ext}.")
+    checked = check([Attachment("IMG.HEIC", data=b"....ftypheic")], FileLimits(), texts)
+    assert checked.refusals == ("Désolée, je ne sais pas lire les fichiers .heic.",)
+
+
+def test_a_persona_sentence_with_an_unknown_placeholder_stops_the_start() -> None:
+    with pytest.raises(ValidationError, match="damaged: unknown placeholder"):
+        FileTexts(damaged="I couldn't open {filename}.")
