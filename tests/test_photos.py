@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import io
+import logging
 from collections.abc import AsyncIterator
 from dataclasses import replace
 from typing import Any
@@ -312,3 +313,27 @@ async def test_photos_sent_while_staff_have_a_dm_reach_them_and_refusals_are_sai
     assert reply is not None and reply.says("I can't open .heic files")
     assert [n for n, _ in await bot.staff_files(where="dm")] == ["crack.jpg"]
     assert len(fake_claude.requests) == asked, "people have it: Claude is not asked"
+
+
+async def test_files_leave_no_trace_of_the_customer_or_the_token_in_the_logs(
+    bot: Bot, fake_claude: FakeAnthropic, caplog: pytest.LogCaptureFixture
+) -> None:
+    marker = "Pineapple7Q"  # only the customer writes it
+    fake_claude.queue(tool_use("escalate_to_human", {"reason": "Damaged delivery"}), text("Sum."))
+    caplog.set_level(logging.INFO)  # (discord.py's DEBUG lines echo whole gateway events)
+
+    await bot.say(
+        "look",
+        where="dm",
+        files=(
+            (f"{marker}_table.jpg", TABLE),
+            (f"{marker}.heic", b"\x00\x00\x00\x18ftypheic" + marker.encode()),
+            (f"{marker}_bomb.png", bomb_png()),
+        ),
+    )
+
+    assert [n for n, _ in await bot.staff_files(where="dm")] == [f"{marker}_table.jpg"]
+    logged = "\n".join(r.getMessage() for r in caplog.records)
+    assert "refused" in logged
+    assert marker not in logged
+    assert "xoxb-" not in logged
