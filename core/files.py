@@ -89,7 +89,7 @@ class Kept:
 
     name: str
     media_type: str
-    data: bytes
+    data: bytes = field(repr=False)
     width: int = 0
     height: int = 0
     pages: int = 0

@@ -49,7 +49,7 @@ class Attachment:
     name: str
     url: str = ""
     size: int | None = None
-    data: bytes | None = None
+    data: bytes | None = field(default=None, repr=False)
     problem: str | None = None
 
 

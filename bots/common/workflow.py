@@ -238,6 +238,8 @@ class Workflow:
                 names = ", ".join(a.name for a in fetched if a.data is None)
                 note = NOT_FETCHED.format(names=names)
                 await platform.tell_staff(reply.post, reply.author_id, note, reply.context)
+                if not (reply.text or files):
+                    return
             name = reply.author_name or await platform.staff_name(reply.author_id, reply.context)
             relayed = await self._desk.staff_replied(
                 reply.post,
