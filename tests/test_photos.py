@@ -15,18 +15,22 @@ from dataclasses import replace
 from typing import Any
 
 import pytest
+from aiohttp import ClientSession
 from PIL import Image
+from slack_sdk.web.async_client import AsyncWebClient
 from sqlalchemy import text as sql
 
 from bots.app import Runtime, open_runtime
 from bots.common.download import allowed
-from bots.slack.web import FILE_HOSTS
+from bots.slack.web import FILE_HOSTS, SlackWeb
 from core.config import Settings
+from core.files import MB, Problem
 from core.types import Attachment, IncomingMessage
 from storage.database import create_engine
 from tests.conftest import make_settings
 from tests.engine_helpers import KEY, message
 from tests.fakes.anthropic_api import FakeAnthropic, text, tool_use
+from tests.fakes.slack_api import FakeSlack
 from tests.file_helpers import bomb_png, jpeg, pdf
 from tests.harness import PLATFORMS, Bot, open_bot
 
@@ -337,3 +341,27 @@ async def test_files_leave_no_trace_of_the_customer_or_the_token_in_the_logs(
     assert "refused" in logged
     assert marker not in logged
     assert "xoxb-" not in logged
+
+
+async def test_slack_files_are_read_with_the_bot_token_only() -> None:
+    async with FakeSlack() as slack, ClientSession() as session:
+        shared = slack.add_file("table.jpg", TABLE)
+        attachment = Attachment("table.jpg", url=shared["url_private_download"], size=len(TABLE))
+
+        def web(token: str) -> SlackWeb:
+            client = AsyncWebClient(token=token, base_url=slack.api_url, session=session)
+            return SlackWeb(client=client)
+
+        fetched = await web(slack.bot_token).fetch(attachment, max_bytes=MB, about="test")
+        refused = await web("xoxb-another-app").fetch(attachment, max_bytes=MB, about="test")
+        too_big = await web(slack.bot_token).fetch(attachment, max_bytes=1000, about="test")
+
+    assert fetched.data == TABLE and fetched.problem is None
+    # Slack answers a token that may not read the file with its sign-in page (HTML, 200).
+    assert refused.data is None and refused.problem == Problem.UNAVAILABLE
+    # Declared larger than the limit: not downloaded at all.
+    assert too_big.problem == Problem.TOO_LARGE
+    assert [auth for _, auth in slack.downloads] == [
+        f"Bearer {slack.bot_token}",
+        "Bearer xoxb-another-app",
+    ]
