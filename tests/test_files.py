@@ -50,9 +50,11 @@ def test_a_large_photo_is_downscaled_to_what_claude_looks_at() -> None:
     assert tokens.file_tokens(kept.block()) <= 1534
 
 
-def test_transparency_is_kept_as_png() -> None:
-    [kept] = one("logo.png", png(alpha=True)).kept
-    assert kept.media_type == "image/png"
+def test_transparency_and_lossless_screenshots_are_kept_as_png() -> None:
+    [logo] = one("logo.png", png(alpha=True)).kept
+    [screenshot] = one("order.png", png(2560, 1440)).kept
+    assert logo.media_type == screenshot.media_type == "image/png"
+    assert (screenshot.width, screenshot.height) == (1429, 804)
 
 
 def test_gif_and_webp_are_read_by_their_bytes() -> None:
