@@ -11,8 +11,8 @@ the bytes alone, what Claude may see:
   before decoding when its header claims more than ``max_pixels`` (a decompression bomb),
   turned upright (EXIF orientation), downscaled to at most 1,568 px on the long edge and about
   1.15 megapixels (beyond that Anthropic downscales anyway, at our cost), and re-encoded as
-  JPEG, or PNG when it has transparency: the copy kept and sent carries no metadata (no GPS
-  position) and only its first frame;
+  JPEG, or PNG when it came lossless or has transparency: the copy kept and sent carries no
+  metadata (no GPS position) and only its first frame;
 - a PDF must open with pypdf, not be encrypted, and have at most ``pdf_pages`` pages.
 
 Every refused file gets a sentence for the customer (the persona's ``files`` texts); nothing
