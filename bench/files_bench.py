@@ -31,9 +31,7 @@ def photo(width: int, height: int) -> bytes:
         draw.ellipse(
             (i, i % height, i + width // 10, i % height + height // 10), fill=(i % 255, 90, 40)
         )
-    out = io.BytesIO()
-    image.save(out, format="JPEG", quality=92)
-    return out.getvalue()
+    return _written(image, format="JPEG", quality=92)
 
 
 def screenshot(width: int, height: int) -> bytes:
@@ -43,24 +41,27 @@ def screenshot(width: int, height: int) -> bytes:
         draw.text(
             (20, y), "Order HG-1042 · 2 × oak side table · delivered 2026-11-30", fill="black"
         )
-    out = io.BytesIO()
-    image.save(out, format="PNG")
-    return out.getvalue()
+    return _written(image, format="PNG")
 
 
 def pdf(pages: int) -> bytes:
     writer = PdfWriter()
     for _ in range(pages):
         writer.add_blank_page(width=595, height=842)
-    out = io.BytesIO()
-    writer.write(out)
-    return out.getvalue()
+    return _written(writer)
 
 
 def bomb() -> bytes:
     image = Image.new("1", (60_000, 60_000))  # 3.6 gigapixels, a few hundred kB as PNG
+    return _written(image, format="PNG")
+
+
+def _written(document: Image.Image | PdfWriter, **options: object) -> bytes:
     out = io.BytesIO()
-    image.save(out, format="PNG")
+    if isinstance(document, PdfWriter):
+        document.write(out)
+    else:
+        document.save(out, **options)
     return out.getvalue()
 
 
