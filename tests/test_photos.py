@@ -29,7 +29,7 @@ from core.types import Attachment, IncomingMessage
 from storage.database import create_engine
 from tests.conftest import make_settings
 from tests.engine_helpers import KEY, message
-from tests.fakes.anthropic_api import FakeAnthropic, text, tool_use
+from tests.fakes.anthropic_api import FakeAnthropic, error, text, tool_use
 from tests.fakes.slack_api import FakeSlack
 from tests.file_helpers import bomb_png, jpeg, pdf
 from tests.harness import PLATFORMS, Bot, open_bot
@@ -365,3 +365,19 @@ async def test_slack_files_are_read_with_the_bot_token_only() -> None:
         f"Bearer {slack.bot_token}",
         "Bearer xoxb-another-app",
     ]
+
+
+async def test_with_claude_down_the_photo_is_saved_for_the_team(
+    runtime: Runtime, fake_claude: FakeAnthropic, settings: Settings
+) -> None:
+    assert settings.persona is not None
+    fake_claude.queue(*[error(500, "api_error", "down")] * 4)
+
+    reply = await runtime.engine.handle(photo_message(DAMAGED, ("damaged_table.jpg", TABLE)))
+
+    assert reply is not None and reply.escalation is not None
+    assert reply.text.startswith(settings.persona.fallbacks.server_error)
+    assert "I've saved your photo with this conversation" in reply.text
+    assert reply.escalation.id is not None
+    [kept] = await runtime.store.escalation_files(reply.escalation.id)
+    assert kept.name == "damaged_table.jpg"
