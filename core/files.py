@@ -37,7 +37,7 @@ from pathlib import PurePosixPath
 from typing import Any
 
 from core.config import FileTexts
-from core.types import Attachment
+from core.types import Attachment, file_label
 
 log = logging.getLogger("supportbot.files")
 
@@ -307,8 +307,7 @@ def is_file(block: Mapping[str, Any]) -> bool:
 
 def placeholder(block: Mapping[str, Any]) -> dict[str, Any]:
     """What stands in for a file block dropped from the window (or whose bytes are gone)."""
-    kind = "photo" if block.get("type") == "image" else "file"
-    return {"type": "text", "text": f"[{kind}: {block.get('name') or 'unnamed'}]"}
+    return {"type": "text", "text": file_label(block)}
 
 
 def referenced(messages: Iterable[Mapping[str, Any]]) -> set[str]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
@@ -219,4 +220,15 @@ class Turn:
 
     @property
     def text(self) -> str:
-        return "\n".join(b["text"] for b in self.content if b.get("type") == "text")
+        """The turn's words, a kept photo or PDF shown by its label ("[photo: table.jpg]")."""
+        return "\n".join(
+            b["text"] if b.get("type") == "text" else file_label(b)
+            for b in self.content
+            if b.get("type") == "text" or b.get("source", {}).get("type") == "blob"
+        )
+
+
+def file_label(block: Mapping[str, Any]) -> str:
+    """How a kept file (``core.files``) is named where it cannot be shown."""
+    kind = "photo" if block.get("type") == "image" else "file"
+    return f"[{kind}: {block.get('name') or 'unnamed'}]"

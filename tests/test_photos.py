@@ -381,3 +381,5 @@ async def test_with_claude_down_the_photo_is_saved_for_the_team(
     assert reply.escalation.id is not None
     [kept] = await runtime.store.escalation_files(reply.escalation.id)
     assert kept.name == "damaged_table.jpg"
+    view = await runtime.desk.get(reply.escalation.id)
+    assert view is not None and "[photo: damaged_table.jpg]" in view.summary
