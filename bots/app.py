@@ -18,6 +18,7 @@ from bots.registry import Adapter, platforms
 from core.config import Settings
 from core.desk import Desk, watch_repings
 from core.engine import Engine, Limits, watch_held
+from core.files import MB, FileLimits
 from core.housekeeping import watch_housekeeping
 from core.metrics import HELD
 from core.types import EscalationView
@@ -75,6 +76,12 @@ async def open_runtime(settings: Settings) -> AsyncIterator[Runtime]:
                 reping_after=timedelta(minutes=settings.reping_minutes),
                 cache_ttl_prefix=settings.claude.cache_ttl_prefix,
                 cache_ttl_conversation=settings.claude.cache_ttl_conversation,
+                files=FileLimits(
+                    max_files=settings.max_files,
+                    image_bytes=int(settings.max_image_mb * MB),
+                    pdf_bytes=int(settings.max_pdf_mb * MB),
+                    pdf_pages=settings.max_pdf_pages,
+                ),
             ),
         )
         yield Runtime(engine=engine, desk=Desk(store=store), store=store, settings=settings)

@@ -58,6 +58,66 @@ class Fallbacks(BaseModel):
     unknown: str
 
 
+class FileTexts(BaseModel):
+    """What the customer is told about their files (``core.files``). Each may use the
+    placeholders shown in its default; ``{name}`` is the file's name."""
+
+    unsupported_type: str = "I can't open {ext} files — could you send a JPEG or PNG (or a PDF)?"
+    not_readable: str = (
+        "I can't open {name}: it is not a photo or PDF I can read — could you send a JPEG, "
+        "PNG or PDF instead?"
+    )
+    damaged: str = "I couldn't open {name} — it seems to be damaged. Could you send it again?"
+    too_large: str = (
+        "{name} is too large for me: I can take photos of up to {image_mb} and PDFs of up to "
+        "{pdf_mb} — could you send a smaller copy?"
+    )
+    too_many_pixels: str = "{name} is too large for me to open — could you send a smaller photo?"
+    too_many_pages: str = (
+        "{name} has {pages} pages, more than the {max_pages} I can read — could you send just "
+        "the pages that matter?"
+    )
+    encrypted: str = (
+        "{name} is password-protected, so I can't read it — could you send a copy without a "
+        "password?"
+    )
+    no_pages: str = "{name} has no pages I can read — could you send it again?"
+    not_downloaded: str = "I couldn't download {name} — could you try sending it again?"
+    too_many_files: str = (
+        "I can look at up to {max_files} files in one message, so I left out {names} — could "
+        "you send the rest in another message?"
+    )
+    saved: str = "I've saved your {what} with this conversation, and the team will look at {them}."
+    """Said with a hand-off; ``{what}`` is "photo", "3 photos", "PDF" or "2 files"."""
+
+    @model_validator(mode="after")
+    def _placeholders_known(self) -> FileTexts:
+        for name, said in self:
+            try:
+                said.format(**FILE_TEXT_FIELDS)
+            except (KeyError, IndexError, ValueError) as exc:
+                raise ValueError(f"{name}: unknown placeholder or stray brace ({exc})") from exc
+        return self
+
+
+FILE_TEXT_FIELDS = dict.fromkeys(
+    (
+        "name",
+        "names",
+        "ext",
+        "image_mb",
+        "pdf_mb",
+        "pages",
+        "max_pages",
+        "max_files",
+        "what",
+        "them",
+    ),
+    "x",
+)
+"""Every placeholder a ``FileTexts`` sentence may use."""
+
+
 class Persona(BaseModel):
     name: str
     company: str
@@ -68,11 +128,6 @@ class Persona(BaseModel):
     too_long: str = Field(min_length=1)
     fresh_start: str = Field(min_length=1)
     fresh_start_phrases: list[str] = []
-    unseen_attachments: str = Field(
-        "I can't open photos or files yet, so please describe what they show in words. "
-        "If you'd rather a person looked at them, press Talk to a human.",
-        min_length=1,
-    )
     handoff: str = Field(min_length=1)
     human_request_phrases: list[str] = []
     dont_know_markers: list[str] = []
@@ -82,6 +137,7 @@ class Persona(BaseModel):
     topics: list[Topic] = []
     knowledge: list[KnowledgeEntry] = []
     knowledge_min_score: float = Field(1.0, gt=0)
+    files: FileTexts = FileTexts()
 
     @classmethod
     def load(cls, path: Path) -> Persona:
@@ -140,6 +196,11 @@ class Settings(BaseSettings):
     database_command_timeout_seconds: float = Field(15.0, gt=0)
     shutdown_grace_seconds: float = Field(20.0, ge=0)
     delivery_retention_days: float = Field(14.0, gt=0)
+    # What a customer may send in one message (README, "Photos and files").
+    max_files: int = Field(10, ge=0, le=100)
+    max_image_mb: float = Field(5.0, gt=0, le=100)
+    max_pdf_mb: float = Field(20.0, gt=0, le=100)
+    max_pdf_pages: int = Field(100, ge=1, le=600)
     log_level: str = "INFO"
     log_format: Literal["text", "json"] = "text"
     health_host: str = "0.0.0.0"

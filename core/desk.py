@@ -14,7 +14,7 @@ from core.clock import utcnow
 from core.engine import staff_turn
 from core.escalation import Action, after
 from core.ports import ConversationStore
-from core.types import ConversationKey, EscalationView, Relayed, StaffPost
+from core.types import Attachment, ConversationKey, EscalationView, Relayed, StaffPost
 
 log = logging.getLogger("supportbot.desk")
 
@@ -85,20 +85,32 @@ class Desk:
         return await self._store.staff_turn(key, turn, now=self._clock())
 
     async def staff_replied(
-        self, staff: StaffPost, *, staff_name: str, text: str, message_id: str
+        self,
+        staff: StaffPost,
+        *,
+        staff_name: str,
+        text: str,
+        message_id: str,
+        files: tuple[Attachment, ...] = (),
     ) -> Relayed | None:
         """A reply in an escalation's staff thread, to relay into the customer's DM.
 
         ``None`` when the thread is not a live escalation's or the message was seen before.
+        Claude's history names the ``files`` staff sent ("[file: label.pdf]").
         """
         view = await self._store.escalation_at(staff)
         if view is None or not view.live:
             return None
+        noted = "\n".join([text, *(f"[file: {f.name}]" for f in files)]).strip()
         if not await self.staff_said(
-            view.key, staff_name=staff_name, text=text, message_id=message_id
+            view.key, staff_name=staff_name, text=noted, message_id=message_id
         ):
             return None
-        return Relayed(key=view.key, text=text, staff_name=staff_name)
+        return Relayed(key=view.key, text=text, staff_name=staff_name, files=files)
+
+    async def files(self, escalation_id: int) -> list[Attachment]:
+        """The customer's accepted files in the escalation's conversation, to show staff."""
+        return [k.attachment() for k in await self._store.escalation_files(escalation_id)]
 
     async def due_repings(self, platforms: set[str]) -> list[EscalationView]:
         return await self._store.due_repings(self._clock(), platforms=platforms)

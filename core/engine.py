@@ -18,10 +18,11 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 
-from core import hours, logs, prompt, tokens, window
+from core import files, hours, logs, prompt, tokens, window
 from core.clock import utcnow
 from core.config import Persona
 from core.escalation import people_have_it
+from core.files import Checked, FileLimits, Kept
 from core.knowledge import KnowledgeBase
 from core.metrics import ESCALATIONS, FALLBACKS, TURN_SECONDS, TURNS
 from core.ports import (
@@ -36,6 +37,7 @@ from core.ports import (
 from core.text import clean, fold, sanitize
 from core.topics import TopicDetector
 from core.types import (
+    Attachment,
     ConversationKey,
     Escalation,
     IncomingMessage,
@@ -65,6 +67,7 @@ class Limits:
     reping_after: timedelta = timedelta(minutes=10)
     cache_ttl_prefix: str = "1h"
     cache_ttl_conversation: str = "1h"
+    files: FileLimits = field(default_factory=FileLimits)
 
 
 @dataclass(slots=True)
@@ -75,6 +78,7 @@ class _Turn:
     message: IncomingMessage
     text: str
     now: datetime
+    files: tuple[Kept, ...] = ()
     topic: str | None = None
     history: list[Turn] = field(default_factory=list)
     stored: list[Turn] = field(default_factory=list)
@@ -132,6 +136,11 @@ class Engine:
         self._waiting: dict[str, int] = {}
         self._held: dict[str, tuple[IncomingMessage, datetime]] = {}
 
+    @property
+    def files(self) -> FileLimits:
+        """What customers may send; adapters fetch no more than ``fetch_bytes`` of a file."""
+        return self._limits.files
+
     async def is_active(self, key: ConversationKey) -> bool:
         return await self._store.is_active(key)
 
@@ -164,9 +173,10 @@ class Engine:
         now = self._clock()
         message = _sanitized(message)
         text = clean(message.text)
-        kind, notice = self._classify(text, message)
+        checked = await self._check(message)
+        kind, notice = self._classify(text, message, checked)
         try:
-            conversation = await self._begin(message, text, kind, now, restart=True)
+            conversation = await self._begin(message, text, kind, now, checked, restart=True)
         except Exception:
             log.exception("storing the customer's turn failed in %s: held", message.key)
             self._hold(message, now)
@@ -175,12 +185,14 @@ class Engine:
             return None, "duplicate"
         if kind == Kind.RESTART and not conversation.fresh:
             notice = None  # a live escalation keeps the conversation: "start over" is just text
-        turn = _Turn(conversation, message, text, now)
+        turn = _Turn(conversation, message, text, now, files=checked.kept)
         escalation = conversation.escalation
         state = escalation.state if escalation is not None else None
         if people_have_it(human_active=conversation.human_active, state=state):
-            return self._quiet(turn), "quiet"
+            await self._keep_quietly(turn)
+            return self._quiet(turn, checked), "quiet"
         try:
+            await self._store.keep_files(conversation.id, turn.files, now=now)
             reply = await self._respond(turn, notice)
         except Exception:
             # Whatever broke, nothing of this turn was stored, and the customer still gets
@@ -189,18 +201,62 @@ class Engine:
             reply, outcome = await self._crashed(turn), "crashed"
         else:
             outcome = _outcome(turn, reply)
-        if message.attachments and kind != Kind.ATTACHMENT and reply.escalation is None:
-            # Escalated, the team is on it already; otherwise offer it for the attachments.
-            reply = replace(reply, text=f"{reply.text}\n\n{self._persona.unseen_attachments}")
-        return _relayed(turn, reply), outcome
+        return _relayed(turn, self._with_files(reply, turn, checked, kind)), outcome
+
+    async def _check(self, message: IncomingMessage) -> Checked:
+        """The message's fetched files, checked (in a worker thread: decoding takes CPU)."""
+        if not message.attachments:
+            return Checked()
+        checked = await asyncio.to_thread(
+            files.check, message.attachments, self._limits.files, self._persona.files
+        )
+        if checked.refusals:
+            log.info(
+                "%d of %d files refused in %s",
+                len(message.attachments) - len(checked.kept),
+                len(message.attachments),
+                message.key,
+            )
+        return checked
+
+    def _with_files(self, reply: Reply, turn: _Turn, checked: Checked, kind: Kind) -> Reply:
+        """What the reply says about the turn's files: each refused one, and that accepted ones
+        go to the team with an escalation; the accepted files ride along for the staff relay."""
+        said = reply.text
+        if checked.kept and reply.escalation is not None:
+            said = f"{said}\n\n{self._saved(checked.kept)}"
+        if checked.refusals and kind != Kind.ATTACHMENT:
+            said = "\n\n".join([said, *checked.refusals])
+        return replace(reply, text=said, files=_shown(turn))
+
+    def _saved(self, kept: tuple[Kept, ...]) -> str:
+        """Told with a hand-off: the team will see the customer's files."""
+        what = _what(kept).removeprefix("a ")
+        them = "it" if len(kept) == 1 else "them"
+        return self._persona.files.saved.format(what=what, them=them)
+
+    async def _keep_quietly(self, turn: _Turn) -> None:
+        """Keep the files of a turn people are handling (for the staff relay); a failure is
+        logged, and the relay still carries them."""
+        try:
+            await self._store.keep_files(turn.conversation.id, turn.files, now=turn.now)
+        except Exception:
+            log.exception("keeping the files failed in %s", turn.message.key)
 
     async def _begin(
-        self, message: IncomingMessage, text: str, kind: Kind, now: datetime, *, restart: bool
+        self,
+        message: IncomingMessage,
+        text: str,
+        kind: Kind,
+        now: datetime,
+        checked: Checked,
+        *,
+        restart: bool,
     ) -> Conversation | None:
         """Claim the delivery and store the customer's turn (``None``: a duplicate)."""
         return await self._store.begin_turn(
             message,
-            _customer_turn(message, text, kind),
+            _customer_turn(message, text, kind, checked.kept),
             now=now,
             idle_after=self._limits.idle_timeout if message.direct else None,
             restart=restart and kind == Kind.RESTART,
@@ -230,10 +286,13 @@ class Engine:
         for message_id, (message, at) in list(self._held.items()):
             async with self._serial(str(message.key)):
                 text = clean(message.text)
-                kind, _ = self._classify(text, message)
+                checked = await self._check(message)
+                kind, _ = self._classify(text, message, checked)
                 try:
                     # Stored as it stands: a "start over" said during the outage stays text.
-                    conversation = await self._begin(message, text, kind, at, restart=False)
+                    conversation = await self._begin(
+                        message, text, kind, at, checked, restart=False
+                    )
                 except Exception as exc:
                     log.warning(
                         "the database still refuses held messages (%s): %d waiting",
@@ -243,19 +302,27 @@ class Engine:
                     return stored
                 del self._held[message_id]
                 if conversation is not None:  # None: it was stored before the error came back
-                    await self._crashed(_Turn(conversation, message, text, at), reason=HELD)
+                    held = _Turn(conversation, message, text, at, files=checked.kept)
+                    await self._keep_quietly(held)
+                    await self._crashed(held, reason=HELD)
                     stored += 1
         return stored
 
-    def _classify(self, text: str, message: IncomingMessage) -> tuple[Kind, str | None]:
+    def _classify(
+        self, text: str, message: IncomingMessage, checked: Checked
+    ) -> tuple[Kind, str | None]:
         """The stored kind of a customer turn, and the notice that answers it without Claude.
 
-        Text with nothing visible in it (only zero-width or combining characters) is empty.
+        Text with nothing visible in it (only zero-width or combining characters) is empty;
+        with a file Claude can see it is a turn all the same ("the customer sent a photo"),
+        with only refused files the refusals answer it.
         """
         folded = fold(text)
         if not folded.strip():
+            if checked.kept:
+                return Kind.CUSTOMER, None
             if message.attachments:
-                return Kind.ATTACHMENT, self._persona.unseen_attachments
+                return Kind.ATTACHMENT, "\n\n".join(checked.refusals)
             return Kind.EMPTY, self._persona.empty_message
         if len(text) > self._limits.max_input_chars:
             return Kind.TOO_LONG, self._persona.too_long
@@ -263,10 +330,14 @@ class Engine:
             return Kind.RESTART, self._persona.fresh_start
         return Kind.CUSTOMER, None
 
-    def _quiet(self, turn: _Turn) -> Reply | None:
-        """A person is handling this conversation: say nothing; in a DM, pass it to staff."""
+    def _quiet(self, turn: _Turn, checked: Checked) -> Reply | None:
+        """A person is handling this conversation: say nothing but why a file was refused;
+        in a DM, pass the message and its files to staff."""
         staff = _staff_thread(turn)
-        return Reply("", relay=staff) if staff is not None else None
+        said = "\n\n".join(checked.refusals)
+        if staff is None and not said:
+            return None
+        return Reply(said, relay=staff, files=_shown(turn))
 
     async def _respond(self, turn: _Turn, notice: str | None) -> Reply:
         """Work out the answer, then store everything the turn wrote in one transaction."""
@@ -302,6 +373,9 @@ class Engine:
         conversation = turn.conversation
         turn.topic = self._topics.detect(turn.text) or conversation.topic
         turn.history = window.fit(list(conversation.window), budget=self._limits.token_budget)
+        stripped = window.stripped(conversation.window, turn.history)
+        if stripped:
+            await self._store.strip_files(conversation.id, stripped)
         if turn.message.wants_person or self._wants_person(turn.text):
             return await self._escalate(
                 turn,
@@ -312,11 +386,13 @@ class Engine:
             )
         if self._llm is None:
             return await self._limited(turn)
+        messages = window.to_messages(turn.history, ttl=self._limits.cache_ttl_conversation)
+        kept = await self._store.file_data(conversation.id, files.referenced(messages))
         try:
             result = await self._llm.respond(
                 system=prompt.system_blocks(self._persona, ttl=self._limits.cache_ttl_prefix),
                 messages=prompt.with_note(
-                    window.to_messages(turn.history, ttl=self._limits.cache_ttl_conversation),
+                    files.expand(messages, kept),
                     prompt.topic_note(topic=turn.topic, previous_topic=conversation.topic),
                 ),
                 tools=[prompt.ESCALATE_TOOL],
@@ -411,7 +487,10 @@ class Engine:
         )
 
     def _from_knowledge(self, turn: _Turn, *, usage: Usage | None = None) -> Reply | None:
-        """The matching knowledge entry, marked as limited mode, or None when none fits."""
+        """The matching knowledge entry, marked as limited mode, or None when none fits (or
+        the customer sent files: no entry can look at them, so the team must)."""
+        if turn.files:
+            return None
         entry = self._knowledge.lookup(turn.text)
         if entry is None:
             return None
@@ -494,7 +573,7 @@ def _sanitized(message: IncomingMessage) -> IncomingMessage:
         message,
         text=sanitize(message.text),
         author_name=clean(message.author_name),
-        attachments=tuple(clean(name) or "file" for name in message.attachments),
+        attachments=tuple(replace(a, name=clean(a.name) or "file") for a in message.attachments),
     )
 
 
@@ -551,14 +630,35 @@ def _unanswered(history: list[Turn]) -> tuple[int, ...]:
     return tuple(reversed(trailing))
 
 
-def _customer_turn(message: IncomingMessage, text: str, kind: Kind) -> Turn:
+def _customer_turn(
+    message: IncomingMessage, text: str, kind: Kind, kept: tuple[Kept, ...] = ()
+) -> Turn:
     """The customer's turn as stored; a "start over" is customer text unless it opens a fresh
-    conversation (the store then keeps it as a ``restart`` turn)."""
+    conversation (the store then keeps it as a ``restart`` turn).
+
+    Accepted files come first, as references to the kept bytes (Anthropic advises images
+    before the text about them); a message of files alone says so in its text block."""
     if kind == Kind.RESTART:
         kind = Kind.CUSTOMER
     if kind == Kind.ATTACHMENT:
-        text = f"(attached: {', '.join(message.attachments)})"
-    return _turn("user", text or message.text, kind, message_id=message.message_id)
+        text = f"(attached: {', '.join(a.name for a in message.attachments)})"
+    if kept and not fold(text).strip():
+        text = f"(The customer sent {_what(kept)} without any text.)"
+    said = {"type": "text", "text": text or message.text}
+    content = [k.block() for k in kept] + [said]
+    return _turn("user", "", kind, message_id=message.message_id, content=content)
+
+
+def _shown(turn: _Turn) -> tuple[Attachment, ...]:
+    """The turn's accepted files, as posted to staff."""
+    return tuple(k.attachment() for k in turn.files)
+
+
+def _what(kept: tuple[Kept, ...]) -> str:
+    """ "a photo", "3 photos", "a PDF", "2 files"."""
+    if len(kept) == 1:
+        return "a photo" if kept[0].is_image else "a PDF"
+    return f"{len(kept)} {'photos' if all(k.is_image for k in kept) else 'files'}"
 
 
 def _turn(

@@ -6,11 +6,13 @@ Both are protocols so the engine never imports SQLAlchemy or the Anthropic SDK; 
 
 from __future__ import annotations
 
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Protocol
 
 from core.escalation import State
+from core.files import Kept
 from core.types import (
     ConversationKey,
     Escalation,
@@ -153,6 +155,26 @@ class ConversationStore(Protocol):
 
     async def history(self, key: ConversationKey) -> list[Turn]:
         """Every stored turn of the newest conversation at ``key``, notices included."""
+        ...
+
+    async def keep_files(
+        self, conversation_id: int, files: Sequence[Kept], *, now: datetime
+    ) -> None:
+        """Keep a turn's accepted files with the conversation (deleted with it); a file the
+        conversation already holds (same SHA-256) is kept once."""
+        ...
+
+    async def file_data(self, conversation_id: int, ids: Collection[str]) -> dict[str, bytes]:
+        """The bytes of the conversation's kept files among ``ids`` (SHA-256), by id."""
+        ...
+
+    async def strip_files(self, conversation_id: int, turns: Sequence[Turn]) -> None:
+        """Store ``turns``' content (their files replaced by placeholders) and token counts in
+        place of what the conversation's turns of the same ``seq`` held; the files stay kept."""
+        ...
+
+    async def escalation_files(self, escalation_id: int) -> list[Kept]:
+        """Every file kept in the escalation's conversation, oldest first (for staff)."""
         ...
 
 

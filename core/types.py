@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from core.escalation import LIVE, State
+
+if TYPE_CHECKING:
+    from core.files import FileLimits
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,6 +39,22 @@ class ConversationKey:
 
 
 @dataclass(frozen=True, slots=True)
+class Attachment:
+    """A file on a message, as the platform announced it, and its bytes once fetched.
+
+    ``url`` is where the platform keeps it (only the platform's own adapter fetches it, and
+    only from the platform's hosts); ``size`` is what the platform declared. ``data`` is set
+    once fetched; ``problem`` says why it could not be (a ``core.files.Problem``).
+    """
+
+    name: str
+    url: str = ""
+    size: int | None = None
+    data: bytes | None = field(default=None, repr=False)
+    problem: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class IncomingMessage:
     """One customer message, already translated by an adapter (bot mention stripped).
 
@@ -42,7 +62,8 @@ class IncomingMessage:
     snowflake); the engine dedupes on it, so retried or doubled deliveries reach Claude once.
     ``direct`` marks a DM, where conversations end after the idle timeout. ``wants_person``
     is set when the customer pressed a "Talk to a human" button (``text`` is its label).
-    ``attachments`` names the files the customer attached (the bot cannot read them yet).
+    ``attachments`` are the files the customer attached; the workflow fetches them before the
+    engine checks them (``core.files``).
     """
 
     key: ConversationKey
@@ -52,7 +73,7 @@ class IncomingMessage:
     direct: bool = False
     author_name: str = ""
     wants_person: bool = False
-    attachments: tuple[str, ...] = ()
+    attachments: tuple[Attachment, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,12 +104,14 @@ class Reply:
     """What to tell the customer. Empty ``text`` means say nothing to the customer.
 
     ``relay`` is set in DMs while an escalation is live: the adapter also posts the customer's
-    message into that staff thread, because staff cannot see the DM.
+    message into that staff thread, because staff cannot see the DM. ``files`` are the
+    customer's files of this turn that were accepted (checked and downscaled), to show staff.
     """
 
     text: str
     escalation: Escalation | None = None
     relay: StaffPost | None = None
+    files: tuple[Attachment, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -121,6 +144,7 @@ class Relayed:
     key: ConversationKey
     text: str
     staff_name: str
+    files: tuple[Attachment, ...] = ()
 
 
 class StartError(RuntimeError):
@@ -129,6 +153,11 @@ class StartError(RuntimeError):
 
 class ConversationPort(Protocol):
     """What an adapter is given. The engine implements it; adapter tests can pass a fake."""
+
+    @property
+    def files(self) -> FileLimits:
+        """What customers may send: the workflow fetches no more than this."""
+        ...
 
     async def handle(self, message: IncomingMessage) -> Reply | None:
         """Answer one customer message; ``None`` means stay silent (a duplicate delivery)."""
@@ -167,7 +196,7 @@ class Kind(StrEnum):
     RESTART = "restart"
     """A "start over" that opened a fresh conversation."""
     ATTACHMENT = "attachment"
-    """Files without text, which the bot cannot read yet."""
+    """Files without text, none of which could be opened (each was refused with a reason)."""
     REFUSED = "refused"
     """Customer text Claude refused (``stop_reason: refusal``): kept, never sent again, as
     Anthropic requires, or every later request would be refused as well."""
@@ -191,4 +220,15 @@ class Turn:
 
     @property
     def text(self) -> str:
-        return "\n".join(b["text"] for b in self.content if b.get("type") == "text")
+        """The turn's words, a kept photo or PDF shown by its label ("[photo: table.jpg]")."""
+        return "\n".join(
+            b["text"] if b.get("type") == "text" else file_label(b)
+            for b in self.content
+            if b.get("type") == "text" or b.get("source", {}).get("type") == "blob"
+        )
+
+
+def file_label(block: Mapping[str, Any]) -> str:
+    """How a kept file (``core.files``) is named where it cannot be shown."""
+    kind = "photo" if block.get("type") == "image" else "file"
+    return f"[{kind}: {block.get('name') or 'unnamed'}]"

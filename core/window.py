@@ -8,8 +8,11 @@ every request repeats the previous one's messages byte for byte, so prompt cachi
 from __future__ import annotations
 
 import copy
+from collections.abc import Sequence
+from dataclasses import replace
 from typing import Any
 
+from core import files, tokens
 from core.types import Kind, Turn
 
 KEEP = 0.6
@@ -21,18 +24,41 @@ SEEN = frozenset({Kind.CUSTOMER, Kind.MODEL, Kind.TOOL_RESULT, Kind.STAFF})
 def fit(turns: list[Turn], *, budget: int) -> list[Turn]:
     """Drop a chunk of the oldest turns if the window exceeds ``budget`` tokens.
 
-    The result always starts with a customer turn, so it never opens with an assistant turn
-    or with a tool result whose tool call was dropped. The newest turn is always kept.
+    Photos and PDFs go before words: over budget, the files of the oldest turns are replaced
+    by a placeholder ("[photo: table.jpg]") first, and only if that is not enough are the
+    oldest turns dropped. The engine stores the placeholders (``stripped``), so the next
+    request repeats this one's prefix, as after a trim. The result always starts with a
+    customer turn, so it never opens with an assistant turn or with a tool result whose tool
+    call was dropped. The newest turn is always kept whole.
     """
     total = sum(t.tokens for t in turns)
     first = 0
     if total > budget:
+        turns = list(turns)
+        for index, turn in enumerate(turns[:-1]):
+            if total <= budget * KEEP:
+                break
+            if any(files.is_file(b) for b in turn.content):
+                turns[index] = without_files(turn)
+                total -= turn.tokens - turns[index].tokens
         while first < len(turns) - 1 and total > budget * KEEP:
             total -= turns[first].tokens
             first += 1
     while first < len(turns) - 1 and turns[first].kind != Kind.CUSTOMER:
         first += 1
     return turns[first:]
+
+
+def stripped(before: Sequence[Turn], after: Sequence[Turn]) -> list[Turn]:
+    """The turns of ``after`` (``fit``'s result) whose files ``fit`` replaced by placeholders."""
+    held = {t.seq: t.content for t in before}
+    return [t for t in after if t.content != held.get(t.seq, t.content)]
+
+
+def without_files(turn: Turn) -> Turn:
+    """``turn`` with each photo or PDF replaced by its placeholder text."""
+    content = [files.placeholder(b) if files.is_file(b) else b for b in turn.content]
+    return replace(turn, content=content, tokens=tokens.estimate(content))
 
 
 def cache_point(ttl: str) -> dict[str, str]:

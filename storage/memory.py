@@ -7,10 +7,12 @@ each ``SqlStore`` call is one transaction. Nothing survives the process.
 from __future__ import annotations
 
 import itertools
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 
 from core.escalation import State
+from core.files import Kept
 from core.ports import Conversation, HandOff, TurnWrites
 from core.types import (
     ConversationKey,
@@ -35,6 +37,7 @@ class _Conversation:
     dont_know_streak: int = 0
     updated_at: datetime = datetime.min
     turns: list[Turn] = field(default_factory=list)
+    files: dict[str, Kept] = field(default_factory=dict)
 
 
 @dataclass(slots=True)
@@ -255,6 +258,35 @@ class MemoryStore:
     async def history(self, key: ConversationKey) -> list[Turn]:
         at_key = [c for c in self._conversations if c.key == key]
         return list(at_key[-1].turns) if at_key else []
+
+    async def keep_files(
+        self, conversation_id: int, files: Sequence[Kept], *, now: datetime
+    ) -> None:
+        row = self._by_id(conversation_id)
+        for kept in files:
+            row.files.setdefault(kept.sha256, kept)
+
+    async def file_data(self, conversation_id: int, ids: Collection[str]) -> dict[str, bytes]:
+        files = self._by_id(conversation_id).files
+        return {i: files[i].data for i in ids if i in files}
+
+    async def strip_files(self, conversation_id: int, turns: Sequence[Turn]) -> None:
+        row = self._by_id(conversation_id)
+        by_seq = {t.seq: t for t in turns}
+        row.turns = [
+            replace(t, content=by_seq[t.seq].content, tokens=by_seq[t.seq].tokens)
+            if t.seq in by_seq
+            else t
+            for t in row.turns
+        ]
+
+    async def escalation_files(self, escalation_id: int) -> list[Kept]:
+        escalation = self._escalations.get(escalation_id)
+        return list(escalation.conversation.files.values()) if escalation is not None else []
+
+    def _by_id(self, conversation_id: int) -> _Conversation:
+        [row] = [c for c in self._conversations if c.id == conversation_id]
+        return row
 
 
 def _add(row: _Conversation, turns: tuple[Turn, ...] | list[Turn], *, now: datetime) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, ForeignKey, Index, String, UniqueConstraint, text
+from sqlalchemy import JSON, ForeignKey, Index, LargeBinary, String, UniqueConstraint, text
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from core.escalation import State
@@ -115,4 +115,29 @@ class EscalationRow(Base):
             postgresql_where=text(_LIVE_SQL),
         ),
         Index("ix_escalations_staff_message", "staff_channel", "staff_message_id"),
+    )
+
+
+class FileRow(Base):
+    """A customer's photo or PDF as Claude sees it (checked and downscaled: ``core.files``).
+
+    Turns reference it by ``sha256``; it lives and dies with its conversation.
+    """
+
+    __tablename__ = "files"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    conversation_id: Mapped[int] = mapped_column(ForeignKey("conversations.id", ondelete="CASCADE"))
+    sha256: Mapped[str] = mapped_column(String(64))
+    name: Mapped[str] = mapped_column(String(300))
+    media_type: Mapped[str] = mapped_column(String(50))
+    data: Mapped[bytes] = mapped_column(LargeBinary)
+    width: Mapped[int] = mapped_column(default=0)
+    height: Mapped[int] = mapped_column(default=0)
+    pages: Mapped[int] = mapped_column(default=0)
+    created_at: Mapped[datetime]
+
+    __table_args__ = (
+        # One copy per conversation, however often it is sent; also the lookup by reference.
+        UniqueConstraint("conversation_id", "sha256", name="uq_files_conversation_sha256"),
     )

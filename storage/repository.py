@@ -12,18 +12,20 @@ whoever logs the failure prints it, traceback and chained exceptions included.
 from __future__ import annotations
 
 import functools
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Collection, Sequence
 from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import Any, Concatenate, ParamSpec, TypeVar
 
 from sqlalchemy import ColumnElement, Row, delete, exists, literal, select, update
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError, StatementError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from sqlalchemy.sql.dml import ReturningUpdate
 
 from core import logs
 from core.escalation import LIVE, State
+from core.files import Kept
 from core.ports import Conversation, HandOff, TurnWrites
 from core.types import (
     ConversationKey,
@@ -36,7 +38,7 @@ from core.types import (
     Usage,
 )
 from core.window import SEEN
-from storage.models import ConversationRow, DeliveryRow, EscalationRow, MessageRow
+from storage.models import ConversationRow, DeliveryRow, EscalationRow, FileRow, MessageRow
 
 # Two replicas racing to open the same conversation: the loser retries once it sees the winner's.
 _OPEN_ATTEMPTS = 3
@@ -391,6 +393,76 @@ class SqlStore:
             if conversation_id is None:
                 return []
             return await _turns(session, conversation_id, start=0)
+
+    @_quoting_nothing
+    async def keep_files(
+        self, conversation_id: int, files: Sequence[Kept], *, now: datetime
+    ) -> None:
+        if not files:
+            return
+        rows = [
+            {
+                "conversation_id": conversation_id,
+                "sha256": f.sha256,
+                "name": f.name[:300],
+                "media_type": f.media_type,
+                "data": f.data,
+                "width": f.width,
+                "height": f.height,
+                "pages": f.pages,
+                "created_at": now,
+            }
+            for f in files
+        ]
+        async with self._sessions.begin() as session:
+            # The same file sent twice in a conversation (or a redelivery) is kept once.
+            insert = postgresql.insert if _dialect(session) == "postgresql" else sqlite.insert
+            statement = insert(FileRow).on_conflict_do_nothing(
+                index_elements=["conversation_id", "sha256"]
+            )
+            await session.execute(statement, rows)
+
+    @_quoting_nothing
+    async def file_data(self, conversation_id: int, ids: Collection[str]) -> dict[str, bytes]:
+        if not ids:
+            return {}
+        async with self._sessions() as session:
+            found = await session.execute(
+                select(FileRow.sha256, FileRow.data).where(
+                    FileRow.conversation_id == conversation_id, FileRow.sha256.in_(list(ids))
+                )
+            )
+            return {sha: data for sha, data in found.all()}
+
+    @_quoting_nothing
+    async def strip_files(self, conversation_id: int, turns: Sequence[Turn]) -> None:
+        async with self._sessions.begin() as session:
+            for turn in turns:
+                await session.execute(
+                    update(MessageRow)
+                    .where(
+                        MessageRow.conversation_id == conversation_id, MessageRow.seq == turn.seq
+                    )
+                    .values(content=turn.content, tokens=turn.tokens)
+                )
+
+    @_quoting_nothing
+    async def escalation_files(self, escalation_id: int) -> list[Kept]:
+        async with self._sessions() as session:
+            rows = await session.scalars(
+                select(FileRow)
+                .join(EscalationRow, EscalationRow.conversation_id == FileRow.conversation_id)
+                .where(EscalationRow.id == escalation_id)
+                .order_by(FileRow.id)
+            )
+            return [
+                Kept(r.name, r.media_type, r.data, width=r.width, height=r.height, pages=r.pages)
+                for r in rows
+            ]
+
+
+def _dialect(session: AsyncSession) -> str:
+    return session.get_bind().dialect.name
 
 
 async def _hand_off(

@@ -10,6 +10,7 @@ from typing import Any
 from bots.discord.bot import DiscordBot
 from bots.discord.settings import DiscordSettings
 from core.desk import Desk
+from core.files import FileLimits
 from core.ports import ConversationStore
 from core.types import (
     ConversationKey,
@@ -48,6 +49,7 @@ class RecordingPort(_Watched):
         self.messages: list[IncomingMessage] = []
         self.answer = answer or (lambda m: Reply(f"answer to: {m.text}"))
         self.before_answer: Callable[[IncomingMessage], Awaitable[None]] | None = None
+        self.files = FileLimits()
         self._answered: set[str] = set()
 
     async def handle(self, message: IncomingMessage) -> Reply | None:
@@ -71,6 +73,7 @@ class WatchedPort(_Watched):
         super().__init__()
         self.turns: list[tuple[IncomingMessage, Reply | None]] = []
         self._port = port
+        self.files = port.files
 
     async def handle(self, message: IncomingMessage) -> Reply | None:
         reply = await self._port.handle(message)

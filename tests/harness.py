@@ -61,6 +61,8 @@ REPING_SWEEP_AHEAD = timedelta(hours=1)
 
 Where = Literal["dm", "thread"]
 """A customer's conversation: a DM with the bot, or a thread in the support channel."""
+Files = tuple[tuple[str, bytes], ...]
+"""Files sent with a message, by name, as the platform hosts them."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -103,6 +105,7 @@ class TurnLog:
 
     def __init__(self, engine: Any) -> None:
         self._engine = engine
+        self.files = engine.files
         self.turns: list[tuple[IncomingMessage, Reply | None]] = []
 
     async def handle(self, message: IncomingMessage) -> Reply | None:
@@ -162,12 +165,13 @@ class Bot(ABC):
 
     # -- the customer ----------------------------------------------------------------------
 
-    async def say(self, text: str, *, where: Where = "thread") -> Posted | None:
-        """The customer writes ``text``; what the bot then posted for them (``None``: nothing).
+    async def say(self, text: str, *, where: Where = "thread", files: Files = ()) -> Posted | None:
+        """The customer writes ``text`` (with ``files``); what the bot then posted for them
+        (``None``: nothing).
 
         Returns once the message has been handled to the end, staff notification included.
         """
-        return await self._delivered(where, lambda: self._customer_writes(text, where))
+        return await self._delivered(where, lambda: self._customer_writes(text, where, files))
 
     async def redeliver_last(self) -> Posted | None:
         """The platform delivers the last message (the customer's or staff's) again: a Slack
@@ -206,11 +210,17 @@ class Bot(ABC):
             raise AssertionError(f"{posted.text!r} has no {action!r} button ({posted.buttons})")
         return await self._press(posted.ref, action, as_staff=as_staff)
 
-    async def staff_writes_in_thread(self, text: str, *, where: Where = "dm") -> Posted | None:
-        """A support-team member writes in the escalation's staff thread; what reached the
-        customer's conversation because of it (``None``: nothing)."""
+    async def staff_writes_in_thread(
+        self, text: str, *, where: Where = "dm", files: Files = ()
+    ) -> Posted | None:
+        """A support-team member writes in the escalation's staff thread (with ``files``);
+        what reached the customer's conversation because of it (``None``: nothing)."""
         staff = await self._staff_post(where)
-        return await self._delivered(where, lambda: self._staff_writes(staff, text))
+        return await self._delivered(where, lambda: self._staff_writes(staff, text, files))
+
+    async def staff_files(self, *, where: Where = "thread") -> list[tuple[str, bytes]]:
+        """The files the bot posted in the escalation's staff thread: name and bytes."""
+        return self._files_in_thread(await self._staff_post(where))
 
     async def staff_joins_thread(self, text: str) -> Posted | None:
         """A support-team member writes in the customer's support thread itself (a takeover);
@@ -249,8 +259,15 @@ class Bot(ABC):
     # -- per platform ----------------------------------------------------------------------
 
     @abstractmethod
-    async def _customer_writes(self, text: str, where: Where) -> tuple[Any, str]:
+    async def _customer_writes(self, text: str, where: Where, files: Files) -> tuple[Any, str]:
         """Deliver the customer's message; its raw payload and its message id."""
+
+    @abstractmethod
+    def _files_in_thread(self, staff: StaffPost) -> list[tuple[str, bytes]]: ...
+
+    @abstractmethod
+    def customer_files(self, *, where: Where = "dm") -> list[tuple[str, bytes]]:
+        """The files the bot posted in the customer's conversation: name and bytes."""
 
     @abstractmethod
     async def _redeliver(self, raw: Any) -> None: ...
@@ -273,7 +290,7 @@ class Bot(ABC):
     async def _press(self, ref: Any, action: str, *, as_staff: bool) -> str | None: ...
 
     @abstractmethod
-    async def _staff_writes(self, staff: StaffPost, text: str) -> tuple[Any, str]:
+    async def _staff_writes(self, staff: StaffPost, text: str, files: Files) -> tuple[Any, str]:
         """Deliver a support-team member's message in ``staff``'s thread."""
 
     @abstractmethod
@@ -329,8 +346,9 @@ class SlackSide(Bot):
         status = await post_event(self._events_url, body, secret=SECRET, retry_num=retry)
         assert status == 200, f"Slack event not acked: HTTP {status}"
 
-    async def _customer_writes(self, text: str, where: Where) -> tuple[Any, str]:
+    async def _customer_writes(self, text: str, where: Where, files: Files) -> tuple[Any, str]:
         ts = self._ts()
+        shared = [self.fake.add_file(name, data) for name, data in files]
         if where == "dm":
             channel = SLACK_DM
             body = load_body("message_im", text=escape(text), ts=ts, channel=channel)
@@ -342,6 +360,8 @@ class SlackSide(Bot):
             body = load_body(
                 "message_channel_thread", text=escape(text), ts=ts, thread_ts=self._thread_ts
             )
+        if shared:
+            body["event"] |= {"files": shared, "subtype": "file_share"}
         body["event_id"] = f"Ev{ts}"
         await self._post(body)
         return body, f"{channel}:{ts}"
@@ -399,9 +419,26 @@ class SlackSide(Bot):
         told = [w for w in self.fake.calls_to("chat.postEphemeral")[whispers:] if w["user"] == user]
         return "\n".join(w["text"] for w in told) or None
 
-    async def _staff_writes(self, staff: StaffPost, text: str) -> tuple[Any, str]:
+    async def _staff_writes(self, staff: StaffPost, text: str, files: Files) -> tuple[Any, str]:
         fixture, where = "message_staff_thread", staff.channel_id
-        return await self._staff_posts(fixture, where, text, thread_ts=staff.message_id)
+        return await self._staff_posts(
+            fixture, where, text, thread_ts=staff.message_id, files=files
+        )
+
+    def _files_in_thread(self, staff: StaffPost) -> list[tuple[str, bytes]]:
+        return [
+            (u["name"], u["data"])
+            for u in self.fake.uploads
+            if u["channel"] == staff.channel_id and u["thread_ts"] == staff.message_id
+        ]
+
+    def customer_files(self, *, where: Where = "dm") -> list[tuple[str, bytes]]:
+        channel, thread = (SLACK_DM, None) if where == "dm" else (SLACK_SUPPORT, self._thread_ts)
+        return [
+            (u["name"], u["data"])
+            for u in self.fake.uploads
+            if u["channel"] == channel and u["thread_ts"] == thread
+        ]
 
     async def _staff_joins(self, text: str) -> tuple[Any, str]:
         assert self._thread_ts is not None, "the customer has no thread yet"
@@ -409,10 +446,11 @@ class SlackSide(Bot):
         return await self._staff_posts(fixture, where, text, thread_ts=self._thread_ts)
 
     async def _staff_posts(
-        self, fixture: str, channel: str, text: str, *, thread_ts: str
+        self, fixture: str, channel: str, text: str, *, thread_ts: str, files: Files = ()
     ) -> tuple[Any, str]:
         """A support-team member's thread reply in ``channel``, as Slack delivers it."""
         ts = self._ts()
+        shared = [self.fake.add_file(name, data) for name, data in files]
         body = load_body(
             fixture,
             text=escape(text),
@@ -423,6 +461,8 @@ class SlackSide(Bot):
             user_profile={"display_name": self.staff_name},
             event_id=f"Ev{ts}",
         )
+        if shared:
+            body["event"] |= {"files": shared, "subtype": "file_share"}
         await self._post(body)
         return body, f"{channel}:{ts}"
 
@@ -462,11 +502,11 @@ class DiscordSide(Bot):
         self.customer_mention = f"<@{w.customer_id}>"
         self._thread_id: int | None = None
 
-    async def _customer_writes(self, text: str, where: Where) -> tuple[Any, str]:
+    async def _customer_writes(self, text: str, where: Where, files: Files) -> tuple[Any, str]:
         w = self.fake.world
         # The first message in the support channel opens a thread with that message's id.
         channel = w.dm_channel_id if where == "dm" else self._thread_id or w.support_channel_id
-        message = self.fake.message(channel, text)
+        message = self.fake.message(channel, text, attachments=files)
         if where == "thread" and self._thread_id is None:
             self._thread_id = int(message["id"])
         return await self._dispatch(message)
@@ -514,8 +554,19 @@ class DiscordSide(Bot):
         notes = fake.followed_up(interaction)
         return notes[-1].data.get("content") if notes else None
 
-    async def _staff_writes(self, staff: StaffPost, text: str) -> tuple[Any, str]:
-        return await self._dispatch(self.fake.staff_message(int(staff.message_id), text))
+    async def _staff_writes(self, staff: StaffPost, text: str, files: Files) -> tuple[Any, str]:
+        posted = self.fake.staff_message(int(staff.message_id), text, attachments=files)
+        return await self._dispatch(posted)
+
+    def _files_in_thread(self, staff: StaffPost) -> list[tuple[str, bytes]]:
+        # A thread started from a message has that message's id.
+        return [
+            (u.name, u.data) for u in self.fake.uploads if u.channel_id == int(staff.message_id)
+        ]
+
+    def customer_files(self, *, where: Where = "dm") -> list[tuple[str, bytes]]:
+        channel = self.fake.world.dm_channel_id if where == "dm" else self._thread_id
+        return [(u.name, u.data) for u in self.fake.uploads if u.channel_id == channel]
 
     async def _staff_joins(self, text: str) -> tuple[Any, str]:
         assert self._thread_id is not None, "the customer has no thread yet"

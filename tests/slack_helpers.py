@@ -13,6 +13,7 @@ from typing import Any
 from bots.slack.bot import EVENTS_PATH, SlackBot
 from bots.slack.settings import SlackSettings
 from core.desk import Desk
+from core.files import FileLimits
 from core.types import ConversationKey, IncomingMessage, Reply
 from tests.fakes.slack_api import FakeSlack, Params, post_action, post_event
 
@@ -94,6 +95,7 @@ class RecordingPort:
     """
 
     answer: Callable[[IncomingMessage], Reply] = lambda m: Reply(f"echo: {m.text}")
+    files: FileLimits = field(default_factory=FileLimits)
     messages: list[IncomingMessage] = field(default_factory=list)
     active: set[ConversationKey] = field(default_factory=set)
     _seen: set[str] = field(default_factory=set)

@@ -347,7 +347,8 @@ async def test_a_photo_without_text_names_its_files_and_its_thread(
 
     [incoming] = port.messages
     assert incoming.text == ""
-    assert incoming.attachments == ("broken-lamp.jpg",)
+    [lamp] = incoming.attachments
+    assert (lamp.name, lamp.data) == ("broken-lamp.jpg", b"file broken-lamp.jpg")
     [thread] = fake_discord.threads
     assert thread["name"] == "Photo from Casey"
 

@@ -18,7 +18,6 @@ from bots.discord.render import (
     reply_messages,
     shorten,
     staff_reply_messages,
-    with_attachments,
 )
 from bots.discord.routing import (
     Plan,
@@ -29,7 +28,7 @@ from bots.discord.routing import (
     thread_name,
 )
 from bots.discord.send import allowed_mentions
-from core.types import ConversationKey, Escalation, Reply, StaffPost
+from core.types import Attachment, ConversationKey, Escalation, Reply, StaffPost
 
 BOT, GUILD, SUPPORT, GENERAL, THREAD, MSG, USER, STAFF = 9, 1, 10, 20, 30, 40, 50, 70
 BASE = Seen(
@@ -45,6 +44,7 @@ BASE = Seen(
     mentions_bot=False,
     content="Where is my order?",
 )
+RECEIPT = Attachment("receipt.pdf", url="https://cdn.discordapp.com/attachments/1/2/receipt.pdf")
 
 
 def route(**changes: Any) -> Plan | StaffReply | None:
@@ -165,14 +165,15 @@ def test_a_post_in_a_staff_thread_is_a_staff_reply(mentions_bot: bool) -> None:
         author_name="Dana",
         content="<@9> On it.",
         mentions_bot=mentions_bot,
-        attachment_urls=("https://cdn/receipt.pdf",),
+        attachments=(RECEIPT,),
     )
     assert said == StaffReply(
         post=StaffPost("70", "30"),
         author_id=str(USER),
         author_name="Dana",
-        text="On it.\nhttps://cdn/receipt.pdf",  # files reach the customer as links
+        text="On it.",
         message_id="40",
+        attachments=(RECEIPT,),  # the workflow fetches and passes them on
     )
 
 
@@ -189,10 +190,13 @@ def test_a_post_in_a_staff_thread_is_a_staff_reply(mentions_bot: bool) -> None:
 def test_a_new_thread_is_named_after_what_was_sent(
     attachments: tuple[str, ...], content: str, name: str
 ) -> None:
-    todo = route(content=content, attachments=attachments, mentions_bot=True)
+    files = tuple(
+        Attachment(name, url=f"https://cdn.discordapp.com/{name}") for name in attachments
+    )
+    todo = route(content=content, attachments=files, mentions_bot=True)
     assert isinstance(todo, Plan) and todo.start_thread
     assert todo.thread_name == name
-    assert todo.message.attachments == attachments
+    assert todo.message.attachments == files
 
 
 @pytest.mark.parametrize(
@@ -276,10 +280,7 @@ def test_a_long_relay_is_split_under_the_limit() -> None:
     assert messages[0].content.startswith("<@50> wrote: word")
 
 
-def test_with_attachments() -> None:
-    assert with_attachments("see this", ["https://cdn/a.png"]) == "see this\nhttps://cdn/a.png"
-    assert with_attachments("", ["https://cdn/a.png"]) == "https://cdn/a.png"
-    assert with_attachments("just text", []) == "just text"
+def test_shorten() -> None:
     assert len(shorten("a b c d", 4)) <= 4
 
 

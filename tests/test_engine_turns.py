@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import itertools
-from dataclasses import replace
 from datetime import datetime, timedelta
 
 from bots.app import Runtime, open_runtime
@@ -222,37 +221,3 @@ def _strip_cache(messages: list[dict]) -> list[dict]:
         }
         for m in messages
     ]
-
-
-async def test_a_photo_without_text_is_met_with_the_unseen_attachments_notice(
-    runtime: Runtime, fake_claude: FakeAnthropic, settings: Settings
-) -> None:
-    assert settings.persona is not None
-    photo = replace(message(""), attachments=("IMG_2041.jpg",))
-    reply = await runtime.engine.handle(photo)
-
-    assert reply is not None and reply.escalation is None
-    assert reply.text == settings.persona.unseen_attachments
-    assert reply.text != settings.persona.empty_message
-    assert fake_claude.requests == []
-    stored = await runtime.store.history(KEY)
-    assert [(t.kind, t.text) for t in stored] == [
-        ("attachment", "(attached: IMG_2041.jpg)"),
-        ("notice", settings.persona.unseen_attachments),
-    ]
-
-
-async def test_text_with_a_photo_is_answered_and_the_photo_acknowledged(
-    engine: Engine, fake_claude: FakeAnthropic, settings: Settings
-) -> None:
-    assert settings.persona is not None
-    fake_claude.queue(text("Sorry about the scratch: damaged items can be returned."))
-    photo = replace(message("The table arrived scratched."), attachments=("scratch.png",))
-    reply = await engine.handle(photo)
-
-    assert reply is not None and reply.escalation is None
-    assert reply.text == (
-        "Sorry about the scratch: damaged items can be returned.\n\n"
-        + settings.persona.unseen_attachments
-    )
-    assert fake_claude.requests[0].last_user_text == "The table arrived scratched."

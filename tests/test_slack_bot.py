@@ -17,6 +17,7 @@ from bots.slack.settings import SlackSettings
 from bots.slack.staff import REFRESH_SECONDS, RETRY_SECONDS, StaffDirectory
 from core.config import ConfigError
 from core.desk import Desk
+from core.files import Problem
 from core.types import IncomingMessage, Reply, StartError
 from tests.fakes.slack_api import FakeSlack, post_event, sign
 from tests.slack_helpers import (
@@ -376,6 +377,8 @@ def test_manifest_asks_for_exactly_what_the_adapter_uses() -> None:
         "reactions:write",  # the progress reaction
         "usergroups:read",  # usergroups.users.list: staff replies in threads
         "users:read",  # users.info: the name on a relayed staff reply
+        "files:read",  # url_private: customers' photos and PDFs, staff files for a DM
+        "files:write",  # files.uploadV2: photos to the staff thread, staff files to a DM
     }
     assert set(manifest["settings"]["event_subscriptions"]["bot_events"]) == {
         "app_mention",
@@ -435,13 +438,17 @@ async def test_staff_names_are_looked_up_once(slack: FakeSlack) -> None:
     assert slack.calls_to("users.info") == [{"user": "U0STAFF1"}, {"user": "U0STAFF1"}]
 
 
-async def test_a_shared_file_reaches_the_port_with_its_names(
+async def test_a_file_off_slacks_hosts_reaches_the_port_unfetched(
     bot: Harness, port: RecordingPort
 ) -> None:
+    # The fixture's url_private is on files.slack.test: not Slack's, so the token stays home.
     assert await bot.deliver(load_body("file_share")) == 200
     [message] = port.messages
-    assert message.attachments == ("receipt.png",)
+    [receipt] = message.attachments
+    assert (receipt.name, receipt.size, receipt.data) == ("receipt.png", 48213, None)
+    assert receipt.problem == Problem.UNAVAILABLE
     assert message.text == ""
+    assert bot.fake.downloads == []
     assert len(bot.posts("D0DM")) == 1, "the engine's answer is posted"
 
 

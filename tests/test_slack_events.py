@@ -6,7 +6,7 @@ import pytest
 
 from bots.common import Inbound, StaffReply
 from bots.slack.events import BotIdentity, clean_text, route, translate
-from core.types import ConversationKey, IncomingMessage, StaffPost
+from core.types import Attachment, ConversationKey, IncomingMessage, StaffPost
 from tests.slack_helpers import load_body
 
 BOT = BotIdentity(user_id="U0BOT", bot_id="B0BOT")
@@ -26,7 +26,7 @@ def inbound(
     direct: bool = False,
     follow_up: bool = False,
     name: str = "",
-    files: tuple[str, ...] = (),
+    files: tuple[Attachment, ...] = (),
 ) -> Inbound:
     message = IncomingMessage(
         key=key(channel, thread),
@@ -53,7 +53,18 @@ ANSWERED = {
         "D0DM", "1700000002.000200", "1700000050.000300", "Following up on this one", direct=True
     ),
     "file_share": inbound(
-        "D0DM", "-", "1700000700.000100", "", direct=True, files=("receipt.png",)
+        "D0DM",
+        "-",
+        "1700000700.000100",
+        "",
+        direct=True,
+        files=(
+            Attachment(
+                "receipt.png",
+                url="https://files.slack.test/files-pri/T0TEAM-F0FILE/receipt.png",
+                size=48213,
+            ),
+        ),
     ),
     "app_mention": inbound("C0SUPPORT", MENTION_TS, MENTION_TS, "how do I reset my password?"),
     "message_channel_mention": inbound(

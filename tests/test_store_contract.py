@@ -5,12 +5,14 @@ from __future__ import annotations
 import asyncio
 import sqlite3
 from contextlib import closing
+from dataclasses import replace
 from datetime import datetime, timedelta
 from pathlib import Path
 
 from sqlalchemy.dialects import sqlite
 
 from core.escalation import State
+from core.files import Kept
 from core.ports import Conversation, ConversationStore, HandOff, TurnWrites
 from core.types import ConversationKey, Kind, StaffPost
 from storage.repository import take_due_repings
@@ -421,3 +423,38 @@ async def test_a_refused_turn_is_kept_but_left_out_of_the_window(store: Conversa
 
     assert [t.text for t in later.window] == ["Hello again"]
     assert [t.kind for t in await store.history(KEY)] == [Kind.REFUSED, Kind.CUSTOMER]
+
+
+# Files
+
+
+async def test_files_are_kept_once_per_conversation_and_found_by_escalation(
+    store: ConversationStore,
+) -> None:
+    photo = Kept("table.jpg", "image/jpeg", b"\xff\xd8\xff pixels", width=4, height=3)
+    receipt = Kept("receipt.pdf", "application/pdf", b"%PDF-1.7 pages", pages=1)
+    conversation = await begin(store, "m-1")
+    await store.keep_files(conversation.id, [photo, receipt], now=T0)
+    await store.keep_files(conversation.id, [photo], now=T0)  # sent again, or redelivered
+    other = await begin(store, "m-2", key=OTHER)
+
+    found = await store.file_data(conversation.id, {photo.sha256, "unknown", receipt.sha256})
+    assert found == {photo.sha256: photo.data, receipt.sha256: receipt.data}
+    assert await store.file_data(other.id, {photo.sha256}) == {}, "per conversation"
+
+    escalation_id = await escalate(store)
+    assert await store.escalation_files(escalation_id) == [photo, receipt]
+    assert await store.escalation_files(await escalate(store, OTHER)) == []
+
+
+async def test_stripped_files_are_stored_in_place(store: ConversationStore) -> None:
+    await begin(store, "m-1", text="look")
+    conversation = await begin(store, "m-2", text="and this")
+    [first, second] = conversation.window
+    placeholder = replace(first, content=[{"type": "text", "text": "[photo: a.jpg]"}], tokens=9)
+
+    await store.strip_files(conversation.id, [placeholder])
+
+    [now_first, now_second] = (await begin(store, "m-3")).window[:2]
+    assert (now_first.content, now_first.tokens) == (placeholder.content, 9)
+    assert now_second == second

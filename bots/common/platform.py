@@ -9,13 +9,22 @@ inside.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol
 
 from core.escalation import Action
-from core.types import ConversationKey, EscalationView, IncomingMessage, Relayed, Reply, StaffPost
+from core.types import (
+    Attachment,
+    ConversationKey,
+    EscalationView,
+    IncomingMessage,
+    Relayed,
+    Reply,
+    StaffPost,
+)
 
 
 @dataclass(slots=True)
@@ -44,6 +53,7 @@ class StaffReply:
     text: str
     message_id: str
     context: Any = None
+    attachments: tuple[Attachment, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -124,4 +134,16 @@ class Platform(Protocol):
 
     async def tell_staff(self, post: StaffPost, user_id: str, text: str, context: Any) -> None:
         """Tell one staff member something only they need to see, at the notice ``post``."""
+        ...
+
+    async def fetch(self, attachment: Attachment, *, max_bytes: int) -> Attachment:
+        """``attachment`` with its bytes (``data``), downloaded only from the platform's own
+        file hosts (or its configured API host), with the bot's credentials only there; or with
+        the ``core.files.Problem`` that stopped it. Never more than ``max_bytes``."""
+        ...
+
+    async def post_files(
+        self, post: StaffPost, files: Sequence[Attachment], *, about: object
+    ) -> bool:
+        """Upload ``files`` (with ``data``) into the staff thread at ``post``, for the team."""
         ...

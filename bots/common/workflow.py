@@ -15,7 +15,11 @@ rules are the same everywhere:
 - the notice, its re-ping and its re-draws run one at a time per escalation and re-read the
   escalation first, so a re-ping never follows a claim it did not see;
 - in a DM, staff cannot see the conversation: customer messages go to the staff thread and
-  staff replies there come back, with "closed" and "not delivered" said to the staff member.
+  staff replies there come back, with "closed" and "not delivered" said to the staff member;
+- files are fetched once, here, before the engine sees the message (the platform knows its own
+  file hosts and credentials); the customer's accepted photos are shown in the staff thread
+  (all of the conversation's under a new notice, each turn's with its relay), and files staff
+  post in a DM's staff thread reach the customer.
 """
 
 from __future__ import annotations
@@ -24,6 +28,7 @@ import asyncio
 import logging
 from collections.abc import Callable, Coroutine
 from contextlib import AsyncExitStack
+from dataclasses import replace
 from datetime import datetime
 from typing import Any
 
@@ -33,14 +38,16 @@ from bots.common.tasks import Tasks
 from core.clock import utcnow
 from core.desk import Desk
 from core.escalation import Action, State
-from core.types import ConversationPort, Escalation, EscalationView, Reply
+from core.files import Problem
+from core.types import Attachment, ConversationPort, Escalation, EscalationView, Reply
 
 log = logging.getLogger(__name__)
 
 ONLY_STAFF = "Only the support team can do that."
 UNKNOWN_ESCALATION = "That escalation no longer exists."
 CLOSED = "This escalation is closed, so your reply was not sent to the customer."
-NO_TEXT = "Only text is passed on to the customer; write your answer as a message."
+NO_TEXT = "Only text and files are passed on to the customer; write your answer as a message."
+NOT_FETCHED = "These files could not be downloaded, so the customer did not get them: {names}"
 NOT_DELIVERED = (
     "Not delivered: the bot could not post in the customer's DM (they may have closed their "
     "DMs or left)."
@@ -114,6 +121,8 @@ class Workflow:
                 return
             await self._platform.prepare(inbound)
             await working.enter_async_context(self._platform.working(inbound))
+            if message.attachments:
+                message = replace(message, attachments=await self._fetched(message.attachments))
             reply = await self._port.handle(message)
             if reply is not None:
                 await self._deliver(inbound, reply)
@@ -153,6 +162,8 @@ class Workflow:
             )
         if reply.relay is not None:
             await self._platform.relay_to_staff(reply.relay, inbound.message)
+            if reply.files:
+                await self._platform.post_files(reply.relay, reply.files, about=reply.relay)
         if escalation is not None:
             await self._notice(escalation, thread_pinged=ping and delivered)
 
@@ -174,6 +185,19 @@ class Workflow:
         post = await self._platform.post_notice(view, ping=ping)
         if post is not None:
             await self._desk.attach(view.id, post)
+            files = await self._desk.files(view.id)
+            if files:
+                await self._platform.post_files(post, files, about=f"escalation {view.id}")
+
+    async def _fetched(self, attachments: tuple[Attachment, ...]) -> tuple[Attachment, ...]:
+        """``attachments`` with their bytes, as far as the platform could fetch them; those
+        past the per-message limit are not fetched at all."""
+        limits = self._port.files
+        first, rest = attachments[: limits.max_files], attachments[limits.max_files :]
+        fetched = await asyncio.gather(
+            *(self._platform.fetch(a, max_bytes=limits.fetch_bytes) for a in first)
+        )
+        return (*fetched, *(replace(a, problem=Problem.TOO_MANY) for a in rest))
 
     async def reping(self, view: EscalationView) -> None:
         """Remind staff of an escalation nobody has claimed (``watch_repings`` calls this).
@@ -204,13 +228,25 @@ class Workflow:
             view = await self._desk.at(reply.post)
             if view is None or not platform.is_direct(view.key):
                 return
-            if not view.live or not reply.text:
+            if not view.live or not (reply.text or reply.attachments):
                 note = CLOSED if not view.live else NO_TEXT
                 await platform.tell_staff(reply.post, reply.author_id, note, reply.context)
                 return
+            fetched = await self._fetched(reply.attachments)
+            files = tuple(a for a in fetched if a.data is not None)
+            if len(files) < len(fetched):
+                names = ", ".join(a.name for a in fetched if a.data is None)
+                note = NOT_FETCHED.format(names=names)
+                await platform.tell_staff(reply.post, reply.author_id, note, reply.context)
+                if not (reply.text or files):
+                    return
             name = reply.author_name or await platform.staff_name(reply.author_id, reply.context)
             relayed = await self._desk.staff_replied(
-                reply.post, staff_name=name, text=reply.text, message_id=reply.message_id
+                reply.post,
+                staff_name=name,
+                text=reply.text,
+                message_id=reply.message_id,
+                files=files,
             )
             if relayed is not None and not await platform.relay_to_customer(relayed):
                 await platform.tell_staff(reply.post, reply.author_id, NOT_DELIVERED, reply.context)

@@ -103,7 +103,7 @@ class DiscordBot:
             # Raise instead of sleeping through long rate limits (30 s is the minimum allowed).
             max_ratelimit_timeout=30.0,
         )
-        platform = DiscordPlatform(
+        self._platform = platform = DiscordPlatform(
             client=self._client,
             staff_channel_id=settings.staff_channel_id,
             support_role_id=settings.support_role_id,
@@ -166,6 +166,7 @@ class DiscordBot:
         if ready_task is not None:
             ready_task.cancel()
         await self._client.close()
+        await self._platform.close()
         if self._connection is not None and not self._connection.done():
             self._connection.cancel()
             with suppress(asyncio.CancelledError):

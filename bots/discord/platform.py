@@ -9,13 +9,16 @@ is logged with ids and codes, never message text, and reported as ``False``.
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from contextlib import AbstractAsyncContextManager
 from datetime import datetime
 from typing import Any
 
+import aiohttp
 import discord
 
 from bots.common import Inbound
+from bots.common.download import allowed, download, refused
 from bots.discord import send
 from bots.discord.buttons import TALK_LABEL, talk_button
 from bots.discord.notice import reminder
@@ -25,11 +28,21 @@ from bots.discord.send import SEND_ERRORS, describe
 from bots.discord.staff_channel import StaffChannel
 from bots.discord.translate import Place, is_support
 from bots.discord.typing_indicator import typing_in
-from core.types import ConversationKey, EscalationView, IncomingMessage, Relayed, Reply, StaffPost
+from core.types import (
+    Attachment,
+    ConversationKey,
+    EscalationView,
+    IncomingMessage,
+    Relayed,
+    Reply,
+    StaffPost,
+)
 
 log = logging.getLogger(__name__)
 
 THREAD_ALREADY_CREATED = 160004  # Discord error code: a thread already exists for this message
+CDN_HOSTS = frozenset({"cdn.discordapp.com", "media.discordapp.net"})
+"""Where Discord serves attachments; files are fetched from these and the API's own host."""
 
 
 class DiscordPlatform:
@@ -49,6 +62,13 @@ class DiscordPlatform:
         self._staff = StaffChannel(
             client=client, channel_id=staff_channel_id, role_id=support_role_id
         )
+        self._session: aiohttp.ClientSession | None = None
+
+    async def close(self) -> None:
+        """Close the session files were fetched over, if one was opened."""
+        if self._session is not None:
+            await self._session.close()
+            self._session = None
 
     # Who is who.
 
@@ -131,7 +151,8 @@ class DiscordPlatform:
 
     async def relay_to_staff(self, post: StaffPost, message: IncomingMessage) -> bool:
         text = f"(pressed {TALK_LABEL})" if message.wants_person else message.text
-        messages = relay_messages(message.author_id, text, message.attachments)
+        names = [a.name for a in message.attachments]
+        messages = relay_messages(message.author_id, text, names)
         return await _post_all(self._staff.thread(post), messages, context=post)
 
     async def relay_to_customer(self, relayed: Relayed) -> bool:
@@ -139,7 +160,25 @@ class DiscordPlatform:
             int(relayed.key.channel_id), type=discord.ChannelType.private
         )
         messages = staff_reply_messages(relayed.staff_name, relayed.text)
-        return await _post_all(dm, messages, context=relayed.key)
+        posted = await _post_all(dm, messages, context=relayed.key)
+        if posted and relayed.files:
+            return await send.post_files(dm, relayed.files, context=relayed.key)
+        return posted
+
+    async def fetch(self, attachment: Attachment, *, max_bytes: int) -> Attachment:
+        """An attachment's bytes from Discord's CDN (or the configured API host), no token."""
+        if not allowed(attachment.url, hosts=CDN_HOSTS, api_url=discord.http.Route.BASE):
+            return refused(attachment, about="a Discord attachment")
+        if self._session is None:
+            self._session = aiohttp.ClientSession()
+        return await download(
+            self._session, attachment, max_bytes=max_bytes, about="a Discord attachment"
+        )
+
+    async def post_files(
+        self, post: StaffPost, files: Sequence[Attachment], *, about: object
+    ) -> bool:
+        return await send.post_files(self._staff.thread(post), files, context=about)
 
     async def tell_staff(self, post: StaffPost, user_id: str, text: str, context: Any) -> None:
         if isinstance(context, discord.Interaction):

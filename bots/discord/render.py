@@ -54,11 +54,6 @@ def staff_reply_messages(staff_name: str, text: str) -> list[Outgoing]:
     return _prefixed(f"**{staff_name}** (support team): ", text)
 
 
-def with_attachments(text: str, urls: list[str]) -> str:
-    """Message text followed by the links of its attachments, one a line."""
-    return "\n".join([text, *urls]).strip()
-
-
 def _prefixed(prefix: str, text: str) -> list[Outgoing]:
     chunks = [c for c in split_text(f"{prefix}{text.strip()}", MESSAGE_LIMIT) if c.strip()]
     return [Outgoing(chunk) for chunk in chunks]

@@ -12,9 +12,9 @@ from collections.abc import Collection
 from dataclasses import dataclass, replace
 
 from bots.common import StaffReply
-from bots.discord.render import shorten, with_attachments
+from bots.discord.render import shorten
 from core.text import clean, sanitize
-from core.types import ConversationKey, IncomingMessage, StaffPost
+from core.types import Attachment, ConversationKey, IncomingMessage, StaffPost
 
 PLATFORM = "discord"
 DM_SPACE = "@me"
@@ -38,8 +38,7 @@ class Seen:
     thread_parent_id: int | None  # the parent channel when posted in a thread or forum post
     mentions_bot: bool
     content: str
-    attachments: tuple[str, ...] = ()  # file names
-    attachment_urls: tuple[str, ...] = ()
+    attachments: tuple[Attachment, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -102,7 +101,7 @@ def _sanitized(seen: Seen) -> Seen:
         seen,
         content=sanitize(seen.content),
         author_name=clean(seen.author_name),
-        attachments=tuple(clean(name) or "file" for name in seen.attachments),
+        attachments=tuple(replace(a, name=clean(a.name) or "file") for a in seen.attachments),
     )
 
 
@@ -120,9 +119,9 @@ def _in_staff_channel(seen: Seen, text: str) -> StaffReply | None:
         post=StaffPost(str(seen.thread_parent_id), str(seen.channel_id)),
         author_id=str(seen.author_id),
         author_name=seen.author_name,
-        # Files reach the customer as their links.
-        text=with_attachments(text, list(seen.attachment_urls)),
+        text=text,
         message_id=str(seen.message_id),
+        attachments=seen.attachments,
     )
 
 
@@ -143,7 +142,7 @@ def _untitled(seen: Seen) -> str:
     """A thread title for a message without words: what was sent, and by whom."""
     if not seen.attachments:
         return f"Question from {seen.author_name}"
-    kind = "Photo" if all(_IMAGE.search(name) for name in seen.attachments) else "File"
+    kind = "Photo" if all(_IMAGE.search(a.name) for a in seen.attachments) else "File"
     return f"{kind} from {seen.author_name}"
 
 

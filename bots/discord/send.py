@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
+import io
 import logging
+from collections.abc import Sequence
 
 import discord
 
 from bots.discord.render import Outgoing
+from core.types import Attachment
 
 log = logging.getLogger(__name__)
 
 # What a REST call can fail with: an error answer, or (past max_ratelimit_timeout) a rate limit.
 SEND_ERRORS = (discord.HTTPException, discord.RateLimited)
+FILES_PER_MESSAGE = 10  # Discord refuses more files on one message
 
 
 def allowed_mentions(out: Outgoing) -> discord.AllowedMentions:
@@ -33,21 +37,40 @@ async def post(
     *,
     reference: discord.MessageReference | None = None,
     view: discord.ui.View | None = None,
+    files: Sequence[Attachment] = (),
     context: object,
 ) -> bool:
-    """Send ``out`` (with the buttons of ``view``); on failure log it with ``context`` (a
-    conversation key or escalation) and return False."""
+    """Send ``out`` (with the buttons of ``view``, and up to ``FILES_PER_MESSAGE`` ``files``);
+    on failure log it with ``context`` (a conversation key or escalation) and return False."""
+    extra = {"files": [_file(f) for f in files]} if files else {}
     try:
         await target.send(
             out.content,
             reference=reference,
             allowed_mentions=allowed_mentions(out),
             view=view,
+            **extra,
         )
     except SEND_ERRORS as exc:
         log_failure(exc, getattr(target, "id", None), context)
         return False
     return True
+
+
+async def post_files(
+    target: discord.abc.Messageable, files: Sequence[Attachment], *, context: object
+) -> bool:
+    """Post ``files`` (with ``data``) to ``target``, as many messages as Discord needs."""
+    for first in range(0, len(files), FILES_PER_MESSAGE):
+        chunk = files[first : first + FILES_PER_MESSAGE]
+        if not await post(target, Outgoing(""), files=chunk, context=context):
+            return False
+    return True
+
+
+def _file(attachment: Attachment) -> discord.File:
+    assert attachment.data is not None
+    return discord.File(io.BytesIO(attachment.data), filename=attachment.name)
 
 
 def log_failure(

@@ -19,7 +19,7 @@ from bots.discord.routing import Plan, Seen, conversation_at, from_a_person, pla
 from bots.discord.send import SEND_ERRORS, describe
 from core.escalation import Action
 from core.text import clean
-from core.types import IncomingMessage, StaffPost
+from core.types import Attachment, IncomingMessage, StaffPost
 
 log = logging.getLogger(__name__)
 
@@ -72,8 +72,9 @@ def seen_from(message: discord.Message, *, thread_parent_id: int | None, bot_id:
         # ``mentions`` also holds the author of a replied-to message when the reply pings.
         mentions_bot=any(user.id == bot_id for user in message.mentions),
         content=message.content,
-        attachments=tuple(a.filename for a in message.attachments),
-        attachment_urls=tuple(a.url for a in message.attachments),
+        attachments=tuple(
+            Attachment(name=a.filename, url=a.url, size=a.size) for a in message.attachments
+        ),
     )
 
 

@@ -14,7 +14,7 @@ from typing import Any
 
 from bots.common import Inbound, StaffReply
 from core.text import clean, sanitize
-from core.types import ConversationKey, IncomingMessage, StaffPost
+from core.types import Attachment, ConversationKey, IncomingMessage, StaffPost
 
 PLATFORM = "slack"
 TOP_LEVEL = "-"
@@ -62,6 +62,7 @@ def route(
         text=message.text,
         message_id=message.message_id,
         context=thread,
+        attachments=message.attachments,
     )
 
 
@@ -102,7 +103,7 @@ def translate(body: Mapping[str, Any], bot: BotIdentity) -> Inbound | None:
         message_id=f"{channel}:{ts}",
         direct=direct,
         author_name=author_name(event),
-        attachments=file_names(event),
+        attachments=files_of(event),
     )
     return Inbound(message=message, context=ts, follow_up=follow_up, addressed=not follow_up)
 
@@ -165,14 +166,19 @@ def author_name(event: Mapping[str, Any]) -> str:
     return clean(str(profile.get("display_name") or profile.get("real_name") or ""))
 
 
-def file_names(event: Mapping[str, Any]) -> tuple[str, ...]:
-    """The names of the files shared with the message (a ``file_share`` carries ``files``),
-    sanitized."""
+def files_of(event: Mapping[str, Any]) -> tuple[Attachment, ...]:
+    """The files shared with the message (a ``file_share`` carries ``files``): the sanitized
+    name, the ``url_private_download`` (or ``url_private``) the bot token reads, and the
+    declared size."""
     files = event.get("files")
     if not isinstance(files, list):
         return ()
     return tuple(
-        clean(str(f.get("name") or f.get("title") or "")) or "file"
+        Attachment(
+            name=clean(str(f.get("name") or f.get("title") or "")) or "file",
+            url=str(f.get("url_private_download") or f.get("url_private") or ""),
+            size=f["size"] if isinstance(f.get("size"), int) else None,
+        )
         for f in files
         if isinstance(f, Mapping)
     )

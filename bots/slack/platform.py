@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from datetime import datetime
 from typing import Any
@@ -19,14 +19,21 @@ from bots.slack.events import PLATFORM, reply_thread
 from bots.slack.render import escape, group_mention, render_reply, render_said, user_mention
 from bots.slack.staff import StaffDirectory
 from bots.slack.web import SlackWeb
-from core.types import ConversationKey, EscalationView, IncomingMessage, Relayed, Reply, StaffPost
+from core.types import (
+    Attachment,
+    ConversationKey,
+    EscalationView,
+    IncomingMessage,
+    Relayed,
+    Reply,
+    StaffPost,
+)
 
 log = logging.getLogger(__name__)
 
 PROGRESS_REACTION = "eyes"
 """Shown on the customer's message while the engine works (needs only ``reactions:write``)."""
-CUSTOMER_NO_TEXT = "a message without text (a file?) that the bot cannot pass on"
-STAFF_NO_TEXT = "(no text)"
+NO_TEXT = "(no text)"
 
 
 class SlackPlatform:
@@ -124,19 +131,29 @@ class SlackPlatform:
         return ts is not None
 
     async def relay_to_staff(self, post: StaffPost, message: IncomingMessage) -> bool:
-        said = render_said(
-            f"{user_mention(message.author_id)} wrote:", message.text, empty=CUSTOMER_NO_TEXT
-        )
+        said = render_said(f"{user_mention(message.author_id)} wrote:", message.text, empty=NO_TEXT)
         return await self._web.post_all(
             post.channel_id, said, thread=post.message_id, about=message.key
         )
 
     async def relay_to_customer(self, relayed: Relayed) -> bool:
         said = render_said(
-            f"*{escape(relayed.staff_name)}* (support team):", relayed.text, empty=STAFF_NO_TEXT
+            f"*{escape(relayed.staff_name)}* (support team):", relayed.text, empty=NO_TEXT
         )
         key = relayed.key
-        return await self._web.post_all(key.channel_id, said, thread=reply_thread(key), about=key)
+        thread = reply_thread(key)
+        posted = await self._web.post_all(key.channel_id, said, thread=thread, about=key)
+        if posted and relayed.files:
+            return await self._web.upload(key.channel_id, relayed.files, thread=thread, about=key)
+        return posted
+
+    async def fetch(self, attachment: Attachment, *, max_bytes: int) -> Attachment:
+        return await self._web.fetch(attachment, max_bytes=max_bytes, about="a Slack file")
+
+    async def post_files(
+        self, post: StaffPost, files: Sequence[Attachment], *, about: object
+    ) -> bool:
+        return await self._web.upload(post.channel_id, files, thread=post.message_id, about=about)
 
     async def tell_staff(self, post: StaffPost, user_id: str, text: str, context: Any) -> None:
         await self._web.whisper(post.channel_id, user_id, text, thread=context, about=post)

@@ -8,14 +8,21 @@ value instead of an exception.
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 
+from slack_sdk.errors import SlackRequestError
 from slack_sdk.web.async_client import AsyncWebClient
 
+from bots.common.download import allowed, download, refused
 from bots.slack.errors import SLACK_ERRORS, error_code
 from bots.slack.render import SlackMessage
-from core.types import StaffPost
+from core.types import Attachment, StaffPost
 
 log = logging.getLogger(__name__)
+
+FILE_HOSTS = frozenset({"files.slack.com", "files.slack-gov.com"})
+"""Where Slack serves ``url_private``; the bot token is sent there and to ``SLACK_API_URL``'s
+host, nowhere else."""
 
 
 class SlackWeb:
@@ -94,6 +101,33 @@ class SlackWeb:
         except SLACK_ERRORS as exc:
             if error_code(exc) != "already_reacted":
                 log.warning("reactions.add failed in %s: %s", about, error_code(exc))
+            return False
+        return True
+
+    async def fetch(self, attachment: Attachment, *, max_bytes: int, about: object) -> Attachment:
+        """A shared file's bytes, read with the bot token (``files:read``) from Slack's file
+        hosts only (``bots.common.download``)."""
+        client = self._client
+        if not allowed(attachment.url, hosts=FILE_HOSTS, api_url=client.base_url):
+            return refused(attachment, about=about)
+        assert client.session is not None and client.token is not None
+        headers = {"Authorization": f"Bearer {client.token}"}
+        return await download(
+            client.session, attachment, max_bytes=max_bytes, headers=headers, about=about
+        )
+
+    async def upload(
+        self, channel: str, files: Sequence[Attachment], *, thread: str | None, about: object
+    ) -> bool:
+        """Share ``files`` in ``channel`` (a thread of it) with ``files.uploadV2``: an upload
+        URL per file, the bytes, then one ``files.completeUploadExternal`` (``files:write``)."""
+        uploads = [{"file": f.data, "filename": f.name, "title": f.name} for f in files]
+        try:
+            await self._client.files_upload_v2(
+                file_uploads=uploads, channel=channel, thread_ts=thread
+            )
+        except (*SLACK_ERRORS, SlackRequestError) as exc:
+            log.error("files upload to %s failed for %s: %s", channel, about, error_code(exc))
             return False
         return True
 

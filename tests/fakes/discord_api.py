@@ -97,6 +97,15 @@ class Post:
 
 
 @dataclass
+class Upload:
+    """One file the bot posted with a message."""
+
+    channel_id: int
+    name: str
+    data: bytes
+
+
+@dataclass
 class Callback:
     """One interaction response (type 4 message, 5/6 deferred, 7 update the clicked message)."""
 
@@ -206,6 +215,8 @@ class FakeDiscord:
         self.messages: dict[int, dict[str, Any]] = {}  # what the bot posted, as it stands now
         self._clicked: dict[int, int] = {}  # interaction id -> the message clicked on
         self.typing: list[int] = []
+        self.uploads: list[Upload] = []  # files the bot posted, with the channel they went to
+        self.files: dict[str, bytes] = {}  # attachments served, by path
         self.threads: list[dict[str, Any]] = []
         self.identifies: list[dict[str, Any]] = []
         self.resumes: list[dict[str, Any]] = []
@@ -230,6 +241,7 @@ class FakeDiscord:
         app.router.add_get("/gw", self._gateway)
         app.router.add_get("/resume-gw", self._gateway)
         app.router.add_route("*", "/api/v10/{tail:.*}", self._rest)
+        app.router.add_get("/attachments/{path:.*}", self._serve_attachment)
         self._runner = web.AppRunner(app, access_log=None)
         await self._runner.setup()
         sock = socket.socket()
@@ -356,10 +368,11 @@ class FakeDiscord:
         webhook_id: int | None = None,
         kind: int = 0,
         roles: Sequence[int] = (),
-        attachments: Sequence[str] = (),
+        attachments: Sequence[str | tuple[str, bytes]] = (),
     ) -> dict[str, Any]:
         """A MESSAGE_CREATE payload from the customer (or ``author``, holding ``roles``) in
-        ``channel_id``, with a file of each name in ``attachments``."""
+        ``channel_id``, with a file for each of ``attachments``: a name and its bytes (served
+        by the fake, as Discord's CDN serves them), or just a name (bytes ``file NAME``)."""
         author = author or self.customer
         data: dict[str, Any] = {
             "id": str(message_id or snowflake()),
@@ -372,7 +385,7 @@ class FakeDiscord:
             "mention_everyone": False,
             "mentions": [self.bot_user] if mentions_bot else [],
             "mention_roles": [],
-            "attachments": [self._attachment(channel_id, name) for name in attachments],
+            "attachments": [self._attachment(channel_id, a) for a in attachments],
             "embeds": [],
             "pinned": False,
             "type": kind,
@@ -419,17 +432,26 @@ class FakeDiscord:
             bucket.append(item)
             self._changed.notify_all()
 
-    @staticmethod
-    def _attachment(channel_id: int, name: str) -> dict[str, Any]:
+    def _attachment(self, channel_id: int, file: str | tuple[str, bytes]) -> dict[str, Any]:
+        name, data = (file, f"file {file}".encode()) if isinstance(file, str) else file
         attachment_id = snowflake()
-        url = f"https://cdn.discordapp.com/attachments/{channel_id}/{attachment_id}/{name}"
+        path = f"{channel_id}/{attachment_id}/{name}"
+        self.files[path] = data
+        # Discord's CDN links are signed (ex, is, hm); the fake's host stands in for the CDN.
+        url = f"{self.base_url}/attachments/{path}?ex=1&is=2&hm=3"
         return {
             "id": str(attachment_id),
             "filename": name,
-            "size": 1024,
+            "size": len(data),
             "url": url,
             "proxy_url": url,
         }
+
+    async def _serve_attachment(self, request: web.Request) -> web.Response:
+        data = self.files.get(request.match_info["path"])
+        if data is None:
+            return web.Response(status=404)
+        return web.Response(body=data, content_type="application/octet-stream")
 
     @staticmethod
     def _member(roles: Sequence[int]) -> dict[str, Any]:
@@ -569,7 +591,10 @@ class FakeDiscord:
 
     async def _rest(self, request: web.Request) -> web.Response:
         path = "/" + request.match_info["tail"]
-        body = await request.json() if request.can_read_body else None
+        if request.content_type == "multipart/form-data":
+            body = await self._multipart(request, path)
+        else:
+            body = await request.json() if request.can_read_body else None
         await self._record(self.requests, Request(request.method, path, body, dict(request.query)))
         callback = re.fullmatch(r"/interactions/(\d+)/([^/]+)/callback", path)
         if callback and request.method == "POST":
@@ -588,6 +613,19 @@ class FakeDiscord:
             if match and method == request.method:
                 return await handler(body, *(int(g) if g.isdigit() else g for g in match.groups()))
         return _json({"message": "404: Not Found", "code": 0}, status=404)
+
+    async def _multipart(self, request: web.Request, path: str) -> dict[str, Any]:
+        """A message with files, as discord.py sends it: ``payload_json`` and ``files[n]``."""
+        form = await request.post()
+        body = json.loads(str(form["payload_json"]))
+        channel = re.match(r"/channels/(\d+)/", path)
+        for name, value in form.items():
+            if name.startswith("files[") and isinstance(value, web.FileField):
+                upload = Upload(
+                    int(channel[1]) if channel else 0, value.filename, value.file.read()
+                )
+                await self._record(self.uploads, upload)
+        return body
 
     def _routes(self) -> list[tuple[str, str, Callable[..., Any]]]:
         return [

@@ -10,11 +10,18 @@ Usage::
         status = await post_event(url, body, secret="s")   # HTTP mode: a signed POST
         status = await post_action(url, payload, secret="s")   # a signed form-encoded press
         [post] = await slack.wait_for("chat.postMessage")
+        shared = slack.add_file("table.jpg", data)   # a file a customer shared, for an event
+        slack.uploads                         # files the bot shared (files.uploadV2)
 
 Every Web API call is recorded in ``calls`` as ``(method, params)``; JSON, form and query-string
 bodies are all accepted, as on the real API. ``chat.postMessage`` checks Slack's documented
 limits and answers ``msg_too_long`` / ``invalid_blocks`` like Slack would; what it posted is
 kept in ``messages`` (with its ``ts``) and ``chat.update`` changes it there.
+
+Files are served like Slack serves ``url_private``: only with the bot token in
+``Authorization: Bearer …``; without it the answer is the HTML sign-in page, with status 200.
+``files.getUploadURLExternal``, the upload URL it hands out and ``files.completeUploadExternal``
+work like Slack's: the upload is shared where completion names, as a message with ``files``.
 """
 
 from __future__ import annotations
@@ -65,6 +72,12 @@ class FakeSlack:
         """The client's port of each Web API call: one per connection it opened."""
         self.reactions: set[tuple[str, str, str]] = set()
         self.messages: list[Params] = []
+        self.uploads: list[Params] = []
+        """Files the bot shared: channel, thread_ts, name, data."""
+        self.downloads: list[tuple[str, str]] = []
+        """Each GET of a hosted file: its path and the Authorization header sent."""
+        self._files: dict[str, bytes] = {}
+        self._pending: dict[str, Params] = {}
         self.disconnects = 0
         self.connections = 0
         """How many connections clients hold open to the fake now (Web API and Socket Mode)."""
@@ -91,6 +104,8 @@ class FakeSlack:
             "users.info": self._user,
             "usergroups.users.list": lambda _: {"users": ["U0STAFF1", "U0STAFF2"]},
             "conversations.info": self._conversation,
+            "files.getUploadURLExternal": self._upload_url,
+            "files.completeUploadExternal": self._complete_upload,
         }
 
     # -- lifecycle ---------------------------------------------------------------------------
@@ -99,6 +114,8 @@ class FakeSlack:
         app = web.Application()
         app.router.add_route("*", "/api/{method}", self._api)
         app.router.add_get("/socket", self._socket_endpoint)
+        app.router.add_get("/files-pri/{path:.*}", self._serve_file)
+        app.router.add_post("/upload/{file_id}", self._receive_upload)
         self._runner = web.AppRunner(app, access_log=None)
         await self._runner.setup()
         self._count_connections(self._runner.server)
@@ -141,6 +158,22 @@ class FakeSlack:
     def hold(self, method: str) -> asyncio.Event:
         """Keep calls to ``method`` waiting (recorded, unanswered) until the event is set."""
         return self._holds.setdefault(method, asyncio.Event())
+
+    def add_file(self, name: str, data: bytes, *, mimetype: str = "image/jpeg") -> Params:
+        """Host ``data`` as a file a user shared; the file object Slack puts in ``files``."""
+        file_id = f"F{next(self._ts):08d}"
+        path = f"{self.team_id}-{file_id}/{name}"
+        self._files[path] = data
+        url = f"http://127.0.0.1:{self._port}/files-pri/{path}"
+        return {
+            "id": file_id,
+            "name": name,
+            "title": name,
+            "mimetype": mimetype,
+            "size": len(data),
+            "url_private": url,
+            "url_private_download": f"{url}?download=1",
+        }
 
     def calls_to(self, method: str) -> list[Params]:
         return [params for name, params in self.calls if name == method]
@@ -335,6 +368,47 @@ class FakeSlack:
     def _conversation(self, params: Params) -> Params:
         channel = str(params.get("channel", ""))
         return {"channel": {"id": channel, "is_im": channel.startswith("D"), "is_member": True}}
+
+    async def _serve_file(self, request: web.Request) -> web.Response:
+        authorization = request.headers.get("Authorization", "")
+        self.downloads.append((request.match_info["path"], authorization))
+        if authorization != f"Bearer {self.bot_token}":
+            # What Slack does without a token that may read the file: its sign-in page.
+            return web.Response(text="<html>Sign in to Slack</html>", content_type="text/html")
+        data = self._files.get(request.match_info["path"])
+        if data is None:
+            return web.Response(status=404)
+        return web.Response(body=data, content_type="application/octet-stream")
+
+    def _upload_url(self, params: Params) -> Params:
+        if not params.get("filename") or not int(params.get("length") or 0):
+            return {"ok": False, "error": "invalid_arguments"}
+        file_id = f"F{next(self._ts):08d}"
+        self._pending[file_id] = {"name": params["filename"], "data": None}
+        return {"file_id": file_id, "upload_url": f"http://127.0.0.1:{self._port}/upload/{file_id}"}
+
+    async def _receive_upload(self, request: web.Request) -> web.Response:
+        pending = self._pending.get(request.match_info["file_id"])
+        if pending is None:
+            return web.Response(status=404)
+        pending["data"] = await request.read()
+        return web.Response(text=f"OK - {len(pending['data'])}")
+
+    def _complete_upload(self, params: Params) -> Params:
+        files = params.get("files")
+        files = json.loads(files) if isinstance(files, str) else files or []
+        done = [self._pending.pop(f["id"], None) for f in files]
+        if not done or any(d is None or d["data"] is None for d in done):
+            return {"ok": False, "error": "file_not_found"}
+        channel, thread = params.get("channel_id"), params.get("thread_ts")
+        for upload in done:
+            self.uploads.append({"channel": channel, "thread_ts": thread, **upload})
+        message = {"type": "message", "user": self.bot_user_id, "ts": self._next_ts(), "text": ""}
+        message |= {"blocks": [], "files": [{"name": d["name"]} for d in done]}
+        if thread:
+            message["thread_ts"] = thread
+        self.messages.append({"channel": channel, **message})
+        return {"files": [{"id": f["id"], "title": f.get("title")} for f in files]}
 
     def _next_ts(self) -> str:
         return f"{int(time.time())}.{next(self._ts):06d}"
