@@ -139,6 +139,7 @@ class Settings(BaseSettings):
     database_connect_timeout_seconds: float = Field(5.0, gt=0)
     database_command_timeout_seconds: float = Field(15.0, gt=0)
     shutdown_grace_seconds: float = Field(20.0, ge=0)
+    turn_lock_wait_seconds: float = Field(120.0, gt=0)
     delivery_retention_days: float = Field(14.0, gt=0)
     log_level: str = "INFO"
     log_format: Literal["text", "json"] = "text"

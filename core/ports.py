@@ -6,6 +6,7 @@ Both are protocols so the engine never imports SQLAlchemy or the Anthropic SDK; 
 
 from __future__ import annotations
 
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Protocol
@@ -153,6 +154,14 @@ class ConversationStore(Protocol):
 
     async def history(self, key: ConversationKey) -> list[Turn]:
         """Every stored turn of the newest conversation at ``key``, notices included."""
+        ...
+
+
+class TurnLocks(Protocol):
+    """One turn at a time per conversation across processes (the replicas of one database)."""
+
+    def hold(self, key: str) -> AbstractAsyncContextManager[None]:
+        """Wait for, then hold, conversation ``key``'s lock until the block ends."""
         ...
 
 
