@@ -23,6 +23,7 @@ from core.housekeeping import watch_housekeeping
 from core.metrics import HELD
 from core.types import EscalationView
 from storage.database import open_database
+from storage.locks import AdvisoryLocks
 from storage.repository import SqlStore
 
 if TYPE_CHECKING:
@@ -55,6 +56,7 @@ async def open_runtime(settings: Settings) -> AsyncIterator[Runtime]:
         command_timeout=settings.database_command_timeout_seconds,
     )
     llm: ClaudeClient | None = None
+    locks = _turn_locks(settings)
     try:
         if settings.claude.api_key:
             # Imported only with a key: the anthropic SDK takes over a second to import, which
@@ -83,12 +85,29 @@ async def open_runtime(settings: Settings) -> AsyncIterator[Runtime]:
                     pdf_pages=settings.max_pdf_pages,
                 ),
             ),
+            locks=locks,
         )
         yield Runtime(engine=engine, desk=Desk(store=store), store=store, settings=settings)
     finally:
         if llm is not None:
             await llm.aclose()
+        if locks is not None:
+            await locks.aclose()
         await database.dispose()
+
+
+def _turn_locks(settings: Settings) -> AdvisoryLocks | None:
+    """On PostgreSQL, where replicas share the database: one turn at a time per conversation
+    across them. SQLite is one process's file, and the engine's own lock is enough."""
+    if not settings.database_url.startswith("postgresql"):
+        return None
+    return AdvisoryLocks(
+        settings.database_url,
+        connect_timeout=settings.database_connect_timeout_seconds,
+        command_timeout=settings.database_command_timeout_seconds,
+        pool_size=settings.claude.max_concurrency,
+        wait=settings.turn_lock_wait_seconds,
+    )
 
 
 def build_adapter(name: str, settings: BaseSettings, runtime: Runtime) -> Adapter:

@@ -195,6 +195,7 @@ class Settings(BaseSettings):
     database_connect_timeout_seconds: float = Field(5.0, gt=0)
     database_command_timeout_seconds: float = Field(15.0, gt=0)
     shutdown_grace_seconds: float = Field(20.0, ge=0)
+    turn_lock_wait_seconds: float = Field(120.0, gt=0)
     delivery_retention_days: float = Field(14.0, gt=0)
     # What a customer may send in one message (README, "Photos and files").
     max_files: int = Field(10, ge=0, le=100)

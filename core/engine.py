@@ -14,7 +14,7 @@ import asyncio
 import logging
 import time
 from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager, asynccontextmanager, nullcontext
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 
@@ -32,6 +32,7 @@ from core.ports import (
     HandOff,
     LLMError,
     LLMResult,
+    TurnLocks,
     TurnWrites,
 )
 from core.text import clean, fold, sanitize
@@ -118,9 +119,11 @@ class Engine:
         llm: LLM | None,
         persona: Persona,
         limits: Limits,
+        locks: TurnLocks | None = None,
         clock: Callable[[], datetime] = utcnow,
     ) -> None:
         self._store = store
+        self._turn_locks = locks
         self._llm = llm
         self._persona = persona
         self._limits = limits
@@ -157,16 +160,20 @@ class Engine:
 
     @asynccontextmanager
     async def _serial(self, key: str) -> AsyncIterator[None]:
+        """One turn at a time at ``key``: in this process, and across replicas with ``locks``."""
         # asyncio.Lock wakes waiters first come, first served: arrival order within a key.
         lock = self._locks.setdefault(key, asyncio.Lock())
         self._waiting[key] = self._waiting.get(key, 0) + 1
         try:
-            async with lock:
+            async with lock, self._held_across(key):
                 yield
         finally:
             self._waiting[key] -= 1
             if not self._waiting[key]:
                 del self._waiting[key], self._locks[key]
+
+    def _held_across(self, key: str) -> AbstractAsyncContextManager[None]:
+        return self._turn_locks.hold(key) if self._turn_locks is not None else nullcontext()
 
     async def _handle(self, message: IncomingMessage) -> tuple[Reply | None, str]:
         """The reply and the turn's outcome (a ``core.metrics.TURNS`` label)."""

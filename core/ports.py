@@ -7,6 +7,7 @@ Both are protocols so the engine never imports SQLAlchemy or the Anthropic SDK; 
 from __future__ import annotations
 
 from collections.abc import Collection, Sequence
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Protocol
@@ -175,6 +176,14 @@ class ConversationStore(Protocol):
 
     async def escalation_files(self, escalation_id: int) -> list[Kept]:
         """Every file kept in the escalation's conversation, oldest first (for staff)."""
+        ...
+
+
+class TurnLocks(Protocol):
+    """One turn at a time per conversation across processes (the replicas of one database)."""
+
+    def hold(self, key: str) -> AbstractAsyncContextManager[None]:
+        """Wait for, then hold, conversation ``key``'s lock until the block ends."""
         ...
 
 

@@ -1,0 +1,109 @@
+"""One turn at a time per conversation across replicas: PostgreSQL advisory locks.
+
+The lock is a session lock held on a connection of its own for the whole turn (the customer's
+turn stored, Claude's answer, the answer stored), so a second replica that receives the next
+message of the same conversation waits for the first to finish and then sees its answer.
+PostgreSQL grants a contended advisory lock in the order it was asked for, which is the order
+the messages arrived in. A replica that dies mid-turn loses its connection, and PostgreSQL
+releases the lock with it.
+
+The connections come from a pool of their own: a turn waiting for a lock holds nothing the
+turns in progress need.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncConnection, create_async_engine
+
+log = logging.getLogger(__name__)
+
+_LOCK = text("SELECT pg_advisory_lock(hashtextextended(:key, 0))")
+_UNLOCK = text("SELECT pg_advisory_unlock(hashtextextended(:key, 0))")
+
+
+class AdvisoryLocks:
+    """Implements ``core.ports.TurnLocks`` on a PostgreSQL database.
+
+    When the lock cannot be had (the database is down; a connection cannot be checked out
+    and pinged within ``connect_timeout`` + ``command_timeout`` seconds; the lock is not
+    granted within ``wait`` seconds) the turn goes on without it and is logged: it meets the
+    same outage when it stores the message, and takes the engine's fallback path, instead of
+    hanging.
+    """
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        connect_timeout: float,
+        command_timeout: float,
+        pool_size: int,
+        wait: float,
+    ) -> None:
+        self._checkout = connect_timeout + command_timeout
+        self._wait = wait
+        self._engine = create_async_engine(
+            url,
+            pool_pre_ping=True,
+            hide_parameters=True,
+            pool_size=pool_size,
+            max_overflow=3 * pool_size,
+            # A turn queues for a connection as it would for the lock itself.
+            pool_timeout=wait,
+            connect_args={"timeout": connect_timeout},
+        )
+
+    @asynccontextmanager
+    async def hold(self, key: str) -> AsyncIterator[None]:
+        connection = await self._locked(key)
+        try:
+            yield
+        finally:
+            if connection is not None:
+                await _unlock(connection, key)
+
+    async def _locked(self, key: str) -> AsyncConnection | None:
+        """A connection holding ``key``'s lock, or ``None`` when it cannot be had."""
+        try:
+            async with asyncio.timeout(self._checkout):
+                connection = await self._engine.connect()
+        except Exception as exc:
+            log.warning("no turn lock (%s): going on without it", type(exc).__name__)
+            return None
+        try:
+            async with asyncio.timeout(self._wait):
+                await connection.execute(_LOCK, {"key": key})
+                await connection.commit()
+        except BaseException as exc:
+            # Cancelled or failed while asking: the lock may have been granted anyway, and
+            # closing the session is the one sure way to let it go.
+            await connection.invalidate()
+            await connection.close()
+            if not isinstance(exc, Exception):
+                raise
+            log.warning("no turn lock (%s): going on without it", type(exc).__name__)
+            return None
+        return connection
+
+    async def aclose(self) -> None:
+        await self._engine.dispose()
+
+
+async def _unlock(connection: AsyncConnection, key: str) -> None:
+    try:
+        await connection.execute(_UNLOCK, {"key": key})
+        await connection.commit()
+    except BaseException as exc:
+        # Closing the session releases the lock whatever went wrong.
+        await connection.invalidate()
+        if not isinstance(exc, Exception):
+            raise
+        log.warning("releasing a turn lock failed (%s): its session was closed", type(exc).__name__)
+    finally:
+        await connection.close()
