@@ -12,13 +12,16 @@ from datetime import timedelta
 from typing import TYPE_CHECKING
 
 from pydantic_settings import BaseSettings
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from bots.registry import Adapter, platforms
+from core.actions import Toolbox
 from core.config import Settings
 from core.desk import Desk, watch_repings
 from core.engine import Engine, Limits, watch_held
 from core.housekeeping import watch_housekeeping
 from core.types import EscalationView
+from storage.actions import SqlActionStore
 from storage.database import open_database
 from storage.repository import SqlStore
 
@@ -37,6 +40,8 @@ class Runtime:
     desk: Desk
     store: SqlStore
     settings: Settings
+    tools: Toolbox | None = None
+    """The MCP servers' tools and the action store, when servers are configured and Claude is."""
 
 
 @asynccontextmanager
@@ -53,33 +58,58 @@ async def open_runtime(settings: Settings) -> AsyncIterator[Runtime]:
     )
     llm: ClaudeClient | None = None
     try:
-        if settings.claude.api_key:
-            # Imported only with a key: the anthropic SDK takes over a second to import, which
-            # limited mode and the CLI's database commands never need.
-            from core.claude import ClaudeClient
+        async with AsyncExitStack() as stack:
+            if settings.claude.api_key:
+                # Imported only with a key: the anthropic SDK takes over a second to import,
+                # which limited mode and the CLI's database commands never need.
+                from core.claude import ClaudeClient
 
-            llm = ClaudeClient(settings=settings.claude)
-        if llm is None:
-            log.info("no ANTHROPIC_API_KEY: running in limited (knowledge-base) mode")
-        store = SqlStore(engine=database)
-        engine = Engine(
-            store=store,
-            llm=llm,
-            persona=settings.persona,
-            limits=Limits(
-                token_budget=settings.claude.token_budget,
-                idle_timeout=timedelta(hours=settings.idle_timeout_hours),
-                max_input_chars=settings.max_input_chars,
-                reping_after=timedelta(minutes=settings.reping_minutes),
-                cache_ttl_prefix=settings.claude.cache_ttl_prefix,
-                cache_ttl_conversation=settings.claude.cache_ttl_conversation,
-            ),
-        )
-        yield Runtime(engine=engine, desk=Desk(store=store), store=store, settings=settings)
+                llm = ClaudeClient(settings=settings.claude)
+            if llm is None:
+                log.info("no ANTHROPIC_API_KEY: running in limited (knowledge-base) mode")
+            store = SqlStore(engine=database)
+            tools = await _toolbox(settings, database, stack) if llm is not None else None
+            engine = Engine(
+                store=store,
+                llm=llm,
+                persona=settings.persona,
+                limits=Limits(
+                    token_budget=settings.claude.token_budget,
+                    idle_timeout=timedelta(hours=settings.idle_timeout_hours),
+                    max_input_chars=settings.max_input_chars,
+                    reping_after=timedelta(minutes=settings.reping_minutes),
+                    cache_ttl_prefix=settings.claude.cache_ttl_prefix,
+                    cache_ttl_conversation=settings.claude.cache_ttl_conversation,
+                ),
+                tools=tools,
+            )
+            desk = Desk(store=store)
+            yield Runtime(engine=engine, desk=desk, store=store, settings=settings, tools=tools)
     finally:
         if llm is not None:
             await llm.aclose()
         await database.dispose()
+
+
+async def _toolbox(
+    settings: Settings, database: AsyncEngine, stack: AsyncExitStack
+) -> Toolbox | None:
+    """The configured MCP servers' tools (``None`` without any), connected for the runtime's
+    lifetime; waits up to the slowest server's timeout for their first tool lists."""
+    actions = settings.actions
+    if actions is None or not actions.servers:
+        return None
+    # Imported only with servers configured: the mcp SDK takes a second or two to import.
+    from core.mcp_tools import McpTools
+
+    tools = await stack.enter_async_context(McpTools(actions.servers))
+    await tools.ready(max(s.timeout_seconds for s in actions.servers.values()))
+    return Toolbox(
+        port=tools,
+        store=SqlActionStore(engine=database),
+        max_rounds=actions.max_rounds,
+        proposal_ttl=timedelta(minutes=actions.proposal_minutes),
+    )
 
 
 def build_adapter(name: str, settings: BaseSettings, runtime: Runtime) -> Adapter:

@@ -59,6 +59,15 @@ def system_blocks(persona: Persona, *, ttl: str) -> list[dict[str, Any]]:
     return [{"type": "text", "text": persona_prompt(persona), "cache_control": cache_point(ttl)}]
 
 
+def system_note(text: str) -> dict[str, Any]:
+    """A note from the support system to Claude, as a block no customer text can be."""
+    return {
+        "type": "document",
+        "source": {"type": "text", "media_type": "text/plain", "data": text},
+        "title": NOTE_TITLE,
+    }
+
+
 def topic_note(*, topic: str | None, previous_topic: str | None) -> dict[str, Any] | None:
     """The engine's note on the topic, as a block no customer text can be: a document block
     (customer words are only ever text blocks), written here from the detected topic name.
@@ -72,11 +81,7 @@ def topic_note(*, topic: str | None, previous_topic: str | None) -> dict[str, An
             f"new question, and leave details of the earlier {previous_topic} matter out "
             "unless they refer back to it."
         )
-    return {
-        "type": "document",
-        "source": {"type": "text", "media_type": "text/plain", "data": note},
-        "title": NOTE_TITLE,
-    }
+    return system_note(note)
 
 
 def is_note(block: dict[str, Any]) -> bool:
