@@ -10,11 +10,8 @@ from __future__ import annotations
 
 import asyncio
 import json
-import sqlite3
 import sys
 from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass
-from datetime import date
 from pathlib import Path
 from typing import Any
 
@@ -22,49 +19,24 @@ import pytest
 
 from bots import console
 from bots.app import Runtime, open_runtime
-from bots.demo_shop.server import open_server
 from core import engine as engine_module
-from core.actions import ActionsConfig, AuditEntry, ServerConfig
-from core.config import Settings
+from core.actions import AuditEntry, ServerConfig
 from core.mcp_tools import McpTools
 from core.types import Decision
-from tests.conftest import Cli, make_settings
+from tests.action_helpers import MAYA, TODAY, Shop, serving_shop, with_servers
+from tests.conftest import Cli
 from tests.engine_helpers import KEY, message
 from tests.fakes.anthropic_api import FakeAnthropic, RecordedRequest, text, tool_use
 from tests.fakes.mcp_servers import serve_http, trouble_server
 
 REPO = Path(__file__).resolve().parents[1]
-TODAY = date(2026, 3, 10)
-MAYA = "maya.patel@example.com"
 CUSTOMER = "U-customer"  # tests.engine_helpers.message's author
-
-
-@dataclass
-class Shop:
-    url: str
-    db: Path
-
-    def status(self, order: str) -> str:
-        with sqlite3.connect(self.db) as db:
-            found = db.execute("SELECT status FROM orders WHERE number = ?", (order,)).fetchone()
-        return found[0]
 
 
 @pytest.fixture
 async def shop(tmp_path: Path) -> AsyncIterator[Shop]:
-    db = tmp_path / "shop.db"
-    async with serve_http(open_server(db, today=TODAY)) as url:
-        yield Shop(url, db)
-
-
-def with_servers(
-    database_url: str, fake_claude: FakeAnthropic, servers: dict[str, ServerConfig], **actions: Any
-) -> Settings:
-    return make_settings(
-        database_url,
-        fake_claude.base_url,
-        actions=ActionsConfig(servers=servers, **actions),
-    )
+    async with serving_shop(tmp_path) as served:
+        yield served
 
 
 @pytest.fixture
