@@ -76,6 +76,8 @@ class Persona(BaseModel):
         min_length=1,
     )
     handoff: str = Field(min_length=1)
+    actions_instructions: str = ""
+    """Added to the instructions when the team's tool servers are connected (MCP actions)."""
     human_request_phrases: list[str] = []
     dont_know_markers: list[str] = []
     off_hours: str = Field(min_length=1, pattern=r"\{back\}")

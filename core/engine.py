@@ -11,6 +11,7 @@ changed conversation fields, all or nothing) → reply. A turn that breaks anywh
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
@@ -425,7 +426,11 @@ class Engine:
             offered = self._tools.offered() if self._tools is not None else []
             try:
                 result = await self._llm.respond(
-                    system=prompt.system_blocks(self._persona, ttl=self._limits.cache_ttl_prefix),
+                    system=prompt.system_blocks(
+                        self._persona,
+                        ttl=self._limits.cache_ttl_prefix,
+                        actions=self._tools is not None,
+                    ),
                     messages=prompt.with_note(
                         window.to_messages(turn.history, ttl=self._limits.cache_ttl_conversation),
                         prompt.topic_note(topic=turn.topic, previous_topic=conversation.topic),
@@ -740,12 +745,32 @@ def _transcript(history: list[Turn], *, last: str) -> str:
     A turn's own line breaks are indented, so a customer who types "Support: …" on a line of
     its own cannot pass words off as the bot's in what staff read.
     """
-    lines = [
-        f"{'Customer' if t.role == 'user' else 'Support'}: {t.text}" for t in history if t.text
-    ]
+    lines = [line for line in map(_line, history) if line]
     if not lines:
         lines = [f"Customer: {last}"]
     return "\n".join(line.replace("\n", "\n  ") for line in lines[-8:])
+
+
+def _line(turn: Turn) -> str:
+    """A turn as a transcript line: who said it, and the tools it used or their results."""
+    if turn.kind == Kind.TOOL_RESULT:
+        results = [" ".join(_result_text(b).split())[:300] for b in turn.content]
+        return f"Tools: {' / '.join(r for r in results if r)}"
+    used = [
+        f"[used {b.get('name')} {json.dumps(b.get('input'), ensure_ascii=False)[:200]}]"
+        for b in turn.content
+        if b.get("type") == "tool_use"
+    ]
+    said = " ".join([turn.text, *used]).strip()
+    return f"{'Customer' if turn.role == 'user' else 'Support'}: {said}" if said else ""
+
+
+def _result_text(block: dict) -> str:
+    if block.get("type") == "tool_result":
+        return str(block.get("content") or "")
+    if block.get("type") == "document":
+        return str(block.get("source", {}).get("data") or "")
+    return ""
 
 
 def _unanswered(history: list[Turn]) -> tuple[int, ...]:

@@ -30,6 +30,7 @@ from mcp.client.streamable_http import streamable_http_client
 from mcp.shared._httpx_utils import create_mcp_http_client
 from mcp.shared.exceptions import MCPError
 
+from core import logs
 from core.actions import (
     SEPARATOR,
     TOOL_NAME,
@@ -68,13 +69,14 @@ def too_slow(server: str, seconds: float) -> str:
 class McpTools:
     """The tools of every configured server; ``async with`` runs the supervisors."""
 
-    def __init__(self, servers: dict[str, ServerConfig], *, client_name: str = "supportbot"):
+    def __init__(self, servers: dict[str, ServerConfig]) -> None:
         self._updated = asyncio.Condition()
         self._servers = {
             name: _Server(name, config, self._updated) for name, config in servers.items()
         }
-        self._client_name = client_name
         self._tasks: list[asyncio.Task[None]] = []
+        # At DEBUG these log every message, and tool arguments and results quote customers.
+        logs.quiet("mcp", "httpx2", "httpcore2")
 
     async def __aenter__(self) -> McpTools:
         for server in self._servers.values():

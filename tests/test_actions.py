@@ -24,8 +24,8 @@ from core.actions import AuditEntry, ServerConfig
 from core.mcp_tools import McpTools
 from core.types import Decision
 from tests.action_helpers import MAYA, TODAY, Shop, serving_shop, with_servers
-from tests.conftest import Cli
-from tests.engine_helpers import KEY, message
+from tests.conftest import Cli, make_settings
+from tests.engine_helpers import KEY, message, system_text
 from tests.fakes.anthropic_api import FakeAnthropic, RecordedRequest, text, tool_use
 from tests.fakes.mcp_servers import serve_http, trouble_server
 
@@ -449,3 +449,78 @@ def test_a_bad_tool_config_names_the_problem(cli: Cli, tmp_path: Path) -> None:
 
     assert result.exit_code == 2
     assert "mcp_config" in result.stderr and "either command (stdio) or url" in result.stderr
+
+
+async def test_the_hand_off_summary_sees_the_tools_used(
+    runtime: Runtime, fake_claude: FakeAnthropic
+) -> None:
+    fake_claude.queue(
+        tool_use("shop__get_order_status", {"order_number": "W1002"}),
+        text("W1002 is on its way."),
+        text("Customer asked about W1002 (shipped, UPS) and wants a person."),
+    )
+    await runtime.engine.handle(message("Where is W1002?"))
+
+    reply = await runtime.engine.handle(message("I want to talk to a human"))
+
+    assert reply is not None and reply.escalation is not None
+    transcript = fake_claude.requests[-1].last_user_text
+    assert 'Support: [used shop__get_order_status {"order_number": "W1002"}]' in transcript
+    assert 'Tools: { "order_number": "W1002", "status": "shipped",' in transcript
+    assert reply.escalation.summary.startswith("Customer asked about W1002")
+
+
+async def test_the_persona_learns_about_the_tools_only_when_they_are_connected(
+    runtime: Runtime, fake_claude: FakeAnthropic, database_url: str
+) -> None:
+    await runtime.engine.handle(message("Hi"))
+    async with open_runtime(make_settings(database_url, fake_claude.base_url)) as plain:
+        await plain.engine.handle(message("Hi again"))
+
+    with_tools, without = fake_claude.requests
+    assert "its tools start with shop__" in system_text(with_tools.body)
+    assert "shop__" not in system_text(without.body)
+
+
+async def test_staff_only_tools_are_never_offered_and_staff_approve_others(
+    database_url: str, fake_claude: FakeAnthropic, shop: Shop
+) -> None:
+    config = ServerConfig(
+        url=shop.url, staff_only=["start_return"], staff_approval=["cancel_order"]
+    )
+    settings = with_servers(database_url, fake_claude, {"shop": config})
+    async with open_runtime(settings) as runtime:
+        proposal = await propose_cancel(runtime, fake_claude)
+        by_customer = await decide(runtime, proposal, confirm=True)
+
+        async def staff() -> bool:
+            return True
+
+        fake_claude.queue(text("The team approved it: W1001 is cancelled."))
+        by_staff = await runtime.engine.decide(
+            proposal, user_id="U-staff", confirm=True, is_staff=staff
+        )
+        log = await audit(runtime)
+
+    offered = {t["name"] for t in fake_claude.requests[0].tools}
+    assert "shop__start_return" not in offered and "shop__cancel_order" in offered
+    assert by_customer == Decision(note=engine_module.STAFF_DECIDES)
+    assert by_staff.reply is not None and shop.status("W1001") == "cancelled"
+    assert [(e.outcome, e.actor) for e in log] == [("proposed", CUSTOMER), ("ok", "U-staff")]
+
+
+async def test_claude_cannot_call_a_staff_only_tool_by_name(
+    database_url: str, fake_claude: FakeAnthropic, shop: Shop
+) -> None:
+    config = ServerConfig(url=shop.url, staff_only=["cancel_order"])
+    fake_claude.queue(
+        tool_use("shop__cancel_order", {"order_number": "W1001", "email": MAYA}),
+        text("I can't do that myself."),
+    )
+    async with open_runtime(with_servers(database_url, fake_claude, {"shop": config})) as runtime:
+        reply = await runtime.engine.handle(message("Cancel W1001"))
+
+    assert reply is not None and reply.proposal is None
+    [result] = results(fake_claude.requests[1])
+    assert result["is_error"] is True and result["content"] == engine_module.NO_SUCH_TOOL
+    assert shop.status("W1001") == "pending"
