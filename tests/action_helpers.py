@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import sqlite3
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
 from typing import Any
 
+from bots.app import Runtime, open_runtime
 from bots.demo_shop.server import open_server
 from core.actions import ActionsConfig, ServerConfig
 from core.config import Settings
@@ -32,12 +32,21 @@ class Shop:
         return found[0]
 
 
-@asynccontextmanager
 async def serving_shop(tmp_path: Path) -> AsyncIterator[Shop]:
-    """The demo shop on ``tmp_path/shop.db`` ("today" pinned), over streamable HTTP."""
+    """The demo shop on ``tmp_path/shop.db`` ("today" pinned), over streamable HTTP (the
+    ``shop`` fixture)."""
     db = tmp_path / "shop.db"
     async with serve_http(open_server(db, today=TODAY)) as url:
         yield Shop(url, db)
+
+
+async def shop_runtime(
+    database_url: str, fake_claude: FakeAnthropic, shop: Shop
+) -> AsyncIterator[Runtime]:
+    """A runtime with the served shop as its one tool server (the ``runtime`` fixture)."""
+    settings = with_servers(database_url, fake_claude, {"shop": ServerConfig(url=shop.url)})
+    async with open_runtime(settings) as opened:
+        yield opened
 
 
 def with_servers(

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import sys
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
@@ -23,7 +24,7 @@ from core import engine as engine_module
 from core.actions import AuditEntry, ServerConfig
 from core.mcp_tools import McpTools
 from core.types import Decision
-from tests.action_helpers import MAYA, TODAY, Shop, serving_shop, with_servers
+from tests.action_helpers import MAYA, TODAY, Shop, serving_shop, shop_runtime, with_servers
 from tests.conftest import Cli, make_settings
 from tests.engine_helpers import KEY, message, system_text
 from tests.fakes.anthropic_api import FakeAnthropic, RecordedRequest, text, tool_use
@@ -33,19 +34,8 @@ REPO = Path(__file__).resolve().parents[1]
 CUSTOMER = "U-customer"  # tests.engine_helpers.message's author
 
 
-@pytest.fixture
-async def shop(tmp_path: Path) -> AsyncIterator[Shop]:
-    async with serving_shop(tmp_path) as served:
-        yield served
-
-
-@pytest.fixture
-async def runtime(
-    database_url: str, fake_claude: FakeAnthropic, shop: Shop
-) -> AsyncIterator[Runtime]:
-    settings = with_servers(database_url, fake_claude, {"shop": ServerConfig(url=shop.url)})
-    async with open_runtime(settings) as opened:
-        yield opened
+shop = pytest.fixture(serving_shop)
+runtime = pytest.fixture(shop_runtime)
 
 
 def results(request: RecordedRequest) -> list[dict[str, Any]]:
@@ -287,16 +277,22 @@ async def test_a_hanging_tool_times_out(trouble: Runtime, fake_claude: FakeAnthr
     assert result["is_error"] is True and "did not answer within 0.5 seconds" in result["content"]
 
 
-async def test_a_failing_tool_reports_its_reason(
-    trouble: Runtime, fake_claude: FakeAnthropic
+async def test_a_failing_tool_reports_its_reason_to_claude_only(
+    trouble: Runtime, fake_claude: FakeAnthropic, caplog: pytest.LogCaptureFixture
 ) -> None:
     fake_claude.queue(tool_use("t__fail", {}), text("It's down for maintenance."))
 
-    await trouble.engine.handle(message("Check it"))
+    with caplog.at_level(logging.DEBUG):
+        reply = await trouble.engine.handle(message("Check it, my secret is hunter2"))
 
     [result] = results(fake_claude.requests[1])
     assert result["is_error"] is True
     assert "closed for maintenance" in result["content"]
+    assert reply is not None and reply.text == "It's down for maintenance."
+    # The bot's side only: the test server runs in this process and logs its own way.
+    ours = [r for r in caplog.records if not r.name.startswith(("mcp.server", "sse_starlette"))]
+    logged = "\n".join(r.getMessage() for r in ours)
+    assert "hunter2" not in logged and "closed for maintenance" not in logged
 
 
 async def test_a_new_tool_is_offered_once_listed(

@@ -4,15 +4,13 @@ engine, store and MCP client, the demo shop served in-process, fake Claude."""
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from pathlib import Path
 
 import pytest
 
-from bots.app import Runtime, open_runtime
+from bots.app import Runtime
 from bots.slack.render import CANCEL, CONFIRM
 from core import engine as engine_module
-from core.actions import ServerConfig
-from tests.action_helpers import MAYA, Shop, serving_shop, with_servers
+from tests.action_helpers import MAYA, Shop, serving_shop, shop_runtime
 from tests.discord_helpers import fake_discord_installed, say
 from tests.discord_helpers import running_bot as discord_bot
 from tests.fakes.anthropic_api import FakeAnthropic, text, tool_use
@@ -24,19 +22,8 @@ from tests.slack_helpers import running_bot as slack_bot
 CANCEL_IT = f"Please cancel order W1001, my email is {MAYA}"
 
 
-@pytest.fixture
-async def shop(tmp_path: Path) -> AsyncIterator[Shop]:
-    async with serving_shop(tmp_path) as served:
-        yield served
-
-
-@pytest.fixture
-async def runtime(
-    database_url: str, fake_claude: FakeAnthropic, shop: Shop
-) -> AsyncIterator[Runtime]:
-    settings = with_servers(database_url, fake_claude, {"shop": ServerConfig(url=shop.url)})
-    async with open_runtime(settings) as opened:
-        yield opened
+shop = pytest.fixture(serving_shop)
+runtime = pytest.fixture(shop_runtime)
 
 
 def claude_cancels(fake_claude: FakeAnthropic) -> None:
