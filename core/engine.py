@@ -188,9 +188,9 @@ class Engine:
             return Decision(note=GONE)
         if proposal.staff_approval:
             if not await is_staff():
-                return Decision(note=STAFF_DECIDES)
+                return Decision(note=STAFF_DECIDES, closed=False)
         elif user_id != proposal.customer_id:
-            return Decision(note=NOT_YOURS)
+            return Decision(note=NOT_YOURS, closed=False)
         async with self._serial(str(proposal.key)):
             return await self._decide(proposal, toolbox, user_id=user_id, confirm=confirm)
 

@@ -105,10 +105,12 @@ class PendingAction:
 @dataclass(frozen=True, slots=True)
 class Decision:
     """What came of a Confirm or Cancel press: a ``note`` for the presser alone (refused,
-    expired, already decided), or the conversation's next ``reply``."""
+    expired, already decided), or the conversation's next ``reply``. ``closed``: the proposal
+    is decided, expired or gone, so its buttons can go."""
 
     note: str | None = None
     reply: Reply | None = None
+    closed: bool = True
 
 
 @dataclass(frozen=True, slots=True)

@@ -166,7 +166,7 @@ async def test_someone_else_cannot_press(
 
     decision = await decide(runtime, proposal, confirm=True, user="U-stranger")
 
-    assert decision == Decision(note=engine_module.NOT_YOURS)
+    assert decision == Decision(note=engine_module.NOT_YOURS, closed=False)
     assert shop.status("W1001") == "pending"
     assert len(fake_claude.requests) == 1
     # The customer still can.
@@ -500,7 +500,7 @@ async def test_staff_only_tools_are_never_offered_and_staff_approve_others(
 
     offered = {t["name"] for t in fake_claude.requests[0].tools}
     assert "shop__start_return" not in offered and "shop__cancel_order" in offered
-    assert by_customer == Decision(note=engine_module.STAFF_DECIDES)
+    assert by_customer == Decision(note=engine_module.STAFF_DECIDES, closed=False)
     assert by_staff.reply is not None and shop.status("W1001") == "cancelled"
     assert [(e.outcome, e.actor) for e in log] == [("proposed", CUSTOMER), ("ok", "U-staff")]
 

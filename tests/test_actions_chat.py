@@ -3,6 +3,7 @@ engine, store and MCP client, the demo shop served in-process, fake Claude."""
 
 from __future__ import annotations
 
+import copy
 from collections.abc import AsyncIterator
 
 import pytest
@@ -48,7 +49,7 @@ async def test_slack_confirm_buttons_work_for_the_customer_only(
     claude_cancels(fake_claude)
     async with FakeSlack() as slack, slack_bot(slack, runtime.engine, desk=runtime.desk) as bot:
         await bot.deliver(load_body("app_mention", text=f"<@U0BOT> {CANCEL_IT}"))
-        [asked] = bot.fake.messages
+        asked = copy.deepcopy(bot.fake.messages[0])  # as posted; the fake applies updates
         assert "Shall I go ahead with this?" in asked["text"] and "W1001" in asked["text"]
         assert slack_buttons(asked) == [(CONFIRM, "1"), (CANCEL, "1")]
 
@@ -62,14 +63,18 @@ async def test_slack_confirm_buttons_work_for_the_customer_only(
             }
         ]
         assert shop.status("W1001") == "pending"
+        assert slack_buttons(bot.fake.messages[0]), "still there for the customer"
 
         assert await bot.press(asked, CONFIRM, user="U0CUSTOMER") == 200
         assert shop.status("W1001") == "cancelled"
+        decided = bot.fake.messages[0]
+        assert decided["ts"] == asked["ts"] and slack_buttons(decided) == []
+        assert decided["text"] == asked["text"]
         done = bot.posts(asked["channel"])[-1]
         assert done["text"] == "Done: W1001 is cancelled."
         assert done.get("thread_ts") == asked["thread_ts"]
 
-        # Pressed again: nothing runs, the customer alone is told.
+        # The same press delivered again: nothing runs, the customer alone is told.
         assert await bot.press(asked, CONFIRM, user="U0CUSTOMER") == 200
         note = bot.fake.calls_to("chat.postEphemeral")[-1]
         assert (note["user"], note["text"]) == ("U0CUSTOMER", "This was already confirmed.")
@@ -101,9 +106,12 @@ async def test_discord_confirm_buttons_work_for_the_customer_only(
         assert note.content == engine_module.NOT_YOURS
         assert note.data["flags"] & 64  # ephemeral: only the presser sees it
         assert shop.status("W1001") == "pending"
+        assert fake_discord.edits == []
 
         await fake_discord.click(asked.id, "supportbot:act:confirm:1", by=fake_discord.customer)
         await fake_discord.wait_for(lambda: len(fake_discord.posts_in(w.dm_channel_id)) == 2)
+        [edit] = fake_discord.edits
+        assert edit.id == asked.id and edit.buttons == []
         done = fake_discord.posts_in(w.dm_channel_id)[-1]
         assert done.content == "Done: W1001 is cancelled."
         assert shop.status("W1001") == "cancelled"

@@ -122,6 +122,10 @@ class Platform(Protocol):
         """Tell whoever pressed Confirm or Cancel something only they need to see."""
         ...
 
+    async def close_proposal(self, decided: Decided) -> None:
+        """Take the Confirm and Cancel buttons off the message they were pressed on."""
+        ...
+
     async def post_notice(self, view: EscalationView, *, ping: bool) -> StaffPost | None:
         """Post the staff notice of ``view`` (with its buttons) and open its staff thread."""
         ...

@@ -142,6 +142,8 @@ class Workflow:
                 confirm=decided.confirm,
                 is_staff=is_staff,
             )
+            if decision.closed:
+                await platform.close_proposal(decided)
             if decision.note is not None:
                 await platform.tell_user(decided, decision.note)
             if decision.reply is not None:

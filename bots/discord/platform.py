@@ -153,6 +153,19 @@ class DiscordPlatform:
                 "could not answer a press on proposal %s (%s)", decided.proposal_id, describe(exc)
             )
 
+    async def close_proposal(self, decided: Decided) -> None:
+        message = decided.context.message
+        if message is None:
+            return
+        try:
+            await message.edit(view=None)
+        except SEND_ERRORS as exc:
+            log.warning(
+                "could not take the buttons off proposal %s (%s)",
+                decided.proposal_id,
+                describe(exc),
+            )
+
     async def tell_staff(self, post: StaffPost, user_id: str, text: str, context: Any) -> None:
         if isinstance(context, discord.Interaction):
             # A press: the interaction was deferred, so a follow-up only the presser sees.

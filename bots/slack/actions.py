@@ -50,7 +50,7 @@ def person_request(body: Mapping[str, Any]) -> Inbound | None:
 def decided(body: Mapping[str, Any]) -> Decided | None:
     """A press of Confirm or Cancel under a proposed change, or ``None`` for a bad value.
 
-    Its ``context`` is ``None``: the presser's note is whispered in the conversation.
+    Its ``context`` is the message the buttons are on, to take them off once it is decided.
     """
     action = _action(body)
     if action is None or action.get("action_id") not in (CONFIRM, CANCEL):
@@ -60,7 +60,8 @@ def decided(body: Mapping[str, Any]) -> Decided | None:
     inbound = _pressed_under_reply(body, action, "Confirm" if confirm else "Cancel")
     if inbound is None or not value.isdigit():
         return None
-    return Decided(inbound=inbound, proposal_id=int(value), confirm=confirm)
+    message = {**(body.get("message") or {}), "channel": inbound.message.key.channel_id}
+    return Decided(inbound=inbound, proposal_id=int(value), confirm=confirm, context=message)
 
 
 def _pressed_under_reply(

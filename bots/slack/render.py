@@ -26,6 +26,7 @@ TALK_TO_HUMAN = "talk_to_human"
 """``action_id`` of the button under the bot's answers."""
 TALK_TO_HUMAN_LABEL = "Talk to a human"
 CONFIRM, CANCEL = "proposal_confirm", "proposal_cancel"
+_PROPOSAL = "proposal-"
 """``action_id`` of the Confirm and Cancel buttons under a proposed change (value: its id)."""
 
 _GROUP_ID = re.compile(r"^S[A-Z0-9]+$")
@@ -122,6 +123,11 @@ def _person_button() -> dict[str, Any]:
     return {"type": "actions", "block_id": TALK_TO_HUMAN, "elements": [button]}
 
 
+def is_proposal_block(block: dict[str, Any]) -> bool:
+    """Whether ``block`` holds a proposal's Confirm and Cancel buttons."""
+    return block.get("type") == "actions" and str(block.get("block_id")).startswith(_PROPOSAL)
+
+
 def _decision_buttons(proposal: PendingAction) -> dict[str, Any]:
     value = str(proposal.id)
     buttons = [
@@ -137,7 +143,7 @@ def _decision_buttons(proposal: PendingAction) -> dict[str, Any]:
             (CANCEL, "Cancel", "danger"),
         )
     ]
-    return {"type": "actions", "block_id": f"proposal-{value}", "elements": buttons}
+    return {"type": "actions", "block_id": f"{_PROPOSAL}{value}", "elements": buttons}
 
 
 def chunks(text: str, limit: int = CHUNK_LIMIT) -> list[str]:
