@@ -194,8 +194,13 @@ class _Server:
         assert config.url is not None
         headers = {}
         if config.token_env is not None:
-            token = os.environ.get(config.token_env, "")
-            headers["Authorization"] = f"Bearer {token}"
+            token = os.environ.get(config.token_env)
+            if token:
+                headers["Authorization"] = f"Bearer {token}"
+            else:
+                log.warning(
+                    "MCP server %s: %s is not set; no token sent", self.name, config.token_env
+                )
         async with (
             create_mcp_http_client(headers=headers) as http,
             Client(streamable_http_client(config.url, http_client=http), **options) as client,

@@ -312,19 +312,29 @@ async def test_a_new_tool_is_offered_once_listed(
     assert "t__fresh" not in {t["name"] for t in fake_claude.requests[0].tools}
 
 
-async def test_a_wrong_token_leaves_the_server_out(
-    database_url: str, fake_claude: FakeAnthropic
+@pytest.mark.parametrize("token", ["wrong", None])
+async def test_a_wrong_or_missing_token_leaves_the_server_out(
+    token: str | None,
+    database_url: str,
+    fake_claude: FakeAnthropic,
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
     async with serve_http(trouble_server(), token="s3cret") as url:
         servers = {"t": ServerConfig(url=url, token_env="TROUBLE_TOKEN", timeout_seconds=0.5)}
         with pytest.MonkeyPatch.context() as patch:
-            patch.setenv("TROUBLE_TOKEN", "wrong")
+            if token is None:
+                patch.delenv("TROUBLE_TOKEN", raising=False)
+            else:
+                patch.setenv("TROUBLE_TOKEN", token)
             settings = with_servers(database_url, fake_claude, servers)
             async with open_runtime(settings) as runtime:
                 reply = await runtime.engine.handle(message("Hi"))
 
     assert reply is not None
     assert {t["name"] for t in fake_claude.requests[0].tools} == {"escalate_to_human"}
+    missing = "MCP server t: TROUBLE_TOKEN is not set; no token sent"
+    assert (missing in caplog.messages) is (token is None)
+    assert "wrong" not in caplog.text
 
 
 async def test_a_server_that_crashes_mid_call_is_restarted(
