@@ -12,9 +12,11 @@ from datetime import timedelta
 from typing import TYPE_CHECKING
 
 from pydantic_settings import BaseSettings
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from bots.health import Health
 from bots.registry import Adapter, platforms
+from core.actions import Toolbox
 from core.config import Settings
 from core.desk import Desk, watch_repings
 from core.engine import Engine, Limits, watch_held
@@ -22,6 +24,7 @@ from core.files import MB, FileLimits
 from core.housekeeping import watch_housekeeping
 from core.metrics import HELD
 from core.types import EscalationView
+from storage.actions import SqlActionStore
 from storage.database import open_database
 from storage.locks import AdvisoryLocks
 from storage.repository import SqlStore
@@ -41,6 +44,8 @@ class Runtime:
     desk: Desk
     store: SqlStore
     settings: Settings
+    tools: Toolbox | None = None
+    """The MCP servers' tools and the action store, when servers are configured and Claude is."""
 
 
 @asynccontextmanager
@@ -58,36 +63,40 @@ async def open_runtime(settings: Settings) -> AsyncIterator[Runtime]:
     llm: ClaudeClient | None = None
     locks = _turn_locks(settings)
     try:
-        if settings.claude.api_key:
-            # Imported only with a key: the anthropic SDK takes over a second to import, which
-            # limited mode and the CLI's database commands never need.
-            from core.claude import ClaudeClient
+        async with AsyncExitStack() as stack:
+            if settings.claude.api_key:
+                # Imported only with a key: the anthropic SDK takes over a second to import,
+                # which limited mode and the CLI's database commands never need.
+                from core.claude import ClaudeClient
 
-            llm = ClaudeClient(settings=settings.claude)
-        if llm is None:
-            log.info("no ANTHROPIC_API_KEY: running in limited (knowledge-base) mode")
-        store = SqlStore(engine=database)
-        engine = Engine(
-            store=store,
-            llm=llm,
-            persona=settings.persona,
-            limits=Limits(
-                token_budget=settings.claude.token_budget,
-                idle_timeout=timedelta(hours=settings.idle_timeout_hours),
-                max_input_chars=settings.max_input_chars,
-                reping_after=timedelta(minutes=settings.reping_minutes),
-                cache_ttl_prefix=settings.claude.cache_ttl_prefix,
-                cache_ttl_conversation=settings.claude.cache_ttl_conversation,
-                files=FileLimits(
-                    max_files=settings.max_files,
-                    image_bytes=int(settings.max_image_mb * MB),
-                    pdf_bytes=int(settings.max_pdf_mb * MB),
-                    pdf_pages=settings.max_pdf_pages,
+                llm = ClaudeClient(settings=settings.claude)
+            if llm is None:
+                log.info("no ANTHROPIC_API_KEY: running in limited (knowledge-base) mode")
+            store = SqlStore(engine=database)
+            tools = await _toolbox(settings, database, stack) if llm is not None else None
+            engine = Engine(
+                store=store,
+                llm=llm,
+                persona=settings.persona,
+                limits=Limits(
+                    token_budget=settings.claude.token_budget,
+                    idle_timeout=timedelta(hours=settings.idle_timeout_hours),
+                    max_input_chars=settings.max_input_chars,
+                    reping_after=timedelta(minutes=settings.reping_minutes),
+                    cache_ttl_prefix=settings.claude.cache_ttl_prefix,
+                    cache_ttl_conversation=settings.claude.cache_ttl_conversation,
+                    files=FileLimits(
+                        max_files=settings.max_files,
+                        image_bytes=int(settings.max_image_mb * MB),
+                        pdf_bytes=int(settings.max_pdf_mb * MB),
+                        pdf_pages=settings.max_pdf_pages,
+                    ),
                 ),
-            ),
-            locks=locks,
-        )
-        yield Runtime(engine=engine, desk=Desk(store=store), store=store, settings=settings)
+                tools=tools,
+                locks=locks,
+            )
+            desk = Desk(store=store)
+            yield Runtime(engine=engine, desk=desk, store=store, settings=settings, tools=tools)
     finally:
         if llm is not None:
             await llm.aclose()
@@ -107,6 +116,27 @@ def _turn_locks(settings: Settings) -> AdvisoryLocks | None:
         command_timeout=settings.database_command_timeout_seconds,
         pool_size=settings.claude.max_concurrency,
         wait=settings.turn_lock_wait_seconds,
+    )
+
+
+async def _toolbox(
+    settings: Settings, database: AsyncEngine, stack: AsyncExitStack
+) -> Toolbox | None:
+    """The configured MCP servers' tools (``None`` without any), connected for the runtime's
+    lifetime; waits up to the slowest server's timeout for their first tool lists."""
+    actions = settings.actions
+    if actions is None or not actions.servers:
+        return None
+    # Imported only with servers configured: the mcp SDK takes a second or two to import.
+    from core.mcp_tools import McpTools
+
+    tools = await stack.enter_async_context(McpTools(actions.servers))
+    await tools.ready(max(s.timeout_seconds for s in actions.servers.values()))
+    return Toolbox(
+        port=tools,
+        store=SqlActionStore(engine=database),
+        max_rounds=actions.max_rounds,
+        proposal_ttl=timedelta(minutes=actions.proposal_minutes),
     )
 
 

@@ -33,9 +33,9 @@ Platform = StrEnum("Platform", [*platforms(), ALL])
 """What ``supportbot run`` takes: a platform's name, or ``all`` of them in one process."""
 
 
-def _settings(*, log_level: str | None = None) -> Settings:
+def _settings(*, log_level: str | None = None, **overrides: object) -> Settings:
     try:
-        settings = load_settings()
+        settings = load_settings(**overrides)
     except ConfigError as exc:
         typer.echo(f"Configuration error:\n{exc}", err=True)
         raise typer.Exit(2) from exc
@@ -69,9 +69,15 @@ def chat(
     conversation: Annotated[
         str, typer.Option("--conversation", "-c", help="Conversation to start or resume.")
     ] = "default",
+    demo_shop: Annotated[
+        bool,
+        typer.Option(
+            "--demo-shop", help="Connect the demo shop's order system (shop.db here); needs a key."
+        ),
+    ] = False,
 ) -> None:
     """Chat with the bot in the terminal (no tokens needed)."""
-    settings = _settings(log_level="WARNING")
+    settings = _settings(log_level="WARNING", **({"demo_shop": True} if demo_shop else {}))
     # Bytes that are not UTF-8 arrive as U+FFFD instead of ending the chat with an error, and
     # what the terminal's encoding cannot show goes out as "?".
     for stream in (sys.stdin, sys.stdout):
@@ -128,6 +134,35 @@ def escalations() -> None:
                 f"#{view.id} {view.state}{who}, {_age(minutes)} old, {view.key.platform}: "
                 f"{view.reason}\n    {conversation_link(view.key)}"
             )
+
+    _start(show())
+
+
+@app.command()
+def actions() -> None:
+    """List the configured tool servers and their tools: read-only, write or staff-only."""
+    settings = _settings(log_level="WARNING")
+    servers = settings.actions.servers if settings.actions is not None else {}
+    if not servers:
+        typer.echo(
+            "No tool servers configured: set SUPPORTBOT_MCP_CONFIG to a TOML file "
+            "(or SUPPORTBOT_DEMO_SHOP=true)."
+        )
+        return
+
+    async def show() -> None:
+        # Imported here: the mcp SDK takes a second or two to import.
+        from core.mcp_tools import McpTools
+
+        async with McpTools(servers) as tools:
+            await tools.ready(max(s.timeout_seconds for s in servers.values()))
+            status, specs = tools.status(), tools.tools()
+        for name, config in servers.items():
+            where = f"HTTP {config.url}" if config.url else f"stdio {config.command}"
+            state = "connected" if status[name] else "NOT REACHABLE"
+            typer.echo(f"{name} ({where}): {state}")
+            for spec in (s for s in specs if s.server == name):
+                typer.echo(f"  {spec.name:40} {spec.access:22} {spec.title}")
 
     _start(show())
 

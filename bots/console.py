@@ -8,12 +8,15 @@ import uuid
 from collections.abc import Callable
 
 from core.text import sanitize
-from core.types import ConversationKey, ConversationPort, IncomingMessage
+from core.types import ConversationKey, ConversationPort, IncomingMessage, PendingAction
 
 log = logging.getLogger(__name__)
 
 QUIT = {"quit", "exit", "bye"}
+YES, NO = {"yes", "y", "confirm"}, {"no", "n", "cancel"}
 SORRY = "Sorry, something went wrong; please try again."
+ASK = "  [type yes to confirm, or no to cancel]"
+CUSTOMER = "console"
 
 
 def console_key(name: str) -> ConversationKey:
@@ -38,7 +41,8 @@ async def chat(
     Everything written goes through `core.text.sanitize`, and so does what is read: control in a
     terminal line comes from keys such as the arrows, not from the customer's words. A message
     that fails for any reason is answered with one line, and the chat goes on. The name is
-    cleaned the same way, so the key shown is the key used.
+    cleaned the same way, so the key shown is the key used. A proposed change is confirmed by
+    typing yes (no cancels it; anything else is the next message and leaves it waiting).
     """
     name = sanitize(name)
     key = console_key(name)
@@ -47,6 +51,7 @@ async def chat(
         write(sanitize(text))
 
     show(f"Chatting as conversation '{name}' (key {key}). Type quit to leave.")
+    pending: PendingAction | None = None
     while True:
         try:
             line = sanitize(await asyncio.to_thread(read, "you> ")).strip()
@@ -56,11 +61,21 @@ async def chat(
             continue
         if line.casefold() in QUIT:
             break
+        answer = line.casefold()
         message = IncomingMessage(
-            key=key, author_id="console", text=line, message_id=f"console-{uuid.uuid4()}"
+            key=key, author_id=CUSTOMER, text=line, message_id=f"console-{uuid.uuid4()}"
         )
         try:
-            reply = await port.handle(message)
+            if pending is not None and answer in YES | NO:
+                decision = await port.decide(
+                    pending.id, user_id=CUSTOMER, confirm=answer in YES, is_staff=_nobody
+                )
+                pending = None
+                if decision.note is not None:
+                    show(f"  [{decision.note}]")
+                reply = decision.reply
+            else:
+                reply = await port.handle(message)
         except Exception as exc:
             # One line for the operator (the exception's type, never its text, which can quote
             # the message), one for the person at the keyboard.
@@ -72,3 +87,11 @@ async def chat(
         show(f"{bot_name}> {reply.text}")
         if reply.escalation is not None:
             show(f"  [handed to the support team: {reply.escalation.reason}]")
+        if reply.proposal is not None:
+            pending = reply.proposal
+            show(ASK)
+
+
+async def _nobody() -> bool:
+    """Nobody at the console is on the support team."""
+    return False

@@ -8,6 +8,7 @@ topics) comes from a TOML or YAML file; the shipped demo is ``core/demo_persona.
 
 from __future__ import annotations
 
+import sys
 import tomllib
 from pathlib import Path
 from typing import Literal, TypeVar
@@ -16,6 +17,7 @@ import yaml
 from pydantic import BaseModel, Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict, SettingsError
 
+from core.actions import DEMO_SHOP, ActionsConfig, demo_shop
 from core.hours import SupportHours
 
 DEMO_PERSONA = Path(__file__).with_name("demo_persona.toml")
@@ -129,6 +131,8 @@ class Persona(BaseModel):
     fresh_start: str = Field(min_length=1)
     fresh_start_phrases: list[str] = []
     handoff: str = Field(min_length=1)
+    actions_instructions: str = ""
+    """Added to the instructions when the team's tool servers are connected (MCP actions)."""
     human_request_phrases: list[str] = []
     dont_know_markers: list[str] = []
     off_hours: str = Field(min_length=1, pattern=r"\{back\}")
@@ -209,6 +213,11 @@ class Settings(BaseSettings):
     """Liveness, readiness and Prometheus metrics for ``supportbot run`` (0: any free port)."""
     claude: ClaudeSettings = Field(default_factory=ClaudeSettings)
     persona: Persona | None = None
+    # Actions over MCP (README, "Actions on the shop's systems").
+    mcp_config: Path | None = None
+    demo_shop: bool = False
+    demo_shop_db: Path = Path("shop.db")
+    actions: ActionsConfig | None = None
 
     @field_validator("database_url")
     @classmethod
@@ -221,6 +230,18 @@ class Settings(BaseSettings):
     def _load_persona(self) -> Settings:
         if self.persona is None:
             self.persona = Persona.load(self.persona_file)
+        return self
+
+    @model_validator(mode="after")
+    def _load_actions(self) -> Settings:
+        if self.actions is None:
+            found = (
+                ActionsConfig() if self.mcp_config is None else ActionsConfig.load(self.mcp_config)
+            )
+            if self.demo_shop and DEMO_SHOP not in found.servers:
+                shop = demo_shop(sys.executable, self.demo_shop_db.resolve())
+                found = found.model_copy(update={"servers": {DEMO_SHOP: shop, **found.servers}})
+            self.actions = found
         return self
 
 

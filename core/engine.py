@@ -11,14 +11,26 @@ changed conversation fields, all or nothing) → reply. A turn that breaks anywh
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager, nullcontext
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 
 from core import files, hours, logs, prompt, tokens, window
+from core.actions import (
+    Access,
+    AuditEntry,
+    Caller,
+    Proposal,
+    ProposalState,
+    Toolbox,
+    ToolOutcome,
+    ToolSpec,
+    describe_call,
+)
 from core.clock import utcnow
 from core.config import Persona
 from core.escalation import people_have_it
@@ -40,9 +52,11 @@ from core.topics import TopicDetector
 from core.types import (
     Attachment,
     ConversationKey,
+    Decision,
     Escalation,
     IncomingMessage,
     Kind,
+    PendingAction,
     Reply,
     StaffPost,
     Turn,
@@ -58,6 +72,26 @@ HELD = "The database was unavailable: the customer got the fallback, no answer"
 HELD_LIMIT = 1000
 """Messages kept in memory while the database refuses them; past this the oldest goes."""
 _CLAUDE_ASKED = "Claude asked for a person"
+PROPOSED = "Shall I go ahead with this?"
+WAITING = (
+    "Not run yet: the customer now sees exactly this action with Confirm and Cancel buttons. "
+    "Tell them in a sentence what it will do; you will hear the outcome once they decide. "
+    "Do not say it is done."
+)
+ONE_AT_A_TIME = (
+    "Not run: only one change can wait for the customer's confirmation at a time. Propose "
+    "this again once they have decided on the first."
+)
+NO_SUCH_TOOL = "No tool of that name is available now; do not try it again in this conversation."
+GONE = "That request no longer exists, so nothing was changed."
+NOT_YOURS = "Only the customer who asked can confirm or cancel this."
+STAFF_DECIDES = "Only the support team can approve or decline this change."
+EXPIRED = "This request has expired, so nothing was changed. Send a message if you'd still like it."
+DECIDED = {
+    ProposalState.CONFIRMED: "This was already confirmed.",
+    ProposalState.CANCELLED: "This was already cancelled.",
+    ProposalState.EXPIRED: EXPIRED,
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,6 +122,8 @@ class _Turn:
     why: str = ""
     """The hand-off's reason as a metrics label (``core.metrics.ESCALATIONS``)."""
     refused: tuple[int, ...] = ()
+    pending: tuple[Turn, ...] = ()
+    """Turns Claude reads after the customer's (a Confirm's outcome), stored with the turn."""
 
     def writes(self) -> TurnWrites:
         """The turn's writes; a conversation field that did not change is left out."""
@@ -121,10 +157,12 @@ class Engine:
         limits: Limits,
         locks: TurnLocks | None = None,
         clock: Callable[[], datetime] = utcnow,
+        tools: Toolbox | None = None,
     ) -> None:
         self._store = store
         self._turn_locks = locks
         self._llm = llm
+        self._tools = tools
         self._persona = persona
         self._limits = limits
         self._clock = clock
@@ -158,6 +196,97 @@ class Engine:
         log.info("message %s: %s in %.2f s", message.message_id, outcome, took)
         return reply
 
+    async def decide(
+        self,
+        proposal_id: int,
+        *,
+        user_id: str,
+        confirm: bool,
+        is_staff: Callable[[], Awaitable[bool]],
+    ) -> Decision:
+        """Confirm or Cancel under a proposed write: run exactly the stored call, once, and let
+        Claude go on with its outcome (or hear it was declined)."""
+        toolbox = self._tools
+        proposal = await toolbox.store.proposal(proposal_id) if toolbox is not None else None
+        if toolbox is None or proposal is None:
+            return Decision(note=GONE)
+        if proposal.staff_approval:
+            if not await is_staff():
+                return Decision(note=STAFF_DECIDES, closed=False)
+        elif user_id != proposal.customer_id:
+            return Decision(note=NOT_YOURS, closed=False)
+        async with self._serial(str(proposal.key)):
+            return await self._decide(proposal, toolbox, user_id=user_id, confirm=confirm)
+
+    async def _decide(
+        self, proposal: Proposal, toolbox: Toolbox, *, user_id: str, confirm: bool
+    ) -> Decision:
+        now = self._clock()
+        store = toolbox.store
+        if now >= proposal.expires_at:
+            if await store.settle(proposal.id, to=ProposalState.EXPIRED, by=user_id, now=now):
+                await self._audit_decision(proposal, "expired", user_id)
+                return Decision(note=EXPIRED)
+        elif await store.settle(
+            proposal.id,
+            to=ProposalState.CONFIRMED if confirm else ProposalState.CANCELLED,
+            by=user_id,
+            now=now,
+        ):
+            return await self._decided(proposal, toolbox, user_id=user_id, confirm=confirm)
+        # Decided already (a doubled press, the other button, or expired before).
+        current = await store.proposal(proposal.id)
+        state = current.state if current is not None else ProposalState.EXPIRED
+        return Decision(note=DECIDED.get(state, GONE))
+
+    async def _decided(
+        self, proposal: Proposal, toolbox: Toolbox, *, user_id: str, confirm: bool
+    ) -> Decision:
+        """The press won: run the call (Confirm), then the conversation's next turn."""
+        if confirm:
+            spec = toolbox.spec(proposal.tool)
+            outcome = await toolbox.port.call(
+                spec, proposal.arguments, Caller(proposal.key.platform, proposal.customer_id)
+            )
+            await self._audit_decision(
+                proposal, "error" if outcome.is_error else "ok", user_id, detail=outcome.text
+            )
+            if outcome.is_error:
+                note = f"The customer pressed Confirm, but {spec.title} failed: {outcome.text}"
+            else:
+                note = f"The customer pressed Confirm and {spec.title} ran. Result: {outcome.text}"
+        else:
+            await self._audit_decision(proposal, "cancelled", user_id)
+            note = (
+                f"The customer pressed Cancel: {proposal.tool} was not run and nothing changed. "
+                "Acknowledge it and ask what they would like instead."
+            )
+        message = IncomingMessage(
+            key=proposal.key,
+            author_id=proposal.customer_id,
+            text="Confirm" if confirm else "Cancel",
+            message_id=f"proposal:{proposal.id}",
+            direct=proposal.direct,
+        )
+        outcome_turn = _turn("user", "", Kind.TOOL_RESULT, content=[prompt.system_note(note)])
+        reply, outcome = await self._handle(message, (outcome_turn,))
+        TURNS.labels(outcome).inc()
+        return Decision(reply=reply)
+
+    async def _audit_decision(
+        self, proposal: Proposal, outcome: str, actor: str, *, detail: str = ""
+    ) -> None:
+        await self._record(
+            proposal.conversation_id,
+            proposal.key,
+            proposal.customer_id,
+            proposal.tool,
+            proposal.arguments,
+            outcome,
+            detail,
+            actor,
+        )
+
     @asynccontextmanager
     async def _serial(self, key: str) -> AsyncIterator[None]:
         """One turn at a time at ``key``: in this process, and across replicas with ``locks``."""
@@ -175,8 +304,11 @@ class Engine:
     def _held_across(self, key: str) -> AbstractAsyncContextManager[None]:
         return self._turn_locks.hold(key) if self._turn_locks is not None else nullcontext()
 
-    async def _handle(self, message: IncomingMessage) -> tuple[Reply | None, str]:
-        """The reply and the turn's outcome (a ``core.metrics.TURNS`` label)."""
+    async def _handle(
+        self, message: IncomingMessage, pending: tuple[Turn, ...] = ()
+    ) -> tuple[Reply | None, str]:
+        """The reply and the turn's outcome (a ``core.metrics.TURNS`` label). ``pending``:
+        turns to store after the customer's (a decided proposal's outcome)."""
         now = self._clock()
         message = _sanitized(message)
         text = clean(message.text)
@@ -192,7 +324,7 @@ class Engine:
             return None, "duplicate"
         if kind == Kind.RESTART and not conversation.fresh:
             notice = None  # a live escalation keeps the conversation: "start over" is just text
-        turn = _Turn(conversation, message, text, now, files=checked.kept)
+        turn = _Turn(conversation, message, text, now, files=checked.kept, pending=pending)
         escalation = conversation.escalation
         state = escalation.state if escalation is not None else None
         if people_have_it(human_active=conversation.human_active, state=state):
@@ -393,31 +525,52 @@ class Engine:
             )
         if self._llm is None:
             return await self._limited(turn)
-        messages = window.to_messages(turn.history, ttl=self._limits.cache_ttl_conversation)
-        kept = await self._store.file_data(conversation.id, files.referenced(messages))
-        try:
-            result = await self._llm.respond(
-                system=prompt.system_blocks(self._persona, ttl=self._limits.cache_ttl_prefix),
-                messages=prompt.with_note(
-                    files.expand(messages, kept),
-                    prompt.topic_note(topic=turn.topic, previous_topic=conversation.topic),
-                ),
-                tools=[prompt.ESCALATE_TOOL],
-            )
-        except LLMError as exc:
-            log.warning("claude failed in %s: %s", turn.message.key, exc)
-            return await self._fallback(turn, exc.cause)
-        except Exception:
-            # A crash inside the client is a Claude failure like any other.
-            log.exception("claude call crashed in %s", turn.message.key)
-            return await self._fallback(turn, "unknown")
-        return await self._reply_from(turn, result)
+        turn.history += turn.pending
+        turn.stored += turn.pending
+        rounds = self._tools.max_rounds if self._tools is not None else 1
+        for _ in range(rounds):
+            offered = self._tools.offered() if self._tools is not None else []
+            messages = window.to_messages(turn.history, ttl=self._limits.cache_ttl_conversation)
+            kept = await self._store.file_data(conversation.id, files.referenced(messages))
+            try:
+                result = await self._llm.respond(
+                    system=prompt.system_blocks(
+                        self._persona,
+                        ttl=self._limits.cache_ttl_prefix,
+                        actions=self._tools is not None,
+                    ),
+                    messages=prompt.with_note(
+                        files.expand(messages, kept),
+                        prompt.topic_note(topic=turn.topic, previous_topic=conversation.topic),
+                    ),
+                    tools=[prompt.ESCALATE_TOOL, *(spec.definition() for spec in offered)],
+                )
+            except LLMError as exc:
+                log.warning("claude failed in %s: %s", turn.message.key, exc)
+                return await self._fallback(turn, exc.cause)
+            except Exception:
+                # A crash inside the client is a Claude failure like any other.
+                log.exception("claude call crashed in %s", turn.message.key)
+                return await self._fallback(turn, "unknown")
+            reply = await self._reply_from(turn, result)
+            if reply is not None:
+                return reply
+        log.warning("claude still called tools after %d rounds in %s", rounds, turn.message.key)
+        return await self._escalate(
+            turn,
+            f"Claude was still calling tools after {rounds} rounds",
+            self._persona.dont_know,
+            why="tool_loop",
+            summarize=False,
+        )
 
     def _wants_person(self, text: str) -> bool:
         folded = fold(text)
         return any(phrase in folded for phrase in self._person_phrases)
 
-    async def _reply_from(self, turn: _Turn, result: LLMResult) -> Reply:
+    async def _reply_from(self, turn: _Turn, result: LLMResult) -> Reply | None:
+        """The reply Claude's answer makes, or ``None`` when it used tools whose results it
+        must now read (they are in ``turn.history``)."""
         if result.stop_reason == "refusal" or result.stop_reason in _TRUNCATED:
             cause = "refusal" if result.stop_reason == "refusal" else "truncated"
             log.warning(
@@ -432,6 +585,12 @@ class Engine:
         content = _sanitized_blocks(result.content)
         answer = _turn("assistant", "", Kind.MODEL, usage=result.usage, content=content)
         calls = [b for b in content if b.get("type") == "tool_use"]
+        if (
+            calls
+            and self._tools is not None
+            and all(c.get("name") != prompt.ESCALATE_TOOL["name"] for c in calls)
+        ):
+            return await self._use_tools(turn, answer, calls, self._tools)
         if calls:
             reason = clean(str(calls[0].get("input", {}).get("reason") or "")) or _CLAUDE_ASKED
             results = [
@@ -447,6 +606,99 @@ class Engine:
             return await self._fallback(turn, "unknown", usage=result.usage)
         turn.stored.append(answer)
         return await self._check_dont_know(turn, said)
+
+    async def _use_tools(
+        self, turn: _Turn, answer: Turn, calls: list[dict], toolbox: Toolbox
+    ) -> Reply | None:
+        """Run the reads Claude asked for; turn a write into a proposal for the customer."""
+        caller = Caller(platform=turn.message.key.platform, customer=turn.message.author_id)
+        proposal: PendingAction | None = None
+        asked = ""
+        results = []
+        for call in calls:
+            spec = toolbox.find(str(call.get("name")))
+            arguments = call.get("input") if isinstance(call.get("input"), dict) else {}
+            if spec is None:
+                outcome = ToolOutcome(NO_SUCH_TOOL, is_error=True)
+            elif spec.access is Access.READ:
+                outcome = await toolbox.port.call(spec, arguments, caller)
+                await self._audit(turn, spec.name, arguments, outcome, turn.message.author_id)
+            elif proposal is None:
+                proposal, asked = await self._propose(turn, spec, arguments, toolbox)
+                outcome = ToolOutcome(WAITING)
+            else:
+                outcome = ToolOutcome(ONE_AT_A_TIME, is_error=True)
+            results.append(_tool_result(call["id"], outcome))
+        used = [answer, _turn("user", "", Kind.TOOL_RESULT, content=results)]
+        turn.history += used
+        turn.stored += used
+        if proposal is None:
+            return None
+        # What code shows is kept as a notice; Claude's own words are in its turn already.
+        self._notice(turn, Reply(asked))
+        said = answer.text.strip()
+        return Reply(f"{said}\n\n{asked}" if said else asked, proposal=proposal)
+
+    async def _propose(
+        self, turn: _Turn, spec: ToolSpec, arguments: dict, toolbox: Toolbox
+    ) -> tuple[PendingAction, str]:
+        """Store the write as a proposal, frozen; what the customer is asked."""
+        asked = f"{PROPOSED}\n\n{describe_call(spec, arguments)}"
+        staff = spec.access is Access.STAFF_APPROVAL
+        proposal_id = await toolbox.store.propose(
+            Proposal(
+                key=turn.message.key,
+                conversation_id=turn.conversation.id,
+                customer_id=turn.message.author_id,
+                direct=turn.message.direct,
+                tool=spec.name,
+                arguments=arguments,
+                summary=asked,
+                staff_approval=staff,
+                expires_at=turn.now + toolbox.proposal_ttl,
+                created_at=turn.now,
+            )
+        )
+        await self._audit(turn, spec.name, arguments, "proposed", turn.message.author_id)
+        return PendingAction(proposal_id, staff_approval=staff), asked
+
+    async def _audit(
+        self, turn: _Turn, tool: str, arguments: dict, outcome: ToolOutcome | str, actor: str
+    ) -> None:
+        if isinstance(outcome, ToolOutcome):
+            result, detail = ("error" if outcome.is_error else "ok"), outcome.text
+        else:
+            result, detail = outcome, ""
+        key, customer = turn.message.key, turn.message.author_id
+        await self._record(
+            turn.conversation.id, key, customer, tool, arguments, result, detail, actor
+        )
+
+    async def _record(
+        self,
+        conversation_id: int,
+        key: ConversationKey,
+        customer_id: str,
+        tool: str,
+        arguments: dict,
+        outcome: str,
+        detail: str,
+        actor: str,
+    ) -> None:
+        """One row of the audit log."""
+        assert self._tools is not None
+        entry = AuditEntry(
+            conversation_id,
+            key,
+            customer_id,
+            tool,
+            arguments,
+            outcome,
+            detail,
+            at=self._clock(),
+            actor=actor,
+        )
+        await self._tools.store.audit(entry)
 
     async def _check_dont_know(self, turn: _Turn, said: str) -> Reply:
         """Two "I don't know" answers in a row hand the conversation to people."""
@@ -598,6 +850,11 @@ def _sanitized_blocks(content: list[dict]) -> list[dict]:
     return kept
 
 
+def _tool_result(tool_use_id: str, outcome: ToolOutcome) -> dict:
+    block = {"type": "tool_result", "tool_use_id": tool_use_id, "content": outcome.text}
+    return {**block, "is_error": True} if outcome.is_error else block
+
+
 def _staff_thread(turn: _Turn) -> StaffPost | None:
     """In a DM with a live, notified escalation: the staff thread that relays to it."""
     escalation = turn.conversation.escalation
@@ -618,12 +875,32 @@ def _transcript(history: list[Turn], *, last: str) -> str:
     A turn's own line breaks are indented, so a customer who types "Support: …" on a line of
     its own cannot pass words off as the bot's in what staff read.
     """
-    lines = [
-        f"{'Customer' if t.role == 'user' else 'Support'}: {t.text}" for t in history if t.text
-    ]
+    lines = [line for line in map(_line, history) if line]
     if not lines:
         lines = [f"Customer: {last}"]
     return "\n".join(line.replace("\n", "\n  ") for line in lines[-8:])
+
+
+def _line(turn: Turn) -> str:
+    """A turn as a transcript line: who said it, and the tools it used or their results."""
+    if turn.kind == Kind.TOOL_RESULT:
+        results = [" ".join(_result_text(b).split())[:300] for b in turn.content]
+        return f"Tools: {' / '.join(r for r in results if r)}"
+    used = [
+        f"[used {b.get('name')} {json.dumps(b.get('input'), ensure_ascii=False)[:200]}]"
+        for b in turn.content
+        if b.get("type") == "tool_use"
+    ]
+    said = " ".join([turn.text, *used]).strip()
+    return f"{'Customer' if turn.role == 'user' else 'Support'}: {said}" if said else ""
+
+
+def _result_text(block: dict) -> str:
+    if block.get("type") == "tool_result":
+        return str(block.get("content") or "")
+    if block.get("type") == "document":
+        return str(block.get("source", {}).get("data") or "")
+    return ""
 
 
 def _unanswered(history: list[Turn]) -> tuple[int, ...]:

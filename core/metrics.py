@@ -44,7 +44,8 @@ FALLBACKS = Counter(
 ESCALATIONS = Counter(
     "supportbot_escalations",
     "Hand-offs to the team, by reason: customer_asked, claude_asked, claude_unavailable, "
-    "no_knowledge, dont_know_twice, crashed, held",
+    "no_knowledge, dont_know_twice, tool_loop (Claude still calling tools after the cap), "
+    "crashed, held",
     ["reason"],
 )
 HELD = Gauge(

@@ -50,13 +50,28 @@ NOTES_EXPLAINED = (
 )
 
 
-def persona_prompt(persona: Persona) -> str:
-    return f"{persona.instructions.strip()}\n\nYou work for {persona.company}.\n\n{NOTES_EXPLAINED}"
+def persona_prompt(persona: Persona, *, actions: bool = False) -> str:
+    """The system prompt; with ``actions`` (the team's tool servers are connected) the
+    persona's ``actions_instructions`` follow its instructions."""
+    instructions = persona.instructions.strip()
+    if actions and persona.actions_instructions.strip():
+        instructions += f"\n\n{persona.actions_instructions.strip()}"
+    return f"{instructions}\n\nYou work for {persona.company}.\n\n{NOTES_EXPLAINED}"
 
 
-def system_blocks(persona: Persona, *, ttl: str) -> list[dict[str, Any]]:
+def system_blocks(persona: Persona, *, ttl: str, actions: bool = False) -> list[dict[str, Any]]:
     """The persona, byte-stable, with the breakpoint that caches it and the tools before it."""
-    return [{"type": "text", "text": persona_prompt(persona), "cache_control": cache_point(ttl)}]
+    text = persona_prompt(persona, actions=actions)
+    return [{"type": "text", "text": text, "cache_control": cache_point(ttl)}]
+
+
+def system_note(text: str) -> dict[str, Any]:
+    """A note from the support system to Claude, as a block no customer text can be."""
+    return {
+        "type": "document",
+        "source": {"type": "text", "media_type": "text/plain", "data": text},
+        "title": NOTE_TITLE,
+    }
 
 
 def topic_note(*, topic: str | None, previous_topic: str | None) -> dict[str, Any] | None:
@@ -72,11 +87,7 @@ def topic_note(*, topic: str | None, previous_topic: str | None) -> dict[str, An
             f"new question, and leave details of the earlier {previous_topic} matter out "
             "unless they refer back to it."
         )
-    return {
-        "type": "document",
-        "source": {"type": "text", "media_type": "text/plain", "data": note},
-        "title": NOTE_TITLE,
-    }
+    return system_note(note)
 
 
 def is_note(block: dict[str, Any]) -> bool:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
@@ -112,6 +112,27 @@ class Reply:
     escalation: Escalation | None = None
     relay: StaffPost | None = None
     files: tuple[Attachment, ...] = ()
+    proposal: PendingAction | None = None
+    """A write waiting for the customer's (or staff's) Confirm: render Confirm and Cancel."""
+
+
+@dataclass(frozen=True, slots=True)
+class PendingAction:
+    """A proposed write under a reply; ``id`` is what the Confirm and Cancel buttons carry."""
+
+    id: int
+    staff_approval: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    """What came of a Confirm or Cancel press: a ``note`` for the presser alone (refused,
+    expired, already decided), or the conversation's next ``reply``. ``closed``: the proposal
+    is decided, expired or gone, so its buttons can go."""
+
+    note: str | None = None
+    reply: Reply | None = None
+    closed: bool = True
 
 
 @dataclass(frozen=True, slots=True)
@@ -165,6 +186,18 @@ class ConversationPort(Protocol):
 
     async def is_active(self, key: ConversationKey) -> bool:
         """Whether the bot has an open conversation at ``key`` (to follow a thread unprompted)."""
+        ...
+
+    async def decide(
+        self,
+        proposal_id: int,
+        *,
+        user_id: str,
+        confirm: bool,
+        is_staff: Callable[[], Awaitable[bool]],
+    ) -> Decision:
+        """A press of Confirm or Cancel under a proposed write (``is_staff``: whether the
+        presser is on the support team, asked only for staff-approval proposals)."""
         ...
 
 

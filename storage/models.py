@@ -141,3 +141,46 @@ class FileRow(Base):
         # One copy per conversation, however often it is sent; also the lookup by reference.
         UniqueConstraint("conversation_id", "sha256", name="uq_files_conversation_sha256"),
     )
+
+
+class ProposalRow(Base):
+    """A write Claude proposed, waiting for its Confirm: the exact call, frozen."""
+
+    __tablename__ = "tool_proposals"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    conversation_id: Mapped[int] = mapped_column(
+        ForeignKey("conversations.id", ondelete="CASCADE"), index=True
+    )
+    key: Mapped[str] = mapped_column(String(300))
+    customer_id: Mapped[str] = mapped_column(String(100))
+    direct: Mapped[bool] = mapped_column(default=False)
+    tool: Mapped[str] = mapped_column(String(130))
+    arguments: Mapped[dict[str, Any]]
+    summary: Mapped[str] = mapped_column(String(4000))
+    staff_approval: Mapped[bool] = mapped_column(default=False)
+    # pending → confirmed, cancelled or expired, once (compare-and-set on the state).
+    state: Mapped[str] = mapped_column(String(20), default="pending")
+    decided_by: Mapped[str | None] = mapped_column(String(100))
+    decided_at: Mapped[datetime | None]
+    expires_at: Mapped[datetime]
+    created_at: Mapped[datetime]
+
+
+class ToolAuditRow(Base):
+    """Every tool call, proposal and decision: who, which conversation, tool, arguments, outcome."""
+
+    __tablename__ = "tool_audit"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    conversation_id: Mapped[int] = mapped_column(
+        ForeignKey("conversations.id", ondelete="CASCADE"), index=True
+    )
+    key: Mapped[str] = mapped_column(String(300))
+    customer_id: Mapped[str] = mapped_column(String(100))
+    actor: Mapped[str] = mapped_column(String(100), default="")
+    tool: Mapped[str] = mapped_column(String(130))
+    arguments: Mapped[dict[str, Any]]
+    outcome: Mapped[str] = mapped_column(String(20))
+    detail: Mapped[str] = mapped_column(String(1000), default="")
+    created_at: Mapped[datetime] = mapped_column(index=True)

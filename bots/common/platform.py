@@ -71,6 +71,21 @@ class Press:
     context: Any = None
 
 
+@dataclass(frozen=True, slots=True)
+class Decided:
+    """A press of Confirm or Cancel under a proposed change.
+
+    ``inbound`` is the conversation the buttons are in, as a customer turn by the presser
+    (where the outcome is posted); ``context`` is the platform's handle for a note only the
+    presser sees (``Platform.tell_user``). Acknowledged already, like a :class:`Press`.
+    """
+
+    inbound: Inbound
+    proposal_id: int
+    confirm: bool
+    context: Any = None
+
+
 class Platform(Protocol):
     """What the workflow needs from a chat platform. Methods that post return whether the
     platform accepted it; they log their own failures (with ids, never message text) and never
@@ -109,7 +124,16 @@ class Platform(Protocol):
         self, inbound: Inbound, reply: Reply, *, ping: bool, offer_person: bool
     ) -> bool:
         """Post ``reply.text`` where the customer reads it. ``ping``: end it with the support
-        team's mention; ``offer_person``: put the "Talk to a human" button under it."""
+        team's mention; ``offer_person``: put the "Talk to a human" button under it; with
+        ``reply.proposal``, the Confirm and Cancel buttons carrying its id go under it."""
+        ...
+
+    async def tell_user(self, decided: Decided, text: str) -> None:
+        """Tell whoever pressed Confirm or Cancel something only they need to see."""
+        ...
+
+    async def close_proposal(self, decided: Decided) -> None:
+        """Take the Confirm and Cancel buttons off the message they were pressed on."""
         ...
 
     async def post_notice(self, view: EscalationView, *, ping: bool) -> StaffPost | None:

@@ -32,7 +32,7 @@ from dataclasses import replace
 from datetime import datetime
 from typing import Any
 
-from bots.common.platform import Inbound, Platform, Press, StaffReply
+from bots.common.platform import Decided, Inbound, Platform, Press, StaffReply
 from bots.common.serial import Serial
 from bots.common.tasks import Tasks
 from core.clock import utcnow
@@ -84,6 +84,10 @@ class Workflow:
         what = f"{self._platform.name} staff post {reply.message_id} at {reply.post}"
         return self._tasks.spawn(self.staff_thread_turn(reply), what)
 
+    def decided(self, decided: Decided) -> asyncio.Task[None] | None:
+        what = f"{self._platform.name} decision on proposal {decided.proposal_id}"
+        return self._tasks.spawn(self.decision_turn(decided), what)
+
     def press(self, press: Press) -> asyncio.Task[None] | None:
         what = f"{self._platform.name} {press.action} of escalation {press.escalation_id}"
         return self._tasks.spawn(self.staff_press(press), what)
@@ -127,6 +131,33 @@ class Workflow:
             if reply is not None:
                 await self._deliver(inbound, reply)
 
+    async def decision_turn(self, decided: Decided) -> None:
+        """Confirm or Cancel under a proposed change: the engine checks who pressed and runs
+        the change once; the outcome is the conversation's next answer, a refusal (someone
+        else's buttons, expired, decided already) a note to the presser alone."""
+        inbound = decided.inbound
+        message = inbound.message
+        platform = self._platform
+
+        async def is_staff() -> bool:
+            return await platform.is_staff(message.author_id, inbound.context)
+
+        async with AsyncExitStack() as working, self._serial(message.key):
+            await platform.prepare(inbound)
+            await working.enter_async_context(platform.working(inbound))
+            decision = await self._port.decide(
+                decided.proposal_id,
+                user_id=message.author_id,
+                confirm=decided.confirm,
+                is_staff=is_staff,
+            )
+            if decision.closed:
+                await platform.close_proposal(decided)
+            if decision.note is not None:
+                await platform.tell_user(decided, decision.note)
+            if decision.reply is not None:
+                await self._deliver(inbound, decision.reply)
+
     async def _is_active(self, inbound: Inbound) -> bool:
         """Whether the bot has a conversation where ``inbound`` was posted.
 
@@ -157,8 +188,9 @@ class Workflow:
         ping = escalation is not None and escalation.new and not inbound.message.direct
         delivered = True
         if reply.text:
+            offer_person = escalation is None and reply.relay is None and reply.proposal is None
             delivered = await self._platform.post_reply(
-                inbound, reply, ping=ping, offer_person=escalation is None and reply.relay is None
+                inbound, reply, ping=ping, offer_person=offer_person
             )
         if reply.relay is not None:
             await self._platform.relay_to_staff(reply.relay, inbound.message)

@@ -17,7 +17,7 @@ from typing import Any
 import aiohttp
 import discord
 
-from bots.common import Inbound, Workflow
+from bots.common import Decided, Inbound, Workflow
 from bots.discord.buttons import ButtonClient
 from bots.discord.errors import DiscordStartError
 from bots.discord.platform import DiscordPlatform
@@ -232,6 +232,27 @@ class DiscordBot:
             log.error("could not answer a Talk to a human press (%s)", describe(exc))
             return
         await self._workflow.customer_turn(inbound)
+
+    async def proposal_pressed(
+        self, interaction: discord.Interaction, proposal_id: int, *, confirm: bool
+    ) -> None:
+        """Defer at once (nothing changes on screen yet), then decide."""
+        what = f"decision on proposal {proposal_id}"
+        self._workflow.track(self._proposal_pressed(interaction, proposal_id, confirm), what)
+
+    async def _proposal_pressed(
+        self, interaction: discord.Interaction, proposal_id: int, confirm: bool
+    ) -> None:
+        inbound = talk_press(interaction, text="Confirm" if confirm else "Cancel")
+        try:
+            if inbound is None:
+                await interaction.response.send_message(NOT_HERE, ephemeral=True)
+                return
+            await interaction.response.defer()
+        except SEND_ERRORS as exc:
+            log.error("could not answer a press on proposal %s (%s)", proposal_id, describe(exc))
+            return
+        await self._workflow.decision_turn(Decided(inbound, proposal_id, confirm, interaction))
 
 
 def _start_error(exc: Exception) -> DiscordStartError:

@@ -22,6 +22,7 @@ ESCALATION_TEMPLATE = r"supportbot:esc:(?P<action>claim|resolve|handback):(?P<id
 # posted before an upgrade keep working.
 _IN_CUSTOM_ID = {Action.CLAIM: "claim", Action.RESOLVE: "resolve", Action.HAND_BACK: "handback"}
 _FROM_CUSTOM_ID = {word: action for action, word in _IN_CUSTOM_ID.items()}
+PROPOSAL_TEMPLATE = r"supportbot:act:(?P<choice>confirm|cancel):(?P<id>[0-9]+)"
 TALK_ID = "supportbot:talk"
 TALK_LABEL = "Talk to a human"
 _STYLES = {
@@ -41,6 +42,10 @@ class ButtonHandler(Protocol):
 
     async def talk_pressed(self, interaction: discord.Interaction) -> None: ...
 
+    async def proposal_pressed(
+        self, interaction: discord.Interaction, proposal_id: int, *, confirm: bool
+    ) -> None: ...
+
 
 class ButtonClient(discord.Client):
     """A client that listens for the bot's buttons and hands presses to ``buttons``."""
@@ -50,7 +55,7 @@ class ButtonClient(discord.Client):
         self.buttons = buttons
 
     async def setup_hook(self) -> None:
-        self.add_dynamic_items(EscalationButton, TalkButton)
+        self.add_dynamic_items(EscalationButton, TalkButton, ProposalButton)
 
 
 def _handler(interaction: discord.Interaction) -> ButtonHandler:
@@ -112,6 +117,37 @@ class TalkButton(discord.ui.DynamicItem[discord.ui.Button], template=re.escape(T
         await _handler(interaction).talk_pressed(interaction)
 
 
+class ProposalButton(discord.ui.DynamicItem[discord.ui.Button], template=PROPOSAL_TEMPLATE):
+    """Confirm or Cancel under a proposed change; the proposal's id is in custom_id."""
+
+    def __init__(self, proposal_id: int, *, confirm: bool) -> None:
+        choice = "confirm" if confirm else "cancel"
+        super().__init__(
+            discord.ui.Button(
+                label="Confirm" if confirm else "Cancel",
+                style=discord.ButtonStyle.success if confirm else discord.ButtonStyle.danger,
+                custom_id=f"supportbot:act:{choice}:{proposal_id}",
+            )
+        )
+        self.proposal_id = proposal_id
+        self.confirm = confirm
+
+    @classmethod
+    async def from_custom_id(
+        cls,
+        interaction: discord.Interaction,
+        item: discord.ui.Item[Any],
+        match: re.Match[str],
+        /,
+    ) -> ProposalButton:
+        return cls(int(match["id"]), confirm=match["choice"] == "confirm")
+
+    async def callback(self, interaction: discord.Interaction) -> None:
+        await _handler(interaction).proposal_pressed(
+            interaction, self.proposal_id, confirm=self.confirm
+        )
+
+
 def escalation_buttons(view: EscalationView) -> discord.ui.View | None:
     """The buttons for ``view``'s state; ``None`` (remove them) once it is closed."""
     actions = actions_for(view.state)
@@ -122,6 +158,12 @@ def escalation_buttons(view: EscalationView) -> discord.ui.View | None:
 
 def talk_button() -> discord.ui.View:
     return _persistent(TalkButton())
+
+
+def proposal_buttons(proposal_id: int) -> discord.ui.View:
+    return _persistent(
+        ProposalButton(proposal_id, confirm=True), ProposalButton(proposal_id, confirm=False)
+    )
 
 
 def _persistent(*items: discord.ui.Item[Any]) -> discord.ui.View:

@@ -17,10 +17,10 @@ from typing import Any
 import aiohttp
 import discord
 
-from bots.common import Inbound
+from bots.common import Decided, Inbound
 from bots.common.download import allowed, download, refused
 from bots.discord import send
-from bots.discord.buttons import TALK_LABEL, talk_button
+from bots.discord.buttons import TALK_LABEL, proposal_buttons, talk_button
 from bots.discord.notice import reminder
 from bots.discord.render import Outgoing, relay_messages, reply_messages, staff_reply_messages
 from bots.discord.routing import DM_SPACE
@@ -120,7 +120,10 @@ class DiscordPlatform:
         if ping and self._role_id is None:
             log.warning("escalation in %s not pinged: no support role configured", key)
         messages = reply_messages(reply, ping_role_id=self._role_id if ping else None)
-        button = offer_person and place.offer_person
+        if reply.proposal is not None:
+            buttons = proposal_buttons(reply.proposal.id)
+        else:
+            buttons = talk_button() if offer_person and place.offer_person else None
         target = place.target or place.channel
         for i, out in enumerate(messages):
             first, last = i == 0, i == len(messages) - 1
@@ -129,7 +132,7 @@ class DiscordPlatform:
                 target,
                 out,
                 reference=reference.to_reference(fail_if_not_exists=False) if reference else None,
-                view=talk_button() if button and last else None,
+                view=buttons if last else None,
                 context=key,
             )
             if not sent:
@@ -179,6 +182,28 @@ class DiscordPlatform:
         self, post: StaffPost, files: Sequence[Attachment], *, about: object
     ) -> bool:
         return await send.post_files(self._staff.thread(post), files, context=about)
+
+    async def tell_user(self, decided: Decided, text: str) -> None:
+        # The press was deferred: a follow-up only the presser sees.
+        try:
+            await decided.context.followup.send(text, ephemeral=True)
+        except SEND_ERRORS as exc:
+            log.error(
+                "could not answer a press on proposal %s (%s)", decided.proposal_id, describe(exc)
+            )
+
+    async def close_proposal(self, decided: Decided) -> None:
+        message = decided.context.message
+        if message is None:
+            return
+        try:
+            await message.edit(view=None)
+        except SEND_ERRORS as exc:
+            log.warning(
+                "could not take the buttons off proposal %s (%s)",
+                decided.proposal_id,
+                describe(exc),
+            )
 
     async def tell_staff(self, post: StaffPost, user_id: str, text: str, context: Any) -> None:
         if isinstance(context, discord.Interaction):

@@ -132,9 +132,10 @@ async def _resolve_channel(client: discord.Client, message: discord.Message) -> 
         return None
 
 
-def talk_press(interaction: discord.Interaction) -> Inbound | None:
-    """A "Talk to a human" press as a customer turn that asks for a person; ``None`` when the
-    channel it was pressed in holds no conversation."""
+def talk_press(interaction: discord.Interaction, *, text: str = "") -> Inbound | None:
+    """A "Talk to a human" press as a customer turn that asks for a person (or, with ``text``,
+    another button under the bot's answer, e.g. Confirm); ``None`` when the channel it was
+    pressed in holds no conversation."""
     channel, channel_id = interaction.channel, interaction.channel_id
     if not isinstance(channel, discord.abc.Messageable) or channel_id is None:
         return None
@@ -147,11 +148,11 @@ def talk_press(interaction: discord.Interaction) -> Inbound | None:
     pressed = IncomingMessage(
         key=key,
         author_id=str(interaction.user.id),
-        text=TALK_LABEL,
+        text=text or TALK_LABEL,
         message_id=f"button:{interaction.id}",
         direct=interaction.guild_id is None,
         author_name=clean(interaction.user.display_name),
-        wants_person=True,
+        wants_person=not text,
     )
     # Pressed under the bot's answer: the customer spoke to the bot.
     return Inbound(pressed, Place(channel, interaction.user), addressed=True)

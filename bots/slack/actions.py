@@ -10,10 +10,10 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
-from bots.common import Inbound, Press
+from bots.common import Decided, Inbound, Press
 from bots.slack.events import PLATFORM, TOP_LEVEL, is_direct
 from bots.slack.notice import ACTION_IDS
-from bots.slack.render import TALK_TO_HUMAN, TALK_TO_HUMAN_LABEL
+from bots.slack.render import CANCEL, CONFIRM, TALK_TO_HUMAN, TALK_TO_HUMAN_LABEL
 from core.types import ConversationKey, IncomingMessage, StaffPost
 
 _ACTIONS = {action_id: action for action, action_id in ACTION_IDS.items()}
@@ -40,16 +40,42 @@ def press(body: Mapping[str, Any]) -> Press | None:
 
 
 def person_request(body: Mapping[str, Any]) -> Inbound | None:
-    """A "Talk to a human" press as the customer's turn in the conversation the button is on.
+    """A "Talk to a human" press as the customer's turn in the conversation the button is on."""
+    action = _action(body)
+    if action is None or action.get("action_id") != TALK_TO_HUMAN:
+        return None
+    return _pressed_under_reply(body, action, TALK_TO_HUMAN_LABEL, wants_person=True)
 
-    The button sits under a bot reply, so that reply's place gives the key with the same rules
-    as ``events.translate``: a DM's top level or thread, or the channel thread. The ``context``
-    is the reply's own ``ts``, for the progress reaction.
+
+def decided(body: Mapping[str, Any]) -> Decided | None:
+    """A press of Confirm or Cancel under a proposed change, or ``None`` for a bad value.
+
+    Its ``context`` is the message the buttons are on, to take them off once it is decided.
     """
     action = _action(body)
+    if action is None or action.get("action_id") not in (CONFIRM, CANCEL):
+        return None
+    value = str(action.get("value") or "")
+    confirm = action.get("action_id") == CONFIRM
+    inbound = _pressed_under_reply(body, action, "Confirm" if confirm else "Cancel")
+    if inbound is None or not value.isdigit():
+        return None
+    message = {**(body.get("message") or {}), "channel": inbound.message.key.channel_id}
+    return Decided(inbound=inbound, proposal_id=int(value), confirm=confirm, context=message)
+
+
+def _pressed_under_reply(
+    body: Mapping[str, Any], action: Mapping[str, Any], label: str, *, wants_person: bool = False
+) -> Inbound | None:
+    """A press of a button under a bot reply, as the presser's turn in that conversation.
+
+    The reply's place gives the key with the same rules as ``events.translate``: a DM's top
+    level or thread, or the channel thread. The ``context`` is the reply's own ``ts``, for the
+    progress reaction.
+    """
     where = _message(body)
     user = _user(body)
-    if action is None or action.get("action_id") != TALK_TO_HUMAN or where is None or not user:
+    if where is None or not user:
         return None
     channel, ts, thread_ts = where
     direct = is_direct({"channel": channel})
@@ -64,10 +90,10 @@ def person_request(body: Mapping[str, Any]) -> Inbound | None:
     message = IncomingMessage(
         key=ConversationKey(PLATFORM, str(team.get("id") or ""), channel, thread),
         author_id=user,
-        text=TALK_TO_HUMAN_LABEL,
+        text=label,
         message_id=f"button:{stamp}",
         direct=direct,
-        wants_person=True,
+        wants_person=wants_person,
     )
     return Inbound(message=message, context=ts)
 

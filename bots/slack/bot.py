@@ -23,11 +23,11 @@ from slack_sdk.http_retry.builtin_async_handlers import (
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bots.common import StaffReply, Workflow
-from bots.slack.actions import STAFF_ACTIONS, person_request, press
+from bots.slack.actions import STAFF_ACTIONS, decided, person_request, press
 from bots.slack.errors import error_code
 from bots.slack.events import BotIdentity, route
 from bots.slack.platform import SlackPlatform
-from bots.slack.render import TALK_TO_HUMAN, group_mention, is_channel_id
+from bots.slack.render import CANCEL, CONFIRM, TALK_TO_HUMAN, group_mention, is_channel_id
 from bots.slack.settings import SlackSettings
 from bots.slack.staff import StaffDirectory
 from bots.slack.web import SlackWeb
@@ -152,6 +152,8 @@ class SlackBot:
         app.event("app_mention")(listeners.on_event)
         app.action(STAFF_ACTIONS)(listeners.on_press)
         app.action(TALK_TO_HUMAN)(listeners.on_person_request)
+        app.action(CONFIRM)(listeners.on_decision)
+        app.action(CANCEL)(listeners.on_decision)
         return app
 
     async def _connect_socket(self, app: AsyncApp) -> None:
@@ -199,6 +201,13 @@ class _Listeners:
         pressed = press(body)
         if pressed is not None:
             self._workflow.press(pressed)
+
+    async def on_decision(self, ack: AsyncAck, body: dict[str, Any]) -> None:
+        """Confirm or Cancel under a proposed change."""
+        await ack()
+        pressed = decided(body)
+        if pressed is not None:
+            self._workflow.decided(pressed)
 
     async def on_person_request(self, ack: AsyncAck, body: dict[str, Any]) -> None:
         """ "Talk to a human": the press is the customer's next turn."""

@@ -13,10 +13,18 @@ from contextlib import asynccontextmanager
 from datetime import datetime
 from typing import Any
 
-from bots.common import Inbound
+from bots.common import Decided, Inbound
 from bots.slack import conversation_link, notice
 from bots.slack.events import PLATFORM, reply_thread
-from bots.slack.render import escape, group_mention, render_reply, render_said, user_mention
+from bots.slack.render import (
+    SlackMessage,
+    escape,
+    group_mention,
+    is_proposal_block,
+    render_reply,
+    render_said,
+    user_mention,
+)
 from bots.slack.staff import StaffDirectory
 from bots.slack.web import SlackWeb
 from core.types import (
@@ -100,8 +108,24 @@ class SlackPlatform:
             mention = self._mention
             if mention is None:
                 log.warning("escalation in %s: SLACK_SUPPORT_GROUP_ID unset, no ping", key)
-        parts = render_reply(reply.text, ping=mention, offer_person=offer_person)
+        parts = render_reply(
+            reply.text, ping=mention, offer_person=offer_person, proposal=reply.proposal
+        )
         return await self._web.post_all(key.channel_id, parts, thread=reply_thread(key), about=key)
+
+    async def tell_user(self, decided: Decided, text: str) -> None:
+        message = decided.inbound.message
+        key = message.key
+        await self._web.whisper(
+            key.channel_id, message.author_id, text, thread=reply_thread(key), about=key
+        )
+
+    async def close_proposal(self, decided: Decided) -> None:
+        message = decided.context
+        blocks = [b for b in message.get("blocks") or [] if not is_proposal_block(b)]
+        kept = SlackMessage(text=str(message.get("text") or ""), blocks=blocks)
+        post = StaffPost(message["channel"], str(message.get("ts")))
+        await self._web.update(post, kept, about=decided.inbound.message.key)
 
     async def post_notice(self, view: EscalationView, *, ping: bool) -> StaffPost | None:
         if not self._channel:

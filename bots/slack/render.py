@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from core.split import split_text
+from core.types import PendingAction
 
 TEXT_LIMIT = 4000
 """``chat.postMessage`` ``text``: Slack asks for at most 4,000 characters (cut at 40,000)."""
@@ -24,6 +25,9 @@ PING_ROOM = 100
 TALK_TO_HUMAN = "talk_to_human"
 """``action_id`` of the button under the bot's answers."""
 TALK_TO_HUMAN_LABEL = "Talk to a human"
+CONFIRM, CANCEL = "proposal_confirm", "proposal_cancel"
+_PROPOSAL = "proposal-"
+"""``action_id`` of the Confirm and Cancel buttons under a proposed change (value: its id)."""
 
 _GROUP_ID = re.compile(r"^S[A-Z0-9]+$")
 _USER_ID = re.compile(r"^[UW][A-Z0-9]+$")
@@ -66,7 +70,11 @@ def channel_mention(channel_id: str) -> str:
 
 
 def render_reply(
-    text: str, *, ping: str | None = None, offer_person: bool = False
+    text: str,
+    *,
+    ping: str | None = None,
+    offer_person: bool = False,
+    proposal: PendingAction | None = None,
 ) -> list[SlackMessage]:
     """Claude's Markdown as one or more messages, each within Slack's limits.
 
@@ -74,7 +82,7 @@ def render_reply(
     same escaped text as fallback. ``ping`` is a mention built in code; it ends the last message
     both in the fallback text (which drives notifications) and in an ``mrkdwn`` section, where
     mention syntax is documented to work. ``offer_person`` puts the "Talk to a human" button
-    under the last message.
+    under the last message; ``proposal`` the Confirm and Cancel buttons of a proposed change.
     """
     messages = [
         SlackMessage(text=safe, blocks=[{"type": "markdown", "text": safe}])
@@ -85,9 +93,12 @@ def render_reply(
         last = messages.pop() if messages else SlackMessage(text="")
         joined = f"{last.text}\n\n{ping}" if last.text else ping
         messages.append(SlackMessage(text=joined, blocks=[*last.blocks, section]))
-    if offer_person and messages:
+    buttons = _decision_buttons(proposal) if proposal is not None else None
+    if buttons is None and offer_person:
+        buttons = _person_button()
+    if buttons is not None and messages:
         last = messages[-1]
-        messages[-1] = SlackMessage(text=last.text, blocks=[*last.blocks, _person_button()])
+        messages[-1] = SlackMessage(text=last.text, blocks=[*last.blocks, buttons])
     return messages
 
 
@@ -110,6 +121,29 @@ def _person_button() -> dict[str, Any]:
         "value": TALK_TO_HUMAN,
     }
     return {"type": "actions", "block_id": TALK_TO_HUMAN, "elements": [button]}
+
+
+def is_proposal_block(block: dict[str, Any]) -> bool:
+    """Whether ``block`` holds a proposal's Confirm and Cancel buttons."""
+    return block.get("type") == "actions" and str(block.get("block_id")).startswith(_PROPOSAL)
+
+
+def _decision_buttons(proposal: PendingAction) -> dict[str, Any]:
+    value = str(proposal.id)
+    buttons = [
+        {
+            "type": "button",
+            "action_id": action_id,
+            "text": {"type": "plain_text", "text": label},
+            "value": value,
+            "style": style,
+        }
+        for action_id, label, style in (
+            (CONFIRM, "Confirm", "primary"),
+            (CANCEL, "Cancel", "danger"),
+        )
+    ]
+    return {"type": "actions", "block_id": f"{_PROPOSAL}{value}", "elements": buttons}
 
 
 def chunks(text: str, limit: int = CHUNK_LIMIT) -> list[str]:
