@@ -27,6 +27,7 @@ from sqlalchemy import (
     delete,
     exists,
     insert,
+    literal_column,
     select,
     update,
 )
@@ -87,12 +88,14 @@ _DELIVERIES = cast(Table, DeliveryRow.__table__)
 _C = _CONVERSATIONS.c
 _M = _MESSAGES.c
 _E = cast(Table, EscalationRow.__table__).c
+_LIVE_STATES = [s.value for s in LIVE]
 
 # The hot path's statements, built once (SQLAlchemy then reuses their compiled form).
 _LIVE_ID = (
     select(_E.id)
-    .where(_E.conversation_id == _C.id, _E.state.in_([s.value for s in LIVE]))
-    .correlate(_CONVERSATIONS)
+    # Spelled out: in RETURNING, SQLite's compiler leaves columns unqualified, and a bare "id"
+    # in the subquery would be the escalation's own.
+    .where(_E.conversation_id == literal_column("conversations.id"), _E.state.in_(_LIVE_STATES))
     .scalar_subquery()
     .label("live_id")
 )
@@ -140,7 +143,7 @@ _REFUSE = (
 )
 _TAKE_OVER = (
     update(EscalationRow.__table__)
-    .where(_E.conversation_id == bindparam("cid"), _E.state.in_([s.value for s in LIVE]))
+    .where(_E.conversation_id == bindparam("cid"), _E.state.in_(_LIVE_STATES))
     .values(reping_at=None)
 )
 _HISTORY = (

@@ -255,6 +255,16 @@ async def test_conversation_fields_change_only_when_given(store: ConversationSto
 # Escalations
 
 
+async def test_a_live_escalation_belongs_to_its_conversation_only(
+    store: ConversationStore,
+) -> None:
+    await escalate(store)
+    elsewhere = await begin(store, "m-other", key=OTHER)
+    here = await begin(store, "m-here")
+    assert elsewhere.escalation is None
+    assert here.escalation is not None and here.escalation.key == KEY
+
+
 async def test_one_live_escalation_per_conversation(store: ConversationStore) -> None:
     conversation = await begin(store, "m-1")
     first = await store.finish_turn(
