@@ -48,8 +48,9 @@ def _qmarks(statement: str) -> str:
     return statement
 
 
-def sqlite_turns(path: str, *, conversations: int, turns: int) -> float:
-    """Turns per second of raw ``sqlite3`` on the migrated database file at ``path``."""
+def sqlite_turns(path: str, *, conversations: int, turns: int) -> list[float]:
+    """Seconds each turn took on raw ``sqlite3`` (one at a time, the conversations in turn),
+    on the migrated database file at ``path``."""
     db = sqlite3.connect(path, isolation_level=None)
     db.execute("PRAGMA journal_mode=WAL")
     db.execute("PRAGMA synchronous=NORMAL")
@@ -58,9 +59,10 @@ def sqlite_turns(path: str, *, conversations: int, turns: int) -> float:
     for c in range(conversations):
         ids.append(db.execute(_qmarks(_OPEN), (f"raw:T:C{c}:-", now)).fetchone()[0])
     question, answer = json.dumps(_QUESTION), json.dumps(_ANSWER)
-    started = time.perf_counter()
+    took = []
     for t in range(turns):
         for c, conversation in enumerate(ids):
+            started = time.perf_counter()
             db.execute("BEGIN IMMEDIATE")
             db.execute(_qmarks(_CLAIM), (f"{c}-{t}", now))
             seq, start = db.execute(_qmarks(_NEXT), (conversation, now)).fetchone()
@@ -72,9 +74,9 @@ def sqlite_turns(path: str, *, conversations: int, turns: int) -> float:
             seq, _ = db.execute(_qmarks(_NEXT), (conversation, now)).fetchone()
             db.execute(_qmarks(_ADD), (conversation, seq - 1, "assistant", "model", answer, now))
             db.execute("COMMIT")
-    elapsed = time.perf_counter() - started
+            took.append(time.perf_counter() - started)
     db.close()
-    return conversations * turns / elapsed
+    return took
 
 
 async def asyncpg_turns(dsn: str, *, conversations: int, turns: int, pool: int = 5) -> float:
