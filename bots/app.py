@@ -100,10 +100,10 @@ async def open_runtime(settings: Settings) -> AsyncIterator[Runtime]:
         command_timeout=settings.database_command_timeout_seconds,
     )
     llm = DeferredClaude(settings.claude) if settings.claude.api_key else None
+    store = SqlStore(engine=database)
     try:
         if llm is None:
             log.info("no ANTHROPIC_API_KEY: running in limited (knowledge-base) mode")
-        store = SqlStore(engine=database)
         engine = Engine(
             store=store,
             llm=llm,
@@ -123,6 +123,7 @@ async def open_runtime(settings: Settings) -> AsyncIterator[Runtime]:
     finally:
         if llm is not None:
             await llm.aclose()
+        await store.close()
         await database.dispose()
 
 

@@ -11,15 +11,19 @@ whoever logs the failure prints it, traceback and chained exceptions included.
 
 from __future__ import annotations
 
+import asyncio
 import functools
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import Any, Concatenate, ParamSpec, TypeVar, cast
 
 from sqlalchemy import (
     ColumnElement,
+    Connection,
+    Engine,
     Row,
     Select,
     Table,
@@ -33,7 +37,8 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError, StatementError
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
+from sqlalchemy.orm import Session
 from sqlalchemy.sql.dml import ReturningUpdate
 
 from core import logs
@@ -50,6 +55,7 @@ from core.types import (
     Usage,
 )
 from core.window import SEEN
+from storage.database import sqlite_thread_engine
 from storage.models import ConversationRow, DeliveryRow, EscalationRow, MessageRow
 
 # Two replicas racing to open the same conversation: the loser retries once it sees the winner's.
@@ -208,19 +214,29 @@ class SqlStore:
     """Conversations, turns, deliveries and escalations in one relational database.
 
     A customer turn is two transactions of SQLAlchemy Core statements (``begin_turn``,
-    ``finish_turn``); the rarer paths use the ORM. The window of each recent conversation is
-    kept in memory (``_Windows``) and used only while the conversation row says nothing was
-    written since, so another replica's writes are always read from the database.
+    ``finish_turn``), each a synchronous function run whole by ``_Transactions``: on SQLite in
+    one worker thread (one hand-over per transaction instead of several per statement), on
+    PostgreSQL through the async driver. The rarer paths use the ORM. The window of each recent
+    conversation is kept in memory (``_Windows``) and used only while the conversation row says
+    nothing was written since, so another replica's writes are always read from the database.
     """
 
     def __init__(self, *, engine: AsyncEngine, windows: int = 512) -> None:
         self._engine = engine
         self._sessions = async_sessionmaker(engine, expire_on_commit=False)
-        dialect = postgresql if engine.dialect.name == "postgresql" else sqlite
-        self._claim = dialect.insert(_DELIVERIES).on_conflict_do_nothing()
+        postgres = engine.dialect.name == "postgresql"
+        self._claim = (
+            (postgresql if postgres else sqlite).insert(_DELIVERIES).on_conflict_do_nothing()
+        )
+        self._transaction = _Transactions(engine)
         self._windows = _Windows(windows)
         # aiosqlite's DEBUG lines print every statement with its bound values.
         logs.quiet("aiosqlite")
+
+    async def close(self) -> None:
+        """Close what the store opened beside the engine (SQLite's worker thread and its
+        connection); the engine is its owner's to dispose."""
+        await self._transaction.close()
 
     @_quoting_nothing
     async def begin_turn(
@@ -234,70 +250,62 @@ class SqlStore:
     ) -> Conversation | None:
         for _ in range(_OPEN_ATTEMPTS):
             try:
-                async with self._engine.begin() as connection:
-                    claimed = await connection.execute(
-                        self._claim,
-                        {
-                            "platform": message.key.platform,
-                            "message_id": message.message_id,
-                            "created_at": now,
-                        },
-                    )
-                    if claimed.rowcount == 0:
-                        return None
-                    taken, next_seq = await self._take(
-                        connection, message, turn, now=now, idle_after=idle_after, restart=restart
-                    )
+                taken = await self._transaction(self._take, message, turn, now, idle_after, restart)
             except IntegrityError:
                 continue  # another replica opened the conversation first: take it
+            if taken is None:
+                return None
+            conversation, next_seq = taken
             self._windows.put(
-                taken.id, next_seq=next_seq, start=taken.window_start, window=taken.window
+                conversation.id,
+                next_seq=next_seq,
+                start=conversation.window_start,
+                window=conversation.window,
             )
-            return taken
+            return conversation
         raise RuntimeError(f"could not open a conversation at {message.key}")
 
-    async def _take(
+    def _take(
         self,
-        connection: AsyncConnection,
+        connection: Connection,
         message: IncomingMessage,
         turn: Turn,
-        *,
         now: datetime,
         idle_after: timedelta | None,
         restart: bool,
-    ) -> tuple[Conversation, int]:
-        """Store ``turn`` in the conversation it opens or continues; that conversation as it
-        now stands, and its next sequence number."""
+    ) -> tuple[Conversation, int] | None:
+        """Claim the delivery (``None``: taken before) and store ``turn`` in the conversation
+        it opens or continues; that conversation as it now stands, and its next number."""
+        claimed = connection.execute(
+            self._claim,
+            {"platform": message.key.platform, "message_id": message.message_id, "created_at": now},
+        )
+        if claimed.rowcount == 0:
+            return None
         row = None
         if not restart:
             # The usual turn, one statement: lock the open conversation, reserve the turn's
             # number and read the conversation, unless it idled too long (then the slow path).
-            row = (
-                await connection.execute(
-                    _CONTINUE,
-                    {
-                        "at_key": str(message.key),
-                        "now": now,
-                        "fresh_since": now - idle_after if idle_after is not None else datetime.min,
-                    },
-                )
+            fresh_since = now - idle_after if idle_after is not None else datetime.min
+            row = connection.execute(
+                _CONTINUE, {"at_key": str(message.key), "now": now, "fresh_since": fresh_since}
             ).one_or_none()
         fresh = False
         if row is None:
-            opened, fresh = await _open(
+            opened, fresh = _open(
                 connection, message, now=now, idle_after=idle_after, restart=restart
             )
-            row = (await connection.execute(_RESERVE, {"cid": opened, "now": now})).one()
+            row = connection.execute(_RESERVE, {"cid": opened, "now": now}).one()
         seq = row.next_seq - 1
         stored = replace(turn, kind=Kind.RESTART if restart and fresh else turn.kind, seq=seq)
-        await connection.execute(_ADD, [_message_values(row.id, stored, now=now)])
+        connection.execute(_ADD, [_message_values(row.id, stored, now=now)])
         escalation = None
         if row.live_id is not None:
-            async with AsyncSession(bind=connection) as session:
-                escalation = await _one(session, EscalationRow.id == row.live_id)
+            with Session(bind=connection) as session:
+                escalation = _one(session, EscalationRow.id == row.live_id)
         before = () if fresh else self._windows.get(row.id, next_seq=seq, start=row.window_start)
         if before is None:
-            window = await _turns(connection, row.id, start=row.window_start, statement=_WINDOW)
+            window = _turns(connection, row.id, start=row.window_start, statement=_WINDOW)
         else:
             window = (*before, stored) if stored.kind in SEEN else before
         conversation = Conversation(
@@ -317,43 +325,18 @@ class SqlStore:
     async def finish_turn(
         self, conversation_id: int, writes: TurnWrites, *, now: datetime
     ) -> Escalation | None:
-        fields = {
-            name: value
-            for name, value in (
-                ("topic", writes.topic),
-                ("window_start", writes.window_start),
-                ("dont_know_streak", writes.dont_know_streak),
-            )
-            if value is not None
-        }
-        if not (writes.turns or fields or writes.refused or writes.hand_off):
+        if not (
+            writes.turns
+            or writes.refused
+            or writes.hand_off
+            or writes.topic is not None
+            or writes.window_start is not None
+            or writes.dont_know_streak is not None
+        ):
             return None
-        # Refused marks change stored turns without adding one: they move the sequence on too,
-        # so a replica holding this conversation's window in memory sees it changed.
-        count = len(writes.turns) or (1 if writes.refused else 0)
-        escalation = None
-        async with self._engine.begin() as connection:
-            # The conversation row is locked first (see the module docstring): FOR UPDATE on a
-            # live escalation that does not exist yet locks nothing, and two replicas would
-            # both insert one.
-            after = await connection.scalar(
-                _ADVANCE, {"cid": conversation_id, "now": now, "count": count, **fields}
-            )
-            if after is None:
-                raise LookupError(f"no conversation {conversation_id}")
-            first = after - count
-            turns = [replace(t, seq=first + i) for i, t in enumerate(writes.turns)]
-            if turns:
-                await connection.execute(
-                    _ADD, [_message_values(conversation_id, t, now=now) for t in turns]
-                )
-            if writes.refused:
-                await connection.execute(
-                    _REFUSE, {"cid": conversation_id, "seqs": list(writes.refused)}
-                )
-            if writes.hand_off is not None:
-                async with AsyncSession(bind=connection) as session:
-                    escalation = await _hand_off(session, conversation_id, writes.hand_off, now=now)
+        first, after, turns, escalation = await self._transaction(
+            _finish, conversation_id, writes, now
+        )
         self._windows.finished(
             conversation_id,
             before=first,
@@ -367,13 +350,13 @@ class SqlStore:
     @_quoting_nothing
     async def escalation(self, escalation_id: int) -> EscalationView | None:
         async with self._sessions() as session:
-            return await _one(session, EscalationRow.id == escalation_id)
+            return await session.run_sync(_one, EscalationRow.id == escalation_id)
 
     @_quoting_nothing
     async def escalation_at(self, staff: StaffPost) -> EscalationView | None:
         async with self._sessions() as session:
-            return await _one(
-                session,
+            return await session.run_sync(
+                _one,
                 EscalationRow.staff_channel == staff.channel_id,
                 EscalationRow.staff_message_id == staff.message_id,
             )
@@ -421,34 +404,36 @@ class SqlStore:
                     .where(ConversationRow.id == conversation_id)
                     .values(human_active=False, dont_know_streak=0)
                 )
-            return await _one(session, EscalationRow.id == escalation_id)
+            return await session.run_sync(_one, EscalationRow.id == escalation_id)
 
     @_quoting_nothing
     async def staff_turn(self, key: ConversationKey, turn: Turn, *, now: datetime) -> bool:
         assert turn.message_id is not None
-        async with self._engine.begin() as connection:
-            conversation_id = await connection.scalar(
-                _OPEN_ID.with_for_update(), {"at_key": str(key)}
-            )
-            if conversation_id is None:
-                return False
-            claimed = await connection.execute(
-                self._claim,
-                {"platform": key.platform, "message_id": turn.message_id, "created_at": now},
-            )
-            if claimed.rowcount == 0:
-                return False
-            # With a live escalation a person has taken over: the bot steps back, and
-            # a reminder to staff would be noise. Without one it is context only.
-            taken_over = await connection.execute(_TAKE_OVER, {"cid": conversation_id})
-            fields = {"human_active": True} if taken_over.rowcount > 0 else {}
-            after = await connection.scalar(
-                _ADVANCE, {"cid": conversation_id, "now": now, "count": 1, **fields}
-            )
-            assert after is not None
-            stored = replace(turn, seq=after - 1)
-            await connection.execute(_ADD, [_message_values(conversation_id, stored, now=now)])
-            return True
+        return await self._transaction(self._staff_turn, key, turn, now)
+
+    def _staff_turn(
+        self, connection: Connection, key: ConversationKey, turn: Turn, now: datetime
+    ) -> bool:
+        conversation_id = connection.scalar(_OPEN_ID.with_for_update(), {"at_key": str(key)})
+        if conversation_id is None:
+            return False
+        claimed = connection.execute(
+            self._claim,
+            {"platform": key.platform, "message_id": turn.message_id, "created_at": now},
+        )
+        if claimed.rowcount == 0:
+            return False
+        # With a live escalation a person has taken over: the bot steps back, and a reminder
+        # to staff would be noise. Without one it is context only.
+        taken_over = connection.execute(_TAKE_OVER, {"cid": conversation_id})
+        fields = {"human_active": True} if taken_over.rowcount > 0 else {}
+        after = connection.scalar(
+            _ADVANCE, {"cid": conversation_id, "now": now, "count": 1, **fields}
+        )
+        assert after is not None
+        stored = replace(turn, seq=after - 1)
+        connection.execute(_ADD, [_message_values(conversation_id, stored, now=now)])
+        return True
 
     @_quoting_nothing
     async def due_repings(self, now: datetime, *, platforms: set[str]) -> list[EscalationView]:
@@ -476,33 +461,38 @@ class SqlStore:
 
     @_quoting_nothing
     async def is_active(self, key: ConversationKey) -> bool:
-        async with self._engine.connect() as connection:
-            found = await connection.scalar(_OPEN_ID, {"at_key": str(key)})
-            return found is not None
+        return await self._transaction(_is_active, key)
 
     @_quoting_nothing
     async def history(self, key: ConversationKey) -> list[Turn]:
-        async with self._engine.connect() as connection:
-            conversation_id = await connection.scalar(_NEWEST_ID, {"at_key": str(key)})
-            if conversation_id is None:
-                return []
-            return list(await _turns(connection, conversation_id, start=0, statement=_HISTORY))
+        return await self._transaction(_history, key)
 
 
-async def _hand_off(
-    session: AsyncSession, conversation_id: int, hand_off: HandOff, *, now: datetime
+def _is_active(connection: Connection, key: ConversationKey) -> bool:
+    return connection.scalar(_OPEN_ID, {"at_key": str(key)}) is not None
+
+
+def _history(connection: Connection, key: ConversationKey) -> list[Turn]:
+    conversation_id = connection.scalar(_NEWEST_ID, {"at_key": str(key)})
+    if conversation_id is None:
+        return []
+    return list(_turns(connection, conversation_id, start=0, statement=_HISTORY))
+
+
+def _hand_off(
+    session: Session, conversation_id: int, hand_off: HandOff, *, now: datetime
 ) -> Escalation:
     escalation = Escalation(
         reason=hand_off.reason, summary=hand_off.summary, customer_id=hand_off.customer_id
     )
-    live = await session.scalar(
+    live = session.scalar(
         select(EscalationRow).where(EscalationRow.conversation_id == conversation_id, _LIVE)
     )
     if live is not None:
         live.reason = f"{live.reason}; {hand_off.reason}"[-500:]
         live.summary = hand_off.summary[:2000]
         live.updated_at = now
-        await session.flush()
+        session.flush()
         return replace(escalation, id=live.id, new=False)
     row = EscalationRow(
         conversation_id=conversation_id,
@@ -516,12 +506,86 @@ async def _hand_off(
         updated_at=now,
     )
     session.add(row)
-    await session.flush()
+    session.flush()
     return replace(escalation, id=row.id, new=True)
 
 
-async def _open(
-    connection: AsyncConnection,
+def _finish(
+    connection: Connection, conversation_id: int, writes: TurnWrites, now: datetime
+) -> tuple[int, int, list[Turn], Escalation | None]:
+    """Store a turn's writes: the conversation's number before and after, the turns as
+    stored, and the escalation a hand-off opened or updated."""
+    fields = {
+        name: value
+        for name, value in (
+            ("topic", writes.topic),
+            ("window_start", writes.window_start),
+            ("dont_know_streak", writes.dont_know_streak),
+        )
+        if value is not None
+    }
+    # Refused marks change stored turns without adding one: they move the sequence on too,
+    # so a replica holding this conversation's window in memory sees it changed.
+    count = len(writes.turns) or (1 if writes.refused else 0)
+    # The conversation row is locked first (see the module docstring): FOR UPDATE on a live
+    # escalation that does not exist yet locks nothing, and two replicas would both insert one.
+    after = connection.scalar(
+        _ADVANCE, {"cid": conversation_id, "now": now, "count": count, **fields}
+    )
+    if after is None:
+        raise LookupError(f"no conversation {conversation_id}")
+    first = after - count
+    turns = [replace(t, seq=first + i) for i, t in enumerate(writes.turns)]
+    if turns:
+        connection.execute(_ADD, [_message_values(conversation_id, t, now=now) for t in turns])
+    if writes.refused:
+        connection.execute(_REFUSE, {"cid": conversation_id, "seqs": list(writes.refused)})
+    escalation = None
+    if writes.hand_off is not None:
+        with Session(bind=connection) as session:
+            escalation = _hand_off(session, conversation_id, writes.hand_off, now=now)
+    return first, after, turns, escalation
+
+
+class _Transactions:
+    """Runs a synchronous function in one transaction: ``await transaction(fn, *args)`` calls
+    ``fn(connection, *args)`` and commits, or rolls back if it raised.
+
+    On SQLite the whole transaction runs in one worker thread on its own connection (WAL lets
+    it share the file with the async engine's; SQLite's write lock orders them), so it costs
+    one hand-over between the event loop and a thread, where aiosqlite takes three or four a
+    statement. Elsewhere it runs on the async engine, ``run_sync`` driving the same code.
+    """
+
+    def __init__(self, engine: AsyncEngine) -> None:
+        self._engine = engine
+        self._sync: Engine | None = None
+        self._thread: ThreadPoolExecutor | None = None
+        if engine.dialect.name == "sqlite":
+            self._sync = sqlite_thread_engine(engine.url)
+            self._thread = ThreadPoolExecutor(1, thread_name_prefix="sqlite")
+
+    async def __call__(self, fn: Callable[..., R], *args: Any) -> R:
+        if self._thread is None:
+            async with self._engine.begin() as connection:
+                return await connection.run_sync(fn, *args)
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._thread, self._run, fn, args)
+
+    async def close(self) -> None:
+        if self._thread is not None:
+            assert self._sync is not None
+            await asyncio.get_running_loop().run_in_executor(self._thread, self._sync.dispose)
+            self._thread.shutdown()
+
+    def _run(self, fn: Callable[..., R], args: tuple[Any, ...]) -> R:
+        assert self._sync is not None
+        with self._sync.begin() as connection:
+            return fn(connection, *args)
+
+
+def _open(
+    connection: Connection,
     message: IncomingMessage,
     *,
     now: datetime,
@@ -529,15 +593,15 @@ async def _open(
     restart: bool,
 ) -> tuple[int, bool]:
     """The id of the conversation a turn goes to, and whether it was opened for it."""
-    row = (await connection.execute(_OPEN_ROW, {"at_key": str(message.key)})).one_or_none()
+    row = connection.execute(_OPEN_ROW, {"at_key": str(message.key)}).one_or_none()
     if row is not None:
         stale = idle_after is not None and now - row.updated_at > idle_after
         # A conversation with a live escalation stays open however long it idles: staff are
         # on it, and their replies and the customer's must keep meeting in one place.
         if not (restart or stale) or row.live_id is not None:
             return row.id, False
-        await connection.execute(_CLOSE, {"cid": row.id})
-    opened = await connection.scalar(
+        connection.execute(_CLOSE, {"cid": row.id})
+    opened = connection.scalar(
         _OPEN_NEW,
         {
             "key": str(message.key),
@@ -556,10 +620,10 @@ async def _open(
     return opened, True
 
 
-async def _turns(
-    connection: AsyncConnection, conversation_id: int, *, start: int, statement: Select[Any]
+def _turns(
+    connection: Connection, conversation_id: int, *, start: int, statement: Select[Any]
 ) -> tuple[Turn, ...]:
-    found = await connection.execute(statement, {"cid": conversation_id, "start": start})
+    found = connection.execute(statement, {"cid": conversation_id, "start": start})
     return tuple(
         Turn(
             role=r.role,
@@ -574,8 +638,8 @@ async def _turns(
     )
 
 
-async def _one(session: AsyncSession, *where: ColumnElement[bool]) -> EscalationView | None:
-    views = _views((await session.execute(_VIEW.where(*where))).all())
+def _one(session: Session, *where: ColumnElement[bool]) -> EscalationView | None:
+    views = _views(session.execute(_VIEW.where(*where)).all())
     return views[0] if views else None
 
 
@@ -632,10 +696,10 @@ class _Windows:
         self._kept: OrderedDict[int, tuple[int, int, tuple[Turn, ...]]] = OrderedDict()
 
     def get(self, conversation_id: int, *, next_seq: int, start: int) -> tuple[Turn, ...] | None:
+        # Only reads: a transaction's worker thread calls this; the event loop changes it.
         kept = self._kept.get(conversation_id)
         if kept is None or kept[:2] != (next_seq, start):
             return None
-        self._kept.move_to_end(conversation_id)
         return kept[2]
 
     def put(
