@@ -325,14 +325,7 @@ class SqlStore:
     async def finish_turn(
         self, conversation_id: int, writes: TurnWrites, *, now: datetime
     ) -> Escalation | None:
-        if not (
-            writes.turns
-            or writes.refused
-            or writes.hand_off
-            or writes.topic is not None
-            or writes.window_start is not None
-            or writes.dont_know_streak is not None
-        ):
+        if writes.empty:
             return None
         first, after, turns, escalation = await self._transaction(
             _finish, conversation_id, writes, now
