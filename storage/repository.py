@@ -222,12 +222,9 @@ class SqlStore:
     """
 
     def __init__(self, *, engine: AsyncEngine, windows: int = 512) -> None:
-        self._engine = engine
         self._sessions = async_sessionmaker(engine, expire_on_commit=False)
-        postgres = engine.dialect.name == "postgresql"
-        self._claim = (
-            (postgresql if postgres else sqlite).insert(_DELIVERIES).on_conflict_do_nothing()
-        )
+        dialect = postgresql if engine.dialect.name == "postgresql" else sqlite
+        self._claim = dialect.insert(_DELIVERIES).on_conflict_do_nothing()
         self._transaction = _Transactions(engine)
         self._windows = _Windows(windows)
         # aiosqlite's DEBUG lines print every statement with its bound values.
