@@ -54,7 +54,7 @@ class InstantClaude:
         return result
 
 
-def _message(conversation: int, turn: int) -> IncomingMessage:
+def message(conversation: int, turn: int) -> IncomingMessage:
     return IncomingMessage(
         key=ConversationKey("bench", "T", f"C{conversation}", "-"),
         author_id=f"U{conversation}",
@@ -63,7 +63,7 @@ def _message(conversation: int, turn: int) -> IncomingMessage:
     )
 
 
-async def _timed_turn(engine: Engine, llm: InstantClaude, message: IncomingMessage) -> float:
+async def timed_turn(engine: Engine, llm: InstantClaude, message: IncomingMessage) -> float:
     before = llm.seconds
     started = time.perf_counter()
     await engine.handle(message)
@@ -86,7 +86,7 @@ async def main(database_url: str, conversations: int, turns: int, budget: int) -
     )
 
     async def conversation(c: int) -> list[float]:
-        return [await _timed_turn(engine, llm, _message(c, t)) for t in range(turns)]
+        return [await timed_turn(engine, llm, message(c, t)) for t in range(turns)]
 
     started = time.perf_counter()
     per_turn = [
@@ -103,14 +103,14 @@ async def main(database_url: str, conversations: int, turns: int, budget: int) -
 
     long_key = conversations + 1
     llm.sent_tokens.clear()
-    overhead = [await _timed_turn(engine, llm, _message(long_key, t)) for t in range(1000)]
+    overhead = [await timed_turn(engine, llm, message(long_key, t)) for t in range(1000)]
     print("one conversation, 1,000 turns (median overhead of ten turns):")
     for first in (1, 491, 991):
         window = overhead[first - 1 : first + 9]
         print(f"  turns {first}-{first + 9}: {_ms(statistics.median(window))}")
 
     sent = llm.sent_tokens[:200]
-    question = tokens.estimate([{"type": "text", "text": _message(0, 100).text}])
+    question = tokens.estimate([{"type": "text", "text": message(0, 100).text}])
     answer = tokens.estimate([{"type": "text", "text": ANSWER}])
     full = [t * (question + answer) + question for t in range(200)]
     print("input tokens sent per turn over 200 turns (estimated):")

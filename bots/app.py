@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import asyncio
+import importlib
 import logging
 import signal
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import TYPE_CHECKING
+from types import ModuleType
+from typing import TYPE_CHECKING, Any
 
 from pydantic_settings import BaseSettings
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -17,12 +19,13 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from bots.health import Health
 from bots.registry import Adapter, platforms
 from core.actions import Toolbox
-from core.config import Settings
+from core.config import ClaudeSettings, Settings
 from core.desk import Desk, watch_repings
 from core.engine import Engine, Limits, watch_held
 from core.files import MB, FileLimits
 from core.housekeeping import watch_housekeeping
 from core.metrics import HELD
+from core.ports import LLMResult
 from core.types import EscalationView
 from storage.actions import SqlActionStore
 from storage.database import open_database
@@ -46,6 +49,51 @@ class Runtime:
     settings: Settings
     tools: Toolbox | None = None
     """The MCP servers' tools and the action store, when servers are configured and Claude is."""
+    llm: DeferredClaude | None = None
+
+
+class DeferredClaude:
+    """The engine's Claude, whose client is built on first use.
+
+    The anthropic SDK takes most of a second to import, which neither a start (the bot is
+    ready without it), limited mode nor the CLI's database commands should wait for. ``warm``
+    imports it in a worker thread once the bot is up; a turn that comes sooner waits for it.
+    """
+
+    def __init__(self, settings: ClaudeSettings) -> None:
+        self._settings = settings
+        self._loading: asyncio.Future[ModuleType] | None = None
+        self._client: ClaudeClient | None = None
+
+    def warm(self) -> None:
+        """Start importing the SDK, if nothing has yet."""
+        if self._loading is None:
+            self._loading = asyncio.ensure_future(
+                asyncio.to_thread(importlib.import_module, "core.claude")
+            )
+
+    async def client(self) -> ClaudeClient:
+        if self._client is None:
+            self.warm()
+            assert self._loading is not None
+            module = await self._loading
+            if self._client is None:
+                self._client = module.ClaudeClient(settings=self._settings)
+        return self._client
+
+    async def respond(
+        self,
+        *,
+        system: list[dict[str, Any]],
+        messages: list[dict[str, Any]],
+        tools: list[dict[str, Any]],
+    ) -> LLMResult:
+        claude = await self.client()
+        return await claude.respond(system=system, messages=messages, tools=tools)
+
+    async def aclose(self) -> None:
+        if self._client is not None:
+            await self._client.aclose()
 
 
 @asynccontextmanager
@@ -60,19 +108,13 @@ async def open_runtime(settings: Settings) -> AsyncIterator[Runtime]:
         connect_timeout=settings.database_connect_timeout_seconds,
         command_timeout=settings.database_command_timeout_seconds,
     )
-    llm: ClaudeClient | None = None
+    llm = DeferredClaude(settings.claude) if settings.claude.api_key else None
+    store = SqlStore(engine=database)
     locks = _turn_locks(settings)
     try:
         async with AsyncExitStack() as stack:
-            if settings.claude.api_key:
-                # Imported only with a key: the anthropic SDK takes over a second to import,
-                # which limited mode and the CLI's database commands never need.
-                from core.claude import ClaudeClient
-
-                llm = ClaudeClient(settings=settings.claude)
             if llm is None:
                 log.info("no ANTHROPIC_API_KEY: running in limited (knowledge-base) mode")
-            store = SqlStore(engine=database)
             tools = await _toolbox(settings, database, stack) if llm is not None else None
             engine = Engine(
                 store=store,
@@ -95,13 +137,20 @@ async def open_runtime(settings: Settings) -> AsyncIterator[Runtime]:
                 tools=tools,
                 locks=locks,
             )
-            desk = Desk(store=store)
-            yield Runtime(engine=engine, desk=desk, store=store, settings=settings, tools=tools)
+            yield Runtime(
+                engine=engine,
+                desk=Desk(store=store),
+                store=store,
+                settings=settings,
+                tools=tools,
+                llm=llm,
+            )
     finally:
         if llm is not None:
             await llm.aclose()
         if locks is not None:
             await locks.aclose()
+        await store.close()
         await database.dispose()
 
 
@@ -174,6 +223,8 @@ async def serve(
                 await adapter.start()
                 stack.push_async_callback(adapter.close, grace=grace)
                 adapters[platform] = adapter
+            if runtime.llm is not None:
+                runtime.llm.warm()  # the bot is up: now load the Claude client beside it
 
             async def reping(view: EscalationView) -> None:
                 await adapters[view.key.platform].reping(view)

@@ -70,6 +70,12 @@ class TurnWrites:
     refused: tuple[int, ...] = ()
     """Sequence numbers of customer turns Claude refused, to store as ``Kind.REFUSED``."""
 
+    @property
+    def empty(self) -> bool:
+        """Nothing to write: ``finish_turn`` then touches nothing."""
+        fields = (self.topic, self.window_start, self.dont_know_streak)
+        return not (self.turns or self.refused or self.hand_off) and fields == (None,) * 3
+
 
 class ConversationStore(Protocol):
     """Where conversations, their turns, deliveries and escalations live.

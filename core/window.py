@@ -7,7 +7,6 @@ every request repeats the previous one's messages byte for byte, so prompt cachi
 
 from __future__ import annotations
 
-import copy
 from collections.abc import Sequence
 from dataclasses import replace
 from typing import Any
@@ -79,16 +78,19 @@ def to_messages(turns: list[Turn], *, ttl: str) -> list[dict[str, Any]]:
     """
     messages: list[dict[str, Any]] = []
     for turn in turns:
+        # The stored blocks are shared, never copied: every list here is new, and the one block
+        # that changes (the breakpoint's) is replaced by a copy.
         content = [b for b in turn.content if b.get("type") != "text" or b.get("text")]
         if not content:
             continue
         if messages and messages[-1]["role"] == turn.role:
-            messages[-1]["content"].extend(copy.deepcopy(content))
+            messages[-1]["content"].extend(content)
         else:
-            messages.append({"role": turn.role, "content": copy.deepcopy(content)})
+            messages.append({"role": turn.role, "content": content})
     _repair_tool_pairs(messages)
     if messages:
-        messages[-1]["content"][-1]["cache_control"] = cache_point(ttl)
+        last = messages[-1]["content"]
+        last[-1] = {**last[-1], "cache_control": cache_point(ttl)}
     return messages
 
 

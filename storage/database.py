@@ -8,7 +8,8 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from sqlalchemy import URL, Connection, event, make_url, text
+from sqlalchemy import URL, Connection, Engine, event, make_url, text
+from sqlalchemy import create_engine as create_sync_engine
 from sqlalchemy.exc import ArgumentError, DBAPIError, OperationalError, ProgrammingError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
@@ -107,27 +108,40 @@ def create_engine(
     # One connection: SQLite has one writer anyway, and queueing on the pool is FIFO and
     # event-driven where contending connections would poll the busy handler in sleeps.
     engine = create_async_engine(url, pool_size=1, max_overflow=0, hide_parameters=True)
+    _tune_sqlite(engine.sync_engine)
+    return engine
+
+
+def sqlite_thread_engine(url: URL) -> Engine:
+    """A synchronous engine on the SQLite file of ``url``, tuned like ``create_engine``'s, for
+    work that runs whole in one worker thread (see ``storage.repository``)."""
+    engine = create_sync_engine(
+        url.set(drivername="sqlite"),
+        pool_size=1,
+        max_overflow=0,
+        hide_parameters=True,
+        connect_args={"check_same_thread": False},
+    )
     _tune_sqlite(engine)
     return engine
 
 
-def _tune_sqlite(engine: AsyncEngine) -> None:
+def _tune_sqlite(engine: Engine) -> None:
     # Bolt's listeners and discord.py's loop write at the same time. WAL lets readers run beside
-    # the writer; BEGIN IMMEDIATE takes the write lock up front, so a transaction never has to
-    # upgrade a read lock (which fails at once with "database is locked" instead of waiting).
-    @event.listens_for(engine.sync_engine, "connect")
+    # the writer. sqlite3 opens a transaction with BEGIN IMMEDIATE before a transaction's first
+    # write, taking the write lock up front, so a transaction never has to upgrade a read lock
+    # (which fails at once with "database is locked" instead of waiting); the reads before it
+    # (and every read-only transaction) run on their own, holding no lock. Left to the driver,
+    # the BEGIN costs no round trip to aiosqlite's thread of its own.
+    @event.listens_for(engine, "connect")
     def _on_connect(dbapi_connection, _record) -> None:  # type: ignore[no-untyped-def]
-        dbapi_connection.isolation_level = None
+        dbapi_connection.isolation_level = "IMMEDIATE"
         cursor = dbapi_connection.cursor()
         cursor.execute("PRAGMA journal_mode=WAL")
         cursor.execute("PRAGMA synchronous=NORMAL")
         cursor.execute("PRAGMA busy_timeout=10000")
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.close()
-
-    @event.listens_for(engine.sync_engine, "begin")
-    def _on_begin(connection: Connection) -> None:
-        connection.exec_driver_sql("BEGIN IMMEDIATE")
 
 
 def alembic_config() -> Config:

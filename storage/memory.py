@@ -141,14 +141,7 @@ class MemoryStore:
         row = next((c for c in self._conversations if c.id == conversation_id), None)
         if row is None:
             raise LookupError(f"no conversation {conversation_id}")
-        if not (
-            writes.turns
-            or writes.refused
-            or writes.hand_off
-            or writes.topic is not None
-            or writes.window_start is not None
-            or writes.dont_know_streak is not None
-        ):
+        if writes.empty:
             return None
         row.turns = [
             replace(t, kind=Kind.REFUSED) if t.seq in writes.refused else t for t in row.turns

@@ -11,16 +11,35 @@ whoever logs the failure prints it, traceback and chained exceptions included.
 
 from __future__ import annotations
 
+import asyncio
 import functools
+from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Collection, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from datetime import datetime, timedelta
-from typing import Any, Concatenate, ParamSpec, TypeVar
+from typing import Any, Concatenate, ParamSpec, TypeVar, cast
 
-from sqlalchemy import ColumnElement, Row, delete, exists, literal, select, update
+from sqlalchemy import (
+    ColumnElement,
+    Connection,
+    Engine,
+    Row,
+    Select,
+    Table,
+    bindparam,
+    delete,
+    exists,
+    insert,
+    literal,
+    literal_column,
+    select,
+    update,
+)
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError, StatementError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+from sqlalchemy.orm import Session
 from sqlalchemy.sql.dml import ReturningUpdate
 
 from core import logs
@@ -38,6 +57,7 @@ from core.types import (
     Usage,
 )
 from core.window import SEEN
+from storage.database import sqlite_thread_engine
 from storage.models import ConversationRow, DeliveryRow, EscalationRow, FileRow, MessageRow
 
 # Two replicas racing to open the same conversation: the loser retries once it sees the winner's.
@@ -68,6 +88,89 @@ def take_due_repings(now: datetime, platforms: set[str]) -> ReturningUpdate[tupl
         .values(reping_at=None)
         .returning(EscalationRow.id)
     )
+
+
+_CONVERSATIONS = cast(Table, ConversationRow.__table__)
+_MESSAGES = cast(Table, MessageRow.__table__)
+_DELIVERIES = cast(Table, DeliveryRow.__table__)
+_C = _CONVERSATIONS.c
+_M = _MESSAGES.c
+_E = cast(Table, EscalationRow.__table__).c
+_LIVE_STATES = [s.value for s in LIVE]
+
+# The hot path's statements, built once (SQLAlchemy then reuses their compiled form).
+_LIVE_ID = (
+    select(_E.id)
+    # Spelled out: in RETURNING, SQLite's compiler leaves columns unqualified, and a bare "id"
+    # in the subquery would be the escalation's own.
+    .where(_E.conversation_id == literal_column("conversations.id"), _E.state.in_(_LIVE_STATES))
+    .scalar_subquery()
+    .label("live_id")
+)
+_READ = (
+    _C.id,
+    _C.next_seq,
+    _C.topic,
+    _C.window_start,
+    _C.human_active,
+    _C.dont_know_streak,
+    _LIVE_ID,
+)
+_AT_KEY = (_C.key == bindparam("at_key"), _C.state == "open")
+_CONTINUE = (
+    update(_CONVERSATIONS)
+    .where(*_AT_KEY, _C.updated_at >= bindparam("fresh_since"))
+    .values(next_seq=_C.next_seq + 1, updated_at=bindparam("now"))
+    .returning(*_READ)
+)
+"""Reserve the next turn's number in the open conversation at a key, unless it idled too long,
+and read the conversation: the row stays locked until the transaction ends."""
+_RESERVE = (
+    update(_CONVERSATIONS)
+    .where(_C.id == bindparam("cid"))
+    .values(next_seq=_C.next_seq + 1, updated_at=bindparam("now"))
+    .returning(*_READ)
+)
+_ADVANCE = (
+    update(_CONVERSATIONS)
+    .where(_C.id == bindparam("cid"))
+    .values(next_seq=_C.next_seq + bindparam("count"), updated_at=bindparam("now"))
+    .returning(_C.next_seq)
+)
+"""Reserve ``count`` numbers; the conversation fields named in the parameters are set too."""
+_OPEN_ID = select(_C.id).where(*_AT_KEY)
+_OPEN_ROW = select(*_READ, _C.updated_at).where(*_AT_KEY).with_for_update(of=_CONVERSATIONS)
+_OPEN_NEW = insert(_CONVERSATIONS).returning(_C.id)
+_CLOSE = update(_CONVERSATIONS).where(_C.id == bindparam("cid")).values(state="closed")
+_NEWEST_ID = select(_C.id).where(_C.key == bindparam("at_key")).order_by(_C.id.desc()).limit(1)
+_ADD = insert(_MESSAGES)
+_REFUSE = (
+    update(_MESSAGES)
+    .where(_M.conversation_id == bindparam("cid"), _M.seq.in_(bindparam("seqs", expanding=True)))
+    .values(kind=Kind.REFUSED.value)
+)
+_TAKE_OVER = (
+    update(EscalationRow.__table__)
+    .where(_E.conversation_id == bindparam("cid"), _E.state.in_(_LIVE_STATES))
+    .values(reping_at=None)
+)
+_HISTORY = (
+    select(
+        _M.seq,
+        _M.role,
+        _M.kind,
+        _M.content,
+        _M.tokens,
+        _M.platform_message_id,
+        _M.input_tokens,
+        _M.output_tokens,
+        _M.cache_read_tokens,
+        _M.cache_write_tokens,
+    )
+    .where(_M.conversation_id == bindparam("cid"), _M.seq >= bindparam("start"))
+    .order_by(_M.seq)
+)
+_WINDOW = _HISTORY.where(_M.kind.in_([k.value for k in SEEN]))
 
 
 P = ParamSpec("P")
@@ -110,12 +213,29 @@ def _cause(exc: StatementError) -> str:
 
 
 class SqlStore:
-    """Conversations, turns, deliveries and escalations in one relational database."""
+    """Conversations, turns, deliveries and escalations in one relational database.
 
-    def __init__(self, *, engine: AsyncEngine) -> None:
+    A customer turn is two transactions of SQLAlchemy Core statements (``begin_turn``,
+    ``finish_turn``), each a synchronous function run whole by ``_Transactions``: on SQLite in
+    one worker thread (one hand-over per transaction instead of several per statement), on
+    PostgreSQL through the async driver. The rarer paths use the ORM. The window of each recent
+    conversation is kept in memory (``_Windows``) and used only while the conversation row says
+    nothing was written since, so another replica's writes are always read from the database.
+    """
+
+    def __init__(self, *, engine: AsyncEngine, windows: int = 512) -> None:
         self._sessions = async_sessionmaker(engine, expire_on_commit=False)
+        dialect = postgresql if engine.dialect.name == "postgresql" else sqlite
+        self._claim = dialect.insert(_DELIVERIES).on_conflict_do_nothing()
+        self._transaction = _Transactions(engine)
+        self._windows = _Windows(windows)
         # aiosqlite's DEBUG lines print every statement with its bound values.
         logs.quiet("aiosqlite")
+
+    async def close(self) -> None:
+        """Close what the store opened beside the engine (SQLite's worker thread and its
+        connection); the engine is its owner's to dispose."""
+        await self._transaction.close()
 
     @_quoting_nothing
     async def begin_turn(
@@ -129,140 +249,106 @@ class SqlStore:
     ) -> Conversation | None:
         for _ in range(_OPEN_ATTEMPTS):
             try:
-                async with self._sessions.begin() as session:
-                    session.add(
-                        DeliveryRow(
-                            platform=message.key.platform,
-                            message_id=message.message_id,
-                            created_at=now,
-                        )
-                    )
-                    await session.flush()
-                    row, fresh = await self._open(
-                        session, message, now=now, idle_after=idle_after, restart=restart
-                    )
-                    stored = replace(turn, kind=Kind.RESTART) if restart and fresh else turn
-                    await self._add(session, row.id, [stored], now=now)
-                    live = await _one(session, EscalationRow.conversation_id == row.id, _LIVE)
-                    turns = await _turns(session, row.id, start=row.window_start, kinds=SEEN)
-                    return _conversation(row, fresh=fresh, escalation=live, window=turns)
+                taken = await self._transaction(self._take, message, turn, now, idle_after, restart)
             except IntegrityError:
-                if await self._delivered(message):
-                    return None
+                continue  # another replica opened the conversation first: take it
+            if taken is None:
+                return None
+            conversation, next_seq = taken
+            self._windows.put(
+                conversation.id,
+                next_seq=next_seq,
+                start=conversation.window_start,
+                window=conversation.window,
+            )
+            return conversation
         raise RuntimeError(f"could not open a conversation at {message.key}")
 
-    async def _delivered(self, message: IncomingMessage) -> bool:
-        async with self._sessions() as session:
-            found = await session.get(DeliveryRow, (message.key.platform, message.message_id))
-            return found is not None
-
-    async def _open(
+    def _take(
         self,
-        session: AsyncSession,
+        connection: Connection,
         message: IncomingMessage,
-        *,
+        turn: Turn,
         now: datetime,
         idle_after: timedelta | None,
         restart: bool,
-    ) -> tuple[ConversationRow, bool]:
-        key = str(message.key)
-        row = await session.scalar(
-            select(ConversationRow)
-            .where(ConversationRow.key == key, ConversationRow.state == "open")
-            .with_for_update()
+    ) -> tuple[Conversation, int] | None:
+        """Claim the delivery (``None``: taken before) and store ``turn`` in the conversation
+        it opens or continues; that conversation as it now stands, and its next number."""
+        claimed = connection.execute(
+            self._claim,
+            {"platform": message.key.platform, "message_id": message.message_id, "created_at": now},
         )
-        stale = row is not None and idle_after is not None and now - row.updated_at > idle_after
-        if row is not None and not (restart or stale):
-            return row, False
-        # A conversation with a live escalation stays open however long it idles: staff are
-        # on it, and their replies and the customer's must keep meeting in one place.
-        if row is not None and await session.scalar(
-            select(EscalationRow.id).where(EscalationRow.conversation_id == row.id, _LIVE)
-        ):
-            return row, False
-        if row is not None:
-            row.state = "closed"
-            await session.flush()
-        row = ConversationRow(
-            key=key,
-            platform=message.key.platform,
-            customer_id=message.author_id,
-            state="open",
-            window_start=0,
-            next_seq=0,
-            created_at=now,
-            updated_at=now,
+        if claimed.rowcount == 0:
+            return None
+        row = None
+        if not restart:
+            # The usual turn, one statement: lock the open conversation, reserve the turn's
+            # number and read the conversation, unless it idled too long (then the slow path).
+            fresh_since = now - idle_after if idle_after is not None else datetime.min
+            row = connection.execute(
+                _CONTINUE, {"at_key": str(message.key), "now": now, "fresh_since": fresh_since}
+            ).one_or_none()
+        fresh = False
+        if row is None:
+            opened, fresh = _open(
+                connection, message, now=now, idle_after=idle_after, restart=restart
+            )
+            row = connection.execute(_RESERVE, {"cid": opened, "now": now}).one()
+        seq = row.next_seq - 1
+        stored = replace(turn, kind=Kind.RESTART if restart and fresh else turn.kind, seq=seq)
+        connection.execute(_ADD, [_message_values(row.id, stored, now=now)])
+        escalation = None
+        if row.live_id is not None:
+            with Session(bind=connection) as session:
+                escalation = _one(session, EscalationRow.id == row.live_id)
+        before = () if fresh else self._windows.get(row.id, next_seq=seq, start=row.window_start)
+        if before is None:
+            window = _turns(connection, row.id, start=row.window_start, statement=_WINDOW)
+        else:
+            window = (*before, stored) if stored.kind in SEEN else before
+        conversation = Conversation(
+            id=row.id,
+            key=message.key,
+            topic=row.topic,
+            window_start=row.window_start,
+            fresh=fresh,
+            human_active=row.human_active,
+            dont_know_streak=row.dont_know_streak,
+            escalation=escalation,
+            window=window,
         )
-        session.add(row)
-        await session.flush()
-        return row, True
-
-    async def _add(
-        self,
-        session: AsyncSession,
-        conversation_id: int,
-        turns: Sequence[Turn],
-        *,
-        now: datetime,
-        **fields: Any,
-    ) -> None:
-        # One UPDATE reserves the sequence numbers, sets the changed fields and locks the
-        # conversation row, so two writers to one conversation can never take the same numbers.
-        first = await session.scalar(
-            update(ConversationRow)
-            .where(ConversationRow.id == conversation_id)
-            .values(next_seq=ConversationRow.next_seq + len(turns), updated_at=now, **fields)
-            .returning(ConversationRow.next_seq)
-        )
-        if first is None:
-            raise LookupError(f"no conversation {conversation_id}")
-        first -= len(turns)
-        for offset, turn in enumerate(turns):
-            session.add(_message_row(conversation_id, first + offset, turn, now=now))
+        return conversation, row.next_seq
 
     @_quoting_nothing
     async def finish_turn(
         self, conversation_id: int, writes: TurnWrites, *, now: datetime
     ) -> Escalation | None:
-        fields = {
-            name: value
-            for name, value in (
-                ("topic", writes.topic),
-                ("window_start", writes.window_start),
-                ("dont_know_streak", writes.dont_know_streak),
-            )
-            if value is not None
-        }
-        if not (writes.turns or fields or writes.refused or writes.hand_off):
+        if writes.empty:
             return None
-        async with self._sessions.begin() as session:
-            # The conversation row is locked first (see the module docstring): FOR UPDATE on a
-            # live escalation that does not exist yet locks nothing, and two replicas would
-            # both insert one.
-            await self._add(session, conversation_id, writes.turns, now=now, **fields)
-            if writes.refused:
-                await session.execute(
-                    update(MessageRow)
-                    .where(
-                        MessageRow.conversation_id == conversation_id,
-                        MessageRow.seq.in_(writes.refused),
-                    )
-                    .values(kind=Kind.REFUSED.value)
-                )
-            if writes.hand_off is None:
-                return None
-            return await _hand_off(session, conversation_id, writes.hand_off, now=now)
+        first, after, turns, escalation = await self._transaction(
+            _finish, conversation_id, writes, now
+        )
+        self._windows.finished(
+            conversation_id,
+            before=first,
+            after=after,
+            start=writes.window_start,
+            turns=turns,
+            refused=writes.refused,
+        )
+        return escalation
 
     @_quoting_nothing
     async def escalation(self, escalation_id: int) -> EscalationView | None:
         async with self._sessions() as session:
-            return await _one(session, EscalationRow.id == escalation_id)
+            return await session.run_sync(_one, EscalationRow.id == escalation_id)
 
     @_quoting_nothing
     async def escalation_at(self, staff: StaffPost) -> EscalationView | None:
         async with self._sessions() as session:
-            return await _one(
-                session,
+            return await session.run_sync(
+                _one,
                 EscalationRow.staff_channel == staff.channel_id,
                 EscalationRow.staff_message_id == staff.message_id,
             )
@@ -310,37 +396,36 @@ class SqlStore:
                     .where(ConversationRow.id == conversation_id)
                     .values(human_active=False, dont_know_streak=0)
                 )
-            return await _one(session, EscalationRow.id == escalation_id)
+            return await session.run_sync(_one, EscalationRow.id == escalation_id)
 
     @_quoting_nothing
     async def staff_turn(self, key: ConversationKey, turn: Turn, *, now: datetime) -> bool:
         assert turn.message_id is not None
-        try:
-            async with self._sessions.begin() as session:
-                row = await session.scalar(
-                    select(ConversationRow)
-                    .where(ConversationRow.key == str(key), ConversationRow.state == "open")
-                    .with_for_update()
-                )
-                if row is None:
-                    return False
-                session.add(
-                    DeliveryRow(platform=key.platform, message_id=turn.message_id, created_at=now)
-                )
-                await session.flush()
-                # With a live escalation a person has taken over: the bot steps back, and
-                # a reminder to staff would be noise. Without one it is context only.
-                taken_over = await session.execute(
-                    update(EscalationRow)
-                    .where(EscalationRow.conversation_id == row.id, _LIVE)
-                    .values(reping_at=None)
-                )
-                if taken_over.rowcount > 0:
-                    row.human_active = True
-                await self._add(session, row.id, [turn], now=now)
-                return True
-        except IntegrityError:
+        return await self._transaction(self._staff_turn, key, turn, now)
+
+    def _staff_turn(
+        self, connection: Connection, key: ConversationKey, turn: Turn, now: datetime
+    ) -> bool:
+        conversation_id = connection.scalar(_OPEN_ID.with_for_update(), {"at_key": str(key)})
+        if conversation_id is None:
             return False
+        claimed = connection.execute(
+            self._claim,
+            {"platform": key.platform, "message_id": turn.message_id, "created_at": now},
+        )
+        if claimed.rowcount == 0:
+            return False
+        # With a live escalation a person has taken over: the bot steps back, and a reminder
+        # to staff would be noise. Without one it is context only.
+        taken_over = connection.execute(_TAKE_OVER, {"cid": conversation_id})
+        fields = {"human_active": True} if taken_over.rowcount > 0 else {}
+        after = connection.scalar(
+            _ADVANCE, {"cid": conversation_id, "now": now, "count": 1, **fields}
+        )
+        assert after is not None
+        stored = replace(turn, seq=after - 1)
+        connection.execute(_ADD, [_message_values(conversation_id, stored, now=now)])
+        return True
 
     @_quoting_nothing
     async def due_repings(self, now: datetime, *, platforms: set[str]) -> list[EscalationView]:
@@ -368,13 +453,7 @@ class SqlStore:
 
     @_quoting_nothing
     async def is_active(self, key: ConversationKey) -> bool:
-        async with self._sessions() as session:
-            found = await session.scalar(
-                select(ConversationRow.id).where(
-                    ConversationRow.key == str(key), ConversationRow.state == "open"
-                )
-            )
-            return found is not None
+        return await self._transaction(_is_active, key)
 
     async def ping(self) -> bool:
         """Whether the database answers a query now (readiness)."""
@@ -383,16 +462,7 @@ class SqlStore:
 
     @_quoting_nothing
     async def history(self, key: ConversationKey) -> list[Turn]:
-        async with self._sessions() as session:
-            conversation_id = await session.scalar(
-                select(ConversationRow.id)
-                .where(ConversationRow.key == str(key))
-                .order_by(ConversationRow.id.desc())
-                .limit(1)
-            )
-            if conversation_id is None:
-                return []
-            return await _turns(session, conversation_id, start=0)
+        return await self._transaction(_history, key)
 
     @_quoting_nothing
     async def keep_files(
@@ -465,20 +535,31 @@ def _dialect(session: AsyncSession) -> str:
     return session.get_bind().dialect.name
 
 
-async def _hand_off(
-    session: AsyncSession, conversation_id: int, hand_off: HandOff, *, now: datetime
+def _is_active(connection: Connection, key: ConversationKey) -> bool:
+    return connection.scalar(_OPEN_ID, {"at_key": str(key)}) is not None
+
+
+def _history(connection: Connection, key: ConversationKey) -> list[Turn]:
+    conversation_id = connection.scalar(_NEWEST_ID, {"at_key": str(key)})
+    if conversation_id is None:
+        return []
+    return list(_turns(connection, conversation_id, start=0, statement=_HISTORY))
+
+
+def _hand_off(
+    session: Session, conversation_id: int, hand_off: HandOff, *, now: datetime
 ) -> Escalation:
     escalation = Escalation(
         reason=hand_off.reason, summary=hand_off.summary, customer_id=hand_off.customer_id
     )
-    live = await session.scalar(
+    live = session.scalar(
         select(EscalationRow).where(EscalationRow.conversation_id == conversation_id, _LIVE)
     )
     if live is not None:
         live.reason = f"{live.reason}; {hand_off.reason}"[-500:]
         live.summary = hand_off.summary[:2000]
         live.updated_at = now
-        await session.flush()
+        session.flush()
         return replace(escalation, id=live.id, new=False)
     row = EscalationRow(
         conversation_id=conversation_id,
@@ -492,24 +573,140 @@ async def _hand_off(
         updated_at=now,
     )
     session.add(row)
-    await session.flush()
+    session.flush()
     return replace(escalation, id=row.id, new=True)
 
 
-async def _turns(
-    session: AsyncSession, conversation_id: int, *, start: int, kinds: frozenset[Kind] | None = None
-) -> list[Turn]:
-    query = select(MessageRow).where(
-        MessageRow.conversation_id == conversation_id, MessageRow.seq >= start
+def _finish(
+    connection: Connection, conversation_id: int, writes: TurnWrites, now: datetime
+) -> tuple[int, int, list[Turn], Escalation | None]:
+    """Store a turn's writes: the conversation's number before and after, the turns as
+    stored, and the escalation a hand-off opened or updated."""
+    fields = {
+        name: value
+        for name, value in (
+            ("topic", writes.topic),
+            ("window_start", writes.window_start),
+            ("dont_know_streak", writes.dont_know_streak),
+        )
+        if value is not None
+    }
+    # Refused marks change stored turns without adding one: they move the sequence on too,
+    # so a replica holding this conversation's window in memory sees it changed.
+    count = len(writes.turns) or (1 if writes.refused else 0)
+    # The conversation row is locked first (see the module docstring): FOR UPDATE on a live
+    # escalation that does not exist yet locks nothing, and two replicas would both insert one.
+    after = connection.scalar(
+        _ADVANCE, {"cid": conversation_id, "now": now, "count": count, **fields}
     )
-    if kinds is not None:
-        query = query.where(MessageRow.kind.in_([k.value for k in kinds]))
-    rows = await session.scalars(query.order_by(MessageRow.seq))
-    return [_turn(r) for r in rows]
+    if after is None:
+        raise LookupError(f"no conversation {conversation_id}")
+    first = after - count
+    turns = [replace(t, seq=first + i) for i, t in enumerate(writes.turns)]
+    if turns:
+        connection.execute(_ADD, [_message_values(conversation_id, t, now=now) for t in turns])
+    if writes.refused:
+        connection.execute(_REFUSE, {"cid": conversation_id, "seqs": list(writes.refused)})
+    escalation = None
+    if writes.hand_off is not None:
+        with Session(bind=connection) as session:
+            escalation = _hand_off(session, conversation_id, writes.hand_off, now=now)
+    return first, after, turns, escalation
 
 
-async def _one(session: AsyncSession, *where: ColumnElement[bool]) -> EscalationView | None:
-    views = _views((await session.execute(_VIEW.where(*where))).all())
+class _Transactions:
+    """Runs a synchronous function in one transaction: ``await transaction(fn, *args)`` calls
+    ``fn(connection, *args)`` and commits, or rolls back if it raised.
+
+    On SQLite the whole transaction runs in one worker thread on its own connection (WAL lets
+    it share the file with the async engine's; SQLite's write lock orders them), so it costs
+    one hand-over between the event loop and a thread, where aiosqlite takes three or four a
+    statement. Elsewhere it runs on the async engine, ``run_sync`` driving the same code.
+    """
+
+    def __init__(self, engine: AsyncEngine) -> None:
+        self._engine = engine
+        self._sync: Engine | None = None
+        self._thread: ThreadPoolExecutor | None = None
+        if engine.dialect.name == "sqlite":
+            self._sync = sqlite_thread_engine(engine.url)
+            self._thread = ThreadPoolExecutor(1, thread_name_prefix="sqlite")
+
+    async def __call__(self, fn: Callable[..., R], *args: Any) -> R:
+        if self._thread is None:
+            async with self._engine.begin() as connection:
+                return await connection.run_sync(fn, *args)
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._thread, self._run, fn, args)
+
+    async def close(self) -> None:
+        if self._thread is not None:
+            assert self._sync is not None
+            await asyncio.get_running_loop().run_in_executor(self._thread, self._sync.dispose)
+            self._thread.shutdown()
+
+    def _run(self, fn: Callable[..., R], args: tuple[Any, ...]) -> R:
+        assert self._sync is not None
+        with self._sync.begin() as connection:
+            return fn(connection, *args)
+
+
+def _open(
+    connection: Connection,
+    message: IncomingMessage,
+    *,
+    now: datetime,
+    idle_after: timedelta | None,
+    restart: bool,
+) -> tuple[int, bool]:
+    """The id of the conversation a turn goes to, and whether it was opened for it."""
+    row = connection.execute(_OPEN_ROW, {"at_key": str(message.key)}).one_or_none()
+    if row is not None:
+        stale = idle_after is not None and now - row.updated_at > idle_after
+        # A conversation with a live escalation stays open however long it idles: staff are
+        # on it, and their replies and the customer's must keep meeting in one place.
+        if not (restart or stale) or row.live_id is not None:
+            return row.id, False
+        connection.execute(_CLOSE, {"cid": row.id})
+    opened = connection.scalar(
+        _OPEN_NEW,
+        {
+            "key": str(message.key),
+            "platform": message.key.platform,
+            "customer_id": message.author_id,
+            "state": "open",
+            "window_start": 0,
+            "next_seq": 0,
+            "human_active": False,
+            "dont_know_streak": 0,
+            "created_at": now,
+            "updated_at": now,
+        },
+    )
+    assert opened is not None
+    return opened, True
+
+
+def _turns(
+    connection: Connection, conversation_id: int, *, start: int, statement: Select[Any]
+) -> tuple[Turn, ...]:
+    found = connection.execute(statement, {"cid": conversation_id, "start": start})
+    return tuple(
+        Turn(
+            role=r.role,
+            content=r.content,
+            kind=r.kind,
+            tokens=r.tokens,
+            seq=r.seq,
+            message_id=r.platform_message_id,
+            usage=Usage(r.input_tokens, r.output_tokens, r.cache_read_tokens, r.cache_write_tokens),
+        )
+        for r in found
+    )
+
+
+def _one(session: Session, *where: ColumnElement[bool]) -> EscalationView | None:
+    views = _views(session.execute(_VIEW.where(*where)).all())
     return views[0] if views else None
 
 
@@ -535,55 +732,66 @@ def _views(rows: Sequence[Row[tuple[EscalationRow, str]]]) -> list[EscalationVie
     ]
 
 
-def _conversation(
-    row: ConversationRow,
-    *,
-    fresh: bool,
-    escalation: EscalationView | None,
-    window: list[Turn],
-) -> Conversation:
-    return Conversation(
-        id=row.id,
-        key=ConversationKey.parse(row.key),
-        topic=row.topic,
-        window_start=row.window_start,
-        fresh=fresh,
-        human_active=row.human_active,
-        dont_know_streak=row.dont_know_streak,
-        escalation=escalation,
-        window=tuple(window),
-    )
+def _message_values(conversation_id: int, turn: Turn, *, now: datetime) -> dict[str, Any]:
+    return {
+        "conversation_id": conversation_id,
+        "seq": turn.seq,
+        "role": turn.role,
+        "kind": str(turn.kind),
+        "content": turn.content,
+        "tokens": turn.tokens,
+        "platform_message_id": turn.message_id,
+        "input_tokens": turn.usage.input_tokens,
+        "output_tokens": turn.usage.output_tokens,
+        "cache_read_tokens": turn.usage.cache_read_tokens,
+        "cache_write_tokens": turn.usage.cache_write_tokens,
+        "created_at": now,
+    }
 
 
-def _message_row(conversation_id: int, seq: int, turn: Turn, *, now: datetime) -> MessageRow:
-    return MessageRow(
-        conversation_id=conversation_id,
-        seq=seq,
-        role=turn.role,
-        kind=str(turn.kind),
-        content=turn.content,
-        tokens=turn.tokens,
-        platform_message_id=turn.message_id,
-        input_tokens=turn.usage.input_tokens,
-        output_tokens=turn.usage.output_tokens,
-        cache_read_tokens=turn.usage.cache_read_tokens,
-        cache_write_tokens=turn.usage.cache_write_tokens,
-        created_at=now,
-    )
+class _Windows:
+    """The window of the conversations this process served last, each with the sequence
+    number its conversation had when it was read (least recently used first out).
 
+    A window is only used when the conversation row, read under its lock in the same
+    transaction, still has that sequence number and window start: every write that changes
+    stored turns moves the sequence, so a window another replica changed is read again.
+    """
 
-def _turn(row: MessageRow) -> Turn:
-    return Turn(
-        role=row.role,
-        content=row.content,
-        kind=row.kind,
-        tokens=row.tokens,
-        seq=row.seq,
-        message_id=row.platform_message_id,
-        usage=Usage(
-            input_tokens=row.input_tokens,
-            output_tokens=row.output_tokens,
-            cache_read_tokens=row.cache_read_tokens,
-            cache_write_tokens=row.cache_write_tokens,
-        ),
-    )
+    def __init__(self, size: int) -> None:
+        self._size = size
+        self._kept: OrderedDict[int, tuple[int, int, tuple[Turn, ...]]] = OrderedDict()
+
+    def get(self, conversation_id: int, *, next_seq: int, start: int) -> tuple[Turn, ...] | None:
+        # Only reads: a transaction's worker thread calls this; the event loop changes it.
+        kept = self._kept.get(conversation_id)
+        if kept is None or kept[:2] != (next_seq, start):
+            return None
+        return kept[2]
+
+    def put(
+        self, conversation_id: int, *, next_seq: int, start: int, window: tuple[Turn, ...]
+    ) -> None:
+        self._kept[conversation_id] = (next_seq, start, window)
+        self._kept.move_to_end(conversation_id)
+        if len(self._kept) > self._size:
+            self._kept.popitem(last=False)
+
+    def finished(
+        self,
+        conversation_id: int,
+        *,
+        before: int,
+        after: int,
+        start: int | None,
+        turns: list[Turn],
+        refused: tuple[int, ...],
+    ) -> None:
+        """A turn's writes, committed: moved from sequence ``before`` to ``after``."""
+        kept = self._kept.pop(conversation_id, None)
+        if kept is None or kept[0] != before:
+            return
+        start = kept[1] if start is None else start
+        window = [t for t in kept[2] if t.seq >= start and t.seq not in refused]
+        window += (t for t in turns if t.kind in SEEN)
+        self.put(conversation_id, next_seq=after, start=start, window=tuple(window))

@@ -21,6 +21,7 @@ from core import prompt, window
 from core.claude import ClaudeClient
 from core.config import ClaudeSettings, ConfigError, Settings, load_group
 from core.engine import Engine, Limits
+from core.types import Kind, Turn
 from tests.conftest import make_settings
 from tests.engine_helpers import message, note_text, system_text
 from tests.fakes.anthropic_api import FakeAnthropic, PromptCache, text
@@ -188,6 +189,22 @@ def test_a_breakpoint_lives_five_minutes_or_an_hour() -> None:
     assert window.cache_point("5m") == {"type": "ephemeral", "ttl": "5m"}
     with pytest.raises(ValueError, match="cache TTL"):
         window.cache_point("10m")
+
+
+def test_building_a_request_leaves_the_stored_turns_as_they_were() -> None:
+    # The store keeps windows in memory and shares their blocks with every request built
+    # from them: a breakpoint or note written into a shared block would move the next prefix.
+    turns = [
+        Turn(role="user", content=[{"type": "text", "text": "Where is HG-7?"}], kind=Kind.CUSTOMER),
+        Turn(role="user", content=[{"type": "text", "text": "Hello?"}], kind=Kind.CUSTOMER),
+    ]
+    before = json.dumps([t.content for t in turns])
+    note = prompt.topic_note(topic="orders", previous_topic=None)
+
+    messages = prompt.with_note(window.to_messages(turns, ttl="1h"), note)
+
+    assert json.dumps([t.content for t in turns]) == before
+    assert messages[-1]["content"][-2]["cache_control"] == {"type": "ephemeral", "ttl": "1h"}
 
 
 # -- the billing model the benchmark relies on -----------------------------------------------

@@ -213,6 +213,29 @@ async def test_the_window_holds_what_claude_sees_from_its_start(store: Conversat
     ]
 
 
+async def test_each_replica_sees_what_the_others_wrote_in_the_window(stores: Stores) -> None:
+    # A store may keep windows in memory: turns, refusals and window moves written through
+    # another replica must still show in the next turn's window, as a newcomer reads it.
+    a, b = stores.store, stores.replica()
+    first = await begin(a, "m-1", text="first")
+    await a.finish_turn(first.id, TurnWrites(turns=(turn(Kind.MODEL, "answer a"),)), now=T0)
+    second = await begin(b, "m-2", text="second")
+    await b.finish_turn(second.id, TurnWrites(turns=(turn(Kind.MODEL, "answer b"),)), now=T0)
+    third = await begin(a, "m-3", text="third")
+    assert [t.text for t in third.window] == ["first", "answer a", "second", "answer b", "third"]
+
+    await b.finish_turn(third.id, TurnWrites(refused=(third.window[-1].seq,)), now=T0)
+    fourth = await begin(a, "m-4", text="fourth")
+    assert [t.text for t in fourth.window][-2:] == ["answer b", "fourth"]
+
+    await b.finish_turn(fourth.id, TurnWrites(window_start=fourth.window[-1].seq), now=T0)
+    assert await b.staff_turn(KEY, turn(Kind.STAFF, "Dana: on it", message_id="s-1"), now=T0)
+    fifth = await begin(a, "m-5", text="fifth")
+    newcomer = await begin(stores.replica(), "m-6", text="sixth")
+    assert [t.text for t in fifth.window] == ["fourth", "Dana: on it", "fifth"]
+    assert [t.text for t in newcomer.window] == ["fourth", "Dana: on it", "fifth", "sixth"]
+
+
 async def test_finishing_with_nothing_to_write_changes_nothing(store: ConversationStore) -> None:
     first = await begin(store, "m-1")
     # Were the empty finish to touch the conversation, it would not have idled an hour later.
@@ -232,6 +255,16 @@ async def test_conversation_fields_change_only_when_given(store: ConversationSto
 
 
 # Escalations
+
+
+async def test_a_live_escalation_belongs_to_its_conversation_only(
+    store: ConversationStore,
+) -> None:
+    await escalate(store)
+    elsewhere = await begin(store, "m-other", key=OTHER)
+    here = await begin(store, "m-here")
+    assert elsewhere.escalation is None
+    assert here.escalation is not None and here.escalation.key == KEY
 
 
 async def test_one_live_escalation_per_conversation(store: ConversationStore) -> None:

@@ -293,3 +293,32 @@ async def test_when_the_store_cannot_say_an_addressed_message_is_still_answered(
 
     [(_, said, _, _)] = kit.platform.replies
     assert "5–7 business days" in said  # the follow-up nobody addressed was left alone
+
+
+class Counting:
+    """The engine as the port, counting the times it is asked whether a conversation exists."""
+
+    def __init__(self, engine: Engine) -> None:
+        self._engine = engine
+        self.asked = 0
+
+    async def is_active(self, key: ConversationKey) -> bool:
+        self.asked += 1
+        return await self._engine.is_active(key)
+
+    async def handle(self, incoming: IncomingMessage) -> Reply | None:
+        return await self._engine.handle(incoming)
+
+
+async def test_an_addressed_message_shows_the_working_sign_without_asking_the_store(
+    kit: Kit,
+) -> None:
+    # In a burst the store queues: the sign must not wait behind it.
+    port = Counting(limited_engine(MemoryStore(), kit.clock))
+    workflow = Workflow(platform=kit.platform, port=port, desk=kit.desk)
+
+    await workflow.customer_turn(Inbound(message("How long does a refund take?")))
+    await workflow.customer_turn(Inbound(message("And shipping?"), follow_up=True))
+
+    assert len(kit.platform.replies) == 2 and len(kit.platform.working_on) == 2
+    assert port.asked == 1  # the follow-up nobody addressed asks; the addressed one never does

@@ -114,13 +114,15 @@ class Workflow:
         # working indicator is put away after the lock is released (the stack exits last), so
         # a slow platform call there never holds up the conversation's next message.
         async with AsyncExitStack() as working, self._serial(message.key):
-            active = await self._is_active(inbound)
-            if inbound.follow_up and not active:
+            # Only a message nobody addressed to the bot asks the store first: one addressed to
+            # it shows the working sign before anything waits on the database (in a burst the
+            # store queues) or on Claude.
+            if inbound.follow_up and not await self._is_active(inbound):
                 return
             if not inbound.addressed and await self._platform.is_staff(
                 message.author_id, inbound.context
             ):
-                if active:
+                if inbound.follow_up or await self._is_active(inbound):
                     await self._staff_in_conversation(inbound)
                 return
             await self._platform.prepare(inbound)
