@@ -515,6 +515,14 @@ class SqlStore:
                     )
                     .values(content=turn.content, tokens=turn.tokens)
                 )
+            # Stored turns changed: move the sequence, so no process serves a window kept
+            # from before (``_Windows``).
+            await session.execute(
+                update(ConversationRow)
+                .where(ConversationRow.id == conversation_id)
+                .values(next_seq=ConversationRow.next_seq + 1)
+            )
+        self._windows.forget(conversation_id)
 
     @_quoting_nothing
     async def escalation_files(self, escalation_id: int) -> list[Kept]:
@@ -776,6 +784,9 @@ class _Windows:
         self._kept.move_to_end(conversation_id)
         if len(self._kept) > self._size:
             self._kept.popitem(last=False)
+
+    def forget(self, conversation_id: int) -> None:
+        self._kept.pop(conversation_id, None)
 
     def finished(
         self,

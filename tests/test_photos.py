@@ -228,8 +228,8 @@ async def test_many_photos_keep_the_window_under_budget(
         for i in range(6):
             fake_claude.queue(text(f"Noted photo {i}."))
             await runtime.engine.handle(photo_message(f"photo {i}", (f"p{i}.jpg", TABLE)))
+        history = await runtime.store.history(KEY)
 
-    history = await runtime.store.history(KEY)
     assert len(history) == 12
     body = fake_claude.requests[-1].body
     images = [b for m in body["messages"] for b in m["content"] if b["type"] == "image"]
