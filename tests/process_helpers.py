@@ -68,6 +68,13 @@ class SlackProcess:
         assert self._process is not None and self._process.stderr is not None
         await read_until(self._process.stderr, wanted, self.logged)
 
+    async def follow(self) -> None:
+        """Read the log into ``logged`` until the process ends (a long run must not fill the
+        pipe, or the process blocks on its next log line)."""
+        assert self._process is not None and self._process.stderr is not None
+        while line := await self._process.stderr.readline():
+            self.logged.append(line.decode(errors="replace"))
+
     def send_signal(self, sent: signal.Signals) -> None:
         assert self._process is not None
         self._process.send_signal(sent)

@@ -1,0 +1,256 @@
+"""Replicas under faults: every customer message answered exactly once, in order?
+
+Starts a fake Messages API that fails a share of calls (429, 529, 500, dropped connections,
+overloads after HTTP 200, stalls past the timeout) and otherwise answers after a moment, a fake
+Slack, and N real ``supportbot run slack`` processes in HTTP mode on one PostgreSQL database.
+Each of the conversations (one DM each) sends its messages one after another, the next as soon
+as the previous one is answered, and every event is delivered to every replica (the first one
+alternating), as a load balancer retrying on another replica would. Prints: messages sent,
+lost (no reply), answered twice, conversations whose stored history is out of order, and
+the time from sending a message to its reply, p50 and p99.
+
+Run (PostgreSQL as in the README's test command):
+``.venv/bin/python -m bench.replica_bench --database-url postgresql+asyncpg://postgres@127.0.0.1:5432/test``
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import random
+import statistics
+import tempfile
+import time
+from collections import defaultdict
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import make_url
+
+from core.types import ConversationKey
+from storage.database import create_engine, open_database
+from storage.repository import SqlStore
+from tests.fakes.anthropic_api import (
+    FakeAnthropic,
+    FakeResponse,
+    drop,
+    error,
+    hang,
+    overloaded,
+    rate_limited,
+    stream_error,
+    text,
+)
+from tests.fakes.slack_api import FakeSlack, Params, post_event
+from tests.process_helpers import SlackProcess
+from tests.slack_helpers import SECRET, load_body
+
+REPLY_WITHIN = 60.0
+"""A message with no reply after this long counts as lost."""
+
+
+class _Observed(FakeSlack):
+    """The fake Slack, counting the replies posted in each channel as they arrive."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.replies: dict[str, int] = defaultdict(int)
+        self._waiting: dict[str, tuple[int, asyncio.Future[None]]] = {}
+
+    def _post_message(self, params: Params) -> Params:
+        answer = super()._post_message(params)
+        channel = str(params.get("channel"))
+        self.replies[channel] += 1
+        count, waiter = self._waiting.get(channel, (0, None))
+        if waiter is not None and self.replies[channel] >= count and not waiter.done():
+            waiter.set_result(None)
+        return answer
+
+    async def wait_replies(self, channel: str, count: int) -> bool:
+        """Whether ``channel`` has ``count`` replies within ``REPLY_WITHIN`` seconds."""
+        if self.replies[channel] >= count:
+            return True
+        waiter = asyncio.get_running_loop().create_future()
+        self._waiting[channel] = (count, waiter)
+        try:
+            async with asyncio.timeout(REPLY_WITHIN):
+                await waiter
+        except TimeoutError:
+            return False
+        finally:
+            del self._waiting[channel]
+        return True
+
+
+class _Thinking(FakeResponse):
+    """An answer naming the customer's last line, after ``think`` seconds."""
+
+    def __init__(self, think: float) -> None:
+        self._think = think
+
+    async def serve(self, ctx: Any) -> Any:
+        last = ctx.body["messages"][-1]["content"][-1].get("text", "").splitlines()[-1:]
+        await asyncio.sleep(self._think)
+        return await text(f"Answer to {' '.join(last)}").serve(ctx)
+
+
+def _claude(rng: random.Random, failures: float, think: float) -> FakeResponse:
+    if rng.random() >= failures:
+        return _Thinking(think)
+    fault = rng.choice(
+        [rate_limited, overloaded, lambda: error(500, "api_error"), drop, stream_error, hang]
+    )
+    return fault()
+
+
+async def _turns_seen(replicas: list[SlackProcess]) -> float:
+    """Customer messages the replicas have finished with, answered or found answered."""
+    from aiohttp import ClientSession
+    from prometheus_client.parser import text_string_to_metric_families
+
+    total = 0.0
+    async with ClientSession() as session:
+        for replica in replicas:
+            async with session.get(f"http://127.0.0.1:{replica.health}/metrics") as response:
+                exposition = await response.text()
+            for family in text_string_to_metric_families(exposition):
+                total += sum(s.value for s in family.samples if s.name == "supportbot_turns_total")
+    return total
+
+
+async def run(args: argparse.Namespace) -> None:
+    rng = random.Random(args.seed)
+    url = make_url(args.database_url)
+    database = url.set(database=f"{url.database}_replica_bench").render_as_string(
+        hide_password=False
+    )
+    await _fresh(args.database_url, database)
+    names = [f"C{n:03d}" for n in range(args.conversations)]
+    latencies: list[float] = []
+    lost = 0
+    async with FakeAnthropic() as claude, _Observed() as slack:
+        claude.default = lambda body: _claude(rng, args.claude_failures, args.think)
+        with tempfile.TemporaryDirectory() as directory:
+            replicas = [
+                SlackProcess(
+                    Path(directory),
+                    database_url=database,
+                    claude_url=claude.base_url,
+                    slack=slack,
+                    ANTHROPIC_TIMEOUT_SECONDS="2",
+                    ANTHROPIC_MAX_RETRIES="1",
+                )
+                for _ in range(args.replicas)
+            ]
+
+            async def customer(name: str) -> None:
+                nonlocal lost
+                for n in range(args.messages):
+                    body = load_body(
+                        "message_im",
+                        event_id=f"Ev{name}{n}",
+                        text=f"{name} message {n}",
+                        blocks=[],
+                        user=f"U{name}",
+                        channel=f"D{name}",
+                        ts=f"17000{n:05d}.0001",
+                    )
+                    began = time.monotonic()
+                    order = replicas[n % len(replicas) :] + replicas[: n % len(replicas)]
+                    for replica in order:
+                        await post_event(replica.events_url, body, secret=SECRET)
+                    if await slack.wait_replies(f"D{name}", n + 1):
+                        latencies.append(time.monotonic() - began)
+                    else:
+                        lost += 1
+
+            sent = len(names) * args.messages
+            followers: list[asyncio.Task[None]] = []
+            try:
+                await asyncio.gather(*(replica.start() for replica in replicas))
+                followers += [asyncio.create_task(replica.follow()) for replica in replicas]
+                started = time.monotonic()
+                await asyncio.gather(*(customer(name) for name in names))
+                took = time.monotonic() - started
+                async with asyncio.timeout(REPLY_WITHIN):
+                    # Every delivery ends as answered or as a duplicate on some replica.
+                    while await _turns_seen(replicas) < len(replicas) * sent:  # noqa: ASYNC110
+                        await asyncio.sleep(0.2)
+            finally:
+                for follower in followers:
+                    follower.cancel()
+                await asyncio.gather(*(replica.stop() for replica in replicas))
+        out_of_order = await _out_of_order(database, names, args.messages)
+    doubles = sum(max(0, slack.replies[f"D{name}"] - args.messages) for name in names)
+    _report(args, sent, lost, doubles, out_of_order, latencies, took)
+
+
+async def _fresh(admin_url: str, database: str) -> None:
+    """An empty, migrated database named ``database`` on the server of ``admin_url``."""
+    import asyncpg
+
+    admin = make_url(admin_url)
+    name = make_url(database).database
+    connection = await asyncpg.connect(
+        host=admin.host, port=admin.port, user=admin.username, database=admin.database
+    )
+    try:
+        await connection.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        await connection.execute(f'CREATE DATABASE "{name}"')
+    finally:
+        await connection.close()
+    await (await open_database(database)).dispose()
+
+
+async def _out_of_order(database: str, names: list[str], messages: int) -> int:
+    engine = create_engine(database)
+    store = SqlStore(engine=engine)
+    wrong = 0
+    try:
+        for name in names:
+            turns = await store.history(ConversationKey("slack", "T0TEAM", f"D{name}"))
+            said = [t.text for t in turns if t.role == "user" and t.text.startswith(name)]
+            wrong += said != [f"{name} message {n}" for n in range(messages)]
+    finally:
+        await store.close()
+        await engine.dispose()
+    return wrong
+
+
+def _report(
+    args: argparse.Namespace,
+    sent: int,
+    lost: int,
+    doubles: int,
+    out_of_order: int,
+    latencies: list[float],
+    took: float,
+) -> None:
+    cuts = statistics.quantiles(latencies, n=100) if len(latencies) > 1 else [0.0] * 99
+    print(
+        f"{args.replicas} replicas, {args.conversations} conversations × {args.messages} "
+        f"messages, every event to every replica; Claude fails {args.claude_failures:.0%} of "
+        f"calls, answers in {args.think:g} s otherwise"
+    )
+    print(f"messages sent                 {sent}")
+    print(f"lost (no reply in {REPLY_WITHIN:g} s)       {lost}")
+    print(f"answered twice                {doubles}")
+    print(f"histories out of order        {out_of_order}")
+    print(f"time to reply p50 / p99       {cuts[49]:.2f} s / {cuts[98]:.2f} s")
+    print(f"wall time                     {took:.1f} s ({sent / took:.1f} messages/s)")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--database-url", required=True, help="postgresql+asyncpg://… (admin)")
+    parser.add_argument("--replicas", type=int, default=2)
+    parser.add_argument("--conversations", type=int, default=200)
+    parser.add_argument("--messages", type=int, default=10)
+    parser.add_argument("--claude-failures", type=float, default=0.3)
+    parser.add_argument("--think", type=float, default=0.2, help="Claude's answer time, s")
+    parser.add_argument("--seed", type=int, default=7)
+    asyncio.run(run(parser.parse_args()))
+
+
+if __name__ == "__main__":
+    main()
