@@ -25,7 +25,8 @@ from core.engine import Engine, Limits, watch_held
 from core.files import MB, FileLimits
 from core.housekeeping import watch_housekeeping
 from core.metrics import HELD
-from core.ports import LLMResult
+from core.ports import LLMResult, Unanswered
+from core.recovery import watch_unanswered
 from core.types import EscalationView
 from storage.actions import SqlActionStore
 from storage.database import open_database
@@ -240,6 +241,21 @@ async def serve(
                         watch_repings(runtime.desk, reping, platforms=set(chosen), every=every)
                     )
                     tasks.create_task(watch_held(runtime.engine, every=HELD_RETRY_SECONDS))
+                    late_after = timedelta(minutes=settings.late_after_minutes)
+
+                    def recover(unanswered: Unanswered) -> None:
+                        adapters[unanswered.key.platform].recover(unanswered, late_after=late_after)
+
+                    tasks.create_task(
+                        watch_unanswered(
+                            runtime.store,
+                            recover,
+                            platforms=set(chosen),
+                            after=timedelta(seconds=settings.recover_after_seconds),
+                            within=timedelta(hours=settings.recover_within_hours),
+                            every=min(10.0, settings.recover_after_seconds / 3),
+                        )
+                    )
                     retention = timedelta(days=settings.delivery_retention_days)
                     tasks.create_task(
                         watch_housekeeping(runtime.store, retention=retention, every=3600.0)

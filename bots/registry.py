@@ -10,11 +10,13 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import TYPE_CHECKING, Any, Protocol
 
 from pydantic_settings import BaseSettings
 
 from core.desk import Desk
+from core.ports import Unanswered
 from core.types import ConversationKey, ConversationPort, EscalationView
 
 if TYPE_CHECKING:
@@ -40,6 +42,10 @@ class Adapter(Protocol):
 
     async def reping(self, view: EscalationView) -> None:
         """Remind staff of an escalation nobody has claimed."""
+        ...
+
+    def recover(self, unanswered: Unanswered, *, late_after: timedelta) -> None:
+        """Answer, in the background, a customer turn a dead process left unanswered."""
         ...
 
 

@@ -131,6 +131,12 @@ class Persona(BaseModel):
     fresh_start: str = Field(min_length=1)
     fresh_start_phrases: list[str] = []
     handoff: str = Field(min_length=1)
+    late_apology: str = Field(
+        "Sorry for the slow reply: something went wrong on our side while I was answering.",
+        min_length=1,
+    )
+    """Put before the answer to a message that waited longer than
+    ``SUPPORTBOT_LATE_AFTER_MINUTES`` (a restart, a crash) for it."""
     actions_instructions: str = ""
     """Added to the instructions when the team's tool servers are connected (MCP actions)."""
     human_request_phrases: list[str] = []
@@ -200,6 +206,9 @@ class Settings(BaseSettings):
     database_command_timeout_seconds: float = Field(15.0, gt=0)
     shutdown_grace_seconds: float = Field(20.0, ge=0)
     turn_lock_wait_seconds: float = Field(120.0, gt=0)
+    recover_after_seconds: float = Field(30.0, gt=0)
+    recover_within_hours: float = Field(24.0, gt=0)
+    late_after_minutes: float = Field(15.0, ge=0)
     delivery_retention_days: float = Field(14.0, gt=0)
     # What a customer may send in one message (README, "Photos and files").
     max_files: int = Field(10, ge=0, le=100)

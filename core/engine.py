@@ -46,6 +46,7 @@ from core.ports import (
     LLMResult,
     TurnLocks,
     TurnWrites,
+    Unanswered,
 )
 from core.text import clean, fold, sanitize
 from core.topics import TopicDetector
@@ -195,6 +196,46 @@ class Engine:
         TURN_SECONDS.observe(took)
         log.info("message %s: %s in %.2f s", message.message_id, outcome, took)
         return reply
+
+    async def recover(
+        self, unanswered: Unanswered, *, direct: bool, late_after: timedelta
+    ) -> Reply | None:
+        """Answer a customer turn a dead process stored and never answered (``None``: it has
+        been answered meanwhile, or people have the conversation now).
+
+        One older than ``late_after`` starts with the persona's apology for the wait.
+        """
+        key = unanswered.key
+        logs.conversation.set(str(key))
+        async with self._serial(str(key)):
+            conversation = await self._store.resume_turn(unanswered.conversation_id)
+            if conversation is None or not conversation.window:
+                return None
+            now = self._clock()
+            last = conversation.window[-1]
+            message = IncomingMessage(
+                key=key,
+                author_id=unanswered.customer_id,
+                text=last.text,
+                message_id=unanswered.message_id,
+                direct=direct,
+            )
+            turn = _Turn(conversation, message, last.text, now)
+            state = conversation.escalation.state if conversation.escalation else None
+            if people_have_it(human_active=conversation.human_active, state=state):
+                return None
+            try:
+                reply = await self._respond(turn, None)
+            except Exception:
+                log.exception("the recovered turn failed in %s: fallback", key)
+                reply = await self._crashed(turn)
+        TURNS.labels("recovered").inc()
+        log.info(
+            "message %s: recovered, %s after it was sent", message.message_id, now - unanswered.at
+        )
+        if now - unanswered.at > late_after and reply.text:
+            reply = replace(reply, text=f"{self._persona.late_apology}\n\n{reply.text}")
+        return _relayed(turn, reply)
 
     async def decide(
         self,

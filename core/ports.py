@@ -56,6 +56,17 @@ class HandOff:
 
 
 @dataclass(frozen=True, slots=True)
+class Unanswered:
+    """A customer turn stored without an answer (the process handling it died mid-turn)."""
+
+    conversation_id: int
+    key: ConversationKey
+    customer_id: str
+    message_id: str
+    at: datetime
+
+
+@dataclass(frozen=True, slots=True)
 class TurnWrites:
     """Everything one customer turn writes after its customer turn, committed together.
 
@@ -154,6 +165,19 @@ class ConversationStore(Protocol):
     async def forget_deliveries(self, before: datetime) -> int:
         """Forget the platform message ids recorded before ``before`` (no platform redelivers
         that late); how many were forgotten."""
+        ...
+
+    async def unanswered(
+        self, *, platforms: set[str], since: datetime, before: datetime
+    ) -> list[Unanswered]:
+        """Open conversations on ``platforms`` whose last stored turn is a customer turn from
+        between ``since`` and ``before`` that nobody answered, oldest first; conversations a
+        person has (``core.escalation.people_have_it``) are left out."""
+        ...
+
+    async def resume_turn(self, conversation_id: int) -> Conversation | None:
+        """The open conversation as ``begin_turn`` returns it, if its last stored turn is still
+        an unanswered customer turn (``None`` otherwise: somebody answered it meanwhile)."""
         ...
 
     async def is_active(self, key: ConversationKey) -> bool:

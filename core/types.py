@@ -11,7 +11,10 @@ from typing import TYPE_CHECKING, Any, Protocol
 from core.escalation import LIVE, State
 
 if TYPE_CHECKING:
+    from datetime import timedelta
+
     from core.files import FileLimits
+    from core.ports import Unanswered
 
 
 @dataclass(frozen=True, slots=True)
@@ -198,6 +201,12 @@ class ConversationPort(Protocol):
     ) -> Decision:
         """A press of Confirm or Cancel under a proposed write (``is_staff``: whether the
         presser is on the support team, asked only for staff-approval proposals)."""
+        ...
+
+    async def recover(
+        self, unanswered: Unanswered, *, direct: bool, late_after: timedelta
+    ) -> Reply | None:
+        """Answer a customer turn a dead process left unanswered (``None``: nothing to say)."""
         ...
 
 

@@ -13,7 +13,7 @@ from datetime import datetime, timedelta
 
 from core.escalation import State
 from core.files import Kept
-from core.ports import Conversation, HandOff, TurnWrites
+from core.ports import Conversation, HandOff, TurnWrites, Unanswered
 from core.types import (
     ConversationKey,
     Escalation,
@@ -30,6 +30,7 @@ from core.window import SEEN
 class _Conversation:
     id: int
     key: ConversationKey
+    customer_id: str = ""
     open: bool = True
     topic: str | None = None
     window_start: int = 0
@@ -95,8 +96,11 @@ class MemoryStore:
         if delivery in self._delivered:
             return None
         self._delivered[delivery] = now
-        row, fresh = self._open(message.key, now=now, idle_after=idle_after, restart=restart)
+        row, fresh = self._open(message, now=now, idle_after=idle_after, restart=restart)
         _add(row, [replace(turn, kind=Kind.RESTART) if restart and fresh else turn], now=now)
+        return self._conversation(row, fresh=fresh)
+
+    def _conversation(self, row: _Conversation, *, fresh: bool) -> Conversation:
         live = self._live(row)
         return Conversation(
             id=row.id,
@@ -110,9 +114,38 @@ class MemoryStore:
             window=tuple(t for t in row.turns[row.window_start :] if t.kind in SEEN),
         )
 
+    async def unanswered(
+        self, *, platforms: set[str], since: datetime, before: datetime
+    ) -> list[Unanswered]:
+        waiting = [
+            Unanswered(c.id, c.key, c.customer_id, c.turns[-1].message_id or "", c.updated_at)
+            for c in self._conversations
+            if c.open
+            and c.key.platform in platforms
+            and _unanswered(c)
+            and since <= c.updated_at < before
+            and not c.human_active
+            and not any(
+                e.conversation is c and e.state == State.CLAIMED for e in self._escalations.values()
+            )
+        ]
+        return sorted(waiting, key=lambda u: u.at)
+
+    async def resume_turn(self, conversation_id: int) -> Conversation | None:
+        row = self._by_id(conversation_id)
+        if not row.open or not _unanswered(row):
+            return None
+        return self._conversation(row, fresh=False)
+
     def _open(
-        self, key: ConversationKey, *, now: datetime, idle_after: timedelta | None, restart: bool
+        self,
+        message: IncomingMessage,
+        *,
+        now: datetime,
+        idle_after: timedelta | None,
+        restart: bool,
     ) -> tuple[_Conversation, bool]:
+        key = message.key
         row = self._open_at(key)
         stale = row is not None and idle_after is not None and now - row.updated_at > idle_after
         if row is not None and not (restart or stale):
@@ -122,7 +155,9 @@ class MemoryStore:
             return row, False
         if row is not None:
             row.open = False
-        row = _Conversation(id=next(self._ids), key=key, updated_at=now)
+        row = _Conversation(
+            id=next(self._ids), key=key, customer_id=message.author_id, updated_at=now
+        )
         self._conversations.append(row)
         return row, True
 
@@ -286,3 +321,7 @@ def _add(row: _Conversation, turns: tuple[Turn, ...] | list[Turn], *, now: datet
     first = len(row.turns)
     row.turns.extend(replace(t, seq=first + i) for i, t in enumerate(turns))
     row.updated_at = now
+
+
+def _unanswered(row: _Conversation) -> bool:
+    return bool(row.turns) and row.turns[-1].kind == Kind.CUSTOMER

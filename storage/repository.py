@@ -30,6 +30,7 @@ from sqlalchemy import (
     bindparam,
     delete,
     exists,
+    func,
     insert,
     literal,
     literal_column,
@@ -45,7 +46,7 @@ from sqlalchemy.sql.dml import ReturningUpdate
 from core import logs
 from core.escalation import LIVE, State
 from core.files import Kept
-from core.ports import Conversation, HandOff, TurnWrites
+from core.ports import Conversation, HandOff, TurnWrites, Unanswered
 from core.types import (
     ConversationKey,
     Escalation,
@@ -131,6 +132,13 @@ _RESERVE = (
     .values(next_seq=_C.next_seq + 1, updated_at=bindparam("now"))
     .returning(*_READ)
 )
+_RESERVE_NOTHING = (
+    update(_CONVERSATIONS)
+    .where(_C.id == bindparam("cid"), _C.state == "open")
+    .values(next_seq=_C.next_seq)
+    .returning(*_READ, _C.key)
+)
+"""Lock an open conversation (an update that changes nothing) and read it."""
 _ADVANCE = (
     update(_CONVERSATIONS)
     .where(_C.id == bindparam("cid"))
@@ -452,6 +460,57 @@ class SqlStore:
             return done.rowcount
 
     @_quoting_nothing
+    async def unanswered(
+        self, *, platforms: set[str], since: datetime, before: datetime
+    ) -> list[Unanswered]:
+        last = (
+            select(_M.conversation_id, func.max(_M.seq).label("seq"))
+            .where(
+                _M.conversation_id.in_(
+                    select(_C.id).where(
+                        _C.state == "open",
+                        _C.platform.in_(platforms),
+                        _C.human_active.is_(False),
+                        _C.updated_at >= since,
+                    )
+                )
+            )
+            .group_by(_M.conversation_id)
+            .subquery()
+        )
+        claimed = exists().where(_E.conversation_id == _C.id, _E.state == State.CLAIMED.value)
+        statement = (
+            select(_C.id, _C.key, _C.customer_id, _M.platform_message_id, _M.created_at)
+            .join(last, last.c.conversation_id == _C.id)
+            .join(_MESSAGES, (_M.conversation_id == _C.id) & (_M.seq == last.c.seq))
+            .where(
+                _M.kind == Kind.CUSTOMER.value,
+                _M.created_at >= since,
+                _M.created_at < before,
+                ~claimed,
+            )
+            .order_by(_M.created_at)
+        )
+        async with self._sessions() as session:
+            rows = (await session.execute(statement)).all()
+        return [
+            Unanswered(
+                conversation_id=r.id,
+                key=ConversationKey.parse(r.key),
+                customer_id=r.customer_id,
+                message_id=r.platform_message_id or "",
+                at=r.created_at,
+            )
+            for r in rows
+        ]
+
+    @_quoting_nothing
+    async def resume_turn(self, conversation_id: int) -> Conversation | None:
+        conversation = await self._transaction(_resume, conversation_id)
+        self._windows.forget(conversation_id)
+        return conversation
+
+    @_quoting_nothing
     async def is_active(self, key: ConversationKey) -> bool:
         return await self._transaction(_is_active, key)
 
@@ -693,6 +752,37 @@ def _open(
     )
     assert opened is not None
     return opened, True
+
+
+def _resume(connection: Connection, conversation_id: int) -> Conversation | None:
+    """The open conversation, locked, with its window, if its last stored turn is still a
+    customer turn nobody answered; else ``None``."""
+    row = connection.execute(_RESERVE_NOTHING, {"cid": conversation_id}).one_or_none()
+    if row is None:
+        return None
+    last = connection.execute(
+        select(_M.kind)
+        .where(_M.conversation_id == conversation_id)
+        .order_by(_M.seq.desc())
+        .limit(1)
+    ).scalar()
+    if last != Kind.CUSTOMER.value:
+        return None
+    escalation = None
+    if row.live_id is not None:
+        with Session(bind=connection) as session:
+            escalation = _one(session, EscalationRow.id == row.live_id)
+    return Conversation(
+        id=row.id,
+        key=ConversationKey.parse(row.key),
+        topic=row.topic,
+        window_start=row.window_start,
+        fresh=False,
+        human_active=row.human_active,
+        dont_know_streak=row.dont_know_streak,
+        escalation=escalation,
+        window=_turns(connection, row.id, start=row.window_start, statement=_WINDOW),
+    )
 
 
 def _turns(

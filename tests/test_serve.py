@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
 
 from bots.app import serve
+from core.ports import Unanswered
 from core.types import EscalationView
 from tests.conftest import make_settings
 from tests.fakes.anthropic_api import FakeAnthropic, text
@@ -75,6 +77,9 @@ class FakeAdapter:
 
     async def reping(self, view: EscalationView) -> None:
         self.events.append(f"reping {view.id}")
+
+    def recover(self, unanswered: Unanswered, *, late_after: timedelta) -> None:
+        self.events.append(f"recover {unanswered.message_id}")
 
 
 async def test_one_adapter_failing_stops_the_others_and_the_watcher_first(tmp_path: Path) -> None:

@@ -491,3 +491,40 @@ async def test_stripped_files_are_stored_in_place(store: ConversationStore) -> N
     [now_first, now_second] = (await begin(store, "m-3")).window[:2]
     assert (now_first.content, now_first.tokens) == (placeholder.content, 9)
     assert now_second == second
+
+
+# Turns a dead process left unanswered
+
+
+async def test_a_customer_turn_nobody_answered_is_found_and_resumed_once(
+    store: ConversationStore,
+) -> None:
+    answered = await begin(store, "a-1", key=OTHER)
+    await store.finish_turn(answered.id, TurnWrites(turns=(turn(Kind.MODEL, "Hi!"),)), now=T0)
+    await begin(store, "m-1", text="Where is my order?")
+    window = (T0 - MINUTE, T0 + MINUTE)
+
+    [found] = await store.unanswered(platforms={"test"}, since=window[0], before=window[1])
+    elsewhere = await store.unanswered(platforms={"slack"}, since=window[0], before=window[1])
+    too_new = await store.unanswered(platforms={"test"}, since=window[0], before=T0)
+    resumed = await store.resume_turn(found.conversation_id)
+    assert resumed is not None
+    await store.finish_turn(
+        resumed.id, TurnWrites(turns=(turn(Kind.MODEL, "On its way."),)), now=T0
+    )
+
+    assert (found.key, found.customer_id, found.message_id) == (KEY, "U-customer", "m-1")
+    assert (elsewhere, too_new) == ([], [])
+    assert [t.text for t in resumed.window] == ["Where is my order?"]
+    assert await store.resume_turn(found.conversation_id) is None, "answered meanwhile"
+    assert await store.unanswered(platforms={"test"}, since=window[0], before=window[1]) == []
+
+
+async def test_a_conversation_people_have_is_not_unanswered(store: ConversationStore) -> None:
+    escalation_id = await escalate(store)
+    await store.transition(
+        escalation_id, expected=State.OPEN, to=State.CLAIMED, staff_id="U-staff", now=T0
+    )
+    await begin(store, "m-1", text="Are you there?")
+
+    assert await store.unanswered(platforms={"test"}, since=T0 - HOUR, before=T0 + HOUR) == []

@@ -16,6 +16,7 @@ from datetime import datetime
 from typing import Any, Protocol
 
 from core.escalation import Action
+from core.ports import Unanswered
 from core.types import (
     Attachment,
     ConversationKey,
@@ -118,6 +119,11 @@ class Platform(Protocol):
 
         Entered inside the conversation's turn, left just after it (once the next message may
         start), so neither end should wait on the platform for long."""
+        ...
+
+    async def recovered(self, unanswered: Unanswered) -> Inbound | None:
+        """Where to answer a customer turn a dead process left unanswered (``None``: nowhere
+        any more); indicators the dead process left behind are cleared."""
         ...
 
     async def post_reply(

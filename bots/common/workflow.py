@@ -29,7 +29,7 @@ import logging
 from collections.abc import Callable, Coroutine
 from contextlib import AsyncExitStack
 from dataclasses import replace
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from bots.common.platform import Decided, Inbound, Platform, Press, StaffReply
@@ -39,6 +39,7 @@ from core.clock import utcnow
 from core.desk import Desk
 from core.escalation import Action, State
 from core.files import Problem
+from core.ports import Unanswered
 from core.types import Attachment, ConversationPort, Escalation, EscalationView, Reply
 
 log = logging.getLogger(__name__)
@@ -72,6 +73,7 @@ class Workflow:
         self._clock = clock
         self._serial = Serial()
         self._tasks = Tasks()
+        self._recovering: set[int] = set()
 
     # Entry points for the platform's listeners: each returns at once.
 
@@ -91,6 +93,19 @@ class Workflow:
     def press(self, press: Press) -> asyncio.Task[None] | None:
         what = f"{self._platform.name} {press.action} of escalation {press.escalation_id}"
         return self._tasks.spawn(self.staff_press(press), what)
+
+    def recover(self, unanswered: Unanswered, *, late_after: timedelta) -> None:
+        """Answer a customer turn a dead process left unanswered, once per conversation at a
+        time (the recovery watcher offers the same turn again until it is answered)."""
+        if unanswered.conversation_id in self._recovering:
+            return
+        self._recovering.add(unanswered.conversation_id)
+        what = f"{self._platform.name} recovery of {unanswered.message_id} in {unanswered.key}"
+        task = self.track(self.recovered_turn(unanswered, late_after=late_after), what)
+        if task is None:
+            self._recovering.discard(unanswered.conversation_id)
+        else:
+            task.add_done_callback(lambda _: self._recovering.discard(unanswered.conversation_id))
 
     def track(self, work: Coroutine[Any, Any, None], what: str) -> asyncio.Task[None] | None:
         """Run platform work that leads into a turn (an acknowledgement, a lookup) as tracked
@@ -159,6 +174,18 @@ class Workflow:
                 await platform.tell_user(decided, decision.note)
             if decision.reply is not None:
                 await self._deliver(inbound, decision.reply)
+
+    async def recovered_turn(self, unanswered: Unanswered, *, late_after: timedelta) -> None:
+        inbound = await self._platform.recovered(unanswered)
+        if inbound is None:
+            return
+        async with AsyncExitStack() as working, self._serial(unanswered.key):
+            await working.enter_async_context(self._platform.working(inbound))
+            reply = await self._port.recover(
+                unanswered, direct=inbound.message.direct, late_after=late_after
+            )
+            if reply is not None:
+                await self._deliver(inbound, reply)
 
     async def _is_active(self, inbound: Inbound) -> bool:
         """Whether the bot has a conversation where ``inbound`` was posted.

@@ -11,7 +11,7 @@ import asyncio
 import logging
 from collections.abc import Callable
 from contextlib import suppress
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 import aiohttp
@@ -27,6 +27,7 @@ from bots.discord.translate import staff_press, talk_press, translate
 from core.clock import utcnow
 from core.desk import Desk
 from core.escalation import Action
+from core.ports import Unanswered
 from core.types import ConversationPort, EscalationView
 
 log = logging.getLogger(__name__)
@@ -175,6 +176,10 @@ class DiscordBot:
     async def reping(self, view: EscalationView) -> None:
         """Remind staff of an escalation nobody has claimed, in its staff thread."""
         await self._workflow.reping(view)
+
+    def recover(self, unanswered: Unanswered, *, late_after: timedelta) -> None:
+        """Answer a turn a dead process left unanswered (``watch_unanswered`` calls this)."""
+        self._workflow.recover(unanswered, late_after=late_after)
 
     def _on_message(self, message: discord.Message) -> None:
         # Tracked from the first moment: the channel lookup in translate() is part of the turn.

@@ -28,6 +28,7 @@ from bots.discord.send import SEND_ERRORS, describe
 from bots.discord.staff_channel import StaffChannel
 from bots.discord.translate import Place, is_support
 from bots.discord.typing_indicator import typing_in
+from core.ports import Unanswered
 from core.types import (
     Attachment,
     ConversationKey,
@@ -111,6 +112,33 @@ class DiscordPlatform:
     def working(self, inbound: Inbound) -> AbstractAsyncContextManager[None]:
         place: Place = inbound.context
         return typing_in(place.target or place.channel)
+
+    async def recovered(self, unanswered: Unanswered) -> Inbound | None:
+        """The turn a dead process left, answered where it was asked, in reply to it."""
+        key = unanswered.key
+        where = int(key.thread_id if key.thread_id != "-" else key.channel_id)
+        try:
+            channel = self._client.get_channel(where) or await self._client.fetch_channel(where)
+        except SEND_ERRORS as exc:
+            log.warning("cannot answer the recovered turn in %s: %s", key, describe(exc))
+            return None
+        if not isinstance(channel, discord.abc.Messageable):
+            return None
+        customer = discord.Object(int(unanswered.customer_id))
+        reference = (
+            channel.get_partial_message(int(unanswered.message_id))
+            if unanswered.message_id.isdigit() and hasattr(channel, "get_partial_message")
+            else None
+        )
+        place = Place(channel, customer, target=channel, reference=reference)  # type: ignore[arg-type]
+        message = IncomingMessage(
+            key=key,
+            author_id=unanswered.customer_id,
+            text="",
+            message_id=unanswered.message_id,
+            direct=self.is_direct(key),
+        )
+        return Inbound(message, context=place)
 
     async def post_reply(
         self, inbound: Inbound, reply: Reply, *, ping: bool, offer_person: bool

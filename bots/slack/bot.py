@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from datetime import timedelta
 from typing import Any
 
 from aiohttp import ClientSession, web
@@ -33,6 +34,7 @@ from bots.slack.staff import StaffDirectory
 from bots.slack.web import SlackWeb
 from core.config import ConfigError
 from core.desk import Desk
+from core.ports import Unanswered
 from core.types import ConversationPort, EscalationView, StartError
 
 log = logging.getLogger(__name__)
@@ -95,6 +97,12 @@ class SlackBot:
         if self._workflow is None:
             raise RuntimeError("SlackBot.reping before start()")
         await self._workflow.reping(view)
+
+    def recover(self, unanswered: Unanswered, *, late_after: timedelta) -> None:
+        """Answer a turn a dead process left unanswered (``watch_unanswered`` calls this)."""
+        if self._workflow is None:
+            raise RuntimeError("SlackBot.recover before start()")
+        self._workflow.recover(unanswered, late_after=late_after)
 
     async def close(self, *, grace: float | None = None) -> None:
         """Stop receiving, let accepted messages finish for ``grace`` seconds (default

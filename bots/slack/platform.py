@@ -27,6 +27,7 @@ from bots.slack.render import (
 )
 from bots.slack.staff import StaffDirectory
 from bots.slack.web import SlackWeb
+from core.ports import Unanswered
 from core.types import (
     Attachment,
     ConversationKey,
@@ -98,6 +99,22 @@ class SlackPlatform:
         finally:
             if await reacting:
                 await self._web.unreact(key.channel_id, ts, PROGRESS_REACTION, about=key)
+
+    async def recovered(self, unanswered: Unanswered) -> Inbound | None:
+        """The turn a dead process left: the progress reaction it left on the message comes
+        off (``working`` puts it back for the turn)."""
+        key = unanswered.key
+        channel, _, ts = unanswered.message_id.partition(":")
+        if ts:
+            await self._web.unreact(channel, ts, PROGRESS_REACTION, about=key)
+        message = IncomingMessage(
+            key=key,
+            author_id=unanswered.customer_id,
+            text="",
+            message_id=unanswered.message_id,
+            direct=self.is_direct(key),
+        )
+        return Inbound(message, context=ts or None)
 
     async def post_reply(
         self, inbound: Inbound, reply: Reply, *, ping: bool, offer_person: bool

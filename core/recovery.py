@@ -1,0 +1,56 @@
+"""Customer turns a dead process left unanswered, found and answered.
+
+A process killed mid-turn (``kill -9``, a crash, an out-of-memory kill, a lost machine) leaves
+the customer's turn stored and unanswered: the platform will not deliver the message again,
+since it was acknowledged. Every replica looks for such turns at start and then every few
+seconds, and hands each to its adapter, which answers it where it was asked. A turn younger
+than ``after`` is left alone (its process may still be answering it); one that a live replica
+is answering is found answered once its lock is free (``Engine.recover``), so nothing is
+answered twice.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+from datetime import datetime, timedelta
+
+from core.clock import utcnow
+from core.ports import ConversationStore, Unanswered
+
+log = logging.getLogger(__name__)
+
+
+async def watch_unanswered(
+    store: ConversationStore,
+    recover: Callable[[Unanswered], None],
+    *,
+    platforms: set[str],
+    after: timedelta,
+    within: timedelta,
+    every: float,
+    clock: Callable[[], datetime] = utcnow,
+) -> None:
+    """Hand ``recover`` each unanswered customer turn on ``platforms`` stored more than
+    ``after`` and less than ``within`` ago, now and every ``every`` seconds, until cancelled."""
+    while True:
+        now = clock()
+        try:
+            found = await store.unanswered(
+                platforms=platforms, since=now - within, before=now - after
+            )
+        except Exception as exc:
+            log.warning(
+                "looking for unanswered turns failed (%s); trying again", type(exc).__name__
+            )
+        else:
+            for unanswered in found:
+                log.warning(
+                    "message %s in %s was left unanswered at %s: answering it now",
+                    unanswered.message_id,
+                    unanswered.key,
+                    unanswered.at.isoformat(timespec="seconds"),
+                )
+                recover(unanswered)
+        await asyncio.sleep(every)

@@ -1,0 +1,111 @@
+"""A process killed mid-turn: the message it was answering is answered after the restart, once."""
+
+from __future__ import annotations
+
+import signal
+from datetime import timedelta
+from pathlib import Path
+
+from bots.app import Runtime
+from core.clock import utcnow
+from core.types import ConversationKey, IncomingMessage, Kind, Turn
+from tests.discord_helpers import fake_discord_installed, running_bot
+from tests.fakes.anthropic_api import FakeAnthropic, hang, text
+from tests.fakes.slack_api import FakeSlack, post_event
+from tests.process_helpers import SlackProcess
+from tests.slack_helpers import SECRET, load_body
+
+ANSWER = "Refunds take 5–7 business days after we receive the item."
+
+
+def customer_turn(text: str, message_id: str) -> Turn:
+    return Turn(
+        role="user",
+        content=[{"type": "text", "text": text}],
+        kind=Kind.CUSTOMER,
+        message_id=message_id,
+    )
+
+
+async def test_a_message_whose_process_was_killed_during_claude_is_answered_after_restart(
+    tmp_path: Path, fake_claude: FakeAnthropic
+) -> None:
+    fake_claude.queue(hang())
+    question = load_body("message_im", text="How long does a refund take?")
+    channel, ts = question["event"]["channel"], question["event"]["ts"]
+    async with FakeSlack() as slack:
+
+        def bot() -> SlackProcess:
+            return SlackProcess(
+                tmp_path,
+                database_url=f"sqlite+aiosqlite:///{tmp_path / 'bot.db'}",
+                claude_url=fake_claude.base_url,
+                slack=slack,
+                SUPPORTBOT_RECOVER_AFTER_SECONDS="1",
+            )
+
+        first = await bot().start()
+        try:
+            assert await post_event(first.events_url, question, secret=SECRET) == 200
+            await fake_claude.wait_for_requests(1, timeout=30)
+            await slack.wait_for("reactions.add", timeout=30)
+            first.send_signal(signal.SIGKILL)
+            assert await first.wait() == -signal.SIGKILL
+        finally:
+            await first.stop()
+        fake_claude.queue(text(ANSWER))
+
+        second = await bot().start()
+        try:
+            [answer] = await slack.wait_for(
+                "chat.postMessage", lambda p: p["channel"] == channel, timeout=30
+            )
+            await second.read_until("message " + f"{channel}:{ts}: recovered")
+            # Redelivered now (a platform retry), it is a duplicate: not answered again.
+            assert await post_event(second.events_url, question, secret=SECRET) == 200
+            await second.read_until(f"message {channel}:{ts}: duplicate")
+        finally:
+            await second.stop()
+
+    assert answer["text"] == ANSWER
+    assert [m["text"] for m in slack.messages if m["channel"] == channel] == [ANSWER]
+    assert (channel, ts, "eyes") not in slack.reactions, "the dead process's 👀 is gone"
+
+
+async def test_discord_answers_a_turn_left_unanswered_in_its_thread_with_the_apology(
+    runtime: Runtime, fake_claude: FakeAnthropic
+) -> None:
+    fake_claude.queue(text(ANSWER))
+    async with fake_discord_installed() as fake:
+        w = fake.world
+        thread = fake.add_thread(w.support_channel_id)
+        key = ConversationKey("discord", str(w.guild_id), str(w.support_channel_id), str(thread))
+        asked = IncomingMessage(
+            key=key,
+            author_id=str(w.customer_id),
+            text="How long does a refund take?",
+            message_id="1234567890",
+        )
+        long_ago = utcnow() - timedelta(hours=1)
+        stored = await runtime.store.begin_turn(
+            asked,
+            customer_turn(asked.text, "1234567890"),
+            now=long_ago,
+            idle_after=None,
+            restart=False,
+        )
+        assert stored is not None
+        [left] = await runtime.store.unanswered(
+            platforms={"discord"}, since=long_ago - timedelta(minutes=1), before=utcnow()
+        )
+        async with running_bot(fake, runtime.engine, runtime.desk) as bot:
+            bot.recover(left, late_after=timedelta(minutes=15))
+            await bot.drain()
+            bot.recover(left, late_after=timedelta(minutes=15))  # found answered: nothing
+            await bot.drain()
+        [answer] = fake.posts_in(thread)
+
+    assert answer.content.startswith(runtime.settings.persona.late_apology)
+    assert answer.content.endswith(ANSWER)
+    assert answer.reference is not None and answer.reference["message_id"] == 1234567890
+    assert answer.allowed_mentions == {"parse": []}
