@@ -13,7 +13,8 @@ TURNS = Counter(
     "supportbot_turns",
     "Customer messages handled, by outcome: answered (by Claude), notice (the bot answered "
     "without Claude: limited mode, an input problem, a fallback), escalated, quiet (a person "
-    "has the conversation), duplicate (a redelivery), crashed, held (the database refused it)",
+    "has the conversation), duplicate (a redelivery), crashed, held (the database refused it), "
+    "recovered (a turn a dead process left unanswered)",
     ["outcome"],
 )
 TURN_SECONDS = Histogram(

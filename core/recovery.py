@@ -46,8 +46,9 @@ async def watch_unanswered(
             )
         else:
             for unanswered in found:
-                log.warning(
-                    "message %s in %s was left unanswered at %s: answering it now",
+                log.info(
+                    "message %s in %s unanswered since %s: answering it, unless the turn that "
+                    "has it is still running",
                     unanswered.message_id,
                     unanswered.key,
                     unanswered.at.isoformat(timespec="seconds"),
