@@ -23,6 +23,7 @@ from core.config import ClaudeSettings, Settings
 from core.desk import Desk, watch_repings
 from core.engine import Engine, Limits, watch_held
 from core.files import MB, FileLimits
+from core.flood import FloodGate
 from core.housekeeping import watch_housekeeping
 from core.metrics import HELD
 from core.ports import LLMResult, Unanswered
@@ -98,8 +99,11 @@ class DeferredClaude:
 
 
 @asynccontextmanager
-async def open_runtime(settings: Settings) -> AsyncIterator[Runtime]:
+async def open_runtime(settings: Settings, *, flood: bool = False) -> AsyncIterator[Runtime]:
     """Migrate the database, then build the engine; everything is closed on exit.
+
+    ``flood``: hold customers to ``SUPPORTBOT_FLOOD_PER_MINUTE`` (the platforms; not the
+    console, whose one local user may paste several lines at once).
 
     A database that cannot be opened is a ``StartError`` naming ``SUPPORTBOT_DATABASE_URL``.
     """
@@ -137,6 +141,11 @@ async def open_runtime(settings: Settings) -> AsyncIterator[Runtime]:
                 ),
                 tools=tools,
                 locks=locks,
+                flood=(
+                    FloodGate(per_minute=settings.flood_per_minute, burst=settings.flood_burst)
+                    if flood and settings.flood_per_minute > 0
+                    else None
+                ),
             )
             yield Runtime(
                 engine=engine,
@@ -211,7 +220,7 @@ async def serve(
     ``ExceptionGroup``). ``make_adapter`` builds each platform's adapter.
     """
     grace = settings.shutdown_grace_seconds
-    async with open_runtime(settings) as runtime:
+    async with open_runtime(settings, flood=True) as runtime:
         HELD.set_function(lambda: runtime.engine.held)
         async with AsyncExitStack() as stack:
             adapters: dict[str, Adapter] = {}

@@ -131,6 +131,12 @@ class Persona(BaseModel):
     fresh_start: str = Field(min_length=1)
     fresh_start_phrases: list[str] = []
     handoff: str = Field(min_length=1)
+    flood_notice: str = Field(
+        "You're sending messages faster than I can read them, so I'll answer them all "
+        "together in a moment.",
+        min_length=1,
+    )
+    """Said once to a customer writing faster than ``SUPPORTBOT_FLOOD_PER_MINUTE``."""
     late_apology: str = Field(
         "Sorry for the slow reply: something went wrong on our side while I was answering.",
         min_length=1,
@@ -209,6 +215,9 @@ class Settings(BaseSettings):
     recover_after_seconds: float = Field(30.0, gt=0)
     recover_within_hours: float = Field(24.0, gt=0)
     late_after_minutes: float = Field(15.0, ge=0)
+    flood_per_minute: float = Field(6.0, ge=0)
+    """Messages a customer may send a minute once ``flood_burst`` are spent (0: no limit)."""
+    flood_burst: int = Field(3, ge=1)
     delivery_retention_days: float = Field(14.0, gt=0)
     # What a customer may send in one message (README, "Photos and files").
     max_files: int = Field(10, ge=0, le=100)

@@ -35,6 +35,7 @@ from core.clock import utcnow
 from core.config import Persona
 from core.escalation import people_have_it
 from core.files import Checked, FileLimits, Kept
+from core.flood import FloodGate, Hold
 from core.knowledge import KnowledgeBase
 from core.metrics import ESCALATIONS, FALLBACKS, TURN_SECONDS, TURNS
 from core.ports import (
@@ -159,8 +160,10 @@ class Engine:
         locks: TurnLocks | None = None,
         clock: Callable[[], datetime] = utcnow,
         tools: Toolbox | None = None,
+        flood: FloodGate | None = None,
     ) -> None:
         self._store = store
+        self._flood = flood
         self._turn_locks = locks
         self._llm = llm
         self._tools = tools
@@ -189,8 +192,10 @@ class Engine:
     async def handle(self, message: IncomingMessage) -> Reply | None:
         logs.conversation.set(str(message.key))
         started = time.perf_counter()
+        # Counted on arrival, not when the conversation's earlier turns are done with.
+        hold = self._over_the_rate(message)
         async with self._serial(str(message.key)):
-            reply, outcome = await self._handle(message)
+            reply, outcome = await self._handle(message, hold=hold)
         took = time.perf_counter() - started
         TURNS.labels(outcome).inc()
         TURN_SECONDS.observe(took)
@@ -198,10 +203,11 @@ class Engine:
         return reply
 
     async def recover(
-        self, unanswered: Unanswered, *, direct: bool, late_after: timedelta
+        self, unanswered: Unanswered, *, direct: bool, late_after: timedelta | None
     ) -> Reply | None:
-        """Answer a customer turn a dead process stored and never answered (``None``: it has
-        been answered meanwhile, or people have the conversation now).
+        """Answer a customer turn stored and never answered, by a dead process or held back
+        by flood control, with any after it (``None``: it has been answered meanwhile, or
+        people have the conversation now).
 
         One older than ``late_after`` starts with the persona's apology for the wait.
         """
@@ -233,7 +239,7 @@ class Engine:
         log.info(
             "message %s: recovered, %s after it was sent", message.message_id, now - unanswered.at
         )
-        if now - unanswered.at > late_after and reply.text:
+        if late_after is not None and now - unanswered.at > late_after and reply.text:
             reply = replace(reply, text=f"{self._persona.late_apology}\n\n{reply.text}")
         return _relayed(turn, reply)
 
@@ -346,7 +352,11 @@ class Engine:
         return self._turn_locks.hold(key) if self._turn_locks is not None else nullcontext()
 
     async def _handle(
-        self, message: IncomingMessage, pending: tuple[Turn, ...] = ()
+        self,
+        message: IncomingMessage,
+        pending: tuple[Turn, ...] = (),
+        *,
+        hold: Hold | None = None,
     ) -> tuple[Reply | None, str]:
         """The reply and the turn's outcome (a ``core.metrics.TURNS`` label). ``pending``:
         turns to store after the customer's (a decided proposal's outcome)."""
@@ -371,6 +381,9 @@ class Engine:
         if people_have_it(human_active=conversation.human_active, state=state):
             await self._keep_quietly(turn)
             return self._quiet(turn, checked), "quiet"
+        if hold is not None and kind == Kind.CUSTOMER:
+            await self._keep_quietly(turn)
+            return _relayed(turn, self._held_back(turn, hold)), "flooded"
         try:
             await self._store.keep_files(conversation.id, turn.files, now=now)
             reply = await self._respond(turn, notice)
@@ -382,6 +395,32 @@ class Engine:
         else:
             outcome = _outcome(turn, reply)
         return _relayed(turn, self._with_files(reply, turn, checked, kind)), outcome
+
+    def _over_the_rate(self, message: IncomingMessage) -> Hold | None:
+        if self._flood is None:
+            return None
+        return self._flood.take((message.key.platform, message.author_id), time.monotonic())
+
+    def _held_back(self, turn: _Turn, hold: Hold) -> Reply:
+        """A message over the customer's rate, stored: one notice for the first of a flood,
+        silence for the rest, and the turn that answers them all ``hold.wait`` seconds on.
+        The notice is not stored: the stored conversation still ends with the customer's
+        messages, which is what the catch-up answers."""
+        message = turn.message
+        log.info(
+            "message %s is over its customer's rate: answered in %.1f s",
+            message.message_id,
+            hold.wait,
+        )
+        waiting = Unanswered(
+            conversation_id=turn.conversation.id,
+            key=message.key,
+            customer_id=message.author_id,
+            message_id=message.message_id,
+            at=turn.now,
+        )
+        said = self._persona.flood_notice if hold.first else ""
+        return Reply(said, catch_up=waiting, catch_up_in=hold.wait)
 
     async def _check(self, message: IncomingMessage) -> Checked:
         """The message's fetched files, checked (in a worker thread: decoding takes CPU)."""

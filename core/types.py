@@ -117,6 +117,10 @@ class Reply:
     files: tuple[Attachment, ...] = ()
     proposal: PendingAction | None = None
     """A write waiting for the customer's (or staff's) Confirm: render Confirm and Cancel."""
+    catch_up: Unanswered | None = None
+    """A message flood control held back: answer it (and those after it) ``catch_up_in``
+    seconds from now, in one turn (``ConversationPort.recover``)."""
+    catch_up_in: float = 0.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -204,9 +208,10 @@ class ConversationPort(Protocol):
         ...
 
     async def recover(
-        self, unanswered: Unanswered, *, direct: bool, late_after: timedelta
+        self, unanswered: Unanswered, *, direct: bool, late_after: timedelta | None
     ) -> Reply | None:
-        """Answer a customer turn a dead process left unanswered (``None``: nothing to say)."""
+        """Answer a customer turn stored and left unanswered: by a dead process, or held back
+        by flood control (``None``: nothing to say). Later than ``late_after``, it apologises."""
         ...
 
 

@@ -179,6 +179,11 @@ class Workflow:
         inbound = await self._platform.recovered(unanswered)
         if inbound is None:
             return
+        await self._answer_after(inbound, unanswered, late_after=late_after)
+
+    async def _answer_after(
+        self, inbound: Inbound, unanswered: Unanswered, *, late_after: timedelta | None
+    ) -> None:
         async with AsyncExitStack() as working, self._serial(unanswered.key):
             await working.enter_async_context(self._platform.working(inbound))
             reply = await self._port.recover(
@@ -227,6 +232,24 @@ class Workflow:
                 await self._platform.post_files(reply.relay, reply.files, about=reply.relay)
         if escalation is not None:
             await self._notice(escalation, thread_pinged=ping and delivered)
+        if reply.catch_up is not None:
+            self._catch_up(inbound, reply.catch_up, delay=reply.catch_up_in)
+
+    def _catch_up(self, inbound: Inbound, waiting: Unanswered, *, delay: float) -> None:
+        """Answer the messages flood control held back, ``delay`` seconds from now, in one
+        turn (one catch-up per conversation at a time answers all that waited for it)."""
+        if waiting.conversation_id in self._recovering:
+            return
+        self._recovering.add(waiting.conversation_id)
+
+        async def later() -> None:
+            try:
+                await asyncio.sleep(delay)
+                await self._answer_after(inbound, waiting, late_after=None)
+            finally:
+                self._recovering.discard(waiting.conversation_id)
+
+        self.track(later(), f"catch-up of {waiting.message_id} in {waiting.key}")
 
     async def _notice(self, escalation: Escalation, *, thread_pinged: bool) -> None:
         """Post the escalation's notice, or re-draw it when it exists already."""
