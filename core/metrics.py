@@ -14,7 +14,8 @@ TURNS = Counter(
     "Customer messages handled, by outcome: answered (by Claude), notice (the bot answered "
     "without Claude: limited mode, an input problem, a fallback), escalated, quiet (a person "
     "has the conversation), duplicate (a redelivery), crashed, held (the database refused it), "
-    "recovered (a turn a dead process left unanswered)",
+    "flooded (over the customer's rate: kept for the catch-up), recovered (answered after the "
+    "fact: left by a dead process, or the catch-up of flooded ones)",
     ["outcome"],
 )
 TURN_SECONDS = Histogram(
