@@ -8,7 +8,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from core.clock import utcnow
 from core.engine import staff_turn
@@ -17,6 +17,9 @@ from core.ports import ConversationStore
 from core.types import Attachment, ConversationKey, EscalationView, Relayed, StaffPost
 
 log = logging.getLogger("supportbot.desk")
+
+REPING_RETRY = timedelta(minutes=1)
+"""How soon a re-ping whose post failed is tried again."""
 
 # Each move goes forward (open → claimed → closed), so a press that keeps losing the
 # compare-and-set to other presses finds the escalation closed within this many reads.
@@ -114,6 +117,11 @@ class Desk:
 
     async def due_repings(self, platforms: set[str]) -> list[EscalationView]:
         return await self._store.due_repings(self._clock(), platforms=platforms)
+
+    async def reping_failed(self, escalation_id: int) -> None:
+        """The re-ping (or the notice it stood in for) could not be posted: try again in
+        ``REPING_RETRY``, rather than lose it."""
+        await self._store.reping_at(escalation_id, self._clock() + REPING_RETRY)
 
     async def live(self) -> list[EscalationView]:
         """Open and claimed escalations, oldest first."""

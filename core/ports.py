@@ -158,6 +158,10 @@ class ConversationStore(Protocol):
         on ``platforms``; a replica takes only those it can post to."""
         ...
 
+    async def reping_at(self, escalation_id: int, at: datetime) -> None:
+        """Schedule the escalation's re-ping again (its post failed), if it is still open."""
+        ...
+
     async def live_escalations(self) -> list[EscalationView]:
         """Open and claimed escalations, oldest first."""
         ...

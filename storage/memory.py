@@ -270,6 +270,11 @@ class MemoryStore:
             escalation.reping_at = None
         return [e.view() for e in due]
 
+    async def reping_at(self, escalation_id: int, at: datetime) -> None:
+        escalation = self._escalations.get(escalation_id)
+        if escalation is not None and escalation.state == State.OPEN:
+            escalation.reping_at = at
+
     async def live_escalations(self) -> list[EscalationView]:
         live = [e for e in self._escalations.values() if e.state.live]
         return [e.view() for e in sorted(live, key=lambda e: (e.created_at, e.id))]

@@ -446,6 +446,15 @@ class SqlStore:
             return _views(found.all())
 
     @_quoting_nothing
+    async def reping_at(self, escalation_id: int, at: datetime) -> None:
+        async with self._sessions.begin() as session:
+            await session.execute(
+                update(EscalationRow)
+                .where(EscalationRow.id == escalation_id, EscalationRow.state == State.OPEN.value)
+                .values(reping_at=at)
+            )
+
+    @_quoting_nothing
     async def live_escalations(self) -> list[EscalationView]:
         async with self._sessions() as session:
             found = await session.execute(

@@ -83,6 +83,19 @@ async def test_dm_turn_and_follow_up_reply_at_the_dm_top_level(
     assert follow["text"] == "echo: Any news?"
 
 
+async def test_an_answer_slack_refuses_with_a_server_error_is_posted_on_a_retry(
+    http_bot: Harness,
+) -> None:
+    http_bot.fake.fail("chat.postMessage", "internal_error", status=500, times=2)
+    await http_bot.deliver(load_body("message_im", text="Any news?"))
+
+    attempts = http_bot.posts("D0DM")
+    assert len(attempts) == 3, "two refused, the third taken"
+    assert [m["text"] for m in http_bot.fake.messages if m["channel"] == "D0DM"] == [
+        "echo: Any news?"
+    ]
+
+
 async def test_progress_reaction_is_added_then_removed(bot: Harness) -> None:
     await bot.deliver(load_body("message_im"))
     # The reaction is added beside the port call, so only its removal has a fixed place.

@@ -528,3 +528,22 @@ async def test_a_conversation_people_have_is_not_unanswered(store: ConversationS
     await begin(store, "m-1", text="Are you there?")
 
     assert await store.unanswered(platforms={"test"}, since=T0 - HOUR, before=T0 + HOUR) == []
+
+
+async def test_a_failed_reping_is_scheduled_again_while_the_escalation_is_open(
+    store: ConversationStore,
+) -> None:
+    open_one, claimed = await escalate(store), await escalate(store, OTHER)
+    later = T0 + 11 * MINUTE
+    assert {v.id for v in await store.due_repings(later, platforms={"test"})} == {
+        open_one,
+        claimed,
+    }
+    await store.transition(claimed, expected=State.OPEN, to=State.CLAIMED, staff_id="U1", now=T0)
+
+    await store.reping_at(open_one, later + MINUTE)
+    await store.reping_at(claimed, later + MINUTE)
+
+    assert await store.due_repings(later, platforms={"test"}) == []
+    [again] = await store.due_repings(later + MINUTE, platforms={"test"})
+    assert again.id == open_one

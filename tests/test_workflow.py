@@ -17,7 +17,7 @@ import pytest
 from bots.common import Inbound, Press, StaffReply, Workflow
 from bots.common.workflow import CLOSED, NOT_DELIVERED, ONLY_STAFF
 from core.config import DEMO_PERSONA, Persona
-from core.desk import Desk
+from core.desk import REPING_RETRY, Desk
 from core.engine import Engine, Limits
 from core.escalation import Action, State
 from core.types import ConversationKey, EscalationView, IncomingMessage, Relayed, Reply, StaffPost
@@ -45,6 +45,7 @@ class RecordingPlatform:
     name: str = "test"
     staff: set[str] = field(default_factory=lambda: {STAFF_ID})
     fail_relays: bool = False
+    fail_repings: bool = False
     replies: list[tuple[ConversationKey, str, bool, bool]] = field(default_factory=list)
     notices: list[tuple[int, bool]] = field(default_factory=list)
     updates: list[tuple[int, str]] = field(default_factory=list)
@@ -90,7 +91,7 @@ class RecordingPlatform:
 
     async def post_reping(self, view: EscalationView, *, now: datetime) -> bool:
         self.repings.append(view.id)
-        return True
+        return not self.fail_repings
 
     async def relay_to_staff(self, post: StaffPost, message: IncomingMessage) -> bool:
         self.to_staff.append((post, message.text))
@@ -210,6 +211,26 @@ async def test_an_unclaimed_escalation_is_repinged(kit: Kit) -> None:
     await kit.workflow.reping(view)
 
     assert kit.platform.repings == [view.id]
+
+
+async def test_a_reping_whose_post_fails_is_tried_again_a_minute_later(kit: Kit) -> None:
+    view = await kit.escalate()
+    kit.clock[0] = NOW + timedelta(minutes=10)
+    [due] = await kit.desk.due_repings({"test"})
+    kit.platform.fail_repings = True
+    await kit.workflow.reping(due)
+
+    not_yet = await kit.desk.due_repings({"test"})
+    kit.clock[0] += REPING_RETRY
+    [again] = await kit.desk.due_repings({"test"})
+    kit.platform.fail_repings = False
+    await kit.workflow.reping(again)
+    kit.clock[0] += REPING_RETRY
+
+    assert not_yet == []
+    assert again.id == view.id
+    assert kit.platform.repings == [view.id, view.id]
+    assert await kit.desk.due_repings({"test"}) == [], "posted: not again"
 
 
 async def test_only_staff_can_press_and_a_late_press_is_told_who_was_first(kit: Kit) -> None:

@@ -261,17 +261,21 @@ class Workflow:
             if view is None:
                 log.error("escalation %s not found: staff not told", escalation.id)
             elif view.staff is None:
-                await self._post_notice(view, ping=not thread_pinged)
+                if not await self._post_notice(view, ping=not thread_pinged):
+                    # The re-ping watcher posts it afresh, sooner than the usual re-ping.
+                    log.warning("notice of escalation %s not posted: trying again", view.id)
+                    await self._desk.reping_failed(view.id)
             else:
                 await self._platform.update_notice(view, view.staff)
 
-    async def _post_notice(self, view: EscalationView, *, ping: bool) -> None:
+    async def _post_notice(self, view: EscalationView, *, ping: bool) -> bool:
         post = await self._platform.post_notice(view, ping=ping)
         if post is not None:
             await self._desk.attach(view.id, post)
             files = await self._desk.files(view.id)
             if files:
                 await self._platform.post_files(post, files, about=f"escalation {view.id}")
+        return post is not None
 
     async def _fetched(self, attachments: tuple[Attachment, ...]) -> tuple[Attachment, ...]:
         """``attachments`` with their bytes, as far as the platform could fetch them; those
@@ -295,9 +299,12 @@ class Workflow:
             if current.state != State.OPEN:
                 return
             if current.staff is None:
-                await self._post_notice(current, ping=True)
+                posted = await self._post_notice(current, ping=True)
             else:
-                await self._platform.post_reping(current, now=self._clock())
+                posted = await self._platform.post_reping(current, now=self._clock())
+            if not posted:
+                log.warning("re-ping of escalation %s not posted: trying again later", view.id)
+                await self._desk.reping_failed(view.id)
 
     async def staff_thread_turn(self, reply: StaffReply) -> None:
         """A post in a staff thread: a staff reply to a DM escalation goes to the customer.

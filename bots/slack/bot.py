@@ -20,6 +20,7 @@ from slack_sdk.errors import SlackApiError
 from slack_sdk.http_retry.builtin_async_handlers import (
     AsyncConnectionErrorRetryHandler,
     AsyncRateLimitErrorRetryHandler,
+    AsyncServerErrorRetryHandler,
 )
 from slack_sdk.web.async_client import AsyncWebClient
 
@@ -229,12 +230,15 @@ def _configure(
     client: AsyncWebClient, settings: SlackSettings, session: ClientSession
 ) -> AsyncWebClient:
     """Point Bolt's Web API client at ``SLACK_API_URL`` over one shared HTTP session (without
-    one the SDK opens a session per call), retrying refused connections and rate limits."""
+    one the SDK opens a session per call), retrying refused connections, rate limits and
+    Slack's server errors."""
     client.base_url = settings.api_url.rstrip("/") + "/"
     client.session = session
     client.retry_handlers = [
         AsyncConnectionErrorRetryHandler(),
         AsyncRateLimitErrorRetryHandler(max_retry_count=2),
+        # Slack answers its own outages with a 500 or 503: tried again after 0.5 s and 1 s.
+        AsyncServerErrorRetryHandler(max_retry_count=2),
     ]
     return client
 

@@ -81,7 +81,7 @@ class FakeSlack:
         self.disconnects = 0
         self.connections = 0
         """How many connections clients hold open to the fake now (Web API and Socket Mode)."""
-        self._failures: dict[str, list[tuple[str, str | None]]] = {}
+        self._failures: dict[str, list[tuple[str, str | None, int]]] = {}
         self._holds: dict[str, asyncio.Event] = {}
         self._changed = asyncio.Condition()
         self._ts = itertools.count(1)
@@ -148,12 +148,21 @@ class FakeSlack:
 
     # -- test controls -----------------------------------------------------------------------
 
-    def fail(self, method: str, error: str, *, times: int = 1, channel: str | None = None) -> None:
-        """Make the next ``times`` calls to ``method`` answer ``{"ok": false, "error": error}``.
+    def fail(
+        self,
+        method: str,
+        error: str,
+        *,
+        times: int = 1,
+        channel: str | None = None,
+        status: int = 200,
+    ) -> None:
+        """Make the next ``times`` calls to ``method`` answer ``{"ok": false, "error": error}``
+        with HTTP ``status`` (Slack answers its own outages with a 500 or 503).
 
         With ``channel``, only calls for that channel fail.
         """
-        self._failures.setdefault(method, []).extend([(error, channel)] * times)
+        self._failures.setdefault(method, []).extend([(error, channel, status)] * times)
 
     def hold(self, method: str) -> asyncio.Event:
         """Keep calls to ``method`` waiting (recorded, unanswered) until the event is set."""
@@ -284,20 +293,23 @@ class FakeSlack:
         expected = self.app_token if method == "apps.connections.open" else self.bot_token
         if token != expected:
             return _answer({"ok": False, "error": "invalid_auth"})
-        error = self._failure(method, params)
-        if error is not None:
+        failure = self._failure(method, params)
+        if failure is not None:
+            error, status = failure
+            if status != 200:
+                return web.json_response({"ok": False, "error": error}, status=status)
             return _answer({"ok": False, "error": error})
         handler = self._methods.get(method)
         if handler is None:
             return _answer({"ok": False, "error": "unknown_method"})
         return _answer({"ok": True, **handler(params)})
 
-    def _failure(self, method: str, params: Params) -> str | None:
+    def _failure(self, method: str, params: Params) -> tuple[str, int] | None:
         waiting = self._failures.get(method, [])
-        for index, (error, channel) in enumerate(waiting):
+        for index, (error, channel, status) in enumerate(waiting):
             if channel in (None, params.get("channel")):
                 del waiting[index]
-                return error
+                return error, status
         return None
 
     def _auth_test(self, _: Params) -> Params:
