@@ -35,6 +35,7 @@ from sqlalchemy import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from bench import cache_bench, reference
+from bench.databases import fresh_postgres
 from bench.engine_bench import InstantClaude, message, timed_turn
 from core.config import load_settings
 from core.engine import Engine, Limits
@@ -114,21 +115,6 @@ async def offered_p99(url: str, *, seconds: float) -> float:
     return statistics.quantiles(latencies, n=100)[98]
 
 
-async def _fresh_postgres(url: str, name: str) -> str:
-    import asyncpg
-
-    server = make_url(url)
-    admin = await asyncpg.connect(
-        host=server.host, port=server.port, user=server.username, password=server.password
-    )
-    try:
-        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        await admin.execute(f'CREATE DATABASE "{name}"')
-    finally:
-        await admin.close()
-    return server.set(database=name).render_as_string(hide_password=False)
-
-
 async def throughput(tmp: Path, postgres: str | None, run: int) -> dict[str, float]:
     """One run of every throughput figure: engine and raw driver, side by side."""
     found: dict[str, float] = {}
@@ -140,9 +126,9 @@ async def throughput(tmp: Path, postgres: str | None, run: int) -> dict[str, flo
     found["sqlite3 p99"] = statistics.quantiles(took, n=100)[98]
     if postgres is not None:
         found["postgresql"] = await engine_turns(
-            await _fresh_postgres(postgres, f"bench_engine_{run}")
+            await fresh_postgres(postgres, f"bench_engine_{run}")
         )
-        raw = await _fresh_postgres(postgres, f"bench_raw_{run}")
+        raw = await fresh_postgres(postgres, f"bench_raw_{run}")
         await _migrated(raw)
         found["asyncpg"] = await reference.asyncpg_turns(
             make_url(raw).set(drivername="postgresql").render_as_string(hide_password=False),

@@ -25,8 +25,7 @@ from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import make_url
-
+from bench.databases import fresh_postgres
 from core.types import ConversationKey
 from storage.database import create_engine, open_database
 from storage.repository import SqlStore
@@ -43,7 +42,7 @@ from tests.fakes.anthropic_api import (
 )
 from tests.fakes.slack_api import FakeSlack, Params, post_event
 from tests.process_helpers import SlackProcess
-from tests.slack_helpers import SECRET, load_body
+from tests.slack_helpers import SECRET, dm_body
 
 REPLY_WITHIN = 60.0
 """A message with no reply after this long counts as lost."""
@@ -120,11 +119,8 @@ async def _turns_seen(replicas: list[SlackProcess]) -> float:
 
 async def run(args: argparse.Namespace) -> None:
     rng = random.Random(args.seed)
-    url = make_url(args.database_url)
-    database = url.set(database=f"{url.database}_replica_bench").render_as_string(
-        hide_password=False
-    )
-    await _fresh(args.database_url, database)
+    database = await fresh_postgres(args.database_url, "bench_replicas")
+    await (await open_database(database)).dispose()  # migrated before the replicas start
     names = [f"C{n:03d}" for n in range(args.conversations)]
     latencies: list[float] = []
     lost = 0
@@ -146,20 +142,12 @@ async def run(args: argparse.Namespace) -> None:
             async def customer(name: str) -> None:
                 nonlocal lost
                 for n in range(args.messages):
-                    body = load_body(
-                        "message_im",
-                        event_id=f"Ev{name}{n}",
-                        text=f"{name} message {n}",
-                        blocks=[],
-                        user=f"U{name}",
-                        channel=f"D{name}",
-                        ts=f"17000{n:05d}.0001",
-                    )
+                    body = dm_body(name, n)
                     began = time.monotonic()
                     order = replicas[n % len(replicas) :] + replicas[: n % len(replicas)]
                     for replica in order:
                         await post_event(replica.events_url, body, secret=SECRET)
-                    if await slack.wait_replies(f"D{name}", n + 1):
+                    if await slack.wait_replies(f"D0{name}", n + 1):
                         latencies.append(time.monotonic() - began)
                     else:
                         lost += 1
@@ -181,25 +169,8 @@ async def run(args: argparse.Namespace) -> None:
                     follower.cancel()
                 await asyncio.gather(*(replica.stop() for replica in replicas))
         out_of_order = await _out_of_order(database, names, args.messages)
-    doubles = sum(max(0, slack.replies[f"D{name}"] - args.messages) for name in names)
+    doubles = sum(max(0, slack.replies[f"D0{name}"] - args.messages) for name in names)
     _report(args, sent, lost, doubles, out_of_order, latencies, took)
-
-
-async def _fresh(admin_url: str, database: str) -> None:
-    """An empty, migrated database named ``database`` on the server of ``admin_url``."""
-    import asyncpg
-
-    admin = make_url(admin_url)
-    name = make_url(database).database
-    connection = await asyncpg.connect(
-        host=admin.host, port=admin.port, user=admin.username, database=admin.database
-    )
-    try:
-        await connection.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        await connection.execute(f'CREATE DATABASE "{name}"')
-    finally:
-        await connection.close()
-    await (await open_database(database)).dispose()
 
 
 async def _out_of_order(database: str, names: list[str], messages: int) -> int:
@@ -208,7 +179,7 @@ async def _out_of_order(database: str, names: list[str], messages: int) -> int:
     wrong = 0
     try:
         for name in names:
-            turns = await store.history(ConversationKey("slack", "T0TEAM", f"D{name}"))
+            turns = await store.history(ConversationKey("slack", "T0TEAM", f"D0{name}"))
             said = [t.text for t in turns if t.role == "user" and t.text.startswith(name)]
             wrong += said != [f"{name} message {n}" for n in range(messages)]
     finally:

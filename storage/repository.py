@@ -306,27 +306,13 @@ class SqlStore:
         seq = row.next_seq - 1
         stored = replace(turn, kind=Kind.RESTART if restart and fresh else turn.kind, seq=seq)
         connection.execute(_ADD, [_message_values(row.id, stored, now=now)])
-        escalation = None
-        if row.live_id is not None:
-            with Session(bind=connection) as session:
-                escalation = _one(session, EscalationRow.id == row.live_id)
         before = () if fresh else self._windows.get(row.id, next_seq=seq, start=row.window_start)
         if before is None:
             window = _turns(connection, row.id, start=row.window_start, statement=_WINDOW)
         else:
             window = (*before, stored) if stored.kind in SEEN else before
-        conversation = Conversation(
-            id=row.id,
-            key=message.key,
-            topic=row.topic,
-            window_start=row.window_start,
-            fresh=fresh,
-            human_active=row.human_active,
-            dont_know_streak=row.dont_know_streak,
-            escalation=escalation,
-            window=window,
-        )
-        return conversation, row.next_seq
+        escalation = _live(connection, row.live_id)
+        return _conversation(row, message.key, fresh, escalation, window), row.next_seq
 
     @_quoting_nothing
     async def finish_turn(
@@ -777,20 +763,37 @@ def _resume(connection: Connection, conversation_id: int) -> Conversation | None
     ).scalar()
     if last != Kind.CUSTOMER.value:
         return None
-    escalation = None
-    if row.live_id is not None:
-        with Session(bind=connection) as session:
-            escalation = _one(session, EscalationRow.id == row.live_id)
+    window = _turns(connection, row.id, start=row.window_start, statement=_WINDOW)
+    return _conversation(
+        row, ConversationKey.parse(row.key), False, _live(connection, row.live_id), window
+    )
+
+
+def _live(connection: Connection, escalation_id: int | None) -> EscalationView | None:
+    if escalation_id is None:
+        return None
+    with Session(bind=connection) as session:
+        return _one(session, EscalationRow.id == escalation_id)
+
+
+def _conversation(
+    row: Row[Any],
+    key: ConversationKey,
+    fresh: bool,
+    escalation: EscalationView | None,
+    window: tuple[Turn, ...],
+) -> Conversation:
+    """A conversation as ``_READ`` read it."""
     return Conversation(
         id=row.id,
-        key=ConversationKey.parse(row.key),
+        key=key,
         topic=row.topic,
         window_start=row.window_start,
-        fresh=False,
+        fresh=fresh,
         human_active=row.human_active,
         dont_know_streak=row.dont_know_streak,
         escalation=escalation,
-        window=_turns(connection, row.id, start=row.window_start, statement=_WINDOW),
+        window=window,
     )
 
 

@@ -32,6 +32,20 @@ def load_body(name: str, *, event_id: str | None = None, **event: Any) -> dict[s
     return body
 
 
+def dm_body(name: str, n: int) -> dict[str, Any]:
+    """Message ``n`` of customer ``name`` in their own DM (channel ``D0<name>``), saying
+    "<name> message <n>"."""
+    return load_body(
+        "message_im",
+        event_id=f"Ev{name}{n}",
+        text=f"{name} message {n}",
+        blocks=[],
+        user=f"U0{name}",
+        channel=f"D0{name}",
+        ts=f"17000{n:05d}.0001",
+    )
+
+
 def press_body(
     message: Params,
     action_id: str,

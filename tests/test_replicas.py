@@ -21,7 +21,7 @@ from tests.engine_helpers import message
 from tests.fakes.anthropic_api import FakeAnthropic, FakeResponse, held, text
 from tests.fakes.slack_api import FakeSlack, post_event
 from tests.process_helpers import SlackProcess
-from tests.slack_helpers import SECRET, load_body
+from tests.slack_helpers import SECRET, dm_body
 from tests.test_health import get
 
 pytestmark = pytest.mark.skipif(POSTGRES_URL is None, reason="no SUPPORTBOT_TEST_DATABASE_URL")
@@ -135,15 +135,7 @@ async def test_two_http_replicas_given_every_event_answer_each_message_once_in_o
 
             async def customer(name: str) -> None:
                 for n in range(each):
-                    body = load_body(
-                        "message_im",
-                        event_id=f"Ev{name}{n}",
-                        text=f"{name} message {n}",
-                        blocks=[],
-                        user=f"U0{name}",
-                        channel=f"D0{name}",
-                        ts=f"17000000{n:02d}.0001",
-                    )
+                    body = dm_body(name, n)
                     # Every event to both replicas, the first one alternating.
                     first, second = replicas[n % 2], replicas[1 - n % 2]
                     for replica in (first, second):
