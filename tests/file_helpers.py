@@ -31,10 +31,14 @@ def noisy_png(size: int) -> bytes:
     return out.getvalue()
 
 
-def pdf(pages: int = 1) -> bytes:
+def pdf(pages: int = 1, *, padding: int = 0) -> bytes:
+    """A PDF of blank ``pages``, made about ``padding`` bytes larger by an embedded file of
+    random bytes (which do not compress)."""
     writer = PdfWriter()
     for _ in range(pages):
         writer.add_blank_page(width=595, height=842)
+    if padding:
+        writer.add_attachment("scan.bin", os.urandom(padding))
     out = io.BytesIO()
     writer.write(out)
     return out.getvalue()

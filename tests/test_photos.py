@@ -7,11 +7,13 @@ the real engine and store. Every file is made in the test with Pillow or pypdf.
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import io
 import logging
 from collections.abc import AsyncIterator
 from dataclasses import replace
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -27,7 +29,7 @@ from core.config import Settings
 from core.files import MB, Problem
 from core.types import Attachment, IncomingMessage
 from storage.database import create_engine
-from tests.conftest import make_settings
+from tests.conftest import Cli, make_settings
 from tests.engine_helpers import KEY, message
 from tests.fakes.anthropic_api import FakeAnthropic, error, text, tool_use
 from tests.fakes.slack_api import FakeSlack
@@ -383,3 +385,56 @@ async def test_with_claude_down_the_photo_is_saved_for_the_team(
     assert kept.name == "damaged_table.jpg"
     view = await runtime.desk.get(reply.escalation.id)
     assert view is not None and "[photo: damaged_table.jpg]" in view.summary
+
+
+async def test_a_pdf_over_discords_upload_limit_is_named_to_staff_with_how_to_get_it(
+    runtime: Runtime, fake_claude: FakeAnthropic
+) -> None:
+    fake_claude.queue(tool_use("escalate_to_human", {"reason": "Damaged delivery"}), text("Sum."))
+    scan = pdf(1, padding=11 * MB)  # over the 10 MB a server without boosts takes
+    async with open_bot("discord", runtime=runtime) as bot:
+        await bot.say(DAMAGED, files=(("damaged_table.jpg", TABLE), ("delivery_note.pdf", scan)))
+
+        shown = await bot.staff_files()
+        said = [p.text for p in await bot.staff_thread()]
+    [escalation] = await runtime.desk.live()
+
+    assert [name for name, _ in shown] == ["damaged_table.jpg"], "the photo is not held back"
+    assert said[-1] == (
+        "Not shown here, the upload was refused: delivery_note.pdf. The customer's files are "
+        f"kept with the conversation: `supportbot files {escalation.id}` saves a copy of them."
+    )
+
+
+async def test_a_failed_upload_to_slack_is_said_in_the_staff_thread(
+    runtime: Runtime, fake_claude: FakeAnthropic
+) -> None:
+    async with open_bot("slack", runtime=runtime) as bot:
+        assert isinstance(bot.fake, FakeSlack)
+        await bot.say("Can I talk to a human?", where="dm")
+        bot.fake.fail("files.completeUploadExternal", "internal_error")
+
+        await bot.say("here is the table", where="dm", files=(("crack.jpg", TABLE),))
+
+        said = [p.text for p in await bot.staff_thread(where="dm")]
+    assert await bot.staff_files(where="dm") == []
+    assert said[-1].startswith("Not shown here, the upload was refused: crack.jpg.")
+    assert "`supportbot files 1`" in said[-1]
+
+
+async def test_supportbot_files_saves_an_escalations_files(cli: Cli, tmp_path: Path) -> None:
+    settings = make_settings(f"sqlite+aiosqlite:///{tmp_path / 'bot.db'}", None)
+    async with open_runtime(settings) as runtime:  # limited mode: a photo goes to the team
+        reply = await runtime.engine.handle(
+            photo_message("", ("../damaged table.jpg", TABLE), ("receipt.pdf", pdf(1)))
+        )
+    assert reply is not None and reply.escalation is not None
+
+    saved = await asyncio.to_thread(cli, "files", str(reply.escalation.id), "--to", "out")
+    none = await asyncio.to_thread(cli, "files", "99")
+
+    assert saved.exit_code == 0, saved.output
+    names = sorted(p.name for p in (tmp_path / "out").iterdir())
+    assert names == ["1-damaged table.jpg", "2-receipt.pdf"]
+    assert Image.open(tmp_path / "out" / names[0]).size == (1200, 900)
+    assert none.exit_code == 0 and "No files kept for escalation 99." in none.stdout

@@ -183,6 +183,9 @@ class DiscordPlatform:
     ) -> bool:
         return await send.post_files(self._staff.thread(post), files, context=about)
 
+    async def post_to_staff(self, post: StaffPost, text: str, *, about: object) -> bool:
+        return await send.post(self._staff.thread(post), Outgoing(text), context=about)
+
     async def tell_user(self, decided: Decided, text: str) -> None:
         # The press was deferred: a follow-up only the presser sees.
         try:
