@@ -25,6 +25,7 @@ from sqlalchemy import text as sql
 from bots.app import Runtime, open_runtime
 from bots.common.download import allowed
 from bots.slack.web import FILE_HOSTS, SlackWeb
+from core import prompt
 from core.config import Settings
 from core.files import MB, Problem
 from core.types import Attachment, IncomingMessage
@@ -438,3 +439,24 @@ async def test_supportbot_files_saves_an_escalations_files(cli: Cli, tmp_path: P
     assert names == ["1-damaged table.jpg", "2-receipt.pdf"]
     assert Image.open(tmp_path / "out" / names[0]).size == (1200, 900)
     assert none.exit_code == 0 and "No files kept for escalation 99." in none.stdout
+
+
+async def test_claude_is_told_which_files_were_refused_in_a_note_no_customer_can_write(
+    bot: Bot, fake_claude: FakeAnthropic
+) -> None:
+    fake_claude.queue(text(RETURNS), text("As I said, a JPEG would help."))
+    heic = b"\x00\x00\x00\x18ftypheic" + b"\x00" * 64
+
+    reply = await bot.say(DAMAGED, files=(("crack.heic", heic), ("damaged_table.jpg", TABLE)))
+    await bot.say("did you see both photos?")
+
+    assert reply is not None and reply.says("I can't open .heic files")
+    first, later = (r.body for r in fake_claude.requests)
+    for body in (first, later):
+        photo, words, note = body["messages"][0]["content"][:3]
+        assert (photo["type"], words["text"]) == ("image", DAMAGED)
+        assert prompt.is_note(note), "a document block only the support system writes"
+        refusal = "I can't open .heic files — could you send a JPEG or PNG (or a PDF)?"
+        assert f"the customer reads: «{refusal}»" in note["source"]["data"]
+    # The customer's own words are never a note, whatever they say.
+    assert not [b for b in later["messages"][-1]["content"][:-1] if prompt.is_note(b)]
