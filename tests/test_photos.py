@@ -24,6 +24,7 @@ from sqlalchemy import text as sql
 
 from bots.app import Runtime, open_runtime
 from bots.common.download import allowed
+from bots.discord.platform import CDN_HOSTS
 from bots.slack.web import FILE_HOSTS, SlackWeb
 from core import prompt
 from core.config import Settings
@@ -291,6 +292,8 @@ async def test_files_are_deleted_with_their_conversation(
     ("url", "ok"),
     [
         ("https://files.slack.com/files-pri/T1-F1/table.jpg", True),
+        ("https://files.slack-gov.com/files-pri/T1-F1/table.jpg", True),  # GovSlack
+        ("https://slack.com/files-pri/T1-F1/table.jpg", False),  # not where files are served
         ("http://files.slack.com/files-pri/T1-F1/table.jpg", False),  # never in clear text
         ("https://files.slack.com:8443/files-pri/T1-F1/table.jpg", False),
         ("https://files.slack.com.evil.test/table.jpg", False),
@@ -303,6 +306,23 @@ async def test_files_are_deleted_with_their_conversation(
 )
 def test_slacks_token_goes_only_to_slacks_file_hosts_and_the_api_host(url: str, ok: bool) -> None:
     assert allowed(url, hosts=FILE_HOSTS, api_url="https://gateway.example/api/") is ok
+
+
+@pytest.mark.parametrize(
+    ("url", "ok"),
+    [
+        ("https://cdn.discordapp.com/attachments/1/2/table.jpg?ex=1&is=2&hm=3", True),  # url
+        ("https://media.discordapp.net/attachments/1/2/table.jpg?ex=1&is=2&hm=3", True),  # proxy
+        ("https://discord.com/api/v10/attachments/1/2/table.jpg", True),  # the API host
+        ("http://cdn.discordapp.com/attachments/1/2/table.jpg", False),
+        ("https://cdn.discordapp.com.evil.test/table.jpg", False),
+        ("https://evil.test/attachments/1/2/table.jpg", False),
+    ],
+)
+def test_discord_attachments_come_only_from_discords_cdn_or_the_api_host(
+    url: str, ok: bool
+) -> None:
+    assert allowed(url, hosts=CDN_HOSTS, api_url="https://discord.com/api/v10") is ok
 
 
 async def test_photos_sent_while_staff_have_a_dm_reach_them_and_refusals_are_said(

@@ -42,7 +42,8 @@ log = logging.getLogger(__name__)
 
 THREAD_ALREADY_CREATED = 160004  # Discord error code: a thread already exists for this message
 CDN_HOSTS = frozenset({"cdn.discordapp.com", "media.discordapp.net"})
-"""Where Discord serves attachments; files are fetched from these and the API's own host."""
+"""Where Discord serves attachments (an attachment's ``url`` is on the CDN, its ``proxy_url`` on
+the media proxy); files are fetched from these and the API's own host, never with the token."""
 
 
 class DiscordPlatform:
