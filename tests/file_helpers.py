@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import os
 import struct
+import zipfile
 import zlib
 
 from PIL import Image
@@ -57,3 +58,33 @@ def bomb_png(side: int = 100_000) -> bytes:
     return (
         b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", rows) + chunk(b"IEND", b"")
     )
+
+
+def pixel_flood(kind: str) -> bytes:
+    """A tiny ``kind`` ("jpeg", "gif" or "webp") image whose header claims billions of pixels
+    (65,000 × 65,000; WebP's most, 16,384 × 16,384): a "pixel flood" that would take gigabytes
+    to decode."""
+    out = io.BytesIO()
+    if kind == "webp":
+        Image.new("RGB", (64, 64)).save(out, format="WEBP", lossless=True)
+        data = bytearray(out.getvalue())
+        # VP8L: after the 0x2f signature, 14 bits of width - 1 and 14 of height - 1.
+        rest = int.from_bytes(data[21:25], "little") & 0xF000_0000
+        data[21:25] = struct.pack("<I", 16383 | 16383 << 14 | rest)
+        return bytes(data)
+    Image.new("RGB", (64, 64)).save(out, format=kind.upper())
+    data = bytearray(out.getvalue())
+    if kind == "jpeg":
+        start = data.index(b"\xff\xc0")  # SOF0: marker, length, precision, height, width
+        data[start + 5 : start + 9] = struct.pack(">HH", 65000, 65000)
+    else:
+        data[6:10] = struct.pack("<HH", 65535, 65535)  # the GIF's logical screen
+    return bytes(data)
+
+
+def zip_bomb(size: int = 20 * 1024 * 1024) -> bytes:
+    """A zip archive of a few kilobytes holding ``size`` bytes of zeros."""
+    out = io.BytesIO()
+    with zipfile.ZipFile(out, "w", compression=zipfile.ZIP_DEFLATED, compresslevel=9) as archive:
+        archive.writestr("photos.png", bytes(size))
+    return out.getvalue()

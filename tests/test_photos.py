@@ -35,7 +35,7 @@ from tests.conftest import Cli, make_settings
 from tests.engine_helpers import KEY, message
 from tests.fakes.anthropic_api import FakeAnthropic, error, text, tool_use
 from tests.fakes.slack_api import FakeSlack
-from tests.file_helpers import bomb_png, jpeg, pdf
+from tests.file_helpers import bomb_png, jpeg, pdf, pixel_flood, zip_bomb
 from tests.harness import PLATFORMS, Bot, open_bot
 
 DAMAGED = "the table arrived damaged, can I return it?"
@@ -147,20 +147,13 @@ async def test_a_30_mb_image_is_refused_with_a_sentence(
     assert [b["type"] for b in blocks(fake_claude.requests[-1].body)] == ["text"]
 
 
-# -- the engine ---------------------------------------------------------------------------------
-
-
-def photo_message(text: str, *files: tuple[str, bytes]) -> IncomingMessage:
-    return replace(message(text), attachments=tuple(Attachment(n, data=d) for n, d in files))
-
-
 async def test_a_pdf_receipt_goes_to_claude_as_a_document(
-    runtime: Runtime, fake_claude: FakeAnthropic
+    bot: Bot, fake_claude: FakeAnthropic
 ) -> None:
     fake_claude.queue(text("I see the receipt for order 1042."))
     receipt = pdf(1)
 
-    reply = await runtime.engine.handle(photo_message("my receipt", ("receipt.pdf", receipt)))
+    reply = await bot.say("my receipt", files=(("receipt.pdf", receipt),))
 
     assert reply is not None and reply.text == "I see the receipt for order 1042."
     document, words = blocks(fake_claude.requests[-1].body)
@@ -177,15 +170,15 @@ async def test_a_pdf_receipt_goes_to_claude_as_a_document(
 
 
 async def test_eleven_images_send_ten_and_name_the_eleventh(
-    runtime: Runtime, fake_claude: FakeAnthropic
+    bot: Bot, fake_claude: FakeAnthropic
 ) -> None:
     fake_claude.queue(text("Thanks, I see them."))
-    photos = [(f"p{i}.jpg", jpeg(40, 30, color=f"#{i:02x}2040")) for i in range(11)]
+    photos = tuple((f"p{i}.jpg", jpeg(40, 30, color=f"#{i:02x}2040")) for i in range(11))
 
-    reply = await runtime.engine.handle(photo_message("all the damage", *photos))
+    reply = await bot.say("all the damage", files=photos)
 
-    assert reply is not None and reply.text.startswith("Thanks, I see them.")
-    assert "so I left out p10.jpg" in reply.text
+    assert reply is not None and reply.says("Thanks, I see them.")
+    assert reply.says("so I left out p10.jpg")
     sent = blocks(fake_claude.requests[-1].body)
     assert [b["type"] for b in sent] == ["image"] * 10 + ["text"]
 
@@ -194,19 +187,55 @@ async def test_eleven_images_send_ten_and_name_the_eleventh(
     ("name", "data", "said"),
     [
         ("notes.png", b"just some text, renamed", "I can't open notes.png"),
+        ("IMG_7.png", b"MZ\x90\x00" + bytes(200), "I can't open IMG_7.png"),
+        ("photos.zip", zip_bomb(), "I can't open .zip files"),
+        ("table.png", zip_bomb(), "I can't open table.png"),
+        ("drawing.png", b'<svg xmlns="http://www.w3.org/2000/svg"/>', "I can't open drawing.png"),
+        ("cut.jpg", TABLE[:500], "I couldn't open cut.jpg — it seems to be damaged"),
         ("bomb.png", bomb_png(), "bomb.png is too large for me to open"),
+        ("big.png", bomb_png(8000), "big.png is too large for me to open"),
+        ("flood.jpg", pixel_flood("jpeg"), "flood.jpg is too large for me to open"),
+        ("flood.gif", pixel_flood("gif"), "flood.gif is too large for me to open"),
+        ("flood.webp", pixel_flood("webp"), "flood.webp is too large for me to open"),
     ],
-    ids=["text-renamed-png", "decompression-bomb"],
+    ids=[
+        "text-renamed-png",
+        "executable-renamed-png",
+        "zip-bomb",
+        "zip-bomb-renamed-png",
+        "svg-renamed-png",
+        "truncated-jpeg",
+        "decompression-bomb",
+        "over-the-pixel-limit",
+        "pixel-flood-jpeg",
+        "pixel-flood-gif",
+        "pixel-flood-webp",
+    ],
 )
 async def test_hostile_files_are_refused_and_the_words_still_answered(
-    runtime: Runtime, fake_claude: FakeAnthropic, name: str, data: bytes, said: str
+    bot: Bot,
+    fake_claude: FakeAnthropic,
+    caplog: pytest.LogCaptureFixture,
+    name: str,
+    data: bytes,
+    said: str,
 ) -> None:
     fake_claude.queue(text(RETURNS))
+    caplog.set_level(logging.INFO, logger="supportbot.files")
 
-    reply = await runtime.engine.handle(photo_message(DAMAGED, (name, data)))
+    reply = await bot.say(DAMAGED, files=((name, data),))
 
-    assert reply is not None and reply.text.startswith(RETURNS) and said in reply.text
-    assert [b["type"] for b in blocks(fake_claude.requests[-1].body)] == ["text"]
+    assert reply is not None and reply.says(RETURNS) and reply.says(said)
+    sent = blocks(fake_claude.requests[-1].body)
+    assert [b["type"] for b in sent] == ["text"]
+    assert [r for r in caplog.records if r.getMessage().startswith("refused")], "and logged"
+
+
+# -- the engine ---------------------------------------------------------------------------------
+
+
+def photo_message(text: str, *files: tuple[str, bytes]) -> IncomingMessage:
+    return replace(message(text), attachments=tuple(Attachment(n, data=d) for n, d in files))
 
 
 async def test_the_photo_survives_a_restart(settings: Settings, fake_claude: FakeAnthropic) -> None:
