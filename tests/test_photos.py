@@ -120,6 +120,19 @@ async def test_the_team_sees_the_customers_photo_on_a_hand_off(
     assert names == ["damaged_table.jpg", "box.jpg"]
 
 
+async def test_the_team_sees_the_photo_and_pdf_of_a_support_thread_hand_off(
+    bot: Bot, fake_claude: FakeAnthropic
+) -> None:
+    fake_claude.queue(tool_use("escalate_to_human", {"reason": "Damaged delivery"}), text("Sum."))
+    receipt = pdf(1)
+
+    await bot.say(DAMAGED, files=(("damaged_table.jpg", TABLE), ("receipt.pdf", receipt)))
+
+    (photo_name, photo), (pdf_name, document) = await bot.staff_files()
+    assert (photo_name, Image.open(io.BytesIO(photo)).size) == ("damaged_table.jpg", (1200, 900))
+    assert (pdf_name, document) == ("receipt.pdf", receipt)
+
+
 async def test_a_file_staff_post_in_the_dm_relay_reaches_the_customer(
     bot: Bot, fake_claude: FakeAnthropic
 ) -> None:
