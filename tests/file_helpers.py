@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import io
 import os
 import struct
@@ -88,3 +89,37 @@ def zip_bomb(size: int = 20 * 1024 * 1024) -> bytes:
     with zipfile.ZipFile(out, "w", compression=zipfile.ZIP_DEFLATED, compresslevel=9) as archive:
         archive.writestr("photos.png", bytes(size))
     return out.getvalue()
+
+
+@functools.cache  # a second or so to make: once per test process
+def pdf_bomb(size: int = 80 * 1024 * 1024) -> bytes:
+    """A PDF of about 100 kB whose one page lives in a compressed object stream that inflates
+    to ``size`` bytes (pypdf stops inflating at 75 MB): a zip bomb in PDF clothing."""
+    objects = [
+        b"<< /Type /Catalog /Pages 2 0 R >>",
+        b"<< /Type /Pages /Kids [3 0 R] /Count 1 >>",
+        b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 595 842] >>",
+    ]
+    offsets, body = [], b""
+    for one in objects:
+        offsets.append(len(body))
+        body += one + b"\n"
+    index = b"".join(b"%d %d " % (number, at) for number, at in enumerate(offsets, start=1))
+    deflate = zlib.compressobj(9)
+    stream = deflate.compress(index + body) + deflate.compress(b" " * size) + deflate.flush()
+    out = bytearray(b"%PDF-1.7\n")
+    at_stream = len(out)
+    out += b"4 0 obj\n<< /Type /ObjStm /N 3 /First %d /Filter /FlateDecode /Length %d >>\n" % (
+        len(index),
+        len(stream),
+    )
+    out += b"stream\n" + stream + b"\nendstream\nendobj\n"
+    at_xref = len(out)
+    # A cross-reference stream (fields of 1, 4 and 2 bytes): objects 1-3 in the object stream.
+    rows = [struct.pack(">BIH", 0, 0, 65535)]
+    rows += [struct.pack(">BIH", 2, 4, i) for i in range(3)]
+    rows += [struct.pack(">BIH", 1, at_stream, 0), struct.pack(">BIH", 1, at_xref, 0)]
+    xref = b"".join(rows)
+    out += b"5 0 obj\n<< /Type /XRef /Size 6 /W [1 4 2] /Root 1 0 R /Length %d >>\n" % len(xref)
+    out += b"stream\n" + xref + b"\nendstream\nendobj\nstartxref\n%d\n%%%%EOF\n" % at_xref
+    return bytes(out)

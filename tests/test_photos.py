@@ -11,7 +11,7 @@ import asyncio
 import base64
 import io
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -35,7 +35,7 @@ from tests.conftest import Cli, make_settings
 from tests.engine_helpers import KEY, message
 from tests.fakes.anthropic_api import FakeAnthropic, error, text, tool_use
 from tests.fakes.slack_api import FakeSlack
-from tests.file_helpers import bomb_png, jpeg, pdf, pixel_flood, zip_bomb
+from tests.file_helpers import bomb_png, jpeg, pdf, pdf_bomb, pixel_flood, zip_bomb
 from tests.harness import PLATFORMS, Bot, open_bot
 
 DAMAGED = "the table arrived damaged, can I return it?"
@@ -196,43 +196,61 @@ async def test_eleven_images_send_ten_and_name_the_eleventh(
     assert [b["type"] for b in sent] == ["image"] * 10 + ["text"]
 
 
-@pytest.mark.parametrize(
-    ("name", "data", "said"),
-    [
-        ("notes.png", b"just some text, renamed", "I can't open notes.png"),
-        ("IMG_7.png", b"MZ\x90\x00" + bytes(200), "I can't open IMG_7.png"),
-        ("photos.zip", zip_bomb(), "I can't open .zip files"),
-        ("table.png", zip_bomb(), "I can't open table.png"),
-        ("drawing.png", b'<svg xmlns="http://www.w3.org/2000/svg"/>', "I can't open drawing.png"),
-        ("cut.jpg", TABLE[:500], "I couldn't open cut.jpg — it seems to be damaged"),
-        ("bomb.png", bomb_png(), "bomb.png is too large for me to open"),
-        ("big.png", bomb_png(8000), "big.png is too large for me to open"),
-        ("flood.jpg", pixel_flood("jpeg"), "flood.jpg is too large for me to open"),
-        ("flood.gif", pixel_flood("gif"), "flood.gif is too large for me to open"),
-        ("flood.webp", pixel_flood("webp"), "flood.webp is too large for me to open"),
-    ],
-    ids=[
-        "text-renamed-png",
-        "executable-renamed-png",
-        "zip-bomb",
-        "zip-bomb-renamed-png",
-        "svg-renamed-png",
-        "truncated-jpeg",
-        "decompression-bomb",
-        "over-the-pixel-limit",
-        "pixel-flood-jpeg",
-        "pixel-flood-gif",
-        "pixel-flood-webp",
-    ],
-)
+HOSTILE: dict[str, tuple[str, Callable[[], bytes], str]] = {
+    # id: (file name, how to make the file: only the selected ones are made, what is said)
+    "text-renamed-png": ("notes.png", lambda: b"some text, renamed", "I can't open notes.png"),
+    "executable-renamed-png": (
+        "IMG_7.png",
+        lambda: b"MZ\x90\x00" + bytes(200),
+        "I can't open IMG_7.png",
+    ),
+    "zip-bomb": ("photos.zip", zip_bomb, "I can't open .zip files"),
+    "zip-bomb-renamed-png": ("table.png", zip_bomb, "I can't open table.png"),
+    "svg-renamed-png": (
+        "drawing.png",
+        lambda: b"<svg xmlns='http://www.w3.org/2000/svg'/>",
+        "I can't open drawing.png",
+    ),
+    "truncated-jpeg": (
+        "cut.jpg",
+        lambda: TABLE[:500],
+        "I couldn't open cut.jpg — it seems to be damaged",
+    ),
+    "pdf-zip-bomb": (
+        "receipt.pdf",
+        pdf_bomb,
+        "I couldn't open receipt.pdf — it seems to be damaged",
+    ),
+    "decompression-bomb": ("bomb.png", bomb_png, "bomb.png is too large for me to open"),
+    "over-the-pixel-limit": (
+        "big.png",
+        lambda: bomb_png(8000),
+        "big.png is too large for me to open",
+    ),
+    "pixel-flood-jpeg": (
+        "flood.jpg",
+        lambda: pixel_flood("jpeg"),
+        "flood.jpg is too large for me to open",
+    ),
+    "pixel-flood-gif": (
+        "flood.gif",
+        lambda: pixel_flood("gif"),
+        "flood.gif is too large for me to open",
+    ),
+    "pixel-flood-webp": (
+        "flood.webp",
+        lambda: pixel_flood("webp"),
+        "flood.webp is too large for me to open",
+    ),
+}
+
+
+@pytest.mark.parametrize("case", HOSTILE)
 async def test_hostile_files_are_refused_and_the_words_still_answered(
-    bot: Bot,
-    fake_claude: FakeAnthropic,
-    caplog: pytest.LogCaptureFixture,
-    name: str,
-    data: bytes,
-    said: str,
+    bot: Bot, fake_claude: FakeAnthropic, caplog: pytest.LogCaptureFixture, case: str
 ) -> None:
+    name, make, said = HOSTILE[case]
+    data = make()
     fake_claude.queue(text(RETURNS))
     caplog.set_level(logging.INFO, logger="supportbot.files")
 
