@@ -35,7 +35,7 @@ from tests.conftest import Cli, make_settings
 from tests.engine_helpers import KEY, message
 from tests.fakes.anthropic_api import FakeAnthropic, error, text, tool_use
 from tests.fakes.slack_api import FakeSlack
-from tests.file_helpers import bomb_png, jpeg, pdf, pdf_bomb, pixel_flood, zip_bomb
+from tests.file_helpers import bomb_png, jpeg, noisy_png, pdf, pdf_bomb, pixel_flood, zip_bomb
 from tests.harness import PLATFORMS, Bot, open_bot
 
 DAMAGED = "the table arrived damaged, can I return it?"
@@ -540,3 +540,26 @@ async def test_claude_is_told_which_files_were_refused_in_a_note_no_customer_can
         assert f"the customer reads: «{refusal}»" in note["source"]["data"]
     # The customer's own words are never a note, whatever they say.
     assert not [b for b in later["messages"][-1]["content"][:-1] if prompt.is_note(b)]
+
+
+async def test_the_file_limits_come_from_the_environment(
+    database_url: str, fake_claude: FakeAnthropic, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for name, value in {"FILES": "2", "IMAGE_MB": "0.5", "PDF_MB": "1", "PDF_PAGES": "2"}.items():
+        monkeypatch.setenv(f"SUPPORTBOT_MAX_{name}", value)
+    settings = make_settings(database_url, fake_claude.base_url)
+    fake_claude.queue(text(RETURNS))
+    photos = [(f"p{i}.jpg", jpeg(40, 30)) for i in range(3)]
+    big = [("big.png", noisy_png(600_000)), ("manual.pdf", pdf(3)), ("scan.pdf", pdf(padding=MB))]
+
+    async with open_runtime(settings) as runtime:
+        reply = await runtime.engine.handle(photo_message(DAMAGED, *big, *photos))
+
+    assert reply is not None and reply.text.startswith(RETURNS)
+    said = reply.text.removeprefix(RETURNS)
+    limits = "I can take photos of up to 0.5 MB and PDFs of up to 1 MB"
+    assert f"big.png is too large for me: {limits}" in said
+    assert f"scan.pdf is too large for me: {limits}" in said
+    assert "manual.pdf has 3 pages, more than the 2 I can read" in said
+    assert "I can look at up to 2 files in one message, so I left out p2.jpg" in said
+    assert [b["type"] for b in blocks(fake_claude.requests[-1].body)] == ["image", "image", "text"]
