@@ -563,3 +563,15 @@ async def test_the_file_limits_come_from_the_environment(
     assert "manual.pdf has 3 pages, more than the 2 I can read" in said
     assert "I can look at up to 2 files in one message, so I left out p2.jpg" in said
     assert [b["type"] for b in blocks(fake_claude.requests[-1].body)] == ["image", "image", "text"]
+
+
+async def test_with_claude_down_the_team_sees_the_photo_in_the_staff_thread(
+    bot: Bot, fake_claude: FakeAnthropic
+) -> None:
+    fake_claude.queue(*[error(500, "api_error", "down")] * 4)
+
+    reply = await bot.say(DAMAGED, files=(("damaged_table.jpg", TABLE),))
+
+    assert reply is not None and reply.says("I've saved your photo with this conversation")
+    [(name, data)] = await bot.staff_files()
+    assert (name, Image.open(io.BytesIO(data)).size) == ("damaged_table.jpg", (1200, 900))
