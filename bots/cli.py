@@ -6,6 +6,7 @@ import asyncio
 import sys
 from collections.abc import Coroutine, Iterable
 from enum import StrEnum
+from pathlib import Path, PurePosixPath
 from typing import Annotated, Any, NoReturn
 
 import typer
@@ -136,6 +137,33 @@ def escalations() -> None:
             )
 
     _start(show())
+
+
+@app.command()
+def files(
+    escalation: Annotated[int, typer.Argument(help="Escalation number, as in the staff notice.")],
+    to: Annotated[
+        Path | None, typer.Option("--to", help="Directory to save into (default: escalation-N).")
+    ] = None,
+) -> None:
+    """Save the customer's photos and PDFs of escalation N's conversation into a directory."""
+    settings = _settings(log_level="WARNING")
+    folder = to or Path(f"escalation-{escalation}")
+
+    async def save() -> None:
+        async with open_runtime(settings) as runtime:
+            kept = await runtime.desk.files(escalation)
+        if not kept:
+            typer.echo(f"No files kept for escalation {escalation}.")
+            return
+        folder.mkdir(parents=True, exist_ok=True)
+        for number, attachment in enumerate(kept, start=1):
+            # The name is the customer's: only its last part, behind a number (no clashes).
+            path = folder / f"{number}-{PurePosixPath(attachment.name).name}"
+            path.write_bytes(attachment.data or b"")
+            typer.echo(str(path))
+
+    _start(save())
 
 
 @app.command()

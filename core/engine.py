@@ -475,7 +475,7 @@ class Engine:
         """Claim the delivery and store the customer's turn (``None``: a duplicate)."""
         return await self._store.begin_turn(
             message,
-            _customer_turn(message, text, kind, checked.kept),
+            _customer_turn(message, text, kind, checked),
             now=now,
             idle_after=self._limits.idle_timeout if message.direct else None,
             restart=restart and kind == Kind.RESTART,
@@ -994,14 +994,16 @@ def _unanswered(history: list[Turn]) -> tuple[int, ...]:
     return tuple(reversed(trailing))
 
 
-def _customer_turn(
-    message: IncomingMessage, text: str, kind: Kind, kept: tuple[Kept, ...] = ()
-) -> Turn:
+def _customer_turn(message: IncomingMessage, text: str, kind: Kind, checked: Checked) -> Turn:
     """The customer's turn as stored; a "start over" is customer text unless it opens a fresh
     conversation (the store then keeps it as a ``restart`` turn).
 
     Accepted files come first, as references to the kept bytes (Anthropic advises images
-    before the text about them); a message of files alone says so in its text block."""
+    before the text about them); a message of files alone says so in its text block. Refused
+    files are said after the words, in a note only the support system writes
+    (``prompt.refused_files_note``), so Claude's answer agrees with the refusals the customer
+    reads after it, in this turn and later ones."""
+    kept = checked.kept
     if kind == Kind.RESTART:
         kind = Kind.CUSTOMER
     if kind == Kind.ATTACHMENT:
@@ -1009,7 +1011,8 @@ def _customer_turn(
     if kept and not fold(text).strip():
         text = f"(The customer sent {_what(kept)} without any text.)"
     said = {"type": "text", "text": text or message.text}
-    content = [k.block() for k in kept] + [said]
+    note = prompt.refused_files_note(checked.refusals)
+    content = [k.block() for k in kept] + [said] + ([note] if note is not None else [])
     return _turn("user", "", kind, message_id=message.message_id, content=content)
 
 

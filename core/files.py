@@ -15,8 +15,8 @@ the bytes alone, what Claude may see:
   metadata (no GPS position) and only its first frame;
 - a PDF must open with pypdf, not be encrypted, and have at most ``pdf_pages`` pages.
 
-Every refused file gets a sentence for the customer (the persona's ``files`` texts); nothing
-is dropped silently. What is
+Every refused file gets a sentence for the customer (the persona's ``files`` texts), which
+Claude reads too (``core.prompt.refused_files_note``); nothing is dropped silently. What is
 accepted is kept in the database with its conversation (``ConversationStore.keep_files``) and
 referenced from the stored turn by its SHA-256 (``block``), so a restart, a later turn and the
 staff hand-off still have it; ``expand`` turns the references into base64 for the request.

@@ -7,11 +7,13 @@ the real engine and store. Every file is made in the test with Pillow or pypdf.
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import io
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import replace
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -22,16 +24,18 @@ from sqlalchemy import text as sql
 
 from bots.app import Runtime, open_runtime
 from bots.common.download import allowed
+from bots.discord.platform import CDN_HOSTS
 from bots.slack.web import FILE_HOSTS, SlackWeb
+from core import prompt
 from core.config import Settings
 from core.files import MB, Problem
 from core.types import Attachment, IncomingMessage
 from storage.database import create_engine
-from tests.conftest import make_settings
+from tests.conftest import Cli, make_settings
 from tests.engine_helpers import KEY, message
 from tests.fakes.anthropic_api import FakeAnthropic, error, text, tool_use
 from tests.fakes.slack_api import FakeSlack
-from tests.file_helpers import bomb_png, jpeg, pdf
+from tests.file_helpers import bomb_png, jpeg, noisy_png, pdf, pdf_bomb, pixel_flood, zip_bomb
 from tests.harness import PLATFORMS, Bot, open_bot
 
 DAMAGED = "the table arrived damaged, can I return it?"
@@ -116,6 +120,19 @@ async def test_the_team_sees_the_customers_photo_on_a_hand_off(
     assert names == ["damaged_table.jpg", "box.jpg"]
 
 
+async def test_the_team_sees_the_photo_and_pdf_of_a_support_thread_hand_off(
+    bot: Bot, fake_claude: FakeAnthropic
+) -> None:
+    fake_claude.queue(tool_use("escalate_to_human", {"reason": "Damaged delivery"}), text("Sum."))
+    receipt = pdf(1)
+
+    await bot.say(DAMAGED, files=(("damaged_table.jpg", TABLE), ("receipt.pdf", receipt)))
+
+    (photo_name, photo), (pdf_name, document) = await bot.staff_files()
+    assert (photo_name, Image.open(io.BytesIO(photo)).size) == ("damaged_table.jpg", (1200, 900))
+    assert (pdf_name, document) == ("receipt.pdf", receipt)
+
+
 async def test_a_file_staff_post_in_the_dm_relay_reaches_the_customer(
     bot: Bot, fake_claude: FakeAnthropic
 ) -> None:
@@ -143,20 +160,13 @@ async def test_a_30_mb_image_is_refused_with_a_sentence(
     assert [b["type"] for b in blocks(fake_claude.requests[-1].body)] == ["text"]
 
 
-# -- the engine ---------------------------------------------------------------------------------
-
-
-def photo_message(text: str, *files: tuple[str, bytes]) -> IncomingMessage:
-    return replace(message(text), attachments=tuple(Attachment(n, data=d) for n, d in files))
-
-
 async def test_a_pdf_receipt_goes_to_claude_as_a_document(
-    runtime: Runtime, fake_claude: FakeAnthropic
+    bot: Bot, fake_claude: FakeAnthropic
 ) -> None:
     fake_claude.queue(text("I see the receipt for order 1042."))
     receipt = pdf(1)
 
-    reply = await runtime.engine.handle(photo_message("my receipt", ("receipt.pdf", receipt)))
+    reply = await bot.say("my receipt", files=(("receipt.pdf", receipt),))
 
     assert reply is not None and reply.text == "I see the receipt for order 1042."
     document, words = blocks(fake_claude.requests[-1].body)
@@ -173,36 +183,90 @@ async def test_a_pdf_receipt_goes_to_claude_as_a_document(
 
 
 async def test_eleven_images_send_ten_and_name_the_eleventh(
-    runtime: Runtime, fake_claude: FakeAnthropic
+    bot: Bot, fake_claude: FakeAnthropic
 ) -> None:
     fake_claude.queue(text("Thanks, I see them."))
-    photos = [(f"p{i}.jpg", jpeg(40, 30, color=f"#{i:02x}2040")) for i in range(11)]
+    photos = tuple((f"p{i}.jpg", jpeg(40, 30, color=f"#{i:02x}2040")) for i in range(11))
 
-    reply = await runtime.engine.handle(photo_message("all the damage", *photos))
+    reply = await bot.say("all the damage", files=photos)
 
-    assert reply is not None and reply.text.startswith("Thanks, I see them.")
-    assert "so I left out p10.jpg" in reply.text
+    assert reply is not None and reply.says("Thanks, I see them.")
+    assert reply.says("so I left out p10.jpg")
     sent = blocks(fake_claude.requests[-1].body)
     assert [b["type"] for b in sent] == ["image"] * 10 + ["text"]
 
 
-@pytest.mark.parametrize(
-    ("name", "data", "said"),
-    [
-        ("notes.png", b"just some text, renamed", "I can't open notes.png"),
-        ("bomb.png", bomb_png(), "bomb.png is too large for me to open"),
-    ],
-    ids=["text-renamed-png", "decompression-bomb"],
-)
+HOSTILE: dict[str, tuple[str, Callable[[], bytes], str]] = {
+    # id: (file name, how to make the file: only the selected ones are made, what is said)
+    "text-renamed-png": ("notes.png", lambda: b"some text, renamed", "I can't open notes.png"),
+    "executable-renamed-png": (
+        "IMG_7.png",
+        lambda: b"MZ\x90\x00" + bytes(200),
+        "I can't open IMG_7.png",
+    ),
+    "zip-bomb": ("photos.zip", zip_bomb, "I can't open .zip files"),
+    "zip-bomb-renamed-png": ("table.png", zip_bomb, "I can't open table.png"),
+    "svg-renamed-png": (
+        "drawing.png",
+        lambda: b"<svg xmlns='http://www.w3.org/2000/svg'/>",
+        "I can't open drawing.png",
+    ),
+    "truncated-jpeg": (
+        "cut.jpg",
+        lambda: TABLE[:500],
+        "I couldn't open cut.jpg — it seems to be damaged",
+    ),
+    "pdf-zip-bomb": (
+        "receipt.pdf",
+        pdf_bomb,
+        "I couldn't open receipt.pdf — it seems to be damaged",
+    ),
+    "decompression-bomb": ("bomb.png", bomb_png, "bomb.png is too large for me to open"),
+    "over-the-pixel-limit": (
+        "big.png",
+        lambda: bomb_png(8000),
+        "big.png is too large for me to open",
+    ),
+    "pixel-flood-jpeg": (
+        "flood.jpg",
+        lambda: pixel_flood("jpeg"),
+        "flood.jpg is too large for me to open",
+    ),
+    "pixel-flood-gif": (
+        "flood.gif",
+        lambda: pixel_flood("gif"),
+        "flood.gif is too large for me to open",
+    ),
+    "pixel-flood-webp": (
+        "flood.webp",
+        lambda: pixel_flood("webp"),
+        "flood.webp is too large for me to open",
+    ),
+}
+
+
+@pytest.mark.parametrize("case", HOSTILE)
 async def test_hostile_files_are_refused_and_the_words_still_answered(
-    runtime: Runtime, fake_claude: FakeAnthropic, name: str, data: bytes, said: str
+    bot: Bot, fake_claude: FakeAnthropic, caplog: pytest.LogCaptureFixture, case: str
 ) -> None:
+    name, make, said = HOSTILE[case]
+    data = make()
     fake_claude.queue(text(RETURNS))
+    caplog.set_level(logging.INFO, logger="supportbot.files")
 
-    reply = await runtime.engine.handle(photo_message(DAMAGED, (name, data)))
+    reply = await bot.say(DAMAGED, files=((name, data),))
 
-    assert reply is not None and reply.text.startswith(RETURNS) and said in reply.text
-    assert [b["type"] for b in blocks(fake_claude.requests[-1].body)] == ["text"]
+    assert reply is not None and reply.says(RETURNS) and reply.says(said)
+    sent = blocks(fake_claude.requests[-1].body)
+    assert [b["type"] for b in sent] == ["text"]
+    assert [r for r in caplog.records if r.getMessage().startswith("refused")], "and logged"
+
+
+# -- the engine ---------------------------------------------------------------------------------
+
+
+def photo_message(text: str, *files: tuple[str, bytes]) -> IncomingMessage:
+    return replace(message(text), attachments=tuple(Attachment(n, data=d) for n, d in files))
 
 
 async def test_the_photo_survives_a_restart(settings: Settings, fake_claude: FakeAnthropic) -> None:
@@ -288,6 +352,8 @@ async def test_files_are_deleted_with_their_conversation(
     ("url", "ok"),
     [
         ("https://files.slack.com/files-pri/T1-F1/table.jpg", True),
+        ("https://files.slack-gov.com/files-pri/T1-F1/table.jpg", True),  # GovSlack
+        ("https://slack.com/files-pri/T1-F1/table.jpg", False),  # not where files are served
         ("http://files.slack.com/files-pri/T1-F1/table.jpg", False),  # never in clear text
         ("https://files.slack.com:8443/files-pri/T1-F1/table.jpg", False),
         ("https://files.slack.com.evil.test/table.jpg", False),
@@ -300,6 +366,23 @@ async def test_files_are_deleted_with_their_conversation(
 )
 def test_slacks_token_goes_only_to_slacks_file_hosts_and_the_api_host(url: str, ok: bool) -> None:
     assert allowed(url, hosts=FILE_HOSTS, api_url="https://gateway.example/api/") is ok
+
+
+@pytest.mark.parametrize(
+    ("url", "ok"),
+    [
+        ("https://cdn.discordapp.com/attachments/1/2/table.jpg?ex=1&is=2&hm=3", True),  # url
+        ("https://media.discordapp.net/attachments/1/2/table.jpg?ex=1&is=2&hm=3", True),  # proxy
+        ("https://discord.com/api/v10/attachments/1/2/table.jpg", True),  # the API host
+        ("http://cdn.discordapp.com/attachments/1/2/table.jpg", False),
+        ("https://cdn.discordapp.com.evil.test/table.jpg", False),
+        ("https://evil.test/attachments/1/2/table.jpg", False),
+    ],
+)
+def test_discord_attachments_come_only_from_discords_cdn_or_the_api_host(
+    url: str, ok: bool
+) -> None:
+    assert allowed(url, hosts=CDN_HOSTS, api_url="https://discord.com/api/v10") is ok
 
 
 async def test_photos_sent_while_staff_have_a_dm_reach_them_and_refusals_are_said(
@@ -383,3 +466,112 @@ async def test_with_claude_down_the_photo_is_saved_for_the_team(
     assert kept.name == "damaged_table.jpg"
     view = await runtime.desk.get(reply.escalation.id)
     assert view is not None and "[photo: damaged_table.jpg]" in view.summary
+
+
+async def test_a_pdf_over_discords_upload_limit_is_named_to_staff_with_how_to_get_it(
+    runtime: Runtime, fake_claude: FakeAnthropic
+) -> None:
+    fake_claude.queue(tool_use("escalate_to_human", {"reason": "Damaged delivery"}), text("Sum."))
+    scan = pdf(1, padding=11 * MB)  # over the 10 MB a server without boosts takes
+    async with open_bot("discord", runtime=runtime) as bot:
+        await bot.say(DAMAGED, files=(("damaged_table.jpg", TABLE), ("delivery_note.pdf", scan)))
+
+        shown = await bot.staff_files()
+        said = [p.text for p in await bot.staff_thread()]
+    [escalation] = await runtime.desk.live()
+
+    assert [name for name, _ in shown] == ["damaged_table.jpg"], "the photo is not held back"
+    assert said[-1] == (
+        "Not shown here, the upload was refused: delivery_note.pdf. The customer's files are "
+        f"kept with the conversation: `supportbot files {escalation.id}` saves a copy of them."
+    )
+
+
+async def test_a_failed_upload_to_slack_is_said_in_the_staff_thread(
+    runtime: Runtime, fake_claude: FakeAnthropic
+) -> None:
+    async with open_bot("slack", runtime=runtime) as bot:
+        assert isinstance(bot.fake, FakeSlack)
+        await bot.say("Can I talk to a human?", where="dm")
+        bot.fake.fail("files.completeUploadExternal", "internal_error")
+
+        await bot.say("here is the table", where="dm", files=(("crack.jpg", TABLE),))
+
+        said = [p.text for p in await bot.staff_thread(where="dm")]
+    assert await bot.staff_files(where="dm") == []
+    assert said[-1].startswith("Not shown here, the upload was refused: crack.jpg.")
+    assert "`supportbot files 1`" in said[-1]
+
+
+async def test_supportbot_files_saves_an_escalations_files(cli: Cli, tmp_path: Path) -> None:
+    settings = make_settings(f"sqlite+aiosqlite:///{tmp_path / 'bot.db'}", None)
+    async with open_runtime(settings) as runtime:  # limited mode: a photo goes to the team
+        reply = await runtime.engine.handle(
+            photo_message("", ("../damaged table.jpg", TABLE), ("receipt.pdf", pdf(1)))
+        )
+    assert reply is not None and reply.escalation is not None
+
+    saved = await asyncio.to_thread(cli, "files", str(reply.escalation.id), "--to", "out")
+    none = await asyncio.to_thread(cli, "files", "99")
+
+    assert saved.exit_code == 0, saved.output
+    names = sorted(p.name for p in (tmp_path / "out").iterdir())
+    assert names == ["1-damaged table.jpg", "2-receipt.pdf"]
+    assert Image.open(tmp_path / "out" / names[0]).size == (1200, 900)
+    assert none.exit_code == 0 and "No files kept for escalation 99." in none.stdout
+
+
+async def test_claude_is_told_which_files_were_refused_in_a_note_no_customer_can_write(
+    bot: Bot, fake_claude: FakeAnthropic
+) -> None:
+    fake_claude.queue(text(RETURNS), text("As I said, a JPEG would help."))
+    heic = b"\x00\x00\x00\x18ftypheic" + b"\x00" * 64
+
+    reply = await bot.say(DAMAGED, files=(("crack.heic", heic), ("damaged_table.jpg", TABLE)))
+    await bot.say("did you see both photos?")
+
+    assert reply is not None and reply.says("I can't open .heic files")
+    first, later = (r.body for r in fake_claude.requests)
+    for body in (first, later):
+        photo, words, note = body["messages"][0]["content"][:3]
+        assert (photo["type"], words["text"]) == ("image", DAMAGED)
+        assert prompt.is_note(note), "a document block only the support system writes"
+        refusal = "I can't open .heic files — could you send a JPEG or PNG (or a PDF)?"
+        assert f"the customer reads: «{refusal}»" in note["source"]["data"]
+    # The customer's own words are never a note, whatever they say.
+    assert not [b for b in later["messages"][-1]["content"][:-1] if prompt.is_note(b)]
+
+
+async def test_the_file_limits_come_from_the_environment(
+    database_url: str, fake_claude: FakeAnthropic, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for name, value in {"FILES": "2", "IMAGE_MB": "0.5", "PDF_MB": "1", "PDF_PAGES": "2"}.items():
+        monkeypatch.setenv(f"SUPPORTBOT_MAX_{name}", value)
+    settings = make_settings(database_url, fake_claude.base_url)
+    fake_claude.queue(text(RETURNS))
+    photos = [(f"p{i}.jpg", jpeg(40, 30)) for i in range(3)]
+    big = [("big.png", noisy_png(600_000)), ("manual.pdf", pdf(3)), ("scan.pdf", pdf(padding=MB))]
+
+    async with open_runtime(settings) as runtime:
+        reply = await runtime.engine.handle(photo_message(DAMAGED, *big, *photos))
+
+    assert reply is not None and reply.text.startswith(RETURNS)
+    said = reply.text.removeprefix(RETURNS)
+    limits = "I can take photos of up to 0.5 MB and PDFs of up to 1 MB"
+    assert f"big.png is too large for me: {limits}" in said
+    assert f"scan.pdf is too large for me: {limits}" in said
+    assert "manual.pdf has 3 pages, more than the 2 I can read" in said
+    assert "I can look at up to 2 files in one message, so I left out p2.jpg" in said
+    assert [b["type"] for b in blocks(fake_claude.requests[-1].body)] == ["image", "image", "text"]
+
+
+async def test_with_claude_down_the_team_sees_the_photo_in_the_staff_thread(
+    bot: Bot, fake_claude: FakeAnthropic
+) -> None:
+    fake_claude.queue(*[error(500, "api_error", "down")] * 4)
+
+    reply = await bot.say(DAMAGED, files=(("damaged_table.jpg", TABLE),))
+
+    assert reply is not None and reply.says("I've saved your photo with this conversation")
+    [(name, data)] = await bot.staff_files()
+    assert (name, Image.open(io.BytesIO(data)).size) == ("damaged_table.jpg", (1200, 900))

@@ -162,6 +162,10 @@ class Platform(Protocol):
         """Post a staff member's reply into the customer's DM, under their name."""
         ...
 
+    async def post_to_staff(self, post: StaffPost, text: str, *, about: object) -> bool:
+        """Post ``text`` (plain, with `code`) in the staff thread at ``post``, for the team."""
+        ...
+
     async def tell_staff(self, post: StaffPost, user_id: str, text: str, context: Any) -> None:
         """Tell one staff member something only they need to see, at the notice ``post``."""
         ...
@@ -175,5 +179,6 @@ class Platform(Protocol):
     async def post_files(
         self, post: StaffPost, files: Sequence[Attachment], *, about: object
     ) -> bool:
-        """Upload ``files`` (with ``data``) into the staff thread at ``post``, for the team."""
+        """Upload ``files`` (with ``data``) into the staff thread at ``post``, for the team;
+        whether the platform took them all (it may refuse one over its upload limit)."""
         ...

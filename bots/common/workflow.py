@@ -18,15 +18,16 @@ rules are the same everywhere:
   staff replies there come back, with "closed" and "not delivered" said to the staff member;
 - files are fetched once, here, before the engine sees the message (the platform knows its own
   file hosts and credentials); the customer's accepted photos are shown in the staff thread
-  (all of the conversation's under a new notice, each turn's with its relay), and files staff
-  post in a DM's staff thread reach the customer.
+  (all of the conversation's under a new notice, each turn's with its relay; one the platform
+  refuses is named there, with how to get it), and files staff post in a DM's staff thread
+  reach the customer.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable, Coroutine, Sequence
 from contextlib import AsyncExitStack
 from dataclasses import replace
 from datetime import datetime, timedelta
@@ -40,7 +41,14 @@ from core.desk import Desk
 from core.escalation import Action, State
 from core.files import Problem
 from core.ports import Unanswered
-from core.types import Attachment, ConversationPort, Escalation, EscalationView, Reply
+from core.types import (
+    Attachment,
+    ConversationPort,
+    Escalation,
+    EscalationView,
+    Reply,
+    StaffPost,
+)
 
 log = logging.getLogger(__name__)
 
@@ -49,6 +57,10 @@ UNKNOWN_ESCALATION = "That escalation no longer exists."
 CLOSED = "This escalation is closed, so your reply was not sent to the customer."
 NO_TEXT = "Only text and files are passed on to the customer; write your answer as a message."
 NOT_FETCHED = "These files could not be downloaded, so the customer did not get them: {names}"
+NOT_SHOWN = (
+    "Not shown here, the upload was refused: {names}. The customer's files are kept with the "
+    "conversation: `supportbot files {escalation}` saves a copy of them."
+)
 NOT_DELIVERED = (
     "Not delivered: the bot could not post in the customer's DM (they may have closed their "
     "DMs or left)."
@@ -229,7 +241,7 @@ class Workflow:
         if reply.relay is not None:
             await self._platform.relay_to_staff(reply.relay, inbound.message)
             if reply.files:
-                await self._platform.post_files(reply.relay, reply.files, about=reply.relay)
+                await self._show_files(reply.relay, reply.files, about=reply.relay)
         if escalation is not None:
             await self._notice(escalation, thread_pinged=ping and delivered)
         if reply.catch_up is not None:
@@ -274,8 +286,31 @@ class Workflow:
             await self._desk.attach(view.id, post)
             files = await self._desk.files(view.id)
             if files:
-                await self._platform.post_files(post, files, about=f"escalation {view.id}")
+                await self._show_files(post, files, about=f"escalation {view.id}")
         return post is not None
+
+    async def _show_files(
+        self, post: StaffPost, files: Sequence[Attachment], *, about: object
+    ) -> None:
+        """Upload the customer's ``files`` into the staff thread at ``post``. When the platform
+        refuses (a PDF over Discord's upload limit, an API error), each file is tried alone, so
+        one refused file does not hide the others, and the team is told in the thread which
+        ones it cannot see there and how to get them: never a file silently missing."""
+        platform = self._platform
+        if await platform.post_files(post, files, about=about):
+            return
+        missing = [
+            f
+            for f in files
+            if len(files) == 1 or not await platform.post_files(post, (f,), about=about)
+        ]
+        if not missing:
+            return
+        view = await self._desk.at(post)
+        escalation = view.id if view is not None else "ID"
+        names = ", ".join(f.name for f in missing)
+        note = NOT_SHOWN.format(names=names, escalation=escalation)
+        await platform.post_to_staff(post, note, about=about)
 
     async def _fetched(self, attachments: tuple[Attachment, ...]) -> tuple[Attachment, ...]:
         """``attachments`` with their bytes, as far as the platform could fetch them; those

@@ -43,7 +43,8 @@ log = logging.getLogger(__name__)
 
 THREAD_ALREADY_CREATED = 160004  # Discord error code: a thread already exists for this message
 CDN_HOSTS = frozenset({"cdn.discordapp.com", "media.discordapp.net"})
-"""Where Discord serves attachments; files are fetched from these and the API's own host."""
+"""Where Discord serves attachments (an attachment's ``url`` is on the CDN, its ``proxy_url`` on
+the media proxy); files are fetched from these and the API's own host, never with the token."""
 
 
 class DiscordPlatform:
@@ -210,6 +211,9 @@ class DiscordPlatform:
         self, post: StaffPost, files: Sequence[Attachment], *, about: object
     ) -> bool:
         return await send.post_files(self._staff.thread(post), files, context=about)
+
+    async def post_to_staff(self, post: StaffPost, text: str, *, about: object) -> bool:
+        return await send.post(self._staff.thread(post), Outgoing(text), context=about)
 
     async def tell_user(self, decided: Decided, text: str) -> None:
         # The press was deferred: a follow-up only the presser sees.

@@ -196,6 +196,11 @@ class SlackPlatform:
     ) -> bool:
         return await self._web.upload(post.channel_id, files, thread=post.message_id, about=about)
 
+    async def post_to_staff(self, post: StaffPost, text: str, *, about: object) -> bool:
+        message = SlackMessage(escape(text))
+        ts = await self._web.post(post.channel_id, message, thread=post.message_id, about=about)
+        return ts is not None
+
     async def tell_staff(self, post: StaffPost, user_id: str, text: str, context: Any) -> None:
         await self._web.whisper(post.channel_id, user_id, text, thread=context, about=post)
 

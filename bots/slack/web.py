@@ -21,8 +21,10 @@ from core.types import Attachment, StaffPost
 log = logging.getLogger(__name__)
 
 FILE_HOSTS = frozenset({"files.slack.com", "files.slack-gov.com"})
-"""Where Slack serves ``url_private``; the bot token is sent there and to ``SLACK_API_URL``'s
-host, nowhere else."""
+"""Where Slack serves ``url_private`` (``files.slack-gov.com`` for GovSlack, whose API is
+``slack-gov.com/api``: what slack-go's token guard and other clients allow; slack_sdk itself
+names only ``files.slack.com``); the bot token is sent there and to ``SLACK_API_URL``'s host,
+nowhere else."""
 
 
 class SlackWeb:

@@ -41,6 +41,8 @@ TIMESTAMP = "2026-01-05T10:00:00.000000+00:00"
 MESSAGE_CONTENT_INTENT = 1 << 15
 PRIVILEGED_INTENTS = (1 << 1) | (1 << 8) | MESSAGE_CONTENT_INTENT
 EPHEMERAL = 1 << 6
+UPLOAD_LIMIT = 10 * 1024 * 1024
+"""Discord's upload limit on a server without boosts."""
 COMPONENT_INTERACTION, BUTTON = 3, 2
 
 _ids = itertools.count(1_300_000_000_000_000_000)
@@ -217,6 +219,8 @@ class FakeDiscord:
         self.typing: list[int] = []
         self.uploads: list[Upload] = []  # files the bot posted, with the channel they went to
         self.files: dict[str, bytes] = {}  # attachments served, by path
+        # A message with a file over this is refused (413, code 40005), as Discord does.
+        self.upload_limit = UPLOAD_LIMIT
         self.threads: list[dict[str, Any]] = []
         self.identifies: list[dict[str, Any]] = []
         self.resumes: list[dict[str, Any]] = []
@@ -237,7 +241,7 @@ class FakeDiscord:
     # -- lifecycle -------------------------------------------------------------------------
 
     async def __aenter__(self) -> FakeDiscord:
-        app = web.Application()
+        app = web.Application(client_max_size=4 * UPLOAD_LIMIT)
         app.router.add_get("/gw", self._gateway)
         app.router.add_get("/resume-gw", self._gateway)
         app.router.add_route("*", "/api/v10/{tail:.*}", self._rest)
@@ -592,7 +596,11 @@ class FakeDiscord:
     async def _rest(self, request: web.Request) -> web.Response:
         path = "/" + request.match_info["tail"]
         if request.content_type == "multipart/form-data":
-            body = await self._multipart(request, path)
+            body, uploads = await self._multipart(request, path)
+            if any(len(u.data) > self.upload_limit for u in uploads):
+                return _json({"message": "Request entity too large", "code": 40005}, status=413)
+            for upload in uploads:
+                await self._record(self.uploads, upload)
         else:
             body = await request.json() if request.can_read_body else None
         await self._record(self.requests, Request(request.method, path, body, dict(request.query)))
@@ -614,18 +622,19 @@ class FakeDiscord:
                 return await handler(body, *(int(g) if g.isdigit() else g for g in match.groups()))
         return _json({"message": "404: Not Found", "code": 0}, status=404)
 
-    async def _multipart(self, request: web.Request, path: str) -> dict[str, Any]:
+    async def _multipart(
+        self, request: web.Request, path: str
+    ) -> tuple[dict[str, Any], list[Upload]]:
         """A message with files, as discord.py sends it: ``payload_json`` and ``files[n]``."""
         form = await request.post()
         body = json.loads(str(form["payload_json"]))
         channel = re.match(r"/channels/(\d+)/", path)
-        for name, value in form.items():
-            if name.startswith("files[") and isinstance(value, web.FileField):
-                upload = Upload(
-                    int(channel[1]) if channel else 0, value.filename, value.file.read()
-                )
-                await self._record(self.uploads, upload)
-        return body
+        uploads = [
+            Upload(int(channel[1]) if channel else 0, value.filename, value.file.read())
+            for name, value in form.items()
+            if name.startswith("files[") and isinstance(value, web.FileField)
+        ]
+        return body, uploads
 
     def _routes(self) -> list[tuple[str, str, Callable[..., Any]]]:
         return [

@@ -111,7 +111,7 @@ class FakeSlack:
     # -- lifecycle ---------------------------------------------------------------------------
 
     async def start(self) -> FakeSlack:
-        app = web.Application()
+        app = web.Application(client_max_size=64 * 1024 * 1024)
         app.router.add_route("*", "/api/{method}", self._api)
         app.router.add_get("/socket", self._socket_endpoint)
         app.router.add_get("/files-pri/{path:.*}", self._serve_file)
