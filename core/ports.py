@@ -159,7 +159,8 @@ class ConversationStore(Protocol):
         ...
 
     async def reping_at(self, escalation_id: int, at: datetime) -> None:
-        """Schedule the escalation's re-ping again (its post failed), if it is still open."""
+        """Schedule the escalation's re-ping at ``at`` (its post failed), if it is still open
+        and none is due sooner."""
         ...
 
     async def live_escalations(self) -> list[EscalationView]:

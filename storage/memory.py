@@ -272,7 +272,9 @@ class MemoryStore:
 
     async def reping_at(self, escalation_id: int, at: datetime) -> None:
         escalation = self._escalations.get(escalation_id)
-        if escalation is not None and escalation.state == State.OPEN:
+        if escalation is None or escalation.state != State.OPEN:
+            return
+        if escalation.reping_at is None or escalation.reping_at > at:
             escalation.reping_at = at
 
     async def live_escalations(self) -> list[EscalationView]:

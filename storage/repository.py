@@ -34,6 +34,7 @@ from sqlalchemy import (
     insert,
     literal,
     literal_column,
+    or_,
     select,
     update,
 )
@@ -436,7 +437,11 @@ class SqlStore:
         async with self._sessions.begin() as session:
             await session.execute(
                 update(EscalationRow)
-                .where(EscalationRow.id == escalation_id, EscalationRow.state == State.OPEN.value)
+                .where(
+                    EscalationRow.id == escalation_id,
+                    EscalationRow.state == State.OPEN.value,
+                    or_(EscalationRow.reping_at.is_(None), EscalationRow.reping_at > at),
+                )
                 .values(reping_at=at)
             )
 
