@@ -6,6 +6,7 @@ Adapters check that the person acting belongs to the support group or role befor
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta
@@ -151,5 +152,7 @@ async def watch_repings(
             try:
                 await notify(view)
             except Exception:
-                log.exception("re-ping of escalation %s failed", view.id)
+                log.exception("re-ping of escalation %s failed: trying again later", view.id)
+                with contextlib.suppress(Exception):
+                    await desk.reping_failed(view.id)
         await asyncio.sleep(every)

@@ -192,10 +192,8 @@ class Engine:
     async def handle(self, message: IncomingMessage) -> Reply | None:
         logs.conversation.set(str(message.key))
         started = time.perf_counter()
-        # Counted on arrival, not when the conversation's earlier turns are done with.
-        hold = self._over_the_rate(message)
         async with self._serial(str(message.key)):
-            reply, outcome = await self._handle(message, hold=hold)
+            reply, outcome = await self._handle(message)
         took = time.perf_counter() - started
         TURNS.labels(outcome).inc()
         TURN_SECONDS.observe(took)
@@ -213,7 +211,9 @@ class Engine:
         """
         key = unanswered.key
         logs.conversation.set(str(key))
-        async with self._serial(str(key)):
+        async with self._serial(str(key), wait=False) as free:
+            if not free:
+                return None  # another replica is answering it: looked at again later
             conversation = await self._store.resume_turn(unanswered.conversation_id)
             if conversation is None or not conversation.window:
                 return None
@@ -241,7 +241,8 @@ class Engine:
         )
         if late_after is not None and now - unanswered.at > late_after and reply.text:
             reply = replace(reply, text=f"{self._persona.late_apology}\n\n{reply.text}")
-        return _relayed(turn, reply)
+        # Not relayed to a DM's staff thread: the message was when it came in.
+        return reply
 
     async def decide(
         self,
@@ -335,28 +336,32 @@ class Engine:
         )
 
     @asynccontextmanager
-    async def _serial(self, key: str) -> AsyncIterator[None]:
-        """One turn at a time at ``key``: in this process, and across replicas with ``locks``."""
+    async def _serial(self, key: str, *, wait: bool = True) -> AsyncIterator[bool]:
+        """One turn at a time at ``key``: in this process, and across replicas with ``locks``.
+
+        Yields whether the turn may go on: always with ``wait``; without it (a recovery) only
+        when no other replica holds the conversation, which then is still answering it.
+        """
         # asyncio.Lock wakes waiters first come, first served: arrival order within a key.
         lock = self._locks.setdefault(key, asyncio.Lock())
         self._waiting[key] = self._waiting.get(key, 0) + 1
         try:
-            async with lock, self._held_across(key):
-                yield
+            async with lock, self._held_across(key, wait=wait) as held:
+                yield held
         finally:
             self._waiting[key] -= 1
             if not self._waiting[key]:
                 del self._waiting[key], self._locks[key]
 
-    def _held_across(self, key: str) -> AbstractAsyncContextManager[None]:
-        return self._turn_locks.hold(key) if self._turn_locks is not None else nullcontext()
+    def _held_across(self, key: str, *, wait: bool) -> AbstractAsyncContextManager[bool]:
+        if self._turn_locks is None:
+            return nullcontext(True)
+        return self._turn_locks.hold(key) if wait else self._turn_locks.try_hold(key)
 
     async def _handle(
         self,
         message: IncomingMessage,
         pending: tuple[Turn, ...] = (),
-        *,
-        hold: Hold | None = None,
     ) -> tuple[Reply | None, str]:
         """The reply and the turn's outcome (a ``core.metrics.TURNS`` label). ``pending``:
         turns to store after the customer's (a decided proposal's outcome)."""
@@ -381,7 +386,9 @@ class Engine:
         if people_have_it(human_active=conversation.human_active, state=state):
             await self._keep_quietly(turn)
             return self._quiet(turn, checked), "quiet"
-        if hold is not None and kind == Kind.CUSTOMER:
+        # Counted as the message's turn begins, duplicates and people's conversations aside.
+        hold = self._over_the_rate(message) if kind == Kind.CUSTOMER and not pending else None
+        if hold is not None:
             await self._keep_quietly(turn)
             return _relayed(turn, self._held_back(turn, hold)), "flooded"
         try:

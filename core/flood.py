@@ -1,7 +1,7 @@
 """Per-customer flood control: a token bucket per customer and platform.
 
-A customer may send ``burst`` messages at once and ``per_minute`` a minute after that. A
-message over the rate is not dropped: the engine stores it and answers it with the ones after
+A customer may send ``burst`` messages at once and ``per_minute`` a minute after that,
+counted as each message's turn begins. A message over the rate is not dropped: the engine stores it and answers it with the ones after
 it in one turn, once the rate allows (``Hold.wait`` seconds later). The first message over the
 rate in a row gets one notice; the rest of the flood gets none.
 

@@ -176,8 +176,9 @@ class ConversationStore(Protocol):
         self, *, platforms: set[str], since: datetime, before: datetime
     ) -> list[Unanswered]:
         """Open conversations on ``platforms`` whose last stored turn is a customer turn from
-        between ``since`` and ``before`` that nobody answered, oldest first; conversations a
-        person has (``core.escalation.people_have_it``) are left out."""
+        between ``since`` and ``before`` that nobody answered, oldest first. Left out: those a
+        person has (``core.escalation.people_have_it``) and those whose escalation changed
+        since that message (a person had them, and the bot kept quiet on purpose)."""
         ...
 
     async def resume_turn(self, conversation_id: int) -> Conversation | None:
@@ -217,8 +218,13 @@ class ConversationStore(Protocol):
 class TurnLocks(Protocol):
     """One turn at a time per conversation across processes (the replicas of one database)."""
 
-    def hold(self, key: str) -> AbstractAsyncContextManager[None]:
-        """Wait for, then hold, conversation ``key``'s lock until the block ends."""
+    def hold(self, key: str) -> AbstractAsyncContextManager[bool]:
+        """Wait for, then hold, conversation ``key``'s lock until the block ends (yields
+        ``True``; a lock that cannot be had is logged and the block runs all the same)."""
+        ...
+
+    def try_hold(self, key: str) -> AbstractAsyncContextManager[bool]:
+        """Hold conversation ``key``'s lock if it is free now: yields whether it was."""
         ...
 
 

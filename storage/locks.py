@@ -18,12 +18,13 @@ import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from sqlalchemy import text
+from sqlalchemy import TextClause, text
 from sqlalchemy.ext.asyncio import AsyncConnection, create_async_engine
 
 log = logging.getLogger(__name__)
 
 _LOCK = text("SELECT pg_advisory_lock(hashtextextended(:key, 0))")
+_TRY_LOCK = text("SELECT pg_try_advisory_lock(hashtextextended(:key, 0))")
 _UNLOCK = text("SELECT pg_advisory_unlock(hashtextextended(:key, 0))")
 
 
@@ -34,7 +35,7 @@ class AdvisoryLocks:
     and pinged within ``connect_timeout`` + ``command_timeout`` seconds; the lock is not
     granted within ``wait`` seconds) the turn goes on without it and is logged: it meets the
     same outage when it stores the message, and takes the engine's fallback path, instead of
-    hanging.
+    hanging. ``try_hold`` (recoveries) never goes on without it.
     """
 
     def __init__(
@@ -47,6 +48,7 @@ class AdvisoryLocks:
         wait: float,
     ) -> None:
         self._checkout = connect_timeout + command_timeout
+        self._command_timeout = command_timeout
         self._wait = wait
         self._engine = create_async_engine(
             url,
@@ -54,56 +56,82 @@ class AdvisoryLocks:
             hide_parameters=True,
             pool_size=pool_size,
             max_overflow=3 * pool_size,
-            # A turn queues for a connection as it would for the lock itself.
-            pool_timeout=wait,
             connect_args={"timeout": connect_timeout},
         )
 
     @asynccontextmanager
-    async def hold(self, key: str) -> AsyncIterator[None]:
-        connection = await self._locked(key)
+    async def hold(self, key: str) -> AsyncIterator[bool]:
+        connection = await self._connected()
+        if connection is not None and not await self._ask(connection, _LOCK, key, self._wait):
+            connection = None
         try:
-            yield
+            yield True
         finally:
             if connection is not None:
-                await _unlock(connection, key)
+                await self._unlock(connection, key)
 
-    async def _locked(self, key: str) -> AsyncConnection | None:
-        """A connection holding ``key``'s lock, or ``None`` when it cannot be had."""
+    @asynccontextmanager
+    async def try_hold(self, key: str) -> AsyncIterator[bool]:
+        connection = await self._connected()
+        if connection is not None:
+            got = await self._ask(connection, _TRY_LOCK, key, self._command_timeout)
+            if not got:
+                connection = None
+        try:
+            yield connection is not None
+        finally:
+            if connection is not None:
+                await self._unlock(connection, key)
+
+    async def _connected(self) -> AsyncConnection | None:
         try:
             async with asyncio.timeout(self._checkout):
-                connection = await self._engine.connect()
+                return await self._engine.connect()
         except Exception as exc:
             log.warning("no turn lock (%s): going on without it", type(exc).__name__)
             return None
+
+    async def _ask(
+        self, connection: AsyncConnection, statement: TextClause, key: str, within: float
+    ) -> bool:
+        """Whether ``connection`` now holds ``key``'s lock; closed when it does not."""
         try:
-            async with asyncio.timeout(self._wait):
-                await connection.execute(_LOCK, {"key": key})
+            async with asyncio.timeout(within):
+                got = (await connection.execute(statement, {"key": key})).scalar()
                 await connection.commit()
         except BaseException as exc:
             # Cancelled or failed while asking: the lock may have been granted anyway, and
             # closing the session is the one sure way to let it go.
-            await connection.invalidate()
-            await connection.close()
+            await _close(connection)
             if not isinstance(exc, Exception):
                 raise
             log.warning("no turn lock (%s): going on without it", type(exc).__name__)
-            return None
-        return connection
+            return False
+        if got is False:
+            await connection.close()
+            return False
+        return True
+
+    async def _unlock(self, connection: AsyncConnection, key: str) -> None:
+        try:
+            async with asyncio.timeout(self._command_timeout):
+                await connection.execute(_UNLOCK, {"key": key})
+                await connection.commit()
+        except BaseException as exc:
+            # Closing the session releases the lock whatever went wrong.
+            await _close(connection)
+            if not isinstance(exc, Exception):
+                raise
+            log.warning(
+                "releasing a turn lock failed (%s): its session was closed", type(exc).__name__
+            )
+        else:
+            await connection.close()
 
     async def aclose(self) -> None:
         await self._engine.dispose()
 
 
-async def _unlock(connection: AsyncConnection, key: str) -> None:
-    try:
-        await connection.execute(_UNLOCK, {"key": key})
-        await connection.commit()
-    except BaseException as exc:
-        # Closing the session releases the lock whatever went wrong.
-        await connection.invalidate()
-        if not isinstance(exc, Exception):
-            raise
-        log.warning("releasing a turn lock failed (%s): its session was closed", type(exc).__name__)
-    finally:
-        await connection.close()
+async def _close(connection: AsyncConnection) -> None:
+    await connection.invalidate()
+    await connection.close()

@@ -126,7 +126,8 @@ class MemoryStore:
             and since <= c.updated_at < before
             and not c.human_active
             and not any(
-                e.conversation is c and e.state == State.CLAIMED for e in self._escalations.values()
+                e.conversation is c and (e.state == State.CLAIMED or e.updated_at >= c.updated_at)
+                for e in self._escalations.values()
             )
         ]
         return sorted(waiting, key=lambda u: u.at)

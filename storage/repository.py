@@ -478,7 +478,12 @@ class SqlStore:
             .group_by(_M.conversation_id)
             .subquery()
         )
-        claimed = exists().where(_E.conversation_id == _C.id, _E.state == State.CLAIMED.value)
+        # Claimed now, or changed (claimed, resolved, handed back) since the message came: a
+        # person has had it, and the bot kept quiet on purpose.
+        people = exists().where(
+            _E.conversation_id == _C.id,
+            or_(_E.state == State.CLAIMED.value, _E.updated_at >= _M.created_at),
+        )
         statement = (
             select(_C.id, _C.key, _C.customer_id, _M.platform_message_id, _M.created_at)
             .join(last, last.c.conversation_id == _C.id)
@@ -487,7 +492,7 @@ class SqlStore:
                 _M.kind == Kind.CUSTOMER.value,
                 _M.created_at >= since,
                 _M.created_at < before,
-                ~claimed,
+                ~people,
             )
             .order_by(_M.created_at)
         )

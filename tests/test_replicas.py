@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -13,11 +14,12 @@ from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy import make_url
 
 from bots.app import open_runtime
+from core.clock import utcnow
 from core.types import ConversationKey
 from storage.database import create_engine
 from storage.repository import SqlStore
 from tests.conftest import POSTGRES_URL, Databases, _postgres_url_for_this_worker, make_settings
-from tests.engine_helpers import message
+from tests.engine_helpers import KEY, message
 from tests.fakes.anthropic_api import FakeAnthropic, FakeResponse, held, text
 from tests.fakes.slack_api import FakeSlack, post_event
 from tests.process_helpers import SlackProcess
@@ -173,3 +175,29 @@ async def _history(url: str, name: str) -> list[str]:
     finally:
         await database.dispose()
     return [t.text for t in turns]
+
+
+async def test_a_recovery_leaves_alone_a_turn_another_replica_is_still_answering(
+    databases: Databases, fake_claude: FakeAnthropic
+) -> None:
+    assert POSTGRES_URL is not None
+    url = await databases.postgres(_postgres_url_for_this_worker(POSTGRES_URL))
+    release = asyncio.Event()
+    fake_claude.queue(held(text("It ships tomorrow."), release))
+    settings = make_settings(url, fake_claude.base_url)
+    async with open_runtime(settings) as one, open_runtime(settings) as two:
+        answering = asyncio.create_task(one.engine.handle(message("Where is order W1001?")))
+        await fake_claude.wait_for_requests(1)
+        now = utcnow()
+        [left] = await two.store.unanswered(
+            platforms={KEY.platform},
+            since=now - timedelta(hours=1),
+            before=now + timedelta(minutes=1),
+        )
+        recovered = await two.engine.recover(left, direct=False, late_after=None)
+        release.set()
+        answered = await answering
+
+    assert recovered is None, "the replica answering it holds the conversation"
+    assert answered is not None and answered.text == "It ships tomorrow."
+    assert len(fake_claude.requests) == 1

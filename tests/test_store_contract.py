@@ -520,14 +520,23 @@ async def test_a_customer_turn_nobody_answered_is_found_and_resumed_once(
     assert await store.unanswered(platforms={"test"}, since=window[0], before=window[1]) == []
 
 
-async def test_a_conversation_people_have_is_not_unanswered(store: ConversationStore) -> None:
+async def test_a_message_people_had_is_not_unanswered_after_they_resolve(
+    store: ConversationStore,
+) -> None:
     escalation_id = await escalate(store)
     await store.transition(
         escalation_id, expected=State.OPEN, to=State.CLAIMED, staff_id="U-staff", now=T0
     )
-    await begin(store, "m-1", text="Are you there?")
+    await begin(store, "m-1", text="Thanks, that's all!")
+    while_claimed = await store.unanswered(platforms={"test"}, since=T0 - HOUR, before=T0 + HOUR)
+    await store.transition(
+        escalation_id, expected=State.CLAIMED, to=State.RESOLVED, staff_id="U-staff", now=T0
+    )
 
-    assert await store.unanswered(platforms={"test"}, since=T0 - HOUR, before=T0 + HOUR) == []
+    assert while_claimed == []
+    assert await store.unanswered(platforms={"test"}, since=T0 - HOUR, before=T0 + HOUR) == [], (
+        "the person who had it answered that one"
+    )
 
 
 async def test_a_failed_reping_is_scheduled_again_while_the_escalation_is_open(

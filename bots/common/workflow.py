@@ -86,6 +86,7 @@ class Workflow:
         self._serial = Serial()
         self._tasks = Tasks()
         self._recovering: set[int] = set()
+        self._abandoned: set[int] = set()
 
     # Entry points for the platform's listeners: each returns at once.
 
@@ -109,7 +110,7 @@ class Workflow:
     def recover(self, unanswered: Unanswered, *, late_after: timedelta) -> None:
         """Answer a customer turn a dead process left unanswered, once per conversation at a
         time (the recovery watcher offers the same turn again until it is answered)."""
-        if unanswered.conversation_id in self._recovering:
+        if {unanswered.conversation_id} & (self._recovering | self._abandoned):
             return
         self._recovering.add(unanswered.conversation_id)
         what = f"{self._platform.name} recovery of {unanswered.message_id} in {unanswered.key}"
@@ -190,6 +191,8 @@ class Workflow:
     async def recovered_turn(self, unanswered: Unanswered, *, late_after: timedelta) -> None:
         inbound = await self._platform.recovered(unanswered)
         if inbound is None:
+            # Nowhere to answer (the channel is gone): not offered again by this process.
+            self._abandoned.add(unanswered.conversation_id)
             return
         await self._answer_after(inbound, unanswered, late_after=late_after)
 
@@ -197,6 +200,8 @@ class Workflow:
         self, inbound: Inbound, unanswered: Unanswered, *, late_after: timedelta | None
     ) -> None:
         async with AsyncExitStack() as working, self._serial(unanswered.key):
+            # From here on a newly held message is answered by a catch-up of its own.
+            self._recovering.discard(unanswered.conversation_id)
             await working.enter_async_context(self._platform.working(inbound))
             reply = await self._port.recover(
                 unanswered, direct=inbound.message.direct, late_after=late_after

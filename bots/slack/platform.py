@@ -105,6 +105,8 @@ class SlackPlatform:
         off (``working`` puts it back for the turn)."""
         key = unanswered.key
         channel, _, ts = unanswered.message_id.partition(":")
+        if channel != key.channel_id:
+            ts = ""  # a button press ("button:…", "proposal:…"): no reaction was put on it
         if ts:
             await self._web.unreact(channel, ts, PROGRESS_REACTION, about=key)
         message = IncomingMessage(
