@@ -1,9 +1,10 @@
 """Per-customer flood control: a token bucket per customer and platform.
 
 A customer may send ``burst`` messages at once and ``per_minute`` a minute after that,
-counted as each message's turn begins. A message over the rate is not dropped: the engine stores it and answers it with the ones after
-it in one turn, once the rate allows (``Hold.wait`` seconds later). The first message over the
-rate in a row gets one notice; the rest of the flood gets none.
+counted as each message's turn begins. A message over the rate is not dropped: the engine
+stores it and answers it with the ones after it in one turn, once the rate allows
+(``Hold.wait`` seconds later). The first message over the rate in a row gets one notice; the
+rest of the flood gets none.
 
 A bucket is a few numbers; it is forgotten once it is full again, so memory follows the
 customers writing now, not every customer ever seen. Each process keeps its own buckets
