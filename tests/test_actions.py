@@ -25,7 +25,7 @@ from core.actions import AuditEntry, ServerConfig
 from core.mcp_tools import McpTools
 from core.types import Decision
 from tests.action_helpers import MAYA, TODAY, Shop, serving_shop, shop_runtime, with_servers
-from tests.conftest import Cli, make_settings
+from tests.conftest import Cli, make_settings, spawn_supportbot
 from tests.engine_helpers import KEY, message, system_text
 from tests.fakes.anthropic_api import FakeAnthropic, RecordedRequest, text, tool_use
 from tests.fakes.mcp_servers import serve_http, trouble_server
@@ -338,27 +338,69 @@ async def test_a_wrong_or_missing_token_leaves_the_server_out(
 
 
 async def test_a_server_that_crashes_mid_call_is_restarted(
-    database_url: str, fake_claude: FakeAnthropic
+    database_url: str,
+    fake_claude: FakeAnthropic,
+    caplog: pytest.LogCaptureFixture,
+    capfd: pytest.CaptureFixture[str],
 ) -> None:
     command = ServerConfig(command=sys.executable, args=["-m", "tests.fakes.mcp_servers"], cwd=REPO)
     settings = with_servers(database_url, fake_claude, {"t": command})
     fake_claude.queue(tool_use("t__crash", {}), text("Sorry, that failed."))
-    async with open_runtime(settings) as runtime:
-        assert runtime.tools is not None
-        reply = await runtime.engine.handle(message("Crash it"))
-        [result] = results(fake_claude.requests[1])
-
-        port = runtime.tools.port
-        assert isinstance(port, McpTools)
-        async with asyncio.timeout(20):
-            await port.wait_until(lambda: port.connections("t") >= 2)
-        fake_claude.queue(tool_use("t__echo", {"text": "hi"}), text("Back."))
-        await runtime.engine.handle(message("Echo"))
+    with caplog.at_level(logging.INFO, logger="supportbot.tools.stderr"):
+        async with open_runtime(settings) as runtime:
+            reply, result = await crash_and_echo(runtime, fake_claude)
 
     assert reply is not None and reply.text == "Sorry, that failed."
     assert result["is_error"] is True and "unavailable" in result["content"]
     [echoed] = results(fake_claude.requests[3])
     assert echoed["content"] == "echo: hi"
+    # Its last words are a line of the bot's log (the token masked), not on the bot's stderr.
+    said = [r.getMessage() for r in caplog.records if r.name == "supportbot.tools.stderr"]
+    assert said == ["MCP server t: trouble: going down mid-call, ***"]
+    assert "going down" not in capfd.readouterr().err
+
+
+async def crash_and_echo(
+    runtime: Runtime, fake_claude: FakeAnthropic
+) -> tuple[Any, dict[str, Any]]:
+    """Claude calls ``t__crash`` (the server dies), then ``t__echo`` once it is back."""
+    assert runtime.tools is not None
+    reply = await runtime.engine.handle(message("Crash it"))
+    [result] = results(fake_claude.requests[1])
+    port = runtime.tools.port
+    assert isinstance(port, McpTools)
+    async with asyncio.timeout(20):
+        await port.wait_until(lambda: port.connections("t") >= 2)
+    fake_claude.queue(tool_use("t__echo", {"text": "hi"}), text("Back."))
+    await runtime.engine.handle(message("Echo"))
+    return reply, result
+
+
+async def test_a_crashing_stdio_server_prints_nothing_into_the_console_chat(
+    fake_claude: FakeAnthropic, tmp_path: Path
+) -> None:
+    config = tmp_path / "tools.toml"
+    config.write_text(
+        f"[servers.t]\ncommand = {json.dumps(sys.executable)}\n"
+        f'args = ["-m", "tests.fakes.mcp_servers"]\ncwd = {json.dumps(str(REPO))}\n',
+        encoding="utf-8",
+    )
+    fake_claude.queue(tool_use("t__crash", {}), text("Sorry, that failed."))
+
+    code, out, err = await spawn_supportbot(
+        tmp_path,
+        "chat",
+        stdin=b"crash it\nquit\n",
+        ANTHROPIC_API_KEY="sk-test",
+        ANTHROPIC_BASE_URL=fake_claude.base_url,
+        SUPPORTBOT_MCP_CONFIG=str(config),
+    )
+
+    assert code == 0, err
+    chat = out.decode()
+    assert "Aria> Sorry, that failed." in chat
+    assert "going down" not in chat and "going down" not in err.decode()
+    assert "tr0uble" not in chat + err.decode()
 
 
 async def test_the_demo_shop_over_stdio(
