@@ -554,6 +554,10 @@ async def test_staff_only_tools_are_never_offered_and_staff_approve_others(
     assert "shop__start_return" not in offered and "shop__cancel_order" in offered
     assert by_customer == Decision(note=engine_module.STAFF_DECIDES, closed=False)
     assert by_staff.reply is not None and shop.status("W1001") == "cancelled"
+    sent = json.dumps(fake_claude.requests[-1].messages)
+    assert json.dumps(engine_module.WAITING_FOR_STAFF) in sent
+    [note] = notes(fake_claude.requests[-1])
+    assert note.startswith("The support team approved it and Cancel an order ran.")
     assert [(e.outcome, e.actor) for e in log] == [("proposed", CUSTOMER), ("ok", "U-staff")]
 
 
@@ -572,3 +576,42 @@ async def test_claude_cannot_call_a_staff_only_tool_by_name(
     [result] = results(fake_claude.requests[1])
     assert result["is_error"] is True and result["content"] == engine_module.NO_SUCH_TOOL
     assert shop.status("W1001") == "pending"
+
+
+@pytest.mark.parametrize("confirm", [True, False])
+async def test_a_press_while_people_have_the_conversation_runs_and_tells_the_customer(
+    confirm: bool, runtime: Runtime, fake_claude: FakeAnthropic, shop: Shop
+) -> None:
+    proposal = await propose_cancel(runtime, fake_claude)
+    fake_claude.queue(text("Customer wants W1001 cancelled and asked for a person."))
+    handed = await runtime.engine.handle(message("I want to talk to a human"))
+    assert handed is not None and handed.escalation is not None
+    escalation = handed.escalation.id
+    assert escalation is not None
+    await runtime.desk.claim(escalation, staff_id="U-staff")
+    asked = len(fake_claude.requests)
+
+    decision = await decide(runtime, proposal, confirm=confirm)
+
+    assert len(fake_claude.requests) == asked, "people have it: Claude does not answer"
+    assert decision.reply is not None and decision.key == KEY
+    if confirm:
+        assert decision.reply.text == "Done: Cancel an order."
+        assert decision.outcome is not None
+        assert decision.outcome.startswith("confirmed Cancel an order: it ran. Result:")
+        assert shop.status("W1001") == "cancelled"
+    else:
+        assert decision.reply.text == "Cancel an order was not done, and nothing changed."
+        assert decision.outcome == "cancelled Cancel an order: nothing was run."
+        assert shop.status("W1001") == "pending"
+    stored = await runtime.store.history(KEY)
+    assert [t.kind for t in stored][-3:] == ["customer", "tool_result", "notice"]
+    assert stored[-1].text == decision.reply.text
+
+    # Handed back, Claude reads what came of it.
+    await runtime.desk.hand_back(escalation, staff_id="U-staff")
+    fake_claude.queue(text("Anything else?"))
+    await runtime.engine.handle(message("Thanks"))
+    sent = json.dumps(fake_claude.requests[-1].messages)
+    assert ("pressed Confirm and Cancel an order ran" in sent) is confirm
+    assert ("pressed Cancel: shop__cancel_order was not run" in sent) is not confirm
