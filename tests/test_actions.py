@@ -22,6 +22,7 @@ from bots import console
 from bots.app import Runtime, open_runtime
 from core import engine as engine_module
 from core.actions import AuditEntry, ServerConfig
+from core.clock import utcnow
 from core.mcp_tools import McpTools
 from core.types import Decision
 from tests.action_helpers import MAYA, TODAY, Shop, serving_shop, shop_runtime, with_servers
@@ -92,6 +93,7 @@ async def test_a_lookup_is_answered_in_one_turn(
         text("Order W1001 is being prepared."),
     )
 
+    before = utcnow()
     reply = await runtime.engine.handle(message("Where is order #W1001?"))
 
     assert reply is not None and reply.text == "Order W1001 is being prepared."
@@ -108,7 +110,8 @@ async def test_a_lookup_is_answered_in_one_turn(
         {"order_number": "W1001"},
         "ok",
     )
-    assert (entry.key, entry.customer_id) == (KEY, CUSTOMER)
+    assert (entry.key, entry.customer_id, entry.actor) == (KEY, CUSTOMER, CUSTOMER)
+    assert before <= entry.at <= utcnow()
 
 
 async def test_a_write_is_proposed_not_run(
@@ -138,6 +141,8 @@ async def test_confirm_runs_the_call_once_and_claude_goes_on(
         ("proposed", CUSTOMER),
         ("ok", CUSTOMER),
     ]
+    # The shop learnt who asked from the request's _meta.
+    assert shop.who_asked() == [(KEY.platform, CUSTOMER, "cancel_order", "ok")]
     # The same press again (a redelivery) runs nothing.
     again = await decide(runtime, proposal, confirm=True)
     assert again == Decision(note=engine_module.DECIDED[engine_module.ProposalState.CONFIRMED])
@@ -220,6 +225,10 @@ async def test_a_press_after_a_restart_still_works(
 
     assert decision.reply is not None and decision.reply.text == "All done."
     assert shop.status("W1001") == "cancelled"
+    # The restarted bot's window still holds the call and what Claude was told of it.
+    sent = json.dumps(fake_claude.requests[-1].messages)
+    assert '"name": "shop__cancel_order"' in sent
+    assert json.dumps(engine_module.WAITING) in sent
 
 
 async def test_an_unknown_proposal_is_answered_plainly(runtime: Runtime) -> None:
@@ -615,3 +624,20 @@ async def test_a_press_while_people_have_the_conversation_runs_and_tells_the_cus
     sent = json.dumps(fake_claude.requests[-1].messages)
     assert ("pressed Confirm and Cancel an order ran" in sent) is confirm
     assert ("pressed Cancel: shop__cancel_order was not run" in sent) is not confirm
+
+
+async def test_the_team_can_declare_a_tool_read_only(
+    database_url: str, fake_claude: FakeAnthropic, shop: Shop
+) -> None:
+    # The demo shop annotates cancel_order as a write; the team's config says otherwise.
+    config = ServerConfig(url=shop.url, read_only=["cancel_order"])
+    fake_claude.queue(
+        tool_use("shop__cancel_order", {"order_number": "W1001", "email": MAYA}),
+        text("W1001 is cancelled."),
+    )
+    async with open_runtime(with_servers(database_url, fake_claude, {"shop": config})) as runtime:
+        reply = await runtime.engine.handle(message("Cancel W1001, " + MAYA))
+        outcomes = [e.outcome for e in await audit(runtime)]
+
+    assert reply is not None and reply.proposal is None and reply.text == "W1001 is cancelled."
+    assert shop.status("W1001") == "cancelled" and outcomes == ["ok"]
