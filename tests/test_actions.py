@@ -641,3 +641,33 @@ async def test_the_team_can_declare_a_tool_read_only(
 
     assert reply is not None and reply.proposal is None and reply.text == "W1001 is cancelled."
     assert shop.status("W1001") == "cancelled" and outcomes == ["ok"]
+
+
+async def test_the_console_does_not_ask_for_a_yes_the_team_must_give(
+    cli: Cli, fake_claude: FakeAnthropic, tmp_path: Path
+) -> None:
+    config = tmp_path / "tools.toml"
+    config.write_text(
+        f"[servers.shop]\ncommand = {json.dumps(sys.executable)}\n"
+        f'args = ["-m", "bots.demo_shop", "--db", {json.dumps(str(tmp_path / "shop.db"))}]\n'
+        f'cwd = {json.dumps(str(REPO))}\nstaff_approval = ["cancel_order"]\n',
+        encoding="utf-8",
+    )
+    fake_claude.queue(
+        tool_use("shop__cancel_order", {"order_number": "W1001", "email": MAYA}),
+        text("Fine, I'll leave it with the team."),
+    )
+
+    result = await asyncio.to_thread(
+        cli,
+        "chat",
+        stdin=f"cancel W1001 please, {MAYA}\nyes\nquit\n",
+        ANTHROPIC_API_KEY="sk-test",
+        ANTHROPIC_BASE_URL=fake_claude.base_url,
+        SUPPORTBOT_MCP_CONFIG=str(config),
+    )
+
+    assert result.exit_code == 0, result.output
+    assert engine_module.STAFF_PROPOSED in result.stdout and console.ASK not in result.stdout
+    # "yes" was the customer's next message, not a decision.
+    assert "Aria> Fine, I'll leave it with the team." in result.stdout
