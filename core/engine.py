@@ -156,13 +156,11 @@ class _Turn:
 
 @dataclass(frozen=True, slots=True)
 class _Outcome:
-    """What came of a decided proposal: the ``note`` Claude reads next; what the customer is
-    ``told`` instead while people have the conversation (Claude does not answer then); and
-    what the team is told (``Decision.outcome``)."""
+    """What came of a decided proposal: the ``note`` Claude reads next, and what the customer
+    is ``told`` instead while people have the conversation (Claude does not answer then)."""
 
     note: Turn
     told: str
-    staff: str
 
 
 class Engine:
@@ -305,7 +303,7 @@ class Engine:
             direct=proposal.direct,
         )
         note_turn = _turn("user", "", Kind.TOOL_RESULT, content=[prompt.system_note(note)])
-        reply, outcome = await self._handle(message, _Outcome(note_turn, told, staff))
+        reply, outcome = await self._handle(message, _Outcome(note_turn, told))
         TURNS.labels(outcome).inc()
         return Decision(reply=reply, key=proposal.key, outcome=staff)
 

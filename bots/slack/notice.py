@@ -72,15 +72,13 @@ def approval(
         f"{team} Approval needed: {user_mention(message.author_id)} ({where(message.key)}) "
         "asked for this change; Confirm runs it, Cancel declines it."
     )
-    summary = cut(action.summary)
-    opened = f"<{escape(link)}|Open the conversation>"
-    blocks: list[dict[str, Any]] = [
-        _section(header),
-        {"type": "markdown", "text": summary},
-        _section(opened),
-        decision_buttons(action),
-    ]
-    return SlackMessage(text="\n".join([header, summary, opened]), blocks=blocks)
+    lines = [header, cut(action.summary)]
+    blocks: list[dict[str, Any]] = [_section(header), {"type": "markdown", "text": lines[1]}]
+    if not is_dm(message.key):  # staff cannot open a DM
+        lines.append(f"<{escape(link)}|Open the conversation>")
+        blocks.append(_section(lines[-1]))
+    blocks.append(decision_buttons(action))
+    return SlackMessage(text="\n".join(lines), blocks=blocks)
 
 
 def decided(user_id: str, outcome: str) -> dict[str, Any]:
