@@ -247,3 +247,36 @@ async def test_discord_staff_approve_a_dm_customers_change_in_the_staff_channel(
         assert edit.id == request.id and edit.buttons == []
         assert f"<@{w.staff_user_id}> confirmed Cancel an order: it ran." in edit.content
     assert len(fake_claude.requests) == 2
+
+
+async def test_slack_staff_approve_a_channel_thread_change_and_the_answer_lands_there(
+    approving: Runtime, fake_claude: FakeAnthropic, shop: Shop
+) -> None:
+    fake_claude.queue(
+        tool_use("shop__cancel_order", {"order_number": "W1001", "email": MAYA}),
+        text("The team declined it, so W1001 stays as it is."),
+    )
+    async with (
+        FakeSlack() as slack,
+        slack_bot(slack, approving.engine, desk=approving.desk) as bot,
+    ):
+        await bot.deliver(load_body("app_mention", text=f"<@U0BOT> {CANCEL_IT}"))
+        [told] = [m for m in bot.fake.messages if m["channel"] != "C0STAFF"]
+        assert engine_module.STAFF_PROPOSED in told["text"] and slack_buttons(told) == []
+        [request] = bot.notifications()
+        assert "Open the conversation" in request["text"]
+
+        await bot.press(copy.deepcopy(request), CANCEL, user="U0STAFF1")
+
+        answer = bot.posts(told["channel"])[-1]
+        assert answer["text"] == "The team declined it, so W1001 stays as it is."
+        assert answer.get("thread_ts") == told["thread_ts"]
+        line = bot.notifications()[0]["blocks"][-1]["elements"][0]["text"]
+        assert line == "<@U0STAFF1> cancelled Cancel an order: nothing was run."
+    assert shop.status("W1001") == "pending"
+    [note] = [
+        b["source"]["data"]
+        for b in fake_claude.requests[1].messages[-1]["content"]
+        if b.get("type") == "document" and "declined" in b["source"]["data"]
+    ]
+    assert note.startswith("The support team declined it: shop__cancel_order was not run")
