@@ -24,7 +24,7 @@ from core import engine as engine_module
 from core.actions import AuditEntry, ServerConfig
 from core.clock import utcnow
 from core.mcp_tools import McpTools
-from core.types import Decision
+from core.types import Decision, Reply
 from tests.action_helpers import MAYA, TODAY, Shop, serving_shop, shop_runtime, with_servers
 from tests.conftest import Cli, make_settings, spawn_supportbot
 from tests.engine_helpers import KEY, message, system_text
@@ -432,6 +432,19 @@ async def test_the_demo_shop_over_stdio(
     assert "1Z999AA10123456784" in result["content"]
 
 
+async def chat(cli: Cli, fake_claude: FakeAnthropic, said: str, *options: str, **env: str) -> Any:
+    """``supportbot chat`` with ``said`` typed in, Claude being the fake."""
+    return await asyncio.to_thread(
+        cli,
+        "chat",
+        *options,
+        stdin=said,
+        ANTHROPIC_API_KEY="sk-test",
+        ANTHROPIC_BASE_URL=fake_claude.base_url,
+        **env,
+    )
+
+
 async def test_the_console_chat_answers_from_the_demo_shop_and_confirms_with_yes(
     cli: Cli, fake_claude: FakeAnthropic, tmp_path: Path
 ) -> None:
@@ -443,14 +456,7 @@ async def test_the_console_chat_answers_from_the_demo_shop_and_confirms_with_yes
     )
     said = f"where is order #W1001?\ncancel it please, {MAYA}\nyes\nyes\nquit\n"
 
-    result = await asyncio.to_thread(
-        cli,
-        "chat",
-        "--demo-shop",
-        stdin=said,
-        ANTHROPIC_API_KEY="sk-test",
-        ANTHROPIC_BASE_URL=fake_claude.base_url,
-    )
+    result = await chat(cli, fake_claude, said, "--demo-shop")
 
     assert result.exit_code == 0, result.output
     assert "Aria> W1001 is being prepared." in result.stdout
@@ -570,16 +576,24 @@ async def test_staff_only_tools_are_never_offered_and_staff_approve_others(
     assert [(e.outcome, e.actor) for e in log] == [("proposed", CUSTOMER), ("ok", "U-staff")]
 
 
+async def claude_cancels_under(
+    config: ServerConfig, database_url: str, fake_claude: FakeAnthropic, then: str
+) -> tuple[Reply | None, list[str]]:
+    """With the shop under ``config``, Claude calls shop__cancel_order for W1001 and then says
+    ``then``: the reply, and the outcomes in the audit log."""
+    fake_claude.queue(
+        tool_use("shop__cancel_order", {"order_number": "W1001", "email": MAYA}), text(then)
+    )
+    async with open_runtime(with_servers(database_url, fake_claude, {"shop": config})) as runtime:
+        reply = await runtime.engine.handle(message("Cancel W1001, " + MAYA))
+        return reply, [e.outcome for e in await audit(runtime)]
+
+
 async def test_claude_cannot_call_a_staff_only_tool_by_name(
     database_url: str, fake_claude: FakeAnthropic, shop: Shop
 ) -> None:
     config = ServerConfig(url=shop.url, staff_only=["cancel_order"])
-    fake_claude.queue(
-        tool_use("shop__cancel_order", {"order_number": "W1001", "email": MAYA}),
-        text("I can't do that myself."),
-    )
-    async with open_runtime(with_servers(database_url, fake_claude, {"shop": config})) as runtime:
-        reply = await runtime.engine.handle(message("Cancel W1001"))
+    reply, _ = await claude_cancels_under(config, database_url, fake_claude, "I can't do that.")
 
     assert reply is not None and reply.proposal is None
     [result] = results(fake_claude.requests[1])
@@ -631,13 +645,9 @@ async def test_the_team_can_declare_a_tool_read_only(
 ) -> None:
     # The demo shop annotates cancel_order as a write; the team's config says otherwise.
     config = ServerConfig(url=shop.url, read_only=["cancel_order"])
-    fake_claude.queue(
-        tool_use("shop__cancel_order", {"order_number": "W1001", "email": MAYA}),
-        text("W1001 is cancelled."),
+    reply, outcomes = await claude_cancels_under(
+        config, database_url, fake_claude, "W1001 is cancelled."
     )
-    async with open_runtime(with_servers(database_url, fake_claude, {"shop": config})) as runtime:
-        reply = await runtime.engine.handle(message("Cancel W1001, " + MAYA))
-        outcomes = [e.outcome for e in await audit(runtime)]
 
     assert reply is not None and reply.proposal is None and reply.text == "W1001 is cancelled."
     assert shop.status("W1001") == "cancelled" and outcomes == ["ok"]
@@ -658,14 +668,8 @@ async def test_the_console_does_not_ask_for_a_yes_the_team_must_give(
         text("Fine, I'll leave it with the team."),
     )
 
-    result = await asyncio.to_thread(
-        cli,
-        "chat",
-        stdin=f"cancel W1001 please, {MAYA}\nyes\nquit\n",
-        ANTHROPIC_API_KEY="sk-test",
-        ANTHROPIC_BASE_URL=fake_claude.base_url,
-        SUPPORTBOT_MCP_CONFIG=str(config),
-    )
+    said = f"cancel W1001 please, {MAYA}\nyes\nquit\n"
+    result = await chat(cli, fake_claude, said, SUPPORTBOT_MCP_CONFIG=str(config))
 
     assert result.exit_code == 0, result.output
     assert engine_module.STAFF_PROPOSED in result.stdout and console.ASK not in result.stdout

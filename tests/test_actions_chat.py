@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import copy
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 
 import pytest
 
@@ -15,10 +16,10 @@ from core.actions import ServerConfig
 from tests.action_helpers import MAYA, Shop, serving_shop, shop_runtime, with_servers
 from tests.discord_helpers import fake_discord_installed, say
 from tests.discord_helpers import running_bot as discord_bot
-from tests.fakes.anthropic_api import FakeAnthropic, text, tool_use
+from tests.fakes.anthropic_api import FakeAnthropic, RecordedRequest, text, tool_use
 from tests.fakes.discord_api import FakeDiscord, user
 from tests.fakes.slack_api import FakeSlack, Params
-from tests.slack_helpers import GROUP, load_body
+from tests.slack_helpers import GROUP, STAFF, Harness, load_body
 from tests.slack_helpers import running_bot as slack_bot
 
 CANCEL_IT = f"Please cancel order W1001, my email is {MAYA}"
@@ -42,11 +43,39 @@ def slack_dm(text: str, ts: str) -> dict:
     return load_body("message_im", text=text, ts=ts, channel="D0DM", event_id=f"EvD0DM{ts}")
 
 
-def claude_cancels(fake_claude: FakeAnthropic) -> None:
+def claude_cancels(fake_claude: FakeAnthropic, then: str = "Done: W1001 is cancelled.") -> None:
+    """Claude proposes cancelling W1001, and says ``then`` once it hears the outcome."""
     fake_claude.queue(
-        tool_use("shop__cancel_order", {"order_number": "W1001", "email": MAYA}),
-        text("Done: W1001 is cancelled."),
+        tool_use("shop__cancel_order", {"order_number": "W1001", "email": MAYA}), text(then)
     )
+
+
+@asynccontextmanager
+async def on_slack(runtime: Runtime) -> AsyncIterator[Harness]:
+    """The Slack adapter on a fake Slack, over ``runtime``'s engine."""
+    async with FakeSlack() as slack, slack_bot(slack, runtime.engine, desk=runtime.desk) as bot:
+        yield bot
+
+
+async def asked_to_wait(bot: Harness, body: dict) -> tuple[Params, Params]:
+    """Deliver ``body``; the customer's answer (told the team decides, with no buttons) and the
+    team's approval request in the staff channel."""
+    await bot.deliver(body)
+    [told] = [m for m in bot.fake.messages if m["channel"] != STAFF]
+    assert engine_module.STAFF_PROPOSED in told["text"] and "W1001" in told["text"]
+    assert slack_buttons(told) == [], "the customer cannot approve: no buttons for them"
+    [request] = bot.notifications()
+    return told, request
+
+
+def note_saying(request: RecordedRequest, word: str) -> str:
+    """The support-system note in the request's last message that says ``word``."""
+    [note] = [
+        b["source"]["data"]
+        for b in request.messages[-1]["content"]
+        if b.get("type") == "document" and word in b["source"]["data"]
+    ]
+    return note
 
 
 def slack_buttons(message: Params) -> list[tuple[str, str]]:
@@ -62,7 +91,7 @@ async def test_slack_confirm_buttons_work_for_the_customer_only(
     runtime: Runtime, fake_claude: FakeAnthropic, shop: Shop
 ) -> None:
     claude_cancels(fake_claude)
-    async with FakeSlack() as slack, slack_bot(slack, runtime.engine, desk=runtime.desk) as bot:
+    async with on_slack(runtime) as bot:
         await bot.deliver(load_body("app_mention", text=f"<@U0BOT> {CANCEL_IT}"))
         asked = copy.deepcopy(bot.fake.messages[0])  # as posted; the fake applies updates
         assert "Shall I go ahead with this?" in asked["text"] and "W1001" in asked["text"]
@@ -136,19 +165,9 @@ async def test_discord_confirm_buttons_work_for_the_customer_only(
 async def test_slack_staff_approve_a_dm_customers_change_in_the_staff_channel(
     approving: Runtime, fake_claude: FakeAnthropic, shop: Shop
 ) -> None:
-    fake_claude.queue(
-        tool_use("shop__cancel_order", {"order_number": "W1001", "email": MAYA}),
-        text("The team approved it: W1001 is cancelled."),
-    )
-    async with (
-        FakeSlack() as slack,
-        slack_bot(slack, approving.engine, desk=approving.desk) as bot,
-    ):
-        await bot.deliver(slack_dm(CANCEL_IT, "1700000001.000100"))
-        [told] = bot.posts("D0DM")
-        assert engine_module.STAFF_PROPOSED in told["text"] and "W1001" in told["text"]
-        assert slack_buttons(told) == [], "the customer cannot approve: no buttons in the DM"
-        [request] = bot.notifications()
+    claude_cancels(fake_claude, "The team approved it: W1001 is cancelled.")
+    async with on_slack(approving) as bot:
+        _, request = await asked_to_wait(bot, slack_dm(CANCEL_IT, "1700000001.000100"))
         assert request["text"].startswith(
             f"<!subteam^{GROUP}> Approval needed: <@U0CUSTOMER> (Slack DM)"
         )
@@ -174,12 +193,8 @@ async def test_slack_staff_approve_a_dm_customers_change_in_the_staff_channel(
         note = bot.fake.calls_to("chat.postEphemeral")[-1]
         assert (note["user"], note["text"]) == ("U0STAFF2", "This was already confirmed.")
     assert len(fake_claude.requests) == 2
-    [note_to_claude] = [
-        b["source"]["data"]
-        for b in fake_claude.requests[1].messages[-1]["content"]
-        if b.get("type") == "document" and "approved" in b["source"]["data"]
-    ]
-    assert note_to_claude.startswith("The support team approved it and Cancel an order ran.")
+    note = note_saying(fake_claude.requests[1], "approved")
+    assert note.startswith("The support team approved it and Cancel an order ran.")
 
 
 async def test_slack_a_confirm_while_staff_have_the_dm_tells_the_customer_and_the_team(
@@ -187,7 +202,7 @@ async def test_slack_a_confirm_while_staff_have_the_dm_tells_the_customer_and_th
 ) -> None:
     claude_cancels(fake_claude)
     fake_claude.queue(text("Customer wants W1001 cancelled and asked for a person."))
-    async with FakeSlack() as slack, slack_bot(slack, runtime.engine, desk=runtime.desk) as bot:
+    async with on_slack(runtime) as bot:
         await bot.deliver(slack_dm(CANCEL_IT, "1700000001.000100"))
         asked = copy.deepcopy(bot.fake.messages[0])
         await bot.deliver(slack_dm("Actually, can I talk to a human?", "1700000002.000100"))
@@ -210,10 +225,7 @@ async def test_slack_a_confirm_while_staff_have_the_dm_tells_the_customer_and_th
 async def test_discord_staff_approve_a_dm_customers_change_in_the_staff_channel(
     approving: Runtime, fake_claude: FakeAnthropic, fake_discord: FakeDiscord, shop: Shop
 ) -> None:
-    fake_claude.queue(
-        tool_use("shop__cancel_order", {"order_number": "W1001", "email": MAYA}),
-        text("The team approved it: W1001 is cancelled."),
-    )
+    claude_cancels(fake_claude, "The team approved it: W1001 is cancelled.")
     w = fake_discord.world
     async with discord_bot(fake_discord, approving.engine, approving.desk):
         await say(fake_discord, w.dm_channel_id, CANCEL_IT)
@@ -252,18 +264,11 @@ async def test_discord_staff_approve_a_dm_customers_change_in_the_staff_channel(
 async def test_slack_staff_approve_a_channel_thread_change_and_the_answer_lands_there(
     approving: Runtime, fake_claude: FakeAnthropic, shop: Shop
 ) -> None:
-    fake_claude.queue(
-        tool_use("shop__cancel_order", {"order_number": "W1001", "email": MAYA}),
-        text("The team declined it, so W1001 stays as it is."),
-    )
-    async with (
-        FakeSlack() as slack,
-        slack_bot(slack, approving.engine, desk=approving.desk) as bot,
-    ):
-        await bot.deliver(load_body("app_mention", text=f"<@U0BOT> {CANCEL_IT}"))
-        [told] = [m for m in bot.fake.messages if m["channel"] != "C0STAFF"]
-        assert engine_module.STAFF_PROPOSED in told["text"] and slack_buttons(told) == []
-        [request] = bot.notifications()
+    claude_cancels(fake_claude, "The team declined it, so W1001 stays as it is.")
+    async with on_slack(approving) as bot:
+        told, request = await asked_to_wait(
+            bot, load_body("app_mention", text=f"<@U0BOT> {CANCEL_IT}")
+        )
         assert "Open the conversation" in request["text"]
 
         await bot.press(copy.deepcopy(request), CANCEL, user="U0STAFF1")
@@ -274,9 +279,5 @@ async def test_slack_staff_approve_a_channel_thread_change_and_the_answer_lands_
         line = bot.notifications()[0]["blocks"][-1]["elements"][0]["text"]
         assert line == "<@U0STAFF1> cancelled Cancel an order: nothing was run."
     assert shop.status("W1001") == "pending"
-    [note] = [
-        b["source"]["data"]
-        for b in fake_claude.requests[1].messages[-1]["content"]
-        if b.get("type") == "document" and "declined" in b["source"]["data"]
-    ]
+    note = note_saying(fake_claude.requests[1], "declined")
     assert note.startswith("The support team declined it: shop__cancel_order was not run")
