@@ -42,7 +42,8 @@ async def chat(
     terminal line comes from keys such as the arrows, not from the customer's words. A message
     that fails for any reason is answered with one line, and the chat goes on. The name is
     cleaned the same way, so the key shown is the key used. A proposed change is confirmed by
-    typing yes (no cancels it; anything else is the next message and leaves it waiting).
+    typing yes (no cancels it; anything else is the next message and leaves it waiting); one
+    that needs the support team's approval is not offered (nobody at the console is on it).
     """
     name = sanitize(name)
     key = console_key(name)
@@ -87,7 +88,7 @@ async def chat(
         show(f"{bot_name}> {reply.text}")
         if reply.escalation is not None:
             show(f"  [handed to the support team: {reply.escalation.reason}]")
-        if reply.proposal is not None:
+        if reply.proposal is not None and not reply.proposal.staff_approval:
             pending = reply.proposal
             show(ASK)
 

@@ -127,11 +127,15 @@ class ToolSpec:
     def definition(self) -> dict[str, Any]:
         """The Messages API tool definition."""
         description = self.description
-        if self.access is not Access.READ:
+        who = {
+            Access.WRITE: "the customer is shown",
+            Access.STAFF_APPROVAL: "the support team must approve it first, and is shown",
+        }.get(self.access)
+        if who is not None:
             description += (
-                "\n\nThis changes the shop's records, so it does not run when you call it: the "
-                "customer is shown exactly this action with Confirm and Cancel buttons, and you "
-                "hear the outcome once they decide. Call it only with the exact values agreed."
+                f"\n\nThis changes the shop's records, so it does not run when you call it: {who} "
+                "exactly this action with Confirm and Cancel buttons, and you hear the outcome "
+                "once they decide. Call it only with the exact values agreed."
             )
         return {"name": self.name, "description": description, "input_schema": self.input_schema}
 

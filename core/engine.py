@@ -80,6 +80,15 @@ WAITING = (
     "Tell them in a sentence what it will do; you will hear the outcome once they decide. "
     "Do not say it is done."
 )
+STAFF_PROPOSED = (
+    "This change needs the support team's approval first; you'll hear here as soon as they decide."
+)
+WAITING_FOR_STAFF = (
+    "Not run yet: the support team must approve it first, and they now see exactly this "
+    "action with Confirm and Cancel buttons. Tell the customer in a sentence what it will do "
+    "and that the team will approve or decline it; you will hear the outcome once they decide. "
+    "Do not say it is done."
+)
 ONE_AT_A_TIME = (
     "Not run: only one change can wait for the customer's confirmation at a time. Propose "
     "this again once they have decided on the first."
@@ -89,6 +98,8 @@ GONE = "That request no longer exists, so nothing was changed."
 NOT_YOURS = "Only the customer who asked can confirm or cancel this."
 STAFF_DECIDES = "Only the support team can approve or decline this change."
 EXPIRED = "This request has expired, so nothing was changed. Send a message if you'd still like it."
+STAFF_LINE_LIMIT = 500
+"""Characters of a tool's result in what staff are told of a decision."""
 DECIDED = {
     ProposalState.CONFIRMED: "This was already confirmed.",
     ProposalState.CANCELLED: "This was already cancelled.",
@@ -143,6 +154,15 @@ class _Turn:
             hand_off=self.hand_off,
             refused=self.refused,
         )
+
+
+@dataclass(frozen=True, slots=True)
+class _Outcome:
+    """What came of a decided proposal: the ``note`` Claude reads next, and what the customer
+    is ``told`` instead while people have the conversation (Claude does not answer then)."""
+
+    note: Turn
+    told: str
 
 
 class Engine:
@@ -291,24 +311,38 @@ class Engine:
         self, proposal: Proposal, toolbox: Toolbox, *, user_id: str, confirm: bool
     ) -> Decision:
         """The press won: run the call (Confirm), then the conversation's next turn."""
+        spec = toolbox.spec(proposal.tool)
+        title = spec.title
+        by_staff = proposal.staff_approval
         if confirm:
-            spec = toolbox.spec(proposal.tool)
-            outcome = await toolbox.port.call(
+            yes = "The support team approved it" if by_staff else "The customer pressed Confirm"
+            ran = await toolbox.port.call(
                 spec, proposal.arguments, Caller(proposal.key.platform, proposal.customer_id)
             )
             await self._audit_decision(
-                proposal, "error" if outcome.is_error else "ok", user_id, detail=outcome.text
+                proposal, "error" if ran.is_error else "ok", user_id, detail=ran.text
             )
-            if outcome.is_error:
-                note = f"The customer pressed Confirm, but {spec.title} failed: {outcome.text}"
+            result = _shortened(ran.text, STAFF_LINE_LIMIT)
+            if ran.is_error:
+                note = f"{yes}, but {title} failed: {ran.text}"
+                told = f"Sorry, {title} could not be done just now. The support team will help."
+                staff = f"confirmed {title}, but it failed: {result}"
             else:
-                note = f"The customer pressed Confirm and {spec.title} ran. Result: {outcome.text}"
+                note = f"{yes} and {title} ran. Result: {ran.text}"
+                told = f"Done: {title}."
+                staff = f"confirmed {title}: it ran. Result: {result}"
+            if by_staff:
+                told = f"The support team approved this change. {told}"
         else:
+            no = "The support team declined it" if by_staff else "The customer pressed Cancel"
             await self._audit_decision(proposal, "cancelled", user_id)
             note = (
-                f"The customer pressed Cancel: {proposal.tool} was not run and nothing changed. "
+                f"{no}: {proposal.tool} was not run and nothing changed. "
                 "Acknowledge it and ask what they would like instead."
             )
+            told = f"{title} was not done, and nothing changed."
+            told = f"The support team declined this change: {told}" if by_staff else told
+            staff = f"cancelled {title}: nothing was run."
         message = IncomingMessage(
             key=proposal.key,
             author_id=proposal.customer_id,
@@ -316,10 +350,10 @@ class Engine:
             message_id=f"proposal:{proposal.id}",
             direct=proposal.direct,
         )
-        outcome_turn = _turn("user", "", Kind.TOOL_RESULT, content=[prompt.system_note(note)])
-        reply, outcome = await self._handle(message, (outcome_turn,))
+        note_turn = _turn("user", "", Kind.TOOL_RESULT, content=[prompt.system_note(note)])
+        reply, outcome = await self._handle(message, _Outcome(note_turn, told))
         TURNS.labels(outcome).inc()
-        return Decision(reply=reply)
+        return Decision(reply=reply, key=proposal.key, outcome=staff)
 
     async def _audit_decision(
         self, proposal: Proposal, outcome: str, actor: str, *, detail: str = ""
@@ -359,12 +393,10 @@ class Engine:
         return self._turn_locks.hold(key) if wait else self._turn_locks.try_hold(key)
 
     async def _handle(
-        self,
-        message: IncomingMessage,
-        pending: tuple[Turn, ...] = (),
+        self, message: IncomingMessage, decided: _Outcome | None = None
     ) -> tuple[Reply | None, str]:
-        """The reply and the turn's outcome (a ``core.metrics.TURNS`` label). ``pending``:
-        turns to store after the customer's (a decided proposal's outcome)."""
+        """The reply and the turn's outcome (a ``core.metrics.TURNS`` label). ``decided``: a
+        decided proposal's outcome, stored after the customer's turn."""
         now = self._clock()
         message = _sanitized(message)
         text = clean(message.text)
@@ -380,11 +412,14 @@ class Engine:
             return None, "duplicate"
         if kind == Kind.RESTART and not conversation.fresh:
             notice = None  # a live escalation keeps the conversation: "start over" is just text
+        pending = (decided.note,) if decided is not None else ()
         turn = _Turn(conversation, message, text, now, files=checked.kept, pending=pending)
         escalation = conversation.escalation
         state = escalation.state if escalation is not None else None
         if people_have_it(human_active=conversation.human_active, state=state):
             await self._keep_quietly(turn)
+            if decided is not None:
+                return await self._tell_outcome(turn, decided.told), "quiet"
             return self._quiet(turn, checked), "quiet"
         # Counted as the message's turn begins, duplicates and people's conversations aside.
         hold = self._over_the_rate(message) if kind == Kind.CUSTOMER and not pending else None
@@ -428,6 +463,18 @@ class Engine:
         )
         said = self._persona.flood_notice if hold.first else ""
         return Reply(said, catch_up=waiting, catch_up_in=hold.wait)
+
+    async def _tell_outcome(self, turn: _Turn, told: str) -> Reply:
+        """People have the conversation, so Claude does not answer: the outcome is kept for
+        Claude's later turns and the customer is told it in code's words (staff see it too)."""
+        turn.stored += turn.pending
+        reply = self._notice(turn, Reply(told))
+        try:
+            await self._finish(turn)
+        except Exception:
+            # The call ran (or was declined) whatever the store says: the customer hears it.
+            log.exception("storing a decided proposal's outcome failed in %s", turn.message.key)
+        return _relayed(turn, reply)
 
     async def _check(self, message: IncomingMessage) -> Checked:
         """The message's fetched files, checked (in a worker thread: decoding takes CPU)."""
@@ -712,7 +759,7 @@ class Engine:
                 await self._audit(turn, spec.name, arguments, outcome, turn.message.author_id)
             elif proposal is None:
                 proposal, asked = await self._propose(turn, spec, arguments, toolbox)
-                outcome = ToolOutcome(WAITING)
+                outcome = ToolOutcome(WAITING_FOR_STAFF if proposal.staff_approval else WAITING)
             else:
                 outcome = ToolOutcome(ONE_AT_A_TIME, is_error=True)
             results.append(_tool_result(call["id"], outcome))
@@ -729,9 +776,11 @@ class Engine:
     async def _propose(
         self, turn: _Turn, spec: ToolSpec, arguments: dict, toolbox: Toolbox
     ) -> tuple[PendingAction, str]:
-        """Store the write as a proposal, frozen; what the customer is asked."""
-        asked = f"{PROPOSED}\n\n{describe_call(spec, arguments)}"
+        """Store the write as a proposal, frozen; what the customer is asked (or told: that
+        the team approves it)."""
+        action = describe_call(spec, arguments)
         staff = spec.access is Access.STAFF_APPROVAL
+        asked = f"{STAFF_PROPOSED if staff else PROPOSED}\n\n{action}"
         proposal_id = await toolbox.store.propose(
             Proposal(
                 key=turn.message.key,
@@ -747,7 +796,7 @@ class Engine:
             )
         )
         await self._audit(turn, spec.name, arguments, "proposed", turn.message.author_id)
-        return PendingAction(proposal_id, staff_approval=staff), asked
+        return PendingAction(proposal_id, staff_approval=staff, summary=action), asked
 
     async def _audit(
         self, turn: _Turn, tool: str, arguments: dict, outcome: ToolOutcome | str, actor: str
@@ -935,6 +984,10 @@ def _sanitized_blocks(content: list[dict]) -> list[dict]:
             block = {**block, "text": said}
         kept.append(block)
     return kept
+
+
+def _shortened(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 def _tool_result(tool_use_id: str, outcome: ToolOutcome) -> dict:

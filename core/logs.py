@@ -16,7 +16,7 @@ REDACTED = "***"
 _SECRET = re.compile(
     r"sk-[\w-]+"  # Anthropic-style API keys
     r"|bearer\s+\S+"  # Authorization: Bearer …
-    r"|(?:x-api-key|api[_-]?key|authorization)[\"']?\s*[:=]\s*[\"']?[^\s\"',;}]+",
+    r"|(?:x-api-key|api[_-]?key|authorization)[\"']?\s*[:=]\s*[\"']?(?:bearer\s+)?[^\s\"',;}]+",
     re.IGNORECASE,
 )
 # Where an echoed request, a quoted value or markup starts: nothing from there on is kept.
@@ -32,10 +32,15 @@ def excerpt(text: str, *, avoid: Iterable[str] = (), limit: int = 100) -> str:
     every word of four or more letters that occurs in ``avoid`` (the conversation sent) is
     masked, so an upstream that quotes the customer unquoted still quotes nothing.
     """
-    kept = _QUOTED.split(_SECRET.sub(REDACTED, text), maxsplit=1)[0]
+    kept = _QUOTED.split(masked(text), maxsplit=1)[0]
     words = {w.casefold() for source in avoid for w in _WORD.findall(source)}
     kept = _WORD.sub(lambda m: REDACTED if m[0].casefold() in words else m[0], kept).strip()
     return kept if len(kept) <= limit else kept[: limit - 1] + "…"
+
+
+def masked(text: str) -> str:
+    """``text`` with whatever looks like a secret (an API key, a bearer token) as ``***``."""
+    return _SECRET.sub(REDACTED, text)
 
 
 def code(value: object) -> str | None:

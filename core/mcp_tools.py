@@ -21,11 +21,12 @@ import logging
 import os
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
-from typing import Any
+from typing import Any, TextIO
 
 import httpx2
 import mcp_types as types
 from mcp import Client, StdioServerParameters
+from mcp.client.stdio import stdio_client
 from mcp.client.streamable_http import streamable_http_client
 from mcp.shared._httpx_utils import create_mcp_http_client
 from mcp.shared.exceptions import MCPError
@@ -48,6 +49,9 @@ CUSTOMER_META_KEY = "supportbot/customer"
 RESULT_LIMIT = 6000
 """Characters of a tool result passed to Claude; the rest is cut (and said so)."""
 RECONNECT_FIRST, RECONNECT_MAX = 0.5, 30.0
+STDERR_LINE_LIMIT = 500
+"""Characters of a line a stdio server writes to its stderr kept in the bot's log."""
+STDERR_LOG = logging.getLogger("supportbot.tools.stderr")
 
 
 def unavailable(server: str) -> str:
@@ -188,7 +192,11 @@ class _Server:
                 env={**os.environ, **config.env} if config.env else None,
                 cwd=config.cwd,
             )
-            async with Client(params, **options) as client:
+            async with (
+                _stderr_logged(self.name) as errlog,
+                Client(stdio_client(params, errlog=errlog), **options) as client,
+            ):
+                errlog.close()  # the server holds its own end: EOF comes when it exits
                 yield client
             return
         assert config.url is not None
@@ -278,6 +286,48 @@ class _Server:
         if result.is_error:
             return ToolOutcome(f"The {self.name} system refused: {text}", is_error=True)
         return ToolOutcome(text)
+
+
+@asynccontextmanager
+async def _stderr_logged(server: str) -> AsyncIterator[TextIO]:
+    """A pipe for a stdio server's stderr (its write end, yielded) whose lines become INFO
+    lines of the ``supportbot.tools.stderr`` log: never the bot's own stderr, where they would
+    land in the console chat. Secrets are masked, control characters dropped, long lines cut."""
+    read_fd, write_fd = os.pipe()
+    loop = asyncio.get_running_loop()
+    reader = asyncio.StreamReader(limit=64 * 1024)
+    # Pipe ends, not files on disk: opening them does not block.
+    with os.fdopen(read_fd, "rb") as read_end, os.fdopen(write_fd, "w") as write_end:
+        transport, _ = await loop.connect_read_pipe(
+            lambda: asyncio.StreamReaderProtocol(reader), read_end
+        )
+        task = asyncio.create_task(_log_lines(server, reader), name=f"mcp {server} stderr")
+        try:
+            yield write_end
+        finally:
+            write_end.close()
+            try:
+                # The server has stopped: the rest of what it wrote is in the pipe already.
+                await asyncio.wait_for(asyncio.shield(task), 1)
+            except TimeoutError:
+                task.cancel()
+            finally:
+                transport.close()
+
+
+async def _log_lines(server: str, reader: asyncio.StreamReader) -> None:
+    while True:
+        try:
+            line = await reader.readline()
+        except ValueError:  # a line past the reader's limit: the rest of it is dropped
+            line = b"(a line too long to keep)"
+        if not line:
+            return
+        said = sanitize(logs.masked(line.decode("utf-8", errors="replace"))).strip()
+        if said:
+            if len(said) > STDERR_LINE_LIMIT:
+                said = said[:STDERR_LINE_LIMIT] + "…"
+            STDERR_LOG.info("MCP server %s: %s", server, said)
 
 
 def _result_text(result: types.CallToolResult) -> str:

@@ -129,17 +129,25 @@ class PendingAction:
 
     id: int
     staff_approval: bool = False
+    summary: str = ""
+    """The action in plain words (Markdown): what staff approve, for ``staff_approval``."""
 
 
 @dataclass(frozen=True, slots=True)
 class Decision:
     """What came of a Confirm or Cancel press: a ``note`` for the presser alone (refused,
     expired, already decided), or the conversation's next ``reply``. ``closed``: the proposal
-    is decided, expired or gone, so its buttons can go."""
+    is decided, expired or gone, so its buttons can go.
+
+    A press that decided gives ``key``, the proposal's conversation (where ``reply`` goes,
+    wherever the press was: staff approve in the staff channel), and ``outcome``, what came
+    of it for the team, to follow the presser's name ("confirmed Cancel an order: it ran…")."""
 
     note: str | None = None
     reply: Reply | None = None
     closed: bool = True
+    key: ConversationKey | None = None
+    outcome: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -31,6 +31,13 @@ class Shop:
             found = db.execute("SELECT status FROM orders WHERE number = ?", (order,)).fetchone()
         return found[0]
 
+    def who_asked(self) -> list[tuple[str, str, str, str]]:
+        """The shop's own record of each write: the platform and customer the bot sent in the
+        request's ``_meta``, the tool, the outcome."""
+        with sqlite3.connect(self.db) as db:
+            rows = db.execute("SELECT platform, customer, tool, outcome FROM actions ORDER BY id")
+            return [tuple(row) for row in rows]
+
 
 async def serving_shop(tmp_path: Path) -> AsyncIterator[Shop]:
     """The demo shop on ``tmp_path/shop.db`` ("today" pinned), over streamable HTTP (the

@@ -22,10 +22,11 @@ from bots import console
 from bots.app import Runtime, open_runtime
 from core import engine as engine_module
 from core.actions import AuditEntry, ServerConfig
+from core.clock import utcnow
 from core.mcp_tools import McpTools
-from core.types import Decision
+from core.types import Decision, Reply
 from tests.action_helpers import MAYA, TODAY, Shop, serving_shop, shop_runtime, with_servers
-from tests.conftest import Cli, make_settings
+from tests.conftest import Cli, make_settings, spawn_supportbot
 from tests.engine_helpers import KEY, message, system_text
 from tests.fakes.anthropic_api import FakeAnthropic, RecordedRequest, text, tool_use
 from tests.fakes.mcp_servers import serve_http, trouble_server
@@ -92,6 +93,7 @@ async def test_a_lookup_is_answered_in_one_turn(
         text("Order W1001 is being prepared."),
     )
 
+    before = utcnow()
     reply = await runtime.engine.handle(message("Where is order #W1001?"))
 
     assert reply is not None and reply.text == "Order W1001 is being prepared."
@@ -108,7 +110,8 @@ async def test_a_lookup_is_answered_in_one_turn(
         {"order_number": "W1001"},
         "ok",
     )
-    assert (entry.key, entry.customer_id) == (KEY, CUSTOMER)
+    assert (entry.key, entry.customer_id, entry.actor) == (KEY, CUSTOMER, CUSTOMER)
+    assert before <= entry.at <= utcnow()
 
 
 async def test_a_write_is_proposed_not_run(
@@ -138,6 +141,8 @@ async def test_confirm_runs_the_call_once_and_claude_goes_on(
         ("proposed", CUSTOMER),
         ("ok", CUSTOMER),
     ]
+    # The shop learnt who asked from the request's _meta.
+    assert shop.who_asked() == [(KEY.platform, CUSTOMER, "cancel_order", "ok")]
     # The same press again (a redelivery) runs nothing.
     again = await decide(runtime, proposal, confirm=True)
     assert again == Decision(note=engine_module.DECIDED[engine_module.ProposalState.CONFIRMED])
@@ -220,6 +225,10 @@ async def test_a_press_after_a_restart_still_works(
 
     assert decision.reply is not None and decision.reply.text == "All done."
     assert shop.status("W1001") == "cancelled"
+    # The restarted bot's window still holds the call and what Claude was told of it.
+    sent = json.dumps(fake_claude.requests[-1].messages)
+    assert '"name": "shop__cancel_order"' in sent
+    assert json.dumps(engine_module.WAITING) in sent
 
 
 async def test_an_unknown_proposal_is_answered_plainly(runtime: Runtime) -> None:
@@ -338,27 +347,69 @@ async def test_a_wrong_or_missing_token_leaves_the_server_out(
 
 
 async def test_a_server_that_crashes_mid_call_is_restarted(
-    database_url: str, fake_claude: FakeAnthropic
+    database_url: str,
+    fake_claude: FakeAnthropic,
+    caplog: pytest.LogCaptureFixture,
+    capfd: pytest.CaptureFixture[str],
 ) -> None:
     command = ServerConfig(command=sys.executable, args=["-m", "tests.fakes.mcp_servers"], cwd=REPO)
     settings = with_servers(database_url, fake_claude, {"t": command})
     fake_claude.queue(tool_use("t__crash", {}), text("Sorry, that failed."))
-    async with open_runtime(settings) as runtime:
-        assert runtime.tools is not None
-        reply = await runtime.engine.handle(message("Crash it"))
-        [result] = results(fake_claude.requests[1])
-
-        port = runtime.tools.port
-        assert isinstance(port, McpTools)
-        async with asyncio.timeout(20):
-            await port.wait_until(lambda: port.connections("t") >= 2)
-        fake_claude.queue(tool_use("t__echo", {"text": "hi"}), text("Back."))
-        await runtime.engine.handle(message("Echo"))
+    with caplog.at_level(logging.INFO, logger="supportbot.tools.stderr"):
+        async with open_runtime(settings) as runtime:
+            reply, result = await crash_and_echo(runtime, fake_claude)
 
     assert reply is not None and reply.text == "Sorry, that failed."
     assert result["is_error"] is True and "unavailable" in result["content"]
     [echoed] = results(fake_claude.requests[3])
     assert echoed["content"] == "echo: hi"
+    # Its last words are a line of the bot's log (the token masked), not on the bot's stderr.
+    said = [r.getMessage() for r in caplog.records if r.name == "supportbot.tools.stderr"]
+    assert said == ["MCP server t: trouble: going down mid-call, ***"]
+    assert "going down" not in capfd.readouterr().err
+
+
+async def crash_and_echo(
+    runtime: Runtime, fake_claude: FakeAnthropic
+) -> tuple[Any, dict[str, Any]]:
+    """Claude calls ``t__crash`` (the server dies), then ``t__echo`` once it is back."""
+    assert runtime.tools is not None
+    reply = await runtime.engine.handle(message("Crash it"))
+    [result] = results(fake_claude.requests[1])
+    port = runtime.tools.port
+    assert isinstance(port, McpTools)
+    async with asyncio.timeout(20):
+        await port.wait_until(lambda: port.connections("t") >= 2)
+    fake_claude.queue(tool_use("t__echo", {"text": "hi"}), text("Back."))
+    await runtime.engine.handle(message("Echo"))
+    return reply, result
+
+
+async def test_a_crashing_stdio_server_prints_nothing_into_the_console_chat(
+    fake_claude: FakeAnthropic, tmp_path: Path
+) -> None:
+    config = tmp_path / "tools.toml"
+    config.write_text(
+        f"[servers.t]\ncommand = {json.dumps(sys.executable)}\n"
+        f'args = ["-m", "tests.fakes.mcp_servers"]\ncwd = {json.dumps(str(REPO))}\n',
+        encoding="utf-8",
+    )
+    fake_claude.queue(tool_use("t__crash", {}), text("Sorry, that failed."))
+
+    code, out, err = await spawn_supportbot(
+        tmp_path,
+        "chat",
+        stdin=b"crash it\nquit\n",
+        ANTHROPIC_API_KEY="sk-test",
+        ANTHROPIC_BASE_URL=fake_claude.base_url,
+        SUPPORTBOT_MCP_CONFIG=str(config),
+    )
+
+    assert code == 0, err
+    chat = out.decode()
+    assert "Aria> Sorry, that failed." in chat
+    assert "going down" not in chat and "going down" not in err.decode()
+    assert "tr0uble" not in chat + err.decode()
 
 
 async def test_the_demo_shop_over_stdio(
@@ -381,6 +432,19 @@ async def test_the_demo_shop_over_stdio(
     assert "1Z999AA10123456784" in result["content"]
 
 
+async def chat(cli: Cli, fake_claude: FakeAnthropic, said: str, *options: str, **env: str) -> Any:
+    """``supportbot chat`` with ``said`` typed in, Claude being the fake."""
+    return await asyncio.to_thread(
+        cli,
+        "chat",
+        *options,
+        stdin=said,
+        ANTHROPIC_API_KEY="sk-test",
+        ANTHROPIC_BASE_URL=fake_claude.base_url,
+        **env,
+    )
+
+
 async def test_the_console_chat_answers_from_the_demo_shop_and_confirms_with_yes(
     cli: Cli, fake_claude: FakeAnthropic, tmp_path: Path
 ) -> None:
@@ -392,14 +456,7 @@ async def test_the_console_chat_answers_from_the_demo_shop_and_confirms_with_yes
     )
     said = f"where is order #W1001?\ncancel it please, {MAYA}\nyes\nyes\nquit\n"
 
-    result = await asyncio.to_thread(
-        cli,
-        "chat",
-        "--demo-shop",
-        stdin=said,
-        ANTHROPIC_API_KEY="sk-test",
-        ANTHROPIC_BASE_URL=fake_claude.base_url,
-    )
+    result = await chat(cli, fake_claude, said, "--demo-shop")
 
     assert result.exit_code == 0, result.output
     assert "Aria> W1001 is being prepared." in result.stdout
@@ -512,21 +569,109 @@ async def test_staff_only_tools_are_never_offered_and_staff_approve_others(
     assert "shop__start_return" not in offered and "shop__cancel_order" in offered
     assert by_customer == Decision(note=engine_module.STAFF_DECIDES, closed=False)
     assert by_staff.reply is not None and shop.status("W1001") == "cancelled"
+    sent = json.dumps(fake_claude.requests[-1].messages)
+    assert json.dumps(engine_module.WAITING_FOR_STAFF) in sent
+    [note] = notes(fake_claude.requests[-1])
+    assert note.startswith("The support team approved it and Cancel an order ran.")
     assert [(e.outcome, e.actor) for e in log] == [("proposed", CUSTOMER), ("ok", "U-staff")]
+
+
+async def claude_cancels_under(
+    config: ServerConfig, database_url: str, fake_claude: FakeAnthropic, then: str
+) -> tuple[Reply | None, list[str]]:
+    """With the shop under ``config``, Claude calls shop__cancel_order for W1001 and then says
+    ``then``: the reply, and the outcomes in the audit log."""
+    fake_claude.queue(
+        tool_use("shop__cancel_order", {"order_number": "W1001", "email": MAYA}), text(then)
+    )
+    async with open_runtime(with_servers(database_url, fake_claude, {"shop": config})) as runtime:
+        reply = await runtime.engine.handle(message("Cancel W1001, " + MAYA))
+        return reply, [e.outcome for e in await audit(runtime)]
 
 
 async def test_claude_cannot_call_a_staff_only_tool_by_name(
     database_url: str, fake_claude: FakeAnthropic, shop: Shop
 ) -> None:
     config = ServerConfig(url=shop.url, staff_only=["cancel_order"])
-    fake_claude.queue(
-        tool_use("shop__cancel_order", {"order_number": "W1001", "email": MAYA}),
-        text("I can't do that myself."),
-    )
-    async with open_runtime(with_servers(database_url, fake_claude, {"shop": config})) as runtime:
-        reply = await runtime.engine.handle(message("Cancel W1001"))
+    reply, _ = await claude_cancels_under(config, database_url, fake_claude, "I can't do that.")
 
     assert reply is not None and reply.proposal is None
     [result] = results(fake_claude.requests[1])
     assert result["is_error"] is True and result["content"] == engine_module.NO_SUCH_TOOL
     assert shop.status("W1001") == "pending"
+
+
+@pytest.mark.parametrize("confirm", [True, False])
+async def test_a_press_while_people_have_the_conversation_runs_and_tells_the_customer(
+    confirm: bool, runtime: Runtime, fake_claude: FakeAnthropic, shop: Shop
+) -> None:
+    proposal = await propose_cancel(runtime, fake_claude)
+    fake_claude.queue(text("Customer wants W1001 cancelled and asked for a person."))
+    handed = await runtime.engine.handle(message("I want to talk to a human"))
+    assert handed is not None and handed.escalation is not None
+    escalation = handed.escalation.id
+    assert escalation is not None
+    await runtime.desk.claim(escalation, staff_id="U-staff")
+    asked = len(fake_claude.requests)
+
+    decision = await decide(runtime, proposal, confirm=confirm)
+
+    assert len(fake_claude.requests) == asked, "people have it: Claude does not answer"
+    assert decision.reply is not None and decision.key == KEY
+    if confirm:
+        assert decision.reply.text == "Done: Cancel an order."
+        assert decision.outcome is not None
+        assert decision.outcome.startswith("confirmed Cancel an order: it ran. Result:")
+        assert shop.status("W1001") == "cancelled"
+    else:
+        assert decision.reply.text == "Cancel an order was not done, and nothing changed."
+        assert decision.outcome == "cancelled Cancel an order: nothing was run."
+        assert shop.status("W1001") == "pending"
+    stored = await runtime.store.history(KEY)
+    assert [t.kind for t in stored][-3:] == ["customer", "tool_result", "notice"]
+    assert stored[-1].text == decision.reply.text
+
+    # Handed back, Claude reads what came of it.
+    await runtime.desk.hand_back(escalation, staff_id="U-staff")
+    fake_claude.queue(text("Anything else?"))
+    await runtime.engine.handle(message("Thanks"))
+    sent = json.dumps(fake_claude.requests[-1].messages)
+    assert ("pressed Confirm and Cancel an order ran" in sent) is confirm
+    assert ("pressed Cancel: shop__cancel_order was not run" in sent) is not confirm
+
+
+async def test_the_team_can_declare_a_tool_read_only(
+    database_url: str, fake_claude: FakeAnthropic, shop: Shop
+) -> None:
+    # The demo shop annotates cancel_order as a write; the team's config says otherwise.
+    config = ServerConfig(url=shop.url, read_only=["cancel_order"])
+    reply, outcomes = await claude_cancels_under(
+        config, database_url, fake_claude, "W1001 is cancelled."
+    )
+
+    assert reply is not None and reply.proposal is None and reply.text == "W1001 is cancelled."
+    assert shop.status("W1001") == "cancelled" and outcomes == ["ok"]
+
+
+async def test_the_console_does_not_ask_for_a_yes_the_team_must_give(
+    cli: Cli, fake_claude: FakeAnthropic, tmp_path: Path
+) -> None:
+    config = tmp_path / "tools.toml"
+    config.write_text(
+        f"[servers.shop]\ncommand = {json.dumps(sys.executable)}\n"
+        f'args = ["-m", "bots.demo_shop", "--db", {json.dumps(str(tmp_path / "shop.db"))}]\n'
+        f'cwd = {json.dumps(str(REPO))}\nstaff_approval = ["cancel_order"]\n',
+        encoding="utf-8",
+    )
+    fake_claude.queue(
+        tool_use("shop__cancel_order", {"order_number": "W1001", "email": MAYA}),
+        text("Fine, I'll leave it with the team."),
+    )
+
+    said = f"cancel W1001 please, {MAYA}\nyes\nquit\n"
+    result = await chat(cli, fake_claude, said, SUPPORTBOT_MCP_CONFIG=str(config))
+
+    assert result.exit_code == 0, result.output
+    assert engine_module.STAFF_PROPOSED in result.stdout and console.ASK not in result.stdout
+    # "yes" was the customer's next message, not a decision.
+    assert "Aria> Fine, I'll leave it with the team." in result.stdout

@@ -22,6 +22,7 @@ from core.types import (
     ConversationKey,
     EscalationView,
     IncomingMessage,
+    PendingAction,
     Relayed,
     Reply,
     StaffPost,
@@ -134,12 +135,25 @@ class Platform(Protocol):
         ``reply.proposal``, the Confirm and Cancel buttons carrying its id go under it."""
         ...
 
+    async def post_approval(self, message: IncomingMessage, action: PendingAction) -> bool:
+        """Ask the team, in the staff channel (pinging them), to approve ``action``, which
+        Claude proposed in ``message``'s conversation: who, where, the action in plain words,
+        and the Confirm and Cancel buttons carrying its id."""
+        ...
+
+    def at(self, key: ConversationKey, decided: Decided) -> Inbound:
+        """Where to answer in the conversation at ``key`` when the press that decided its
+        proposal was made elsewhere (on the team's approval request)."""
+        ...
+
     async def tell_user(self, decided: Decided, text: str) -> None:
         """Tell whoever pressed Confirm or Cancel something only they need to see."""
         ...
 
-    async def close_proposal(self, decided: Decided) -> None:
-        """Take the Confirm and Cancel buttons off the message they were pressed on."""
+    async def close_proposal(self, decided: Decided, outcome: str | None) -> None:
+        """Take the Confirm and Cancel buttons off the message they were pressed on; with
+        ``outcome`` (the team's approval request), say under it that the presser decided and
+        what came of it."""
         ...
 
     async def post_notice(self, view: EscalationView, *, ping: bool) -> StaffPost | None:
@@ -156,6 +170,11 @@ class Platform(Protocol):
 
     async def relay_to_staff(self, post: StaffPost, message: IncomingMessage) -> bool:
         """Post what the customer wrote in their DM into the staff thread at ``post``."""
+        ...
+
+    async def post_decision(self, post: StaffPost, user_id: str, outcome: str) -> bool:
+        """Say in the staff thread at ``post`` that ``user_id`` decided a proposal, and
+        ``outcome``: what came of it."""
         ...
 
     async def relay_to_customer(self, relayed: Relayed) -> bool:

@@ -16,6 +16,9 @@ rules are the same everywhere:
   escalation first, so a re-ping never follows a claim it did not see;
 - in a DM, staff cannot see the conversation: customer messages go to the staff thread and
   staff replies there come back, with "closed" and "not delivered" said to the staff member;
+- a change that needs the team's approval is asked of them in the staff channel (the customer
+  is told it waits for them); what came of a decided change goes to the customer's
+  conversation wherever the press was, and to the staff thread of a DM's live escalation;
 - files are fetched once, here, before the engine sees the message (the platform knows its own
   file hosts and credentials); the customer's accepted photos are shown in the staff thread
   (all of the conversation's under a new notice, each turn's with its relay; one the platform
@@ -164,7 +167,9 @@ class Workflow:
     async def decision_turn(self, decided: Decided) -> None:
         """Confirm or Cancel under a proposed change: the engine checks who pressed and runs
         the change once; the outcome is the conversation's next answer, a refusal (someone
-        else's buttons, expired, decided already) a note to the presser alone."""
+        else's buttons, expired, decided already) a note to the presser alone. Pressed on the
+        team's approval request, the answer goes to the customer's conversation and the
+        request shows who decided and what came of it."""
         inbound = decided.inbound
         message = inbound.message
         platform = self._platform
@@ -181,12 +186,16 @@ class Workflow:
                 confirm=decided.confirm,
                 is_staff=is_staff,
             )
+            key = decision.key
+            target = inbound if key is None or key == message.key else platform.at(key, decided)
             if decision.closed:
-                await platform.close_proposal(decided)
+                shown = None if target is inbound else decision.outcome
+                await platform.close_proposal(decided, shown)
             if decision.note is not None:
                 await platform.tell_user(decided, decision.note)
             if decision.reply is not None:
-                await self._deliver(inbound, decision.reply)
+                said = (message.author_id, decision.outcome) if decision.outcome else None
+                await self._deliver(target, decision.reply, said=said)
 
     async def recovered_turn(self, unanswered: Unanswered, *, late_after: timedelta) -> None:
         inbound = await self._platform.recovered(unanswered)
@@ -234,17 +243,35 @@ class Workflow:
         )
         log.info("staff post in %s: %s", message.key, "recorded" if recorded else "already seen")
 
-    async def _deliver(self, inbound: Inbound, reply: Reply) -> None:
+    async def _deliver(
+        self, inbound: Inbound, reply: Reply, *, said: tuple[str, str] | None = None
+    ) -> None:
+        """Post ``reply`` in ``inbound``'s conversation, and what staff see of it. ``said``:
+        who decided a proposal and what came of it, for a DM's staff thread instead of the
+        press itself."""
         escalation = reply.escalation
         ping = escalation is not None and escalation.new and not inbound.message.direct
         delivered = True
+        approval = reply.proposal if reply.proposal and reply.proposal.staff_approval else None
+        if approval is not None:
+            reply = replace(reply, proposal=None)  # its buttons are the team's
         if reply.text:
-            offer_person = escalation is None and reply.relay is None and reply.proposal is None
+            offer_person = (
+                escalation is None
+                and reply.relay is None
+                and reply.proposal is None
+                and approval is None
+            )
             delivered = await self._platform.post_reply(
                 inbound, reply, ping=ping, offer_person=offer_person
             )
+        if approval is not None:
+            await self._platform.post_approval(inbound.message, approval)
         if reply.relay is not None:
-            await self._platform.relay_to_staff(reply.relay, inbound.message)
+            if said is not None:
+                await self._platform.post_decision(reply.relay, *said)
+            else:
+                await self._platform.relay_to_staff(reply.relay, inbound.message)
             if reply.files:
                 await self._show_files(reply.relay, reply.files, about=reply.relay)
         if escalation is not None:

@@ -23,7 +23,7 @@ from bots.discord.errors import DiscordStartError
 from bots.discord.platform import DiscordPlatform
 from bots.discord.send import SEND_ERRORS, describe
 from bots.discord.settings import DiscordSettings
-from bots.discord.translate import staff_press, talk_press, translate
+from bots.discord.translate import proposal_press, staff_press, talk_press, translate
 from core.clock import utcnow
 from core.desk import Desk
 from core.escalation import Action
@@ -248,7 +248,7 @@ class DiscordBot:
     async def _proposal_pressed(
         self, interaction: discord.Interaction, proposal_id: int, confirm: bool
     ) -> None:
-        inbound = talk_press(interaction, text="Confirm" if confirm else "Cancel")
+        inbound = proposal_press(interaction, confirm=confirm)
         try:
             if inbound is None:
                 await interaction.response.send_message(NOT_HERE, ephemeral=True)

@@ -12,7 +12,7 @@ from bots.discord import conversation_link
 from bots.discord.render import Outgoing, role_mention, shorten
 from bots.discord.routing import DM_SPACE
 from core.escalation import State
-from core.types import ConversationKey, EscalationView
+from core.types import ConversationKey, EscalationView, IncomingMessage, PendingAction
 
 REASON_LIMIT = 300
 SUMMARY_LIMIT = 1200
@@ -35,6 +35,22 @@ def notification(view: EscalationView, *, role_id: int | None, ping: bool) -> Ou
         f"State: {state_line(view)}",
     ]
     return Outgoing("\n".join(lines), role_id if ping else None)
+
+
+def approval(message: IncomingMessage, action: PendingAction, *, role_id: int | None) -> Outgoing:
+    """The staff-channel request to approve a change Claude proposed in ``message``'s
+    conversation (pinging the role): who, where, and the action in plain words."""
+    mention = f"{role_mention(role_id)} " if role_id is not None else ""
+    key = message.key
+    lines = [
+        f"{mention}**Approval needed**: Confirm runs this change, Cancel declines it.",
+        f"Customer: <@{message.author_id}>",
+        f"Platform: Discord, {place(key)}",
+        action.summary[:SUMMARY_LIMIT],
+    ]
+    if key.space_id != DM_SPACE:
+        lines.append(f"Conversation: {conversation_link(key)}")
+    return Outgoing("\n".join(lines), role_id)
 
 
 def state_line(view: EscalationView) -> str:

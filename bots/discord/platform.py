@@ -21,9 +21,17 @@ from bots.common import Decided, Inbound
 from bots.common.download import allowed, download, refused
 from bots.discord import send
 from bots.discord.buttons import TALK_LABEL, proposal_buttons, talk_button
-from bots.discord.notice import reminder
-from bots.discord.render import Outgoing, relay_messages, reply_messages, staff_reply_messages
-from bots.discord.routing import DM_SPACE
+from bots.discord.notice import approval, reminder
+from bots.discord.render import (
+    MESSAGE_LIMIT,
+    Outgoing,
+    decided_messages,
+    relay_messages,
+    reply_messages,
+    shorten,
+    staff_reply_messages,
+)
+from bots.discord.routing import DM_SPACE, THREAD_NAME_LIMIT
 from bots.discord.send import SEND_ERRORS, describe
 from bots.discord.staff_channel import StaffChannel
 from bots.discord.translate import Place, is_support
@@ -34,6 +42,7 @@ from core.types import (
     ConversationKey,
     EscalationView,
     IncomingMessage,
+    PendingAction,
     Relayed,
     Reply,
     StaffPost,
@@ -187,6 +196,10 @@ class DiscordPlatform:
         messages = relay_messages(message.author_id, text, names)
         return await _post_all(self._staff.thread(post), messages, context=post)
 
+    async def post_decision(self, post: StaffPost, user_id: str, outcome: str) -> bool:
+        messages = decided_messages(user_id, outcome)
+        return await _post_all(self._staff.thread(post), messages, context=post)
+
     async def relay_to_customer(self, relayed: Relayed) -> bool:
         dm = self._client.get_partial_messageable(
             int(relayed.key.channel_id), type=discord.ChannelType.private
@@ -215,6 +228,22 @@ class DiscordPlatform:
     async def post_to_staff(self, post: StaffPost, text: str, *, about: object) -> bool:
         return await send.post(self._staff.thread(post), Outgoing(text), context=about)
 
+    async def post_approval(self, message: IncomingMessage, action: PendingAction) -> bool:
+        out = approval(message, action, role_id=self._role_id)
+        name = shorten(f"Approval: {action.summary}".replace("*", ""), THREAD_NAME_LIMIT)
+        return await self._staff.ask(
+            out, proposal_buttons(action.id), name=name, about=f"proposal {action.id}"
+        )
+
+    def at(self, key: ConversationKey, decided: Decided) -> Inbound:
+        """The DM, or the conversation's thread, as a channel to post in."""
+        direct = self.is_direct(key)
+        kind = discord.ChannelType.private if direct else None
+        channel_id = key.channel_id if direct else key.thread_id
+        channel = self._client.get_partial_messageable(int(channel_id), type=kind)
+        message = IncomingMessage(key, author_id="", text="", message_id="", direct=direct)
+        return Inbound(message, Place(channel, decided.context.user, target=channel))
+
     async def tell_user(self, decided: Decided, text: str) -> None:
         # The press was deferred: a follow-up only the presser sees.
         try:
@@ -224,12 +253,16 @@ class DiscordPlatform:
                 "could not answer a press on proposal %s (%s)", decided.proposal_id, describe(exc)
             )
 
-    async def close_proposal(self, decided: Decided) -> None:
+    async def close_proposal(self, decided: Decided, outcome: str | None) -> None:
         message = decided.context.message
         if message is None:
             return
+        changes: dict[str, Any] = {"view": None}
+        if outcome is not None:
+            said = f"{message.content}\n\n<@{decided.inbound.message.author_id}> {outcome}"
+            changes["content"] = said[:MESSAGE_LIMIT]
         try:
-            await message.edit(view=None)
+            await message.edit(**changes)
         except SEND_ERRORS as exc:
             log.warning(
                 "could not take the buttons off proposal %s (%s)",

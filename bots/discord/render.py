@@ -49,6 +49,11 @@ def relay_messages(customer_id: str, text: str, attachments: Sequence[str] = ())
     return _prefixed(f"<@{customer_id}> wrote: ", text or "(no text)")
 
 
+def decided_messages(user_id: str, outcome: str) -> list[Outgoing]:
+    """Who decided a proposed change and what came of it, for a staff thread (pings no one)."""
+    return _prefixed(f"<@{user_id}> ", outcome)
+
+
 def staff_reply_messages(staff_name: str, text: str) -> list[Outgoing]:
     """A support-team member's reply, as posted into the customer's DM (pings no one)."""
     return _prefixed(f"**{staff_name}** (support team): ", text)

@@ -37,7 +37,7 @@ class StaffChannel:
 
     async def post(self, view: EscalationView, *, ping: bool) -> StaffPost | None:
         """Post the notice of ``view`` with its staff thread; ``None`` when it could not."""
-        channel = await self._channel(view)
+        channel = await self._channel(f"escalation {view.id} in {view.key}")
         if channel is None:
             return None
         out = notification(view, role_id=self._role_id, ping=ping)
@@ -60,6 +60,25 @@ class StaffChannel:
             )
         except SEND_ERRORS as exc:
             log.error("could not update escalation %s's notice (%s)", view.id, describe(exc))
+            return False
+        return True
+
+    async def ask(self, out: Outgoing, buttons: discord.ui.View, *, name: str, about: str) -> bool:
+        """Post a request to the team (``out`` with ``buttons``): a message in a text channel,
+        a post called ``name`` in a forum."""
+        channel = await self._channel(about)
+        if channel is None:
+            return False
+        mentions = allowed_mentions(out)
+        try:
+            if isinstance(channel, discord.ForumChannel):
+                await channel.create_thread(
+                    name=name, content=out.content, view=buttons, allowed_mentions=mentions
+                )
+            else:
+                await channel.send(out.content, view=buttons, allowed_mentions=mentions)
+        except SEND_ERRORS as exc:
+            log_failure(exc, channel.id, about)
             return False
         return True
 
@@ -93,9 +112,9 @@ class StaffChannel:
             log.error("no staff thread for escalation %s (%s)", view.id, describe(exc))
         return message.id
 
-    async def _channel(self, view: EscalationView) -> StaffTarget | None:
+    async def _channel(self, about: str) -> StaffTarget | None:
         if self._channel_id is None:
-            log.warning("escalation %s in %s not posted: no staff channel set", view.id, view.key)
+            log.warning("%s not posted: no staff channel set", about)
             return None
         try:
             channel = self._client.get_channel(
@@ -103,13 +122,13 @@ class StaffChannel:
             ) or await self._client.fetch_channel(self._channel_id)
         except SEND_ERRORS as exc:
             log.error(
-                "escalation %s not posted: cannot find staff channel %s (%s)",
-                view.id,
+                "%s not posted: cannot find staff channel %s (%s)",
+                about,
                 self._channel_id,
                 describe(exc),
             )
             return None
         if not isinstance(channel, StaffTarget):
-            log.error("escalation %s not posted: channel %s takes no posts", view.id, channel.id)
+            log.error("%s not posted: channel %s takes no posts", about, channel.id)
             return None
         return channel

@@ -15,11 +15,19 @@ import discord
 
 from bots.common import Inbound, Press, StaffReply
 from bots.discord.buttons import TALK_LABEL
-from bots.discord.routing import Plan, Seen, conversation_at, from_a_person, plan
+from bots.discord.routing import (
+    DM_SPACE,
+    PLATFORM,
+    Plan,
+    Seen,
+    conversation_at,
+    from_a_person,
+    plan,
+)
 from bots.discord.send import SEND_ERRORS, describe
 from core.escalation import Action
 from core.text import clean
-from core.types import Attachment, IncomingMessage, StaffPost
+from core.types import Attachment, ConversationKey, IncomingMessage, StaffPost
 
 log = logging.getLogger(__name__)
 
@@ -145,6 +153,26 @@ def talk_press(interaction: discord.Interaction, *, text: str = "") -> Inbound |
     )
     if key is None:
         return None
+    return _pressed(interaction, channel, key, text)
+
+
+def proposal_press(interaction: discord.Interaction, *, confirm: bool) -> Inbound | None:
+    """A press of Confirm or Cancel as a turn where it was made: under the bot's answer in a
+    conversation, or on the team's approval request in a staff channel (keyed by that
+    message; the engine answers in the proposal's own conversation)."""
+    label = "Confirm" if confirm else "Cancel"
+    found = talk_press(interaction, text=label)
+    channel, request = interaction.channel, interaction.message
+    if found is not None or not isinstance(channel, discord.abc.Messageable) or request is None:
+        return found
+    space = str(interaction.guild_id or DM_SPACE)
+    key = ConversationKey(PLATFORM, space, str(interaction.channel_id), str(request.id))
+    return _pressed(interaction, channel, key, label)
+
+
+def _pressed(
+    interaction: discord.Interaction, channel: Target, key: ConversationKey, text: str
+) -> Inbound:
     pressed = IncomingMessage(
         key=key,
         author_id=str(interaction.user.id),
@@ -154,7 +182,7 @@ def talk_press(interaction: discord.Interaction, *, text: str = "") -> Inbound |
         author_name=clean(interaction.user.display_name),
         wants_person=not text,
     )
-    # Pressed under the bot's answer: the customer spoke to the bot.
+    # Pressed on a button of the bot's: the presser spoke to the bot.
     return Inbound(pressed, Place(channel, interaction.user), addressed=True)
 
 

@@ -10,9 +10,15 @@ import re
 from datetime import UTC, datetime
 from typing import Any
 
-from bots.slack.render import SlackMessage, channel_mention, escape, user_mention
+from bots.slack.render import (
+    SlackMessage,
+    channel_mention,
+    decision_buttons,
+    escape,
+    user_mention,
+)
 from core.escalation import LABELS, Action, State, actions_for
-from core.types import ConversationKey, EscalationView
+from core.types import ConversationKey, EscalationView, IncomingMessage, PendingAction
 
 ACTION_IDS = {
     Action.CLAIM: "escalation_claim",
@@ -55,6 +61,30 @@ def notification(view: EscalationView, *, team: str, link: str) -> SlackMessage:
     if buttons:
         blocks.append(buttons)
     return SlackMessage(text="\n".join([header, reason, summary, opened, status]), blocks=blocks)
+
+
+def approval(
+    message: IncomingMessage, action: PendingAction, *, team: str, link: str
+) -> SlackMessage:
+    """The staff-channel request to approve a change Claude proposed in ``message``'s
+    conversation: who, where, the action in plain words, and its Confirm and Cancel."""
+    header = (
+        f"{team} Approval needed: {user_mention(message.author_id)} ({where(message.key)}) "
+        "asked for this change; Confirm runs it, Cancel declines it."
+    )
+    lines = [header, cut(action.summary)]
+    blocks: list[dict[str, Any]] = [_section(header), {"type": "markdown", "text": lines[1]}]
+    if not is_dm(message.key):  # staff cannot open a DM
+        lines.append(f"<{escape(link)}|Open the conversation>")
+        blocks.append(_section(lines[-1]))
+    blocks.append(decision_buttons(action))
+    return SlackMessage(text="\n".join(lines), blocks=blocks)
+
+
+def decided(user_id: str, outcome: str) -> dict[str, Any]:
+    """The line under a decided approval request: who decided, and what came of it."""
+    said = f"{user_mention(user_id)} {cut(outcome)}"
+    return {"type": "context", "elements": [{"type": "mrkdwn", "text": said}]}
 
 
 def state_line(view: EscalationView) -> str:

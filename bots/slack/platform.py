@@ -33,6 +33,7 @@ from core.types import (
     ConversationKey,
     EscalationView,
     IncomingMessage,
+    PendingAction,
     Relayed,
     Reply,
     StaffPost,
@@ -132,6 +133,23 @@ class SlackPlatform:
         )
         return await self._web.post_all(key.channel_id, parts, thread=reply_thread(key), about=key)
 
+    async def post_approval(self, message: IncomingMessage, action: PendingAction) -> bool:
+        if not self._channel:
+            log.warning(
+                "proposal %s in %s: SLACK_STAFF_CHANNEL unset, nobody can approve it",
+                action.id,
+                message.key,
+            )
+            return False
+        link = conversation_link(message.key)
+        request = notice.approval(message, action, team=self._team(True), link=link)
+        return await self._web.post(self._channel, request, about=message.key) is not None
+
+    def at(self, key: ConversationKey, decided: Decided) -> Inbound:
+        """Posting needs only the key: a reply goes to its channel and thread."""
+        direct = self.is_direct(key)
+        return Inbound(IncomingMessage(key, author_id="", text="", message_id="", direct=direct))
+
     async def tell_user(self, decided: Decided, text: str) -> None:
         message = decided.inbound.message
         key = message.key
@@ -139,9 +157,11 @@ class SlackPlatform:
             key.channel_id, message.author_id, text, thread=reply_thread(key), about=key
         )
 
-    async def close_proposal(self, decided: Decided) -> None:
+    async def close_proposal(self, decided: Decided, outcome: str | None) -> None:
         message = decided.context
         blocks = [b for b in message.get("blocks") or [] if not is_proposal_block(b)]
+        if outcome is not None:
+            blocks.append(notice.decided(decided.inbound.message.author_id, outcome))
         kept = SlackMessage(text=str(message.get("text") or ""), blocks=blocks)
         post = StaffPost(message["channel"], str(message.get("ts")))
         await self._web.update(post, kept, about=decided.inbound.message.key)
@@ -178,6 +198,10 @@ class SlackPlatform:
         return await self._web.post_all(
             post.channel_id, said, thread=post.message_id, about=message.key
         )
+
+    async def post_decision(self, post: StaffPost, user_id: str, outcome: str) -> bool:
+        said = render_said(user_mention(user_id), outcome, empty=NO_TEXT)
+        return await self._web.post_all(post.channel_id, said, thread=post.message_id, about=post)
 
     async def relay_to_customer(self, relayed: Relayed) -> bool:
         said = render_said(

@@ -93,7 +93,7 @@ def render_reply(
         last = messages.pop() if messages else SlackMessage(text="")
         joined = f"{last.text}\n\n{ping}" if last.text else ping
         messages.append(SlackMessage(text=joined, blocks=[*last.blocks, section]))
-    buttons = _decision_buttons(proposal) if proposal is not None else None
+    buttons = decision_buttons(proposal) if proposal is not None else None
     if buttons is None and offer_person:
         buttons = _person_button()
     if buttons is not None and messages:
@@ -128,7 +128,8 @@ def is_proposal_block(block: dict[str, Any]) -> bool:
     return block.get("type") == "actions" and str(block.get("block_id")).startswith(_PROPOSAL)
 
 
-def _decision_buttons(proposal: PendingAction) -> dict[str, Any]:
+def decision_buttons(proposal: PendingAction) -> dict[str, Any]:
+    """The Confirm and Cancel buttons of ``proposal``, in one ``actions`` block."""
     value = str(proposal.id)
     buttons = [
         {

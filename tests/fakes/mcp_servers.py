@@ -1,7 +1,8 @@
 """Small MCP servers that misbehave on purpose, built with the real ``mcp`` package.
 
 ``trouble_server()`` has a read that works (``echo``), one that crashes its process
-(``crash``: only over stdio, ``python -m tests.fakes.mcp_servers``), one that never answers
+(``crash``: only over stdio, ``python -m tests.fakes.mcp_servers``; its last words, on its
+stderr, are ``LAST_WORDS``), one that never answers
 (``hang``), one that fails (``fail``), a write (``poke``) and one that adds a tool and says so
 (``grow``, which sends ``notifications/tools/list_changed``). ``serve_http`` serves any
 ``MCPServer`` over streamable HTTP on 127.0.0.1, optionally behind a bearer token.
@@ -12,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import os
 import socket
+import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -22,6 +24,7 @@ from mcp.server.mcpserver.exceptions import ToolError
 from mcp_types import ToolAnnotations
 
 READ = ToolAnnotations(read_only_hint=True)
+LAST_WORDS = "trouble: going down mid-call, Authorization: Bearer tr0uble-t0ken"
 
 
 def trouble_server() -> MCPServer:
@@ -34,7 +37,8 @@ def trouble_server() -> MCPServer:
 
     @server.tool(annotations=READ)
     def crash() -> str:
-        """End the server's process mid-call."""
+        """Say so on stderr, then end the server's process mid-call."""
+        print(LAST_WORDS, file=sys.stderr, flush=True)
         os._exit(3)
 
     @server.tool(annotations=READ)
