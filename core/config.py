@@ -131,6 +131,8 @@ class Persona(BaseModel):
     fresh_start: str = Field(min_length=1)
     fresh_start_phrases: list[str] = []
     handoff: str = Field(min_length=1)
+    handoff_step: str = Field("Passing you to our team…", min_length=1)
+    """Shown while an answer streams, when Claude hands the conversation to people."""
     actions_instructions: str = ""
     """Added to the instructions when the team's tool servers are connected (MCP actions)."""
     human_request_phrases: list[str] = []

@@ -47,6 +47,7 @@ from core.ports import (
     TurnLocks,
     TurnWrites,
 )
+from core.stream import AnswerSink, Shown
 from core.text import clean, fold, sanitize
 from core.topics import TopicDetector
 from core.types import (
@@ -124,6 +125,8 @@ class _Turn:
     refused: tuple[int, ...] = ()
     pending: tuple[Turn, ...] = ()
     """Turns Claude reads after the customer's (a Confirm's outcome), stored with the turn."""
+    shown: Shown | None = None
+    """What the customer has seen of the answer so far, when it streams to them."""
 
     def writes(self) -> TurnWrites:
         """The turn's writes; a conversation field that did not change is left out."""
@@ -185,11 +188,13 @@ class Engine:
     async def is_active(self, key: ConversationKey) -> bool:
         return await self._store.is_active(key)
 
-    async def handle(self, message: IncomingMessage) -> Reply | None:
+    async def handle(
+        self, message: IncomingMessage, sink: AnswerSink | None = None
+    ) -> Reply | None:
         logs.conversation.set(str(message.key))
         started = time.perf_counter()
         async with self._serial(str(message.key)):
-            reply, outcome = await self._handle(message)
+            reply, outcome = await self._handle(message, sink=sink)
         took = time.perf_counter() - started
         TURNS.labels(outcome).inc()
         TURN_SECONDS.observe(took)
@@ -305,10 +310,15 @@ class Engine:
         return self._turn_locks.hold(key) if self._turn_locks is not None else nullcontext()
 
     async def _handle(
-        self, message: IncomingMessage, pending: tuple[Turn, ...] = ()
+        self,
+        message: IncomingMessage,
+        pending: tuple[Turn, ...] = (),
+        *,
+        sink: AnswerSink | None = None,
     ) -> tuple[Reply | None, str]:
         """The reply and the turn's outcome (a ``core.metrics.TURNS`` label). ``pending``:
-        turns to store after the customer's (a decided proposal's outcome)."""
+        turns to store after the customer's (a decided proposal's outcome); ``sink``: where
+        Claude's words are shown as they arrive (the reply then continues them)."""
         now = self._clock()
         message = _sanitized(message)
         text = clean(message.text)
@@ -325,6 +335,8 @@ class Engine:
         if kind == Kind.RESTART and not conversation.fresh:
             notice = None  # a live escalation keeps the conversation: "start over" is just text
         turn = _Turn(conversation, message, text, now, files=checked.kept, pending=pending)
+        if sink is not None:
+            turn.shown = Shown(sink, handoff_step=self._persona.handoff_step)
         escalation = conversation.escalation
         state = escalation.state if escalation is not None else None
         if people_have_it(human_active=conversation.human_active, state=state):
@@ -340,6 +352,8 @@ class Engine:
             reply, outcome = await self._crashed(turn), "crashed"
         else:
             outcome = _outcome(turn, reply)
+        if turn.shown is not None:
+            reply = replace(reply, text=turn.shown.final(reply.text))
         return _relayed(turn, self._with_files(reply, turn, checked, kind)), outcome
 
     async def _check(self, message: IncomingMessage) -> Checked:
@@ -544,6 +558,7 @@ class Engine:
                         prompt.topic_note(topic=turn.topic, previous_topic=conversation.topic),
                     ),
                     tools=[prompt.ESCALATE_TOOL, *(spec.definition() for spec in offered)],
+                    events=turn.shown,
                 )
             except LLMError as exc:
                 log.warning("claude failed in %s: %s", turn.message.key, exc)

@@ -12,6 +12,7 @@ from core.escalation import LIVE, State
 
 if TYPE_CHECKING:
     from core.files import FileLimits
+    from core.stream import AnswerSink
 
 
 @dataclass(frozen=True, slots=True)
@@ -180,8 +181,13 @@ class ConversationPort(Protocol):
         """What customers may send: the workflow fetches no more than this."""
         ...
 
-    async def handle(self, message: IncomingMessage) -> Reply | None:
-        """Answer one customer message; ``None`` means stay silent (a duplicate delivery)."""
+    async def handle(
+        self, message: IncomingMessage, sink: AnswerSink | None = None
+    ) -> Reply | None:
+        """Answer one customer message; ``None`` means stay silent (a duplicate delivery).
+
+        With ``sink``, Claude's words are shown there as they arrive, and the reply's text
+        continues them (``core.stream``)."""
         ...
 
     async def is_active(self, key: ConversationKey) -> bool:

@@ -261,7 +261,7 @@ async def test_rate_limited_post_is_retried(
     slack.fail("chat.postMessage", "ratelimited")  # HTTP 429 with Retry-After: 0
     async with running_bot(slack, port, desk=desk) as harness:
         await harness.deliver(load_body("message_im"))
-    assert [p["channel"] for p in harness.posts()] == ["D0DM", "D0DM"]
+    assert [p["channel"] for p in slack.calls_to("chat.postMessage")] == ["D0DM", "D0DM"]
     assert slack.reactions == set()
 
 
@@ -274,7 +274,7 @@ async def test_failed_post_is_logged_not_raised(
         await harness.deliver(load_body("message_im"))
     assert "not_in_channel" in caplog.text
     assert "slack:T0TEAM:C0SUPPORT:" in caplog.text
-    assert [p["channel"] for p in harness.posts()] == ["C0SUPPORT", "D0DM"]
+    assert [p["channel"] for p in slack.calls_to("chat.postMessage")] == ["C0SUPPORT", "D0DM"]
     assert slack.reactions == set()
 
 

@@ -32,7 +32,7 @@ from dataclasses import replace
 from datetime import datetime
 from typing import Any
 
-from bots.common.platform import Decided, Inbound, Platform, Press, StaffReply
+from bots.common.platform import AnswerStream, Decided, Inbound, Platform, Press, StaffReply
 from bots.common.serial import Serial
 from bots.common.tasks import Tasks
 from core.clock import utcnow
@@ -129,9 +129,11 @@ class Workflow:
             await working.enter_async_context(self._platform.working(inbound))
             if message.attachments:
                 message = replace(message, attachments=await self._fetched(message.attachments))
-            reply = await self._port.handle(message)
+            stream = self._platform.answer_stream(inbound)
+            working.push_async_callback(stream.aclose)
+            reply = await self._port.handle(message, sink=stream)
             if reply is not None:
-                await self._deliver(inbound, reply)
+                await self._deliver(inbound, reply, stream)
 
     async def decision_turn(self, decided: Decided) -> None:
         """Confirm or Cancel under a proposed change: the engine checks who pressed and runs
@@ -185,21 +187,28 @@ class Workflow:
         )
         log.info("staff post in %s: %s", message.key, "recorded" if recorded else "already seen")
 
-    async def _deliver(self, inbound: Inbound, reply: Reply) -> None:
+    async def _deliver(
+        self, inbound: Inbound, reply: Reply, stream: AnswerStream | None = None
+    ) -> None:
         escalation = reply.escalation
         ping = escalation is not None and escalation.new and not inbound.message.direct
-        delivered = True
+        delivered: bool | None = True
         if reply.text:
             offer_person = escalation is None and reply.relay is None and reply.proposal is None
-            delivered = await self._platform.post_reply(
-                inbound, reply, ping=ping, offer_person=offer_person
-            )
+            # A streamed answer is finished where it was shown; otherwise posted whole.
+            delivered = None
+            if stream is not None:
+                delivered = await stream.finish(reply, ping=ping, offer_person=offer_person)
+            if delivered is None:
+                delivered = await self._platform.post_reply(
+                    inbound, reply, ping=ping, offer_person=offer_person
+                )
         if reply.relay is not None:
             await self._platform.relay_to_staff(reply.relay, inbound.message)
             if reply.files:
                 await self._platform.post_files(reply.relay, reply.files, about=reply.relay)
         if escalation is not None:
-            await self._notice(escalation, thread_pinged=ping and delivered)
+            await self._notice(escalation, thread_pinged=ping and bool(delivered))
 
     async def _notice(self, escalation: Escalation, *, thread_pinged: bool) -> None:
         """Post the escalation's notice, or re-draw it when it exists already."""

@@ -17,8 +17,9 @@ from typing import Any
 import aiohttp
 import discord
 
-from bots.common import Decided, Inbound
+from bots.common import AnswerStream, Decided, Inbound
 from bots.common.download import allowed, download, refused
+from bots.common.platform import NotStreamed
 from bots.discord import send
 from bots.discord.buttons import TALK_LABEL, proposal_buttons, talk_button
 from bots.discord.notice import reminder
@@ -111,6 +112,9 @@ class DiscordPlatform:
     def working(self, inbound: Inbound) -> AbstractAsyncContextManager[None]:
         place: Place = inbound.context
         return typing_in(place.target or place.channel)
+
+    def answer_stream(self, inbound: Inbound) -> AnswerStream:
+        return NotStreamed()
 
     async def post_reply(
         self, inbound: Inbound, reply: Reply, *, ping: bool, offer_person: bool

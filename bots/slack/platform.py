@@ -13,7 +13,8 @@ from contextlib import asynccontextmanager
 from datetime import datetime
 from typing import Any
 
-from bots.common import Decided, Inbound
+from bots.common import AnswerStream, Decided, Inbound
+from bots.common.platform import NotStreamed
 from bots.slack import conversation_link, notice
 from bots.slack.events import PLATFORM, reply_thread
 from bots.slack.render import (
@@ -26,6 +27,7 @@ from bots.slack.render import (
     user_mention,
 )
 from bots.slack.staff import StaffDirectory
+from bots.slack.stream import SlackAnswer
 from bots.slack.web import SlackWeb
 from core.types import (
     Attachment,
@@ -98,6 +100,18 @@ class SlackPlatform:
         finally:
             if await reacting:
                 await self._web.unreact(key.channel_id, ts, PROGRESS_REACTION, about=key)
+
+    def answer_stream(self, inbound: Inbound) -> AnswerStream:
+        """Chat streaming in threads (``bots.slack.stream``); a DM's top level cannot stream."""
+        message = inbound.message
+        key = message.key
+        thread = reply_thread(key)
+        if thread is None:
+            return NotStreamed()
+        recipient = None if self.is_direct(key) else (message.author_id, key.space_id)
+        return SlackAnswer(
+            web=self._web, key=key, thread=thread, recipient=recipient, mention=self._mention
+        )
 
     async def post_reply(
         self, inbound: Inbound, reply: Reply, *, ping: bool, offer_person: bool

@@ -11,6 +11,7 @@ import logging
 from collections.abc import Sequence
 
 from slack_sdk.errors import SlackRequestError
+from slack_sdk.web.async_chat_stream import AsyncChatStream
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bots.common.download import allowed, download, refused
@@ -55,6 +56,20 @@ class SlackWeb:
             if await self.post(channel, message, thread=thread, about=about) is None:
                 return False
         return True
+
+    async def open_stream(
+        self, channel: str, *, thread: str, recipient: tuple[str, str] | None
+    ) -> AsyncChatStream:
+        """``slack_sdk``'s chat stream helper for a reply in ``thread``; each ``append`` is one
+        call (the caller paces them). ``recipient``: the user and team, needed outside DMs."""
+        user, team = recipient if recipient is not None else (None, None)
+        return await self._client.chat_stream(
+            channel=channel,
+            thread_ts=thread,
+            recipient_user_id=user,
+            recipient_team_id=team,
+            buffer_size=1,
+        )
 
     async def update(self, post: StaffPost, message: SlackMessage, *, about: object) -> bool:
         try:

@@ -19,6 +19,7 @@ import hashlib
 import json
 import re
 import socket
+import time
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -40,9 +41,11 @@ __all__ = [
     "hang",
     "overloaded",
     "rate_limited",
+    "slow_text",
     "spend_limited",
     "stall_mid_stream",
     "stream_error",
+    "streamed",
     "text",
     "tool_use",
 ]
@@ -298,6 +301,48 @@ class _StreamError(FakeResponse):
 
 
 @dataclass
+class _Deltas(FakeResponse):
+    """One text block streamed as exactly ``deltas``, ``delay`` seconds apart, waiting for
+    ``release`` before delta ``pause_before``. The time the first delta was written is kept
+    in ``first_delta_at`` (``time.perf_counter``)."""
+
+    deltas: list[str]
+    delay: float = 0.0
+    pause_before: int | None = None
+    release: asyncio.Event | None = None
+    first_delta_at: float | None = None
+
+    async def serve(self, ctx: _Context) -> web.StreamResponse:
+        response = web.StreamResponse(
+            headers={"content-type": "text/event-stream", "request-id": ctx.request_id}
+        )
+        await response.prepare(ctx.request)
+        said = "".join(self.deltas)
+        answer = _Message([{"type": "text", "text": said}], "end_turn")
+        usage = answer._usage(ctx)
+        sent = 0
+        for event in answer._events(ctx, usage):
+            if event["type"] == "content_block_delta":
+                continue
+            if event["type"] == "content_block_stop":
+                for index, delta in enumerate(self.deltas):
+                    if index == self.pause_before and self.release is not None:
+                        await self.release.wait()
+                    elif sent and self.delay:
+                        await asyncio.sleep(self.delay)
+                    body = {"type": "text_delta", "text": delta}
+                    await response.write(
+                        _sse({"type": "content_block_delta", "index": 0, "delta": body})
+                    )
+                    if not sent:
+                        self.first_delta_at = time.perf_counter()
+                    sent += 1
+            await response.write(_sse(event))
+        await response.write_eof()
+        return response
+
+
+@dataclass
 class _BrokenStream(FakeResponse):
     stall: bool
 
@@ -330,6 +375,24 @@ def text(
     `stop_details={"type": "refusal", "category": "cyber", "explanation": "..."}`.
     """
     return _Message([{"type": "text", "text": text}], stop_reason, usage, stop_details)
+
+
+def streamed(
+    *deltas: str,
+    delay: float = 0.0,
+    pause_before: int | None = None,
+    release: asyncio.Event | None = None,
+) -> _Deltas:
+    """A text reply streamed as exactly ``deltas`` (streaming requests only): ``delay`` seconds
+    between them, or a wait for ``release`` before delta number ``pause_before``. Its
+    ``first_delta_at`` says when the first one went out."""
+    return _Deltas(list(deltas), delay, pause_before, release)
+
+
+def slow_text(text: str, *, seconds: float = 3.0) -> _Deltas:
+    """``text`` streamed word by word over about ``seconds``, like a long answer."""
+    words = _words(text)
+    return streamed(*words, delay=seconds / max(1, len(words) - 1))
 
 
 def tool_use(
