@@ -19,7 +19,6 @@ import discord
 
 from bots.common import AnswerStream, Decided, Inbound
 from bots.common.download import allowed, download, refused
-from bots.common.platform import NotStreamed
 from bots.discord import send
 from bots.discord.buttons import TALK_LABEL, proposal_buttons, talk_button
 from bots.discord.notice import reminder
@@ -27,6 +26,7 @@ from bots.discord.render import Outgoing, relay_messages, reply_messages, staff_
 from bots.discord.routing import DM_SPACE
 from bots.discord.send import SEND_ERRORS, describe
 from bots.discord.staff_channel import StaffChannel
+from bots.discord.stream import DiscordAnswer
 from bots.discord.translate import Place, is_support
 from bots.discord.typing_indicator import typing_in
 from core.types import (
@@ -114,7 +114,15 @@ class DiscordPlatform:
         return typing_in(place.target or place.channel)
 
     def answer_stream(self, inbound: Inbound) -> AnswerStream:
-        return NotStreamed()
+        """The answer posted as it is written, then edited (``bots.discord.stream``)."""
+        place: Place = inbound.context
+        return DiscordAnswer(
+            target=place.target or place.channel,
+            reference=place.reference,
+            key=inbound.message.key,
+            offer_person=place.offer_person,
+            role_id=self._role_id,
+        )
 
     async def post_reply(
         self, inbound: Inbound, reply: Reply, *, ping: bool, offer_person: bool
