@@ -18,8 +18,13 @@ import asyncio
 import statistics
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from core.config import Settings
+    from tests.fakes.anthropic_api import FakeAnthropic
 
 ANSWER = (
     "Standard shipping takes 5–7 business days and express takes 2–3. Once your order leaves "
@@ -30,14 +35,13 @@ ANSWER = (
 )
 
 
-async def measure(folder: Path, *, runs: int, claude_seconds: float) -> list[tuple[float, ...]]:
-    """Per mention: seconds to the first sign, to the first words, and from Claude's first
-    token to the first words."""
-    from bots.app import serve
+def _setup(
+    claude: FakeAnthropic, database: Path, claude_seconds: float
+) -> tuple[Settings, list[Any], Callable[[dict[str, Any]], Any]]:
+    """The bot's settings on ``database`` and ``claude``; the slow answers given so far, and
+    the ``claude.default`` that gives them."""
     from tests.conftest import make_settings
-    from tests.fakes.anthropic_api import FakeAnthropic, slow_text, text
-    from tests.fakes.slack_api import FakeSlack
-    from tests.slack_helpers import load_body, slack_settings
+    from tests.fakes.anthropic_api import slow_text
 
     answers: list[Any] = []
 
@@ -45,12 +49,24 @@ async def measure(folder: Path, *, runs: int, claude_seconds: float) -> list[tup
         answers.append(slow_text(ANSWER, seconds=claude_seconds))
         return answers[-1]
 
+    settings = make_settings(
+        f"sqlite+aiosqlite:///{database}",
+        claude.base_url,
+        claude={"timeout_seconds": 60.0, "max_retries": 0},
+    )
+    return settings, answers, slow
+
+
+async def measure(folder: Path, *, runs: int, claude_seconds: float) -> list[tuple[float, ...]]:
+    """Per mention: seconds to the first sign, to the first words, and from Claude's first
+    token to the first words."""
+    from bots.app import serve
+    from tests.fakes.anthropic_api import FakeAnthropic, text
+    from tests.fakes.slack_api import FakeSlack
+    from tests.slack_helpers import load_body, slack_settings
+
     async with FakeAnthropic() as claude, FakeSlack() as slack:
-        settings = make_settings(
-            f"sqlite+aiosqlite:///{folder / 'stream.db'}",
-            claude.base_url,
-            claude={"timeout_seconds": 60.0, "max_retries": 0},
-        )
+        settings, answers, slow = _setup(claude, folder / "slack.db", claude_seconds)
         running = asyncio.create_task(
             serve(settings, {"slack": slack_settings(slack, mode="socket")})
         )
@@ -89,22 +105,11 @@ async def measure_discord(
     """The same through the real Discord adapter (discord.py against the fake gateway and
     REST): the first sign is the typing indicator, the first words the first message."""
     from bots.app import open_runtime
-    from tests.conftest import make_settings
     from tests.discord_helpers import fake_discord_installed, running_bot, say
-    from tests.fakes.anthropic_api import FakeAnthropic, slow_text, text
-
-    answers: list[Any] = []
-
-    def slow(body: dict[str, Any]) -> Any:
-        answers.append(slow_text(ANSWER, seconds=claude_seconds))
-        return answers[-1]
+    from tests.fakes.anthropic_api import FakeAnthropic, text
 
     async with FakeAnthropic() as claude, fake_discord_installed() as discord:
-        settings = make_settings(
-            f"sqlite+aiosqlite:///{folder / 'discord.db'}",
-            claude.base_url,
-            claude={"timeout_seconds": 60.0, "max_retries": 0},
-        )
+        settings, answers, slow = _setup(claude, folder / "discord.db", claude_seconds)
         async with (
             open_runtime(settings) as runtime,
             running_bot(discord, runtime.engine, runtime.desk) as bot,

@@ -15,14 +15,13 @@ nobody.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import logging
-import time
 from typing import Any
 
 import discord
 
+from bots.common.pump import Pump
 from bots.discord.buttons import proposal_buttons, talk_button
 from bots.discord.render import MESSAGE_LIMIT, Outgoing, reply_messages, role_mention
 from bots.discord.send import SEND_ERRORS, allowed_mentions, describe
@@ -57,31 +56,25 @@ class DiscordAnswer:
         self._key = key
         self._offer_person = offer_person
         self._role_id = role_id
-        self._interval = interval
         self._posted: list[discord.Message] = []
         self._showing: list[str] = []
         """What each posted message shows now."""
         self._shown = ""
         self._step = ""
-        self._next_write = 0.0
-        self._wake = asyncio.Event()
-        self._closed = asyncio.Event()
-        self._pump: asyncio.Task[None] | None = None
-        self._closing = False
-        self._failed = False
+        self._pump = Pump(self._flush, interval=interval)
 
     async def text(self, delta: str) -> None:
-        if not self._closing:
+        if not self._pump.closing:
             self._shown += delta
-            self._nudge()
+            self._pump.nudge()
 
     async def step(self, label: str) -> None:
-        if not self._closing:
+        if not self._pump.closing:
             self._step = label
-            self._nudge()
+            self._pump.nudge()
 
     async def finish(self, reply: Reply, *, ping: bool, offer_person: bool) -> bool | None:
-        await self._settle()
+        await self._pump.settle()
         if not self._posted:
             return None
         if ping and self._role_id is None:
@@ -99,47 +92,24 @@ class DiscordAnswer:
         return True
 
     async def aclose(self) -> None:
-        if self._closing:
+        if self._pump.closing:
             return
-        await self._settle()
+        await self._pump.settle()
         if self._posted:
             await self._show(split_text(self._shown, MESSAGE_LIMIT))
 
-    # -- the pump ------------------------------------------------------------------------------
-
-    def _nudge(self) -> None:
-        self._wake.set()
-        if self._pump is None:
-            self._pump = asyncio.create_task(self._run())
-
-    async def _run(self) -> None:
-        while not (self._closing or self._failed):
-            await self._wake.wait()
-            self._wake.clear()
-            # Gather words until the next write is due; the end comes sooner.
-            with contextlib.suppress(TimeoutError):
-                due = self._next_write - time.monotonic()
-                await asyncio.wait_for(self._closed.wait(), max(0.0, due))
-            if self._closing:
-                return
-            shown = f"{self._shown}\n\n*{self._step}*" if self._step else self._shown
-            # One write per round: the first message that differs from what it should show.
-            parts = [p for p in split_text(shown, MESSAGE_LIMIT) if p.strip()]
-            for index, part in enumerate(parts):
-                if index >= len(self._showing) or self._showing[index] != part:
-                    if await self._write(index, part) is None:
-                        self._failed = True
-                    if index < len(parts) - 1:
-                        self._wake.set()
-                    break
-
-    async def _settle(self) -> None:
-        """Take no more words; let a write in flight end, and the pump with it."""
-        self._closing = True
-        self._closed.set()
-        self._wake.set()
-        if self._pump is not None:
-            await self._pump
+    async def _flush(self) -> bool:
+        """One write: the first message that differs from what it should show now."""
+        shown = f"{self._shown}\n\n*{self._step}*" if self._step else self._shown
+        parts = [p for p in split_text(shown, MESSAGE_LIMIT) if p.strip()]
+        for index, part in enumerate(parts):
+            if index >= len(self._showing) or self._showing[index] != part:
+                if await self._write(index, part) is None:
+                    return False
+                if index < len(parts) - 1:
+                    self._pump.nudge()
+                break
+        return True
 
     # -- the writes ----------------------------------------------------------------------------
 
@@ -153,7 +123,7 @@ class DiscordAnswer:
             ) is None:
                 return False
         for message in self._posted[len(parts) :]:
-            await self._pace()
+            await self._pump.pace()
             with contextlib.suppress(*SEND_ERRORS):
                 await message.delete()
         return True
@@ -167,7 +137,7 @@ class DiscordAnswer:
         mentions: Outgoing | None = None,
     ) -> discord.Message | None:
         """Send message ``index`` or edit it to ``content``, paced; ``None`` when refused."""
-        await self._pace()
+        await self._pump.pace()
         allowed = allowed_mentions(mentions or Outgoing(content))
         extra: dict[str, Any] = {"view": view} if view is not None else {}
         try:
@@ -191,9 +161,3 @@ class DiscordAnswer:
             self._posted.append(message)
             self._showing.append(content)
         return message
-
-    async def _pace(self) -> None:
-        wait = self._next_write - time.monotonic()
-        if wait > 0:
-            await asyncio.sleep(wait)
-        self._next_write = time.monotonic() + self._interval

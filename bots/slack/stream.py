@@ -16,8 +16,6 @@ as far as it got; ``finish`` then writes the whole reply over it with ``chat.upd
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import logging
 from collections.abc import Sequence
 from typing import Any
@@ -25,6 +23,7 @@ from typing import Any
 from slack_sdk.models.messages.chunk import Chunk, MarkdownTextChunk, TaskUpdateChunk
 from slack_sdk.web.async_chat_stream import AsyncChatStream
 
+from bots.common.pump import Pump
 from bots.slack.errors import SLACK_ERRORS, error_code
 from bots.slack.render import SlackMessage, buttons, escape, render_reply
 from bots.slack.web import SlackWeb
@@ -63,7 +62,6 @@ class SlackAnswer:
         self._thread = thread
         self._recipient = recipient
         self._mention = mention
-        self._interval = interval
         self._stream: AsyncChatStream | None = None
         self._size = 0
         """Escaped characters in the current streamed message."""
@@ -75,28 +73,25 @@ class SlackAnswer:
         self._steps: list[str] = []
         """Steps not sent yet; ``_labels``: those sent, marked complete at the end."""
         self._labels: list[str] = []
-        self._wake = asyncio.Event()
-        self._closed = asyncio.Event()
-        self._pump: asyncio.Task[None] | None = None
+        self._pump = Pump(self._flush, interval=interval)
         self._refused = False
         self._broken = False
-        self._closing = False
 
     async def text(self, delta: str) -> None:
-        if self._refused or self._closing:
+        if self._refused or self._pump.closing:
             return
         self._shown += delta
         self._unsent += delta
-        self._nudge()
+        self._pump.nudge()
 
     async def step(self, label: str) -> None:
-        if self._refused or self._closing:
+        if self._refused or self._pump.closing:
             return
         self._steps.append(label)
-        self._nudge()
+        self._pump.nudge()
 
     async def finish(self, reply: Reply, *, ping: bool, offer_person: bool) -> bool | None:
-        await self._settle()
+        await self._pump.settle()
         if not self._posted:
             return None
         mention = self._mention if ping else None
@@ -118,40 +113,20 @@ class SlackAnswer:
         return finished
 
     async def aclose(self) -> None:
-        if self._closing:
+        if self._pump.closing:
             return
-        await self._settle()
+        await self._pump.settle()
         if self._stream is not None and not self._broken:
             await self._write(self._unsent)
             await self._end([])
 
-    # -- the pump: sends what gathered, paced ---------------------------------------------------
-
-    def _nudge(self) -> None:
-        self._wake.set()
-        if self._pump is None:
-            self._pump = asyncio.create_task(self._run())
-
-    async def _run(self) -> None:
-        while True:
-            await self._wake.wait()
-            self._wake.clear()
-            if self._closing or self._refused or self._broken:
-                return
-            said, self._unsent = self._unsent, ""
-            steps, self._steps = self._steps, []
-            self._labels += steps
-            await self._write(said, [_step(label, "in_progress") for label in steps])
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._closed.wait(), self._interval)
-
-    async def _settle(self) -> None:
-        """Take no more words; let a call in flight end, and the pump with it."""
-        self._closing = True
-        self._closed.set()
-        self._wake.set()
-        if self._pump is not None:
-            await self._pump
+    async def _flush(self) -> bool:
+        """Send what gathered since the last call; False once Slack refused."""
+        await self._pump.pace()
+        said, self._unsent = self._unsent, ""
+        steps, self._steps = self._steps, []
+        self._labels += steps
+        return await self._write(said, [_step(label, "in_progress") for label in steps])
 
     # -- the calls ----------------------------------------------------------------------------
 

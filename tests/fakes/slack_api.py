@@ -377,23 +377,21 @@ class FakeSlack:
         return None
 
     def _append_stream(self, params: Params) -> Params:
-        message = self._streaming(params)
-        if message is None:
-            return {"ok": False, "error": "message_not_in_streaming_state"}
-        problem = _stream_into(message, params)
-        if problem is not None:
-            return {"ok": False, "error": problem}
-        return {"channel": message["channel"], "ts": message["ts"]}
+        return self._continue_stream(params, stop=False)
 
     def _stop_stream(self, params: Params) -> Params:
+        return self._continue_stream(params, stop=True)
+
+    def _continue_stream(self, params: Params, *, stop: bool) -> Params:
         message = self._streaming(params)
         if message is None:
             return {"ok": False, "error": "message_not_in_streaming_state"}
         problem = _stream_into(message, params)
         if problem is not None:
             return {"ok": False, "error": problem}
-        message["streaming"] = False
-        message["blocks"] = [{"type": "markdown", "text": message["text"]}, *_blocks(params)]
+        if stop:
+            message["streaming"] = False
+            message["blocks"] = [{"type": "markdown", "text": message["text"]}, *_blocks(params)]
         return {"channel": message["channel"], "ts": message["ts"], "message": message}
 
     def _post_ephemeral(self, params: Params) -> Params:
