@@ -4,7 +4,7 @@ Through the real Slack adapter (Socket Mode, Bolt, slack_sdk) and the real Disco
 (discord.py), the real engine on SQLite, against the fake Slack and Discord and a fake Messages
 API that writes its answer word by word over ``--claude-seconds``: for each of ``--runs``
 messages, one after another, the time from sending the event to the first visible sign (Slack's
-👀 reaction on a channel mention, Discord's typing in a DM), to the first visible words
+loading status on a channel mention, Discord's typing in a DM), to the first visible words
 (``chat.startStream`` reaching Slack, the first message reaching Discord), and from Claude's
 first token to those words. Everything runs in this one process, so the clocks agree.
 
@@ -83,7 +83,9 @@ async def measure(folder: Path, *, runs: int, claude_seconds: float) -> list[tup
                 started = time.perf_counter()
                 await slack.send_envelope(body)
                 await slack.wait_for(
-                    "reactions.add", lambda p, ts=ts: p.get("timestamp") == ts, timeout=30
+                    "assistant.threads.setStatus",
+                    lambda p, ts=ts: p.get("thread_ts") == ts,
+                    timeout=30,
                 )
                 sign = time.perf_counter()
                 await slack.wait_for(
@@ -151,7 +153,7 @@ def main() -> None:
     print("| figure | median (min–max) | target |")
     print("|---|---|---|")
     for platform, run, sign_name in (
-        ("Slack", measure, "👀"),
+        ("Slack", measure, "loading status"),
         ("Discord", measure_discord, "typing"),
     ):
         with tempfile.TemporaryDirectory() as folder:

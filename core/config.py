@@ -133,6 +133,8 @@ class Persona(BaseModel):
     handoff: str = Field(min_length=1)
     handoff_step: str = Field("Passing you to our team…", min_length=1)
     """Shown while an answer streams, when Claude hands the conversation to people."""
+    loading_messages: list[str] = Field(default_factory=list, max_length=10)
+    """What Slack's loading status rotates through while the bot works (at most 10)."""
     actions_instructions: str = ""
     """Added to the instructions when the team's tool servers are connected (MCP actions)."""
     human_request_phrases: list[str] = []

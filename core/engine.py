@@ -185,6 +185,11 @@ class Engine:
         """What customers may send; adapters fetch no more than ``fetch_bytes`` of a file."""
         return self._limits.files
 
+    @property
+    def loading_messages(self) -> tuple[str, ...]:
+        """The persona's lines for a platform's loading status while a turn runs."""
+        return tuple(self._persona.loading_messages)
+
     async def is_active(self, key: ConversationKey) -> bool:
         return await self._store.is_active(key)
 

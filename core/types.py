@@ -181,6 +181,11 @@ class ConversationPort(Protocol):
         """What customers may send: the workflow fetches no more than this."""
         ...
 
+    @property
+    def loading_messages(self) -> tuple[str, ...]:
+        """What a platform's loading status may rotate through while a turn runs."""
+        ...
+
     async def handle(
         self, message: IncomingMessage, sink: AnswerSink | None = None
     ) -> Reply | None:

@@ -107,6 +107,7 @@ class TurnLog:
     def __init__(self, engine: Any) -> None:
         self._engine = engine
         self.files = engine.files
+        self.loading_messages = engine.loading_messages
         self.turns: list[tuple[IncomingMessage, Reply | None]] = []
 
     async def handle(

@@ -97,6 +97,7 @@ class RecordingPort:
 
     answer: Callable[[IncomingMessage], Reply] = lambda m: Reply(f"echo: {m.text}")
     files: FileLimits = field(default_factory=FileLimits)
+    loading_messages: tuple[str, ...] = ()
     messages: list[IncomingMessage] = field(default_factory=list)
     active: set[ConversationKey] = field(default_factory=set)
     _seen: set[str] = field(default_factory=set)

@@ -83,30 +83,44 @@ async def test_dm_turn_and_follow_up_reply_at_the_dm_top_level(
     assert follow["text"] == "echo: Any news?"
 
 
-async def test_progress_reaction_is_added_then_removed(bot: Harness) -> None:
+async def test_loading_status_is_set_then_cleared(bot: Harness) -> None:
     await bot.deliver(load_body("message_im"))
-    # The reaction is added beside the port call, so only its removal has a fixed place.
-    assert sorted(bot.activity()) == ["chat.postMessage", "reactions.add", "reactions.remove"]
-    assert bot.activity()[-1] == "reactions.remove"
+    # The status is set beside the port call, so only its clearing has a fixed place.
+    status = "assistant.threads.setStatus"
+    assert sorted(bot.activity()) == [status, status, "chat.postMessage"]
+    set_, cleared = bot.fake.calls_to("assistant.threads.setStatus")
+    # A DM's top-level message: the status goes under it.
+    assert (set_["channel_id"], set_["thread_ts"]) == ("D0DM", "1700000001.000100")
+    assert set_["status"] == "is looking into it…"
+    assert (cleared["thread_ts"], cleared["status"]) == ("1700000001.000100", "")
+    assert bot.activity()[-1] == status
+    assert bot.fake.statuses == {} and bot.fake.reactions == set()
+
+
+async def test_where_slack_refuses_the_status_the_reaction_shows_instead(bot: Harness) -> None:
+    bot.fake.fail("assistant.threads.setStatus", "not_allowed")
+    await bot.deliver(load_body("message_im"))
     added = bot.fake.calls_to("reactions.add")[0]
     assert added == {"channel": "D0DM", "timestamp": "1700000001.000100", "name": "eyes"}
+    assert bot.activity()[-1] == "reactions.remove"
+    assert len(bot.fake.calls_to("assistant.threads.setStatus")) == 1, "nothing to clear"
     assert bot.fake.reactions == set()
 
 
 async def test_messages_reach_the_port_in_delivery_order_without_waiting_for_slack(
     bot: Harness, port: RecordingPort
 ) -> None:
-    release = bot.fake.hold("reactions.add")
+    release = bot.fake.hold("assistant.threads.setStatus")
     for n in range(3):
         await bot.deliver(
             load_body("message_im", ts=f"170000001{n}.000100", text=f"m{n}"), wait=False
         )
-    await bot.fake.wait_for("reactions.add", count=3)
-    # Every reaction is still unanswered, yet the port already has the messages, in order.
+    await bot.fake.wait_for("assistant.threads.setStatus", count=3)
+    # Every status is still unanswered, yet the port already has the messages, in order.
     assert [m.text for m in port.messages] == ["m0", "m1", "m2"]
     release.set()
     await bot.bot.drain()
-    assert bot.fake.reactions == set()
+    assert bot.fake.statuses == {}
 
 
 async def test_reply_in_a_dm_thread_stays_in_that_thread(bot: Harness, port: RecordingPort) -> None:
@@ -295,6 +309,7 @@ async def test_port_failure_is_logged_and_nothing_is_shown(
 async def test_doubled_delivery_leaves_the_reaction_to_the_first(
     slack: FakeSlack, desk: Desk, port: RecordingPort
 ) -> None:
+    slack.fail("assistant.threads.setStatus", "not_allowed")
     slack.reactions.add(("C0SUPPORT", MENTION_TS, "eyes"))
     async with running_bot(slack, port, desk=desk) as harness:
         await harness.deliver(load_body("app_mention"))
@@ -503,7 +518,8 @@ async def test_close_lets_an_accepted_message_finish(
         closing = asyncio.create_task(harness.bot.close())
         release.set()
         await closing
-    assert slack.calls_to("reactions.remove"), "the message was finished, not cut off"
+    cleared = [c for c in slack.calls_to("assistant.threads.setStatus") if not c["status"]]
+    assert cleared, "the message was finished, not cut off"
 
 
 async def test_close_cancels_what_outlasts_the_grace_period(
@@ -520,4 +536,4 @@ async def test_close_cancels_what_outlasts_the_grace_period(
         await slack.wait_for("chat.postMessage")
     release.set()
     assert "cancelling 1 unfinished task(s)" in caplog.text
-    assert slack.reactions == set(), "even a cancelled message takes its reaction back"
+    assert slack.statuses == {}, "even a cancelled message clears its status"

@@ -44,7 +44,7 @@ def follow_up(text: str, ts: str) -> dict:
 
 
 async def test_words_show_in_the_thread_before_claude_has_finished(
-    bot: Harness, slack: FakeSlack, fake_claude: FakeAnthropic
+    bot: Harness, slack: FakeSlack, fake_claude: FakeAnthropic, runtime: Runtime
 ) -> None:
     release = asyncio.Event()
     fake_claude.queue(
@@ -55,6 +55,11 @@ async def test_words_show_in_the_thread_before_claude_has_finished(
     await bot.deliver(load_body("app_mention"), wait=False)
 
     [start] = await slack.wait_for("chat.startStream")
+    # While it works, the thread shows Slack's loading status with the persona's messages.
+    await slack.wait_for("assistant.threads.setStatus")
+    persona = runtime.settings.persona
+    status = ("is looking into it…", persona.loading_messages)
+    assert slack.statuses == {("C0SUPPORT", MENTION_TS): status}
     # Claude is still writing: the first words are already in the thread, to the customer.
     assert (start["thread_ts"], start["recipient_user_id"]) == (MENTION_TS, "U0CUSTOMER")
     assert start["recipient_team_id"] == "T0TEAM"
@@ -68,6 +73,7 @@ async def test_words_show_in_the_thread_before_claude_has_finished(
     assert message["text"] == "Use **Forgot password** on the sign-in page."
     assert message["blocks"][-1]["block_id"] == "talk_to_human"
     assert slack.calls_to("chat.postMessage") == []
+    assert slack.statuses == {} and slack.reactions == set()
 
 
 async def test_a_mention_split_across_two_appends_pings_nobody(
@@ -103,6 +109,7 @@ async def test_a_stream_that_breaks_ends_with_the_fallback_and_the_team(
     assert answer["text"].startswith(f"Let me check your\n\n{persona.fallbacks.overloaded}")
     assert ping["text"] == PING
     assert len(fake_claude.requests) == 1
+    assert bot.fake.statuses == {}, "the loading status is cleared when the turn fails too"
 
     await bot.deliver(follow_up("Hello?", "1700000200.000100"))
     # The next request holds none of the broken answer: it was never stored.

@@ -57,6 +57,24 @@ class SlackWeb:
                 return False
         return True
 
+    async def set_status(
+        self, channel: str, thread: str, status: str, *, loading: Sequence[str] = (), about: object
+    ) -> bool:
+        """Set (or, with ``status`` empty, clear) the loading status under ``thread``
+        (``assistant.threads.setStatus``); whether Slack took it."""
+        try:
+            await self._client.assistant_threads_setStatus(
+                channel_id=channel,
+                thread_ts=thread,
+                status=status,
+                loading_messages=list(loading) or None,
+            )
+        except SLACK_ERRORS as exc:
+            code = error_code(exc)
+            log.warning("assistant.threads.setStatus in %s failed for %s: %s", channel, about, code)
+            return False
+        return True
+
     async def open_stream(
         self, channel: str, *, thread: str, recipient: tuple[str, str] | None
     ) -> AsyncChatStream:

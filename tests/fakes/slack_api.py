@@ -78,6 +78,8 @@ class FakeSlack:
         self.peers: list[int] = []
         """The client's port of each Web API call: one per connection it opened."""
         self.reactions: set[tuple[str, str, str]] = set()
+        self.statuses: dict[tuple[str, str], tuple[str, list[str]]] = {}
+        """Each thread's loading status now (``assistant.threads.setStatus``) and its messages."""
         self.messages: list[Params] = []
         self.uploads: list[Params] = []
         """Files the bot shared: channel, thread_ts, name, data."""
@@ -109,7 +111,7 @@ class FakeSlack:
             "chat.getPermalink": self._permalink,
             "reactions.add": self._reaction_add,
             "reactions.remove": self._reaction_remove,
-            "assistant.threads.setStatus": lambda _: {},
+            "assistant.threads.setStatus": self._set_status,
             "apps.connections.open": lambda _: {"url": f"ws://127.0.0.1:{self._port}/socket"},
             "users.info": self._user,
             "usergroups.users.list": lambda _: {"users": ["U0STAFF1", "U0STAFF2"]},
@@ -347,6 +349,19 @@ class FakeSlack:
                 message |= {"text": str(params.get("text") or ""), "blocks": _blocks(params)}
                 return {"channel": channel, "ts": ts, "text": params.get("text")}
         return {"ok": False, "error": "message_not_found"}
+
+    def _set_status(self, params: Params) -> Params:
+        """A thread's loading status: set, or cleared by an empty ``status``; at most 10
+        ``loading_messages``."""
+        channel, thread = params.get("channel_id"), params.get("thread_ts")
+        loading = params.get("loading_messages") or []
+        if not channel or not thread or "status" not in params or len(loading) > 10:
+            return {"ok": False, "error": "invalid_arguments"}
+        if params["status"]:
+            self.statuses[(channel, thread)] = (params["status"], list(loading))
+        else:
+            self.statuses.pop((channel, thread), None)
+        return {}
 
     def _start_stream(self, params: Params) -> Params:
         """Slack's streamed reply: always in a thread, and in a channel (not a DM) only with
