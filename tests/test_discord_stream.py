@@ -54,7 +54,7 @@ async def test_the_first_words_are_posted_then_edited_into_the_answer(
     )
     dm = fake_discord.world.dm_channel_id
     question = await say(fake_discord, dm, "Can I return a rug?")
-    await fake_discord.wait_for(lambda: len(fake_discord.posts_in(dm)) == 1)
+    await fake_discord.wait_for(lambda: len(fake_discord.posts_in(dm)) == 1, within=30)
 
     # Claude is still writing, and the customer already reads its first words, as a reply.
     [first] = fake_discord.posts_in(dm)
@@ -62,7 +62,7 @@ async def test_the_first_words_are_posted_then_edited_into_the_answer(
     assert first.reference is not None and str(first.reference["message_id"]) == question["id"]
     release.set()
     answer = fake_discord.messages[first.id]
-    await fake_discord.wait_for(lambda: custom_ids(answer) == ["supportbot:talk"])
+    await fake_discord.wait_for(lambda: custom_ids(answer) == ["supportbot:talk"], within=30)
 
     assert answer["content"] == "Returns are accepted within 30 days."
     assert all(w.allowed_mentions == NOBODY for w in writes(fake_discord, dm))
@@ -82,7 +82,7 @@ async def test_a_long_answer_is_paced_and_goes_on_in_a_new_message_with_fences_k
         lambda: (
             [fake_discord.messages[p.id]["content"] for p in fake_discord.posts_in(dm)] == parts
         ),
-        within=10,
+        within=30,
     )
     await bot.drain()
 
@@ -103,11 +103,11 @@ async def test_everyone_split_across_two_edits_pings_nobody(
     fake_claude.queue(streamed("Hi @every", "one, and <@&1>!", pause_before=1, release=release))
     dm = fake_discord.world.dm_channel_id
     await say(fake_discord, dm, "Hello")
-    await fake_discord.wait_for(lambda: len(fake_discord.posts_in(dm)) == 1)
+    await fake_discord.wait_for(lambda: len(fake_discord.posts_in(dm)) == 1, within=30)
     release.set()
     [first] = fake_discord.posts_in(dm)
     answer = fake_discord.messages[first.id]
-    await fake_discord.wait_for(lambda: answer["content"] == "Hi @everyone, and <@&1>!")
+    await fake_discord.wait_for(lambda: answer["content"] == "Hi @everyone, and <@&1>!", within=30)
     await bot.drain()
 
     assert first.content == "Hi @every"
@@ -121,7 +121,7 @@ async def test_a_stream_that_breaks_ends_with_the_fallback_and_pings_the_team(
     w = fake_discord.world
     question = await say(fake_discord, w.support_channel_id, "Can my llama ride in the van?")
     thread = int(question["id"])
-    await fake_discord.wait_for(lambda: len(fake_discord.posts_in(thread)) == 2)
+    await fake_discord.wait_for(lambda: len(fake_discord.posts_in(thread)) == 2, within=30)
     await bot.drain()
 
     answer, ping = fake_discord.posts_in(thread)

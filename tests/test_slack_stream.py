@@ -54,7 +54,7 @@ async def test_words_show_in_the_thread_before_claude_has_finished(
     )
     await bot.deliver(load_body("app_mention"), wait=False)
 
-    [start] = await slack.wait_for("chat.startStream")
+    [start] = await slack.wait_for("chat.startStream", timeout=30)
     # While it works, the thread shows Slack's loading status with the persona's messages.
     await slack.wait_for("assistant.threads.setStatus")
     persona = runtime.settings.persona
@@ -84,7 +84,7 @@ async def test_a_mention_split_across_two_appends_pings_nobody(
         streamed("Tell <!chan", "nel> and <@U0", "BOSS> hi", pause_before=1, release=release)
     )
     await bot.deliver(load_body("app_mention"), wait=False)
-    await slack.wait_for("chat.startStream")
+    await slack.wait_for("chat.startStream", timeout=30)
     release.set()
     await bot.bot.drain()
 
