@@ -7,6 +7,7 @@ import asyncio
 import itertools
 from collections.abc import AsyncIterator
 
+import aiohttp
 import pytest
 
 from bots.discord.bot import DiscordBot
@@ -130,3 +131,19 @@ async def test_a_stream_that_breaks_ends_with_the_fallback_and_pings_the_team(
     assert ping.content == f"<@&{w.support_role_id}>"
     assert ping.allowed_mentions == {"parse": [], "roles": [w.support_role_id]}
     assert len(fake_claude.requests) == 1, "no retry after words were shown"
+
+
+async def test_fake_discord_says_429_to_a_sixth_write_in_five_seconds(
+    fake_discord: FakeDiscord,
+) -> None:
+    url = f"{fake_discord.base_url}/api/v10/channels/{fake_discord.world.dm_channel_id}/messages"
+    headers = {"Authorization": f"Bot {fake_discord.token}"}
+    async with aiohttp.ClientSession(headers=headers) as session:
+        statuses = []
+        for n in range(6):
+            async with session.post(url, json={"content": f"m{n}"}) as response:
+                statuses.append(response.status)
+                body = await response.json()
+    assert statuses == [200] * 5 + [429]
+    assert response.headers["Via"] and 0 < body["retry_after"] <= 5
+    assert len(fake_discord.rate_limited) == 1
