@@ -147,3 +147,33 @@ async def test_fake_discord_says_429_to_a_sixth_write_in_five_seconds(
     assert statuses == [200] * 5 + [429]
     assert response.headers["Via"] and 0 < body["retry_after"] <= 5
     assert len(fake_discord.rate_limited) == 1
+
+
+async def test_a_hand_off_mid_answer_shows_as_a_step_then_the_team_is_pinged(
+    fake_discord: FakeDiscord, fake_claude: FakeAnthropic, bot: DiscordBot, persona: Persona
+) -> None:
+    handing = asyncio.Event()
+    fake_claude.queue(
+        streamed(
+            "That is one for a person.",
+            tool=("escalate_to_human", {"reason": "Wants a manager"}),
+            hold_after_tool=handing,
+        )
+    )
+    w = fake_discord.world
+    question = await say(fake_discord, w.support_channel_id, "Can I speak to your manager?")
+    thread = int(question["id"])
+    step = f"That is one for a person.\n\n*{persona.handoff_step}*"
+    await fake_discord.wait_for(
+        lambda: any(fake_discord.messages[p.id]["content"] == step for p in fake_discord.posts),
+        within=30,
+    )
+    handing.set()
+    await fake_discord.wait_for(lambda: len(fake_discord.posts_in(thread)) == 2, within=30)
+    await bot.drain()
+
+    answer, ping = fake_discord.posts_in(thread)
+    said = fake_discord.messages[answer.id]["content"]
+    assert said.startswith(f"That is one for a person.\n\n{persona.dont_know}")
+    assert persona.handoff_step not in said
+    assert ping.content == f"<@&{w.support_role_id}>"

@@ -167,3 +167,31 @@ async def test_fake_slack_refuses_a_channel_stream_without_its_recipient(
     with pytest.raises(SlackApiError) as stopped:
         await client.chat_appendStream(channel="D0DM", ts=started["ts"], markdown_text="late")
     assert stopped.value.response["error"] == "message_not_in_streaming_state"
+
+
+async def test_a_hand_off_mid_answer_shows_as_a_step_then_the_group_is_pinged(
+    bot: Harness, slack: FakeSlack, fake_claude: FakeAnthropic, runtime: Runtime
+) -> None:
+    persona = runtime.settings.persona
+    handing = asyncio.Event()
+    fake_claude.queue(
+        streamed(
+            "That is one for a person.",
+            tool=("escalate_to_human", {"reason": "Wants a manager"}),
+            hold_after_tool=handing,
+        )
+    )
+    await bot.deliver(load_body("app_mention"), wait=False)
+    # The step goes out with the first words or in an append of its own, as the pump finds it.
+    [start] = await slack.wait_for("chat.startStream", timeout=30)
+    if "task_update" not in str(start):
+        await slack.wait_for("chat.appendStream", lambda p: "task_update" in str(p), timeout=30)
+    [message] = bot.posts("C0SUPPORT")
+    assert message["tasks"] == {"step": (persona.handoff_step, "in_progress")}
+    handing.set()
+    await bot.bot.drain()
+
+    answer, ping = bot.posts("C0SUPPORT")
+    assert answer["text"].startswith(f"That is one for a person.\n\n{persona.dont_know}")
+    assert answer["tasks"] == {"step": (persona.handoff_step, "complete")}
+    assert ping["text"] == PING

@@ -303,13 +303,16 @@ class _StreamError(FakeResponse):
 @dataclass
 class _Deltas(FakeResponse):
     """One text block streamed as exactly ``deltas``, ``delay`` seconds apart, waiting for
-    ``release`` before delta ``pause_before``. The time the first delta was written is kept
-    in ``first_delta_at`` (``time.perf_counter``)."""
+    ``release`` before delta ``pause_before``; then, with ``tool``, a call of that tool, which
+    waits for ``hold_after_tool`` once the call has begun. The time the first delta was written
+    is kept in ``first_delta_at`` (``time.perf_counter``)."""
 
     deltas: list[str]
     delay: float = 0.0
     pause_before: int | None = None
     release: asyncio.Event | None = None
+    tool: dict[str, Any] | None = None
+    hold_after_tool: asyncio.Event | None = None
     first_delta_at: float | None = None
 
     async def serve(self, ctx: _Context) -> web.StreamResponse:
@@ -317,29 +320,32 @@ class _Deltas(FakeResponse):
             headers={"content-type": "text/event-stream", "request-id": ctx.request_id}
         )
         await response.prepare(ctx.request)
-        said = "".join(self.deltas)
-        answer = _Message([{"type": "text", "text": said}], "end_turn")
-        usage = answer._usage(ctx)
-        sent = 0
-        for event in answer._events(ctx, usage):
-            if event["type"] == "content_block_delta":
+        content = [{"type": "text", "text": "".join(self.deltas)}]
+        content += [self.tool] if self.tool is not None else []
+        answer = _Message(content, "tool_use" if self.tool is not None else "end_turn")
+        for event in answer._events(ctx, answer._usage(ctx)):
+            text_block = event.get("index") == 0
+            if event["type"] == "content_block_delta" and text_block:
                 continue
-            if event["type"] == "content_block_stop":
-                for index, delta in enumerate(self.deltas):
-                    if index == self.pause_before and self.release is not None:
-                        await self.release.wait()
-                    elif sent and self.delay:
-                        await asyncio.sleep(self.delay)
-                    body = {"type": "text_delta", "text": delta}
-                    await response.write(
-                        _sse({"type": "content_block_delta", "index": 0, "delta": body})
-                    )
-                    if not sent:
-                        self.first_delta_at = time.perf_counter()
-                    sent += 1
+            if event["type"] == "content_block_stop" and text_block:
+                await self._write_deltas(response)
             await response.write(_sse(event))
+            tool_begun = event["type"] == "content_block_start" and not text_block
+            if tool_begun and self.hold_after_tool is not None:
+                await self.hold_after_tool.wait()
         await response.write_eof()
         return response
+
+    async def _write_deltas(self, response: web.StreamResponse) -> None:
+        for index, delta in enumerate(self.deltas):
+            if index == self.pause_before and self.release is not None:
+                await self.release.wait()
+            elif index and self.delay:
+                await asyncio.sleep(self.delay)
+            body = {"type": "text_delta", "text": delta}
+            await response.write(_sse({"type": "content_block_delta", "index": 0, "delta": body}))
+            if not index:
+                self.first_delta_at = time.perf_counter()
 
 
 @dataclass
@@ -382,11 +388,20 @@ def streamed(
     delay: float = 0.0,
     pause_before: int | None = None,
     release: asyncio.Event | None = None,
+    tool: tuple[str, dict[str, Any]] | None = None,
+    hold_after_tool: asyncio.Event | None = None,
 ) -> _Deltas:
     """A text reply streamed as exactly ``deltas`` (streaming requests only): ``delay`` seconds
-    between them, or a wait for ``release`` before delta number ``pause_before``. Its
-    ``first_delta_at`` says when the first one went out."""
-    return _Deltas(list(deltas), delay, pause_before, release)
+    between them, or a wait for ``release`` before delta number ``pause_before``. With ``tool``
+    (name, input) a call of it follows, stop_reason tool_use, and the stream waits for
+    ``hold_after_tool`` once the call has begun. Its ``first_delta_at`` says when the first
+    delta went out."""
+    block = None
+    if tool is not None:
+        name, arguments = tool
+        block = {"type": "tool_use", "id": f"toolu_{uuid.uuid4().hex[:24]}", "name": name}
+        block["input"] = arguments
+    return _Deltas(list(deltas), delay, pause_before, release, block, hold_after_tool)
 
 
 def slow_text(text: str, *, seconds: float = 3.0) -> _Deltas:
