@@ -6,9 +6,9 @@
   against the same durable work on raw ``sqlite3`` / ``asyncpg`` (``bench.reference``);
 - p99 per turn at 10 turns/s offered on SQLite (queueing included), against raw ``sqlite3``'s
   p99 doing that turn's durable work;
-- the first visible sign (Slack's 👀) when 50 customers write in the same second and Claude
-  takes 2 s, through the real Slack adapter against the fake Slack, against the Socket Mode
-  acknowledgement of the same events (the transport's floor);
+- the first visible sign (Slack's loading status) when 50 customers write in the same second
+  and Claude takes 2 s, through the real Slack adapter against the fake Slack, against the
+  Socket Mode acknowledgement of the same events (the transport's floor);
 - ``supportbot run slack`` from start to Socket Mode connected, on a database at head, and
   ``import bots.cli``, against a bare interpreter's start.
 
@@ -145,7 +145,7 @@ async def _migrated(url: str) -> None:
 
 
 async def burst(folder: Path) -> tuple[list[float], list[float]]:
-    """Seconds from each of ``BURST`` customers' messages, sent at once, to its 👀 reaction
+    """Seconds from each of ``BURST`` customers' messages, sent at once, to its loading status
     and to its Socket Mode acknowledgement."""
     from bots.app import serve
     from tests.conftest import make_settings
@@ -182,7 +182,9 @@ async def burst(folder: Path) -> tuple[list[float], list[float]]:
                 await slack.send_envelope(body)
                 acked = time.perf_counter() - started
                 await slack.wait_for(
-                    "reactions.add", lambda p: p.get("timestamp") == ts, timeout=30
+                    "assistant.threads.setStatus",
+                    lambda p: p.get("thread_ts") == ts,
+                    timeout=30,
                 )
                 return time.perf_counter() - started, acked
 

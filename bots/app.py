@@ -28,6 +28,7 @@ from core.housekeeping import watch_housekeeping
 from core.metrics import HELD
 from core.ports import LLMResult, Unanswered
 from core.recovery import watch_unanswered
+from core.stream import ClaudeEvents
 from core.types import EscalationView
 from storage.actions import SqlActionStore
 from storage.database import open_database
@@ -89,9 +90,10 @@ class DeferredClaude:
         system: list[dict[str, Any]],
         messages: list[dict[str, Any]],
         tools: list[dict[str, Any]],
+        events: ClaudeEvents | None = None,
     ) -> LLMResult:
         claude = await self.client()
-        return await claude.respond(system=system, messages=messages, tools=tools)
+        return await claude.respond(system=system, messages=messages, tools=tools, events=events)
 
     async def aclose(self) -> None:
         if self._client is not None:

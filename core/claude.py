@@ -32,6 +32,7 @@ from core import logs
 from core.config import ClaudeSettings
 from core.metrics import CLAUDE_QUEUED, CLAUDE_SECONDS, CLAUDE_TOKENS
 from core.ports import LLMError, LLMResult
+from core.stream import ClaudeEvents
 from core.types import Usage
 
 _backoff = wait_random_exponential(multiplier=0.5, max=8)
@@ -70,18 +71,23 @@ class ClaudeClient:
         system: list[dict[str, Any]],
         messages: list[dict[str, Any]],
         tools: list[dict[str, Any]],
+        events: ClaudeEvents | None = None,
     ) -> LLMResult:
+        heard = _Heard(events)
         retrying = AsyncRetrying(
             stop=stop_after_attempt(self._settings.max_retries + 1),
             wait=self._wait,
-            retry=retry_if_exception(self._retryable),
+            # Words already shown would be repeated (or contradicted) by a second attempt.
+            retry=retry_if_exception(lambda exc: not heard.words and self._retryable(exc)),
             reraise=True,
         )
         started = time.perf_counter()
         try:
             async for attempt in retrying:
                 with attempt:
-                    result = await self._once(system=system, messages=messages, tools=tools)
+                    result = await self._once(
+                        system=system, messages=messages, tools=tools, events=heard
+                    )
         # A stream that breaks after its HTTP 200 raises the transport's own errors.
         except (anthropic.APIError, httpx2.TransportError) as exc:
             CLAUDE_SECONDS.labels("error").observe(time.perf_counter() - started)
@@ -92,7 +98,9 @@ class ClaudeClient:
             CLAUDE_TOKENS.labels(kind.removesuffix("_tokens")).inc(count)
         return result
 
-    async def _once(self, *, tools: list[dict[str, Any]], **request: Any) -> LLMResult:
+    async def _once(
+        self, *, tools: list[dict[str, Any]], events: _Heard, **request: Any
+    ) -> LLMResult:
         if tools:
             request["tools"] = tools
         self._queued += 1
@@ -104,6 +112,9 @@ class ClaudeClient:
             async with self._client.messages.stream(
                 model=self._settings.model, max_tokens=self._settings.max_tokens, **request
             ) as stream:
+                if events.listening:
+                    async for event in stream:
+                        await events.hear(event)
                 message = await stream.get_final_message()
         finally:
             self._slots.release()
@@ -129,6 +140,27 @@ class ClaudeClient:
         exc = state.outcome.exception() if state.outcome else None
         delay = retry_after(exc) if exc else None
         return delay if delay is not None else _backoff(state)
+
+
+class _Heard:
+    """Passes a stream's words and tool calls on to ``events``, noting whether words came."""
+
+    def __init__(self, events: ClaudeEvents | None) -> None:
+        self._events = events
+        self.words = False
+
+    @property
+    def listening(self) -> bool:
+        return self._events is not None
+
+    async def hear(self, event: Any) -> None:
+        if self._events is None:
+            return
+        if event.type == "text" and event.text:
+            self.words = True
+            await self._events.text(event.text)
+        elif event.type == "content_block_start" and event.content_block.type == "tool_use":
+            await self._events.tool(event.content_block.name)
 
 
 def describe(exc: BaseException, *, conversation: object) -> str:

@@ -143,6 +143,10 @@ class Persona(BaseModel):
     )
     """Put before the answer to a message that waited longer than
     ``SUPPORTBOT_LATE_AFTER_MINUTES`` (a restart, a crash) for it."""
+    handoff_step: str = Field("Passing you to our team…", min_length=1)
+    """Shown while an answer streams, when Claude hands the conversation to people."""
+    loading_messages: list[str] = Field(default_factory=list, max_length=10)
+    """What Slack's loading status rotates through while the bot works (at most 10)."""
     actions_instructions: str = ""
     """Added to the instructions when the team's tool servers are connected (MCP actions)."""
     human_request_phrases: list[str] = []

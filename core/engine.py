@@ -49,6 +49,7 @@ from core.ports import (
     TurnWrites,
     Unanswered,
 )
+from core.stream import AnswerSink, Shown
 from core.text import clean, fold, sanitize
 from core.topics import TopicDetector
 from core.types import (
@@ -137,6 +138,8 @@ class _Turn:
     refused: tuple[int, ...] = ()
     pending: tuple[Turn, ...] = ()
     """Turns Claude reads after the customer's (a Confirm's outcome), stored with the turn."""
+    shown: Shown | None = None
+    """What the customer has seen of the answer so far, when it streams to them."""
 
     def writes(self) -> TurnWrites:
         """The turn's writes; a conversation field that did not change is left out."""
@@ -206,14 +209,21 @@ class Engine:
         """What customers may send; adapters fetch no more than ``fetch_bytes`` of a file."""
         return self._limits.files
 
+    @property
+    def loading_messages(self) -> tuple[str, ...]:
+        """The persona's lines for a platform's loading status while a turn runs."""
+        return tuple(self._persona.loading_messages)
+
     async def is_active(self, key: ConversationKey) -> bool:
         return await self._store.is_active(key)
 
-    async def handle(self, message: IncomingMessage) -> Reply | None:
+    async def handle(
+        self, message: IncomingMessage, sink: AnswerSink | None = None
+    ) -> Reply | None:
         logs.conversation.set(str(message.key))
         started = time.perf_counter()
         async with self._serial(str(message.key)):
-            reply, outcome = await self._handle(message)
+            reply, outcome = await self._handle(message, sink=sink)
         took = time.perf_counter() - started
         TURNS.labels(outcome).inc()
         TURN_SECONDS.observe(took)
@@ -393,10 +403,15 @@ class Engine:
         return self._turn_locks.hold(key) if wait else self._turn_locks.try_hold(key)
 
     async def _handle(
-        self, message: IncomingMessage, decided: _Outcome | None = None
+        self,
+        message: IncomingMessage,
+        decided: _Outcome | None = None,
+        *,
+        sink: AnswerSink | None = None,
     ) -> tuple[Reply | None, str]:
         """The reply and the turn's outcome (a ``core.metrics.TURNS`` label). ``decided``: a
-        decided proposal's outcome, stored after the customer's turn."""
+        decided proposal's outcome, stored after the customer's turn; ``sink``: where
+        Claude's words are shown as they arrive (the reply then continues them)."""
         now = self._clock()
         message = _sanitized(message)
         text = clean(message.text)
@@ -414,6 +429,8 @@ class Engine:
             notice = None  # a live escalation keeps the conversation: "start over" is just text
         pending = (decided.note,) if decided is not None else ()
         turn = _Turn(conversation, message, text, now, files=checked.kept, pending=pending)
+        if sink is not None:
+            turn.shown = Shown(sink, handoff_step=self._persona.handoff_step)
         escalation = conversation.escalation
         state = escalation.state if escalation is not None else None
         if people_have_it(human_active=conversation.human_active, state=state):
@@ -436,6 +453,8 @@ class Engine:
             reply, outcome = await self._crashed(turn), "crashed"
         else:
             outcome = _outcome(turn, reply)
+        if turn.shown is not None:
+            reply = replace(reply, text=turn.shown.final(reply.text))
         return _relayed(turn, self._with_files(reply, turn, checked, kind)), outcome
 
     def _over_the_rate(self, message: IncomingMessage) -> Hold | None:
@@ -678,6 +697,7 @@ class Engine:
                         prompt.topic_note(topic=turn.topic, previous_topic=conversation.topic),
                     ),
                     tools=[prompt.ESCALATE_TOOL, *(spec.definition() for spec in offered)],
+                    events=turn.shown,
                 )
             except LLMError as exc:
                 log.warning("claude failed in %s: %s", turn.message.key, exc)

@@ -14,6 +14,7 @@ from typing import Any, Protocol
 
 from core.escalation import State
 from core.files import Kept
+from core.stream import ClaudeEvents
 from core.types import (
     ConversationKey,
     Escalation,
@@ -250,6 +251,11 @@ class LLM(Protocol):
         system: list[dict[str, Any]],
         messages: list[dict[str, Any]],
         tools: list[dict[str, Any]],
+        events: ClaudeEvents | None = None,
     ) -> LLMResult:
-        """One Claude call with retries; raises ``LLMError`` when it cannot produce an answer."""
+        """One Claude call with retries; raises ``LLMError`` when it cannot produce an answer.
+
+        ``events`` hears the reply's words and tool calls as they arrive. Once it has heard
+        words, a failure is not retried: the customer has read them, and a second attempt
+        would repeat or contradict them."""
         ...

@@ -15,6 +15,7 @@ if TYPE_CHECKING:
 
     from core.files import FileLimits
     from core.ports import Unanswered
+    from core.stream import AnswerSink
 
 
 @dataclass(frozen=True, slots=True)
@@ -195,8 +196,18 @@ class ConversationPort(Protocol):
         """What customers may send: the workflow fetches no more than this."""
         ...
 
-    async def handle(self, message: IncomingMessage) -> Reply | None:
-        """Answer one customer message; ``None`` means stay silent (a duplicate delivery)."""
+    @property
+    def loading_messages(self) -> tuple[str, ...]:
+        """What a platform's loading status may rotate through while a turn runs."""
+        ...
+
+    async def handle(
+        self, message: IncomingMessage, sink: AnswerSink | None = None
+    ) -> Reply | None:
+        """Answer one customer message; ``None`` means stay silent (a duplicate delivery).
+
+        With ``sink``, Claude's words are shown there as they arrive, and the reply's text
+        continues them (``core.stream``)."""
         ...
 
     async def is_active(self, key: ConversationKey) -> bool:

@@ -12,6 +12,7 @@ from bots.discord.settings import DiscordSettings
 from core.desk import Desk
 from core.files import FileLimits
 from core.ports import ConversationStore
+from core.stream import AnswerSink
 from core.types import (
     ConversationKey,
     ConversationPort,
@@ -52,7 +53,9 @@ class RecordingPort(_Watched):
         self.files = FileLimits()
         self._answered: set[str] = set()
 
-    async def handle(self, message: IncomingMessage) -> Reply | None:
+    async def handle(
+        self, message: IncomingMessage, sink: AnswerSink | None = None
+    ) -> Reply | None:
         await self._add(self.messages, message)
         if message.message_id in self._answered:
             return None
@@ -75,8 +78,10 @@ class WatchedPort(_Watched):
         self._port = port
         self.files = port.files
 
-    async def handle(self, message: IncomingMessage) -> Reply | None:
-        reply = await self._port.handle(message)
+    async def handle(
+        self, message: IncomingMessage, sink: AnswerSink | None = None
+    ) -> Reply | None:
+        reply = await self._port.handle(message, sink)
         await self._add(self.turns, (message, reply))
         return reply
 

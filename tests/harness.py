@@ -47,6 +47,7 @@ from bots.slack.notice import ACTION_IDS
 from bots.slack.render import TALK_TO_HUMAN
 from core.clock import utcnow
 from core.desk import Desk
+from core.stream import AnswerSink
 from core.types import ConversationKey, IncomingMessage, Reply, StaffPost
 from tests.discord_helpers import fake_discord_installed, settings_for
 from tests.fakes.discord_api import FakeDiscord, custom_ids
@@ -106,10 +107,13 @@ class TurnLog:
     def __init__(self, engine: Any) -> None:
         self._engine = engine
         self.files = engine.files
+        self.loading_messages = engine.loading_messages
         self.turns: list[tuple[IncomingMessage, Reply | None]] = []
 
-    async def handle(self, message: IncomingMessage) -> Reply | None:
-        reply = await self._engine.handle(message)
+    async def handle(
+        self, message: IncomingMessage, sink: AnswerSink | None = None
+    ) -> Reply | None:
+        reply = await self._engine.handle(message, sink)
         self.turns.append((message, reply))
         return reply
 

@@ -14,6 +14,7 @@ from bots.slack.bot import EVENTS_PATH, SlackBot
 from bots.slack.settings import SlackSettings
 from core.desk import Desk
 from core.files import FileLimits
+from core.stream import AnswerSink
 from core.types import ConversationKey, IncomingMessage, Reply
 from tests.fakes.slack_api import FakeSlack, Params, post_action, post_event
 
@@ -110,11 +111,14 @@ class RecordingPort:
 
     answer: Callable[[IncomingMessage], Reply] = lambda m: Reply(f"echo: {m.text}")
     files: FileLimits = field(default_factory=FileLimits)
+    loading_messages: tuple[str, ...] = ()
     messages: list[IncomingMessage] = field(default_factory=list)
     active: set[ConversationKey] = field(default_factory=set)
     _seen: set[str] = field(default_factory=set)
 
-    async def handle(self, message: IncomingMessage) -> Reply | None:
+    async def handle(
+        self, message: IncomingMessage, sink: AnswerSink | None = None
+    ) -> Reply | None:
         self.messages.append(message)
         if message.message_id in self._seen:
             return None
@@ -165,8 +169,9 @@ class Harness:
         return [m for m, _ in self.fake.calls if m not in ("auth.test", "apps.connections.open")]
 
     def posts(self, channel: str | None = None) -> list[Params]:
+        """The bot's messages (posted or streamed; files shared aside), as they stand now."""
         return [
-            p for p in self.fake.calls_to("chat.postMessage") if channel in (None, p["channel"])
+            m for m in self.fake.messages if channel in (None, m["channel"]) and "files" not in m
         ]
 
     def notifications(self) -> list[Params]:

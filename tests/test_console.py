@@ -17,6 +17,7 @@ from typer.testing import Result
 from bots.console import SORRY, chat, console_key
 from core.config import DEMO_PERSONA
 from core.engine import Engine
+from core.stream import AnswerSink
 from core.text import sanitize
 from core.types import ConversationKey, IncomingMessage, Reply
 from tests.conftest import Cli, spawn_supportbot
@@ -132,7 +133,9 @@ class _FailsOnce:
     def __init__(self) -> None:
         self.seen: list[str] = []
 
-    async def handle(self, message: IncomingMessage) -> Reply | None:
+    async def handle(
+        self, message: IncomingMessage, sink: AnswerSink | None = None
+    ) -> Reply | None:
         self.seen.append(message.text)
         if len(self.seen) == 1:
             raise RuntimeError("secret internals")

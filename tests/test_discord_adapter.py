@@ -8,6 +8,7 @@ import pytest
 
 from bots.discord.bot import DiscordBot
 from core.desk import Desk
+from core.stream import AnswerSink
 from core.types import Escalation, IncomingMessage, Reply
 from tests.discord_helpers import (
     RecordingPort,
@@ -290,7 +291,9 @@ async def test_port_failure_is_logged_not_shown(
     fake_discord: FakeDiscord, desk: Desk, caplog: pytest.LogCaptureFixture
 ) -> None:
     class BrokenPort(RecordingPort):
-        async def handle(self, message: IncomingMessage) -> Reply | None:
+        async def handle(
+            self, message: IncomingMessage, sink: AnswerSink | None = None
+        ) -> Reply | None:
             await super().handle(message)
             raise RuntimeError("secret internals")
 

@@ -9,6 +9,7 @@ import pytest
 from bots.discord.bot import DiscordBot
 from bots.discord.errors import DiscordStartError
 from core.desk import Desk
+from core.stream import AnswerSink
 from core.types import IncomingMessage, Reply
 from tests.discord_helpers import (
     RecordingPort,
@@ -79,7 +80,9 @@ async def test_close_returns_only_once_cancelled_work_has_unwound(desk: Desk) ->
             super().__init__()
             self.unwound: list[str] = []
 
-        async def handle(self, message: IncomingMessage) -> Reply | None:
+        async def handle(
+            self, message: IncomingMessage, sink: AnswerSink | None = None
+        ) -> Reply | None:
             await self._add(self.messages, message)
             try:
                 await asyncio.Event().wait()

@@ -28,7 +28,12 @@ class NoteCrashes:
     with an error of its own (not an ``LLMError``)."""
 
     async def respond(
-        self, *, system: list[dict[str, Any]], messages: list[dict[str, Any]], tools: list[Any]
+        self,
+        *,
+        system: list[dict[str, Any]],
+        messages: list[dict[str, Any]],
+        tools: list[Any],
+        events: object = None,
     ) -> LLMResult:
         if not tools:
             raise RuntimeError("the note writer broke")

@@ -69,7 +69,8 @@ async def test_a_message_whose_process_was_killed_during_claude_is_answered_afte
 
     assert answer["text"] == ANSWER
     assert [m["text"] for m in slack.messages if m["channel"] == channel] == [ANSWER]
-    assert (channel, ts, "eyes") not in slack.reactions, "the dead process's 👀 is gone"
+    assert slack.statuses == {}, "the dead process's loading status is gone"
+    assert (channel, ts, "eyes") not in slack.reactions
 
 
 async def test_discord_answers_a_turn_left_unanswered_in_its_thread_with_the_apology(

@@ -89,37 +89,51 @@ async def test_an_answer_slack_refuses_with_a_server_error_is_posted_on_a_retry(
     http_bot.fake.fail("chat.postMessage", "internal_error", status=500, times=2)
     await http_bot.deliver(load_body("message_im", text="Any news?"))
 
-    attempts = http_bot.posts("D0DM")
+    attempts = http_bot.fake.calls_to("chat.postMessage")
     assert len(attempts) == 3, "two refused, the third taken"
     assert [m["text"] for m in http_bot.fake.messages if m["channel"] == "D0DM"] == [
         "echo: Any news?"
     ]
 
 
-async def test_progress_reaction_is_added_then_removed(bot: Harness) -> None:
+async def test_loading_status_is_set_then_cleared(bot: Harness) -> None:
     await bot.deliver(load_body("message_im"))
-    # The reaction is added beside the port call, so only its removal has a fixed place.
-    assert sorted(bot.activity()) == ["chat.postMessage", "reactions.add", "reactions.remove"]
-    assert bot.activity()[-1] == "reactions.remove"
+    # The status is set beside the port call, so only its clearing has a fixed place.
+    status = "assistant.threads.setStatus"
+    assert sorted(bot.activity()) == [status, status, "chat.postMessage"]
+    set_, cleared = bot.fake.calls_to("assistant.threads.setStatus")
+    # A DM's top-level message: the status goes under it.
+    assert (set_["channel_id"], set_["thread_ts"]) == ("D0DM", "1700000001.000100")
+    assert set_["status"] == "is looking into it…"
+    assert (cleared["thread_ts"], cleared["status"]) == ("1700000001.000100", "")
+    assert bot.activity()[-1] == status
+    assert bot.fake.statuses == {} and bot.fake.reactions == set()
+
+
+async def test_where_slack_refuses_the_status_the_reaction_shows_instead(bot: Harness) -> None:
+    bot.fake.fail("assistant.threads.setStatus", "not_allowed")
+    await bot.deliver(load_body("message_im"))
     added = bot.fake.calls_to("reactions.add")[0]
     assert added == {"channel": "D0DM", "timestamp": "1700000001.000100", "name": "eyes"}
+    assert bot.activity()[-1] == "reactions.remove"
+    assert len(bot.fake.calls_to("assistant.threads.setStatus")) == 1, "nothing to clear"
     assert bot.fake.reactions == set()
 
 
 async def test_messages_reach_the_port_in_delivery_order_without_waiting_for_slack(
     bot: Harness, port: RecordingPort
 ) -> None:
-    release = bot.fake.hold("reactions.add")
+    release = bot.fake.hold("assistant.threads.setStatus")
     for n in range(3):
         await bot.deliver(
             load_body("message_im", ts=f"170000001{n}.000100", text=f"m{n}"), wait=False
         )
-    await bot.fake.wait_for("reactions.add", count=3)
-    # Every reaction is still unanswered, yet the port already has the messages, in order.
+    await bot.fake.wait_for("assistant.threads.setStatus", count=3)
+    # Every status is still unanswered, yet the port already has the messages, in order.
     assert [m.text for m in port.messages] == ["m0", "m1", "m2"]
     release.set()
     await bot.bot.drain()
-    assert bot.fake.reactions == set()
+    assert bot.fake.statuses == {}
 
 
 async def test_reply_in_a_dm_thread_stays_in_that_thread(bot: Harness, port: RecordingPort) -> None:
@@ -274,7 +288,7 @@ async def test_rate_limited_post_is_retried(
     slack.fail("chat.postMessage", "ratelimited")  # HTTP 429 with Retry-After: 0
     async with running_bot(slack, port, desk=desk) as harness:
         await harness.deliver(load_body("message_im"))
-    assert [p["channel"] for p in harness.posts()] == ["D0DM", "D0DM"]
+    assert [p["channel"] for p in slack.calls_to("chat.postMessage")] == ["D0DM", "D0DM"]
     assert slack.reactions == set()
 
 
@@ -287,7 +301,7 @@ async def test_failed_post_is_logged_not_raised(
         await harness.deliver(load_body("message_im"))
     assert "not_in_channel" in caplog.text
     assert "slack:T0TEAM:C0SUPPORT:" in caplog.text
-    assert [p["channel"] for p in harness.posts()] == ["C0SUPPORT", "D0DM"]
+    assert [p["channel"] for p in slack.calls_to("chat.postMessage")] == ["C0SUPPORT", "D0DM"]
     assert slack.reactions == set()
 
 
@@ -308,6 +322,7 @@ async def test_port_failure_is_logged_and_nothing_is_shown(
 async def test_doubled_delivery_leaves_the_reaction_to_the_first(
     slack: FakeSlack, desk: Desk, port: RecordingPort
 ) -> None:
+    slack.fail("assistant.threads.setStatus", "not_allowed")
     slack.reactions.add(("C0SUPPORT", MENTION_TS, "eyes"))
     async with running_bot(slack, port, desk=desk) as harness:
         await harness.deliver(load_body("app_mention"))
@@ -516,7 +531,8 @@ async def test_close_lets_an_accepted_message_finish(
         closing = asyncio.create_task(harness.bot.close())
         release.set()
         await closing
-    assert slack.calls_to("reactions.remove"), "the message was finished, not cut off"
+    cleared = [c for c in slack.calls_to("assistant.threads.setStatus") if not c["status"]]
+    assert cleared, "the message was finished, not cut off"
 
 
 async def test_close_cancels_what_outlasts_the_grace_period(
@@ -533,4 +549,4 @@ async def test_close_cancels_what_outlasts_the_grace_period(
         await slack.wait_for("chat.postMessage")
     release.set()
     assert "cancelling 1 unfinished task(s)" in caplog.text
-    assert slack.reactions == set(), "even a cancelled message takes its reaction back"
+    assert slack.statuses == {}, "even a cancelled message clears its status"

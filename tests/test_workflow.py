@@ -14,12 +14,14 @@ from typing import Any
 
 import pytest
 
-from bots.common import Inbound, Press, StaffReply, Workflow
+from bots.common import AnswerStream, Inbound, Press, StaffReply, Workflow
+from bots.common.platform import NotStreamed
 from bots.common.workflow import CLOSED, NOT_DELIVERED, ONLY_STAFF
 from core.config import DEMO_PERSONA, Persona
 from core.desk import REPING_RETRY, Desk
 from core.engine import Engine, Limits
 from core.escalation import Action, State
+from core.stream import AnswerSink
 from core.types import ConversationKey, EscalationView, IncomingMessage, Relayed, Reply, StaffPost
 from storage.memory import MemoryStore
 from tests.engine_helpers import message
@@ -74,6 +76,9 @@ class RecordingPlatform:
     async def working(self, inbound: Inbound) -> AsyncIterator[None]:
         self.working_on.append(inbound.message.message_id)
         yield
+
+    def answer_stream(self, inbound: Inbound) -> AnswerStream:
+        return NotStreamed()
 
     async def post_reply(
         self, inbound: Inbound, reply: Reply, *, ping: bool, offer_person: bool
@@ -299,8 +304,10 @@ class Unsure:
     async def is_active(self, key: ConversationKey) -> bool:
         raise ConnectionError("the database is down")
 
-    async def handle(self, incoming: IncomingMessage) -> Reply | None:
-        return await self._engine.handle(incoming)
+    async def handle(
+        self, incoming: IncomingMessage, sink: AnswerSink | None = None
+    ) -> Reply | None:
+        return await self._engine.handle(incoming, sink)
 
 
 async def test_when_the_store_cannot_say_an_addressed_message_is_still_answered(
@@ -327,8 +334,10 @@ class Counting:
         self.asked += 1
         return await self._engine.is_active(key)
 
-    async def handle(self, incoming: IncomingMessage) -> Reply | None:
-        return await self._engine.handle(incoming)
+    async def handle(
+        self, incoming: IncomingMessage, sink: AnswerSink | None = None
+    ) -> Reply | None:
+        return await self._engine.handle(incoming, sink)
 
 
 async def test_an_addressed_message_shows_the_working_sign_without_asking_the_store(

@@ -7,7 +7,7 @@ owns the turn: ordering per conversation, follow-up gating, staff takeover, the 
 re-pings, the DM relay both ways, staff-only buttons and graceful shutdown.
 """
 
-from bots.common.platform import Decided, Inbound, Platform, Press, StaffReply
+from bots.common.platform import AnswerStream, Decided, Inbound, Platform, Press, StaffReply
 from bots.common.workflow import Workflow
 
-__all__ = ["Decided", "Inbound", "Platform", "Press", "StaffReply", "Workflow"]
+__all__ = ["AnswerStream", "Decided", "Inbound", "Platform", "Press", "StaffReply", "Workflow"]

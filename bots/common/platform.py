@@ -17,6 +17,7 @@ from typing import Any, Protocol
 
 from core.escalation import Action
 from core.ports import Unanswered
+from core.stream import AnswerSink
 from core.types import (
     Attachment,
     ConversationKey,
@@ -88,6 +89,40 @@ class Decided:
     context: Any = None
 
 
+class AnswerStream(AnswerSink, Protocol):
+    """One answer shown on the platform while Claude writes it (``Platform.answer_stream``).
+
+    ``text`` and ``step`` only buffer; the platform calls happen beside the turn, paced to
+    the platform's limits, and every chunk is as mention-safe as a whole reply."""
+
+    async def finish(self, reply: Reply, *, ping: bool, offer_person: bool) -> bool | None:
+        """End the streamed message so that it reads ``reply`` (whose text continues what was
+        shown), with the ping and buttons ``post_reply`` would add. ``None`` when nothing was
+        streamed (streaming refused or unavailable): the workflow then posts the reply."""
+        ...
+
+    async def aclose(self) -> None:
+        """End a stream the turn left open without an answer (it broke); else nothing."""
+        ...
+
+
+class NotStreamed:
+    """An :class:`AnswerStream` that shows nothing: the reply is posted whole when it is ready
+    (where the platform cannot stream, e.g. a Slack DM's top level)."""
+
+    async def text(self, delta: str) -> None:
+        return None
+
+    async def step(self, label: str) -> None:
+        return None
+
+    async def finish(self, reply: Reply, *, ping: bool, offer_person: bool) -> bool | None:
+        return None
+
+    async def aclose(self) -> None:
+        return None
+
+
 class Platform(Protocol):
     """What the workflow needs from a chat platform. Methods that post return whether the
     platform accepted it; they log their own failures (with ids, never message text) and never
@@ -125,6 +160,10 @@ class Platform(Protocol):
     async def recovered(self, unanswered: Unanswered) -> Inbound | None:
         """Where to answer a customer turn a dead process left unanswered (``None``: nowhere
         any more); indicators the dead process left behind are cleared."""
+        ...
+
+    def answer_stream(self, inbound: Inbound) -> AnswerStream:
+        """Where Claude's answer to ``inbound`` is shown as it is written."""
         ...
 
     async def post_reply(

@@ -36,7 +36,7 @@ from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import Any
 
-from bots.common.platform import Decided, Inbound, Platform, Press, StaffReply
+from bots.common.platform import AnswerStream, Decided, Inbound, Platform, Press, StaffReply
 from bots.common.serial import Serial
 from bots.common.tasks import Tasks
 from core.clock import utcnow
@@ -160,9 +160,11 @@ class Workflow:
             await working.enter_async_context(self._platform.working(inbound))
             if message.attachments:
                 message = replace(message, attachments=await self._fetched(message.attachments))
-            reply = await self._port.handle(message)
+            stream = self._platform.answer_stream(inbound)
+            working.push_async_callback(stream.aclose)
+            reply = await self._port.handle(message, sink=stream)
             if reply is not None:
-                await self._deliver(inbound, reply)
+                await self._deliver(inbound, reply, stream)
 
     async def decision_turn(self, decided: Decided) -> None:
         """Confirm or Cancel under a proposed change: the engine checks who pressed and runs
@@ -244,14 +246,19 @@ class Workflow:
         log.info("staff post in %s: %s", message.key, "recorded" if recorded else "already seen")
 
     async def _deliver(
-        self, inbound: Inbound, reply: Reply, *, said: tuple[str, str] | None = None
+        self,
+        inbound: Inbound,
+        reply: Reply,
+        stream: AnswerStream | None = None,
+        *,
+        said: tuple[str, str] | None = None,
     ) -> None:
-        """Post ``reply`` in ``inbound``'s conversation, and what staff see of it. ``said``:
-        who decided a proposal and what came of it, for a DM's staff thread instead of the
-        press itself."""
+        """Post ``reply`` in ``inbound``'s conversation (finishing the answer ``stream`` showed,
+        if any), and what staff see of it. ``said``: who decided a proposal and what came of
+        it, for a DM's staff thread instead of the press itself."""
         escalation = reply.escalation
         ping = escalation is not None and escalation.new and not inbound.message.direct
-        delivered = True
+        delivered: bool | None = True
         approval = reply.proposal if reply.proposal and reply.proposal.staff_approval else None
         if approval is not None:
             reply = replace(reply, proposal=None)  # its buttons are the team's
@@ -262,9 +269,14 @@ class Workflow:
                 and reply.proposal is None
                 and approval is None
             )
-            delivered = await self._platform.post_reply(
-                inbound, reply, ping=ping, offer_person=offer_person
-            )
+            # A streamed answer is finished where it was shown; otherwise posted whole.
+            delivered = None
+            if stream is not None:
+                delivered = await stream.finish(reply, ping=ping, offer_person=offer_person)
+            if delivered is None:
+                delivered = await self._platform.post_reply(
+                    inbound, reply, ping=ping, offer_person=offer_person
+                )
         if approval is not None:
             await self._platform.post_approval(inbound.message, approval)
         if reply.relay is not None:
@@ -275,7 +287,7 @@ class Workflow:
             if reply.files:
                 await self._show_files(reply.relay, reply.files, about=reply.relay)
         if escalation is not None:
-            await self._notice(escalation, thread_pinged=ping and delivered)
+            await self._notice(escalation, thread_pinged=ping and bool(delivered))
         if reply.catch_up is not None:
             self._catch_up(inbound, reply.catch_up, delay=reply.catch_up_in)
 

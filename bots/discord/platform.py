@@ -17,7 +17,7 @@ from typing import Any
 import aiohttp
 import discord
 
-from bots.common import Decided, Inbound
+from bots.common import AnswerStream, Decided, Inbound
 from bots.common.download import allowed, download, refused
 from bots.discord import send
 from bots.discord.buttons import TALK_LABEL, proposal_buttons, talk_button
@@ -34,6 +34,7 @@ from bots.discord.render import (
 from bots.discord.routing import DM_SPACE, THREAD_NAME_LIMIT
 from bots.discord.send import SEND_ERRORS, describe
 from bots.discord.staff_channel import StaffChannel
+from bots.discord.stream import DiscordAnswer
 from bots.discord.translate import Place, is_support
 from bots.discord.typing_indicator import typing_in
 from core.ports import Unanswered
@@ -149,6 +150,17 @@ class DiscordPlatform:
             direct=self.is_direct(key),
         )
         return Inbound(message, context=place)
+
+    def answer_stream(self, inbound: Inbound) -> AnswerStream:
+        """The answer posted as it is written, then edited (``bots.discord.stream``)."""
+        place: Place = inbound.context
+        return DiscordAnswer(
+            target=place.target or place.channel,
+            reference=place.reference,
+            key=inbound.message.key,
+            offer_person=place.offer_person,
+            role_id=self._role_id,
+        )
 
     async def post_reply(
         self, inbound: Inbound, reply: Reply, *, ping: bool, offer_person: bool

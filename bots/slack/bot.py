@@ -150,6 +150,7 @@ class SlackBot:
             staff=StaffDirectory(client=client, group_id=settings.support_group_id),
             support_group_id=settings.support_group_id,
             staff_channel=settings.staff_channel,
+            loading_messages=self._port.loading_messages,
         )
         self._workflow = Workflow(platform=platform, port=self._port, desk=self._desk)
         listeners = _Listeners(

@@ -13,7 +13,8 @@ from contextlib import asynccontextmanager
 from datetime import datetime
 from typing import Any
 
-from bots.common import Decided, Inbound
+from bots.common import AnswerStream, Decided, Inbound
+from bots.common.platform import NotStreamed
 from bots.slack import conversation_link, notice
 from bots.slack.events import PLATFORM, reply_thread
 from bots.slack.render import (
@@ -26,6 +27,7 @@ from bots.slack.render import (
     user_mention,
 )
 from bots.slack.staff import StaffDirectory
+from bots.slack.stream import SlackAnswer
 from bots.slack.web import SlackWeb
 from core.ports import Unanswered
 from core.types import (
@@ -42,7 +44,9 @@ from core.types import (
 log = logging.getLogger(__name__)
 
 PROGRESS_REACTION = "eyes"
-"""Shown on the customer's message while the engine works (needs only ``reactions:write``)."""
+"""Shown on the customer's message while the engine works where Slack refuses the loading
+status (needs only ``reactions:write``)."""
+WORKING_STATUS = "is looking into it…"
 NO_TEXT = "(no text)"
 
 
@@ -64,8 +68,10 @@ class SlackPlatform:
         staff: StaffDirectory,
         support_group_id: str | None,
         staff_channel: str | None,
+        loading_messages: Sequence[str] = (),
     ) -> None:
         self._web = web
+        self._loading = tuple(loading_messages)
         self._staff = staff
         self._mention = group_mention(support_group_id) if support_group_id else None
         self._channel = staff_channel
@@ -87,18 +93,22 @@ class SlackPlatform:
 
     @asynccontextmanager
     async def working(self, inbound: Inbound) -> AsyncIterator[None]:
-        """The progress reaction, added beside the turn (never holding it up) and taken back
-        after it, by the delivery that added it: a retried or doubled delivery finds it there
-        (``already_reacted``) and leaves it alone."""
+        """Slack's loading status under the customer's message (the persona's loading messages
+        rotating), set beside the turn (never holding it up) and cleared after it. Where Slack
+        refuses the status, the 👀 reaction instead, taken back after the turn by the delivery
+        that added it: a retried or doubled delivery finds it there (``already_reacted``) and
+        leaves it alone."""
         key = inbound.message.key
         ts = str(inbound.context)
-        reacting = asyncio.create_task(
-            self._web.react(key.channel_id, ts, PROGRESS_REACTION, about=key)
-        )
+        thread = reply_thread(key) or ts
+        showing = asyncio.create_task(self._show_working(key, thread, ts))
         try:
             yield
         finally:
-            if await reacting:
+            shown = await showing
+            if shown == "status":
+                await self._web.set_status(key.channel_id, thread, "", about=key)
+            elif shown == "reaction":
                 await self._web.unreact(key.channel_id, ts, PROGRESS_REACTION, about=key)
 
     async def recovered(self, unanswered: Unanswered) -> Inbound | None:
@@ -118,6 +128,29 @@ class SlackPlatform:
             direct=self.is_direct(key),
         )
         return Inbound(message, context=ts or None)
+
+    async def _show_working(self, key: ConversationKey, thread: str, ts: str) -> str | None:
+        """What shows that the bot works: ``"status"``, ``"reaction"`` or nothing."""
+        channel = key.channel_id
+        if await self._web.set_status(
+            channel, thread, WORKING_STATUS, loading=self._loading, about=key
+        ):
+            return "status"
+        if await self._web.react(channel, ts, PROGRESS_REACTION, about=key):
+            return "reaction"
+        return None
+
+    def answer_stream(self, inbound: Inbound) -> AnswerStream:
+        """Chat streaming in threads (``bots.slack.stream``); a DM's top level cannot stream."""
+        message = inbound.message
+        key = message.key
+        thread = reply_thread(key)
+        if thread is None:
+            return NotStreamed()
+        recipient = None if self.is_direct(key) else (message.author_id, key.space_id)
+        return SlackAnswer(
+            web=self._web, key=key, thread=thread, recipient=recipient, mention=self._mention
+        )
 
     async def post_reply(
         self, inbound: Inbound, reply: Reply, *, ping: bool, offer_person: bool

@@ -93,13 +93,19 @@ def render_reply(
         last = messages.pop() if messages else SlackMessage(text="")
         joined = f"{last.text}\n\n{ping}" if last.text else ping
         messages.append(SlackMessage(text=joined, blocks=[*last.blocks, section]))
-    buttons = decision_buttons(proposal) if proposal is not None else None
-    if buttons is None and offer_person:
-        buttons = _person_button()
-    if buttons is not None and messages:
+    under = buttons(offer_person=offer_person, proposal=proposal)
+    if under and messages:
         last = messages[-1]
-        messages[-1] = SlackMessage(text=last.text, blocks=[*last.blocks, buttons])
+        messages[-1] = SlackMessage(text=last.text, blocks=[*last.blocks, *under])
     return messages
+
+
+def buttons(*, offer_person: bool, proposal: PendingAction | None) -> list[dict[str, Any]]:
+    """The blocks under an answer: a proposal's Confirm and Cancel, else "Talk to a human"
+    when ``offer_person``, else none."""
+    if proposal is not None:
+        return [decision_buttons(proposal)]
+    return [_person_button()] if offer_person else []
 
 
 def render_said(prefix: str, text: str, *, empty: str) -> list[SlackMessage]:

@@ -11,6 +11,7 @@ import logging
 from collections.abc import Sequence
 
 from slack_sdk.errors import SlackRequestError
+from slack_sdk.web.async_chat_stream import AsyncChatStream
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bots.common.download import allowed, download, refused
@@ -57,6 +58,38 @@ class SlackWeb:
             if await self.post(channel, message, thread=thread, about=about) is None:
                 return False
         return True
+
+    async def set_status(
+        self, channel: str, thread: str, status: str, *, loading: Sequence[str] = (), about: object
+    ) -> bool:
+        """Set (or, with ``status`` empty, clear) the loading status under ``thread``
+        (``assistant.threads.setStatus``); whether Slack took it."""
+        try:
+            await self._client.assistant_threads_setStatus(
+                channel_id=channel,
+                thread_ts=thread,
+                status=status,
+                loading_messages=list(loading) or None,
+            )
+        except SLACK_ERRORS as exc:
+            code = error_code(exc)
+            log.warning("assistant.threads.setStatus in %s failed for %s: %s", channel, about, code)
+            return False
+        return True
+
+    async def open_stream(
+        self, channel: str, *, thread: str, recipient: tuple[str, str] | None
+    ) -> AsyncChatStream:
+        """``slack_sdk``'s chat stream helper for a reply in ``thread``; each ``append`` is one
+        call (the caller paces them). ``recipient``: the user and team, needed outside DMs."""
+        user, team = recipient if recipient is not None else (None, None)
+        return await self._client.chat_stream(
+            channel=channel,
+            thread_ts=thread,
+            recipient_user_id=user,
+            recipient_team_id=team,
+            buffer_size=1,
+        )
 
     async def update(self, post: StaffPost, message: SlackMessage, *, about: object) -> bool:
         try:

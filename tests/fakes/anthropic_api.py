@@ -19,6 +19,7 @@ import hashlib
 import json
 import re
 import socket
+import time
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -40,9 +41,11 @@ __all__ = [
     "hang",
     "overloaded",
     "rate_limited",
+    "slow_text",
     "spend_limited",
     "stall_mid_stream",
     "stream_error",
+    "streamed",
     "text",
     "tool_use",
 ]
@@ -298,6 +301,54 @@ class _StreamError(FakeResponse):
 
 
 @dataclass
+class _Deltas(FakeResponse):
+    """One text block streamed as exactly ``deltas``, ``delay`` seconds apart, waiting for
+    ``release`` before delta ``pause_before``; then, with ``tool``, a call of that tool, which
+    waits for ``hold_after_tool`` once the call has begun. The time the first delta was written
+    is kept in ``first_delta_at`` (``time.perf_counter``)."""
+
+    deltas: list[str]
+    delay: float = 0.0
+    pause_before: int | None = None
+    release: asyncio.Event | None = None
+    tool: dict[str, Any] | None = None
+    hold_after_tool: asyncio.Event | None = None
+    first_delta_at: float | None = None
+
+    async def serve(self, ctx: _Context) -> web.StreamResponse:
+        response = web.StreamResponse(
+            headers={"content-type": "text/event-stream", "request-id": ctx.request_id}
+        )
+        await response.prepare(ctx.request)
+        content = [{"type": "text", "text": "".join(self.deltas)}]
+        content += [self.tool] if self.tool is not None else []
+        answer = _Message(content, "tool_use" if self.tool is not None else "end_turn")
+        for event in answer._events(ctx, answer._usage(ctx)):
+            text_block = event.get("index") == 0
+            if event["type"] == "content_block_delta" and text_block:
+                continue
+            if event["type"] == "content_block_stop" and text_block:
+                await self._write_deltas(response)
+            await response.write(_sse(event))
+            tool_begun = event["type"] == "content_block_start" and not text_block
+            if tool_begun and self.hold_after_tool is not None:
+                await self.hold_after_tool.wait()
+        await response.write_eof()
+        return response
+
+    async def _write_deltas(self, response: web.StreamResponse) -> None:
+        for index, delta in enumerate(self.deltas):
+            if index == self.pause_before and self.release is not None:
+                await self.release.wait()
+            elif index and self.delay:
+                await asyncio.sleep(self.delay)
+            body = {"type": "text_delta", "text": delta}
+            await response.write(_sse({"type": "content_block_delta", "index": 0, "delta": body}))
+            if not index:
+                self.first_delta_at = time.perf_counter()
+
+
+@dataclass
 class _BrokenStream(FakeResponse):
     stall: bool
 
@@ -330,6 +381,33 @@ def text(
     `stop_details={"type": "refusal", "category": "cyber", "explanation": "..."}`.
     """
     return _Message([{"type": "text", "text": text}], stop_reason, usage, stop_details)
+
+
+def streamed(
+    *deltas: str,
+    delay: float = 0.0,
+    pause_before: int | None = None,
+    release: asyncio.Event | None = None,
+    tool: tuple[str, dict[str, Any]] | None = None,
+    hold_after_tool: asyncio.Event | None = None,
+) -> _Deltas:
+    """A text reply streamed as exactly ``deltas`` (streaming requests only): ``delay`` seconds
+    between them, or a wait for ``release`` before delta number ``pause_before``. With ``tool``
+    (name, input) a call of it follows, stop_reason tool_use, and the stream waits for
+    ``hold_after_tool`` once the call has begun. Its ``first_delta_at`` says when the first
+    delta went out."""
+    block = None
+    if tool is not None:
+        name, arguments = tool
+        block = {"type": "tool_use", "id": f"toolu_{uuid.uuid4().hex[:24]}", "name": name}
+        block["input"] = arguments
+    return _Deltas(list(deltas), delay, pause_before, release, block, hold_after_tool)
+
+
+def slow_text(text: str, *, seconds: float = 3.0) -> _Deltas:
+    """``text`` streamed word by word over about ``seconds``, like a long answer."""
+    words = _words(text)
+    return streamed(*words, delay=seconds / max(1, len(words) - 1))
 
 
 def tool_use(

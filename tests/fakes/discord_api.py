@@ -17,6 +17,9 @@ Quirks the fake has to respect (PLATFORMS.md section 4):
   them through its webhook adapter, authenticated by the interaction token alone.
 - A component interaction carries the message it was clicked on, components included:
   discord.py rebuilds the clicked ``DynamicItem`` from that message, not from its own cache.
+- Sends and edits of messages share one rate-limit bucket per channel, 5 writes per 5 s, as on
+  Discord: one more is answered 429 (with ``Via`` and a JSON ``retry_after``, which discord.py
+  sleeps for before trying again) and recorded in ``rate_limited``.
 """
 
 from __future__ import annotations
@@ -26,6 +29,7 @@ import itertools
 import json
 import re
 import socket
+import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -43,6 +47,7 @@ PRIVILEGED_INTENTS = (1 << 1) | (1 << 8) | MESSAGE_CONTENT_INTENT
 EPHEMERAL = 1 << 6
 UPLOAD_LIMIT = 10 * 1024 * 1024
 """Discord's upload limit on a server without boosts."""
+WRITES_PER_WINDOW, WRITE_WINDOW = 5, 5.0
 COMPONENT_INTERACTION, BUTTON = 3, 2
 
 _ids = itertools.count(1_300_000_000_000_000_000)
@@ -79,6 +84,8 @@ class Post:
     id: int
     channel_id: int
     payload: dict[str, Any]
+    at: float = field(default_factory=time.monotonic)
+    """When the fake took it (``time.monotonic``)."""
 
     @property
     def content(self) -> str:
@@ -212,6 +219,8 @@ class FakeDiscord:
         self.requests: list[Request] = []
         self.posts: list[Post] = []
         self.edits: list[Post] = []  # PATCHes of messages the bot posted earlier
+        self.rate_limited: list[Request] = []  # writes answered 429
+        self._writes: dict[int, list[float]] = {}  # each channel's recent writes (monotonic)
         self.callbacks: list[Callback] = []
         self.followups: list[Followup] = []
         self.messages: dict[int, dict[str, Any]] = {}  # what the bot posted, as it stands now
@@ -616,11 +625,32 @@ class FakeDiscord:
             if failure.times and failure.method == request.method and failure.pattern.search(path):
                 failure.times -= 1
                 return _json({"message": "fake failure", "code": failure.code}, failure.status)
+        limited = self._over_limit(request.method, path)
+        if limited is not None:
+            await self._record(self.rate_limited, Request(request.method, path, body, {}))
+            return _json(
+                {"message": "You are being rate limited.", "retry_after": limited, "global": False},
+                429,
+                headers={"Via": "1.1 google"},
+            )
         for method, pattern, handler in self._routes():
             match = re.fullmatch(pattern, path)
             if match and method == request.method:
                 return await handler(body, *(int(g) if g.isdigit() else g for g in match.groups()))
         return _json({"message": "404: Not Found", "code": 0}, status=404)
+
+    def _over_limit(self, method: str, path: str) -> float | None:
+        """Seconds to wait when this message write would be a sixth in 5 s in its channel."""
+        write = re.fullmatch(r"/channels/(\d+)/messages(/\d+)?", path)
+        if write is None or method not in ("POST", "PATCH"):
+            return None
+        now = time.monotonic()
+        recent = [t for t in self._writes.get(int(write[1]), []) if now - t < WRITE_WINDOW]
+        if len(recent) >= WRITES_PER_WINDOW:
+            self._writes[int(write[1])] = recent
+            return round(WRITE_WINDOW - (now - recent[0]), 3)
+        self._writes[int(write[1])] = [*recent, now]
+        return None
 
     async def _multipart(
         self, request: web.Request, path: str
@@ -803,7 +833,8 @@ class FakeDiscord:
         return _json({**thread, "message": message})
 
 
-def _json(data: Any, status: int = 200) -> web.Response:
+def _json(data: Any, status: int = 200, headers: dict[str, str] | None = None) -> web.Response:
     # Exactly "application/json": discord.py compares the header verbatim.
     body = json.dumps(data).encode()
-    return web.Response(body=body, status=status, headers={"Content-Type": "application/json"})
+    headers = {"Content-Type": "application/json", **(headers or {})}
+    return web.Response(body=body, status=status, headers=headers)

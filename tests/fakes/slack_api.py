@@ -18,6 +18,13 @@ bodies are all accepted, as on the real API. ``chat.postMessage`` checks Slack's
 limits and answers ``msg_too_long`` / ``invalid_blocks`` like Slack would; what it posted is
 kept in ``messages`` (with its ``ts``) and ``chat.update`` changes it there.
 
+Chat streaming works like Slack's: ``chat.startStream`` only in a thread, and in a channel (not
+a DM) only with ``recipient_user_id`` and ``recipient_team_id``; ``appendStream`` and
+``stopStream`` only on a message still streaming (``message_not_in_streaming_state``); at most
+12,000 characters of markdown a call and a message; ``chat.update`` refuses a message while
+it streams. A streamed message is in ``messages`` from its start, its ``text`` the markdown so
+far, with ``streaming``, ``appends`` (each call's text) and ``tasks`` (task chunks by id).
+
 Files are served like Slack serves ``url_private``: only with the bot token in
 ``Authorization: Bearer …``; without it the answer is the HTML sign-in page, with status 200.
 ``files.getUploadURLExternal``, the upload URL it hands out and ``files.completeUploadExternal``
@@ -71,6 +78,8 @@ class FakeSlack:
         self.peers: list[int] = []
         """The client's port of each Web API call: one per connection it opened."""
         self.reactions: set[tuple[str, str, str]] = set()
+        self.statuses: dict[tuple[str, str], tuple[str, list[str]]] = {}
+        """Each thread's loading status now (``assistant.threads.setStatus``) and its messages."""
         self.messages: list[Params] = []
         self.uploads: list[Params] = []
         """Files the bot shared: channel, thread_ts, name, data."""
@@ -95,11 +104,14 @@ class FakeSlack:
             "auth.test": self._auth_test,
             "chat.postMessage": self._post_message,
             "chat.update": self._update,
+            "chat.startStream": self._start_stream,
+            "chat.appendStream": self._append_stream,
+            "chat.stopStream": self._stop_stream,
             "chat.postEphemeral": self._post_ephemeral,
             "chat.getPermalink": self._permalink,
             "reactions.add": self._reaction_add,
             "reactions.remove": self._reaction_remove,
-            "assistant.threads.setStatus": lambda _: {},
+            "assistant.threads.setStatus": self._set_status,
             "apps.connections.open": lambda _: {"url": f"ws://127.0.0.1:{self._port}/socket"},
             "users.info": self._user,
             "usergroups.users.list": lambda _: {"users": ["U0STAFF1", "U0STAFF2"]},
@@ -344,9 +356,70 @@ class FakeSlack:
         channel, ts = params.get("channel"), params.get("ts")
         for message in self.messages:
             if message["channel"] == channel and message["ts"] == ts:
+                if message.get("streaming"):
+                    return {"ok": False, "error": "cant_update_message"}
                 message |= {"text": str(params.get("text") or ""), "blocks": _blocks(params)}
                 return {"channel": channel, "ts": ts, "text": params.get("text")}
         return {"ok": False, "error": "message_not_found"}
+
+    def _set_status(self, params: Params) -> Params:
+        """A thread's loading status: set, or cleared by an empty ``status``; at most 10
+        ``loading_messages``."""
+        channel, thread = params.get("channel_id"), params.get("thread_ts")
+        loading = params.get("loading_messages") or []
+        if not channel or not thread or "status" not in params or len(loading) > 10:
+            return {"ok": False, "error": "invalid_arguments"}
+        if params["status"]:
+            self.statuses[(channel, thread)] = (params["status"], list(loading))
+        else:
+            self.statuses.pop((channel, thread), None)
+        return {}
+
+    def _start_stream(self, params: Params) -> Params:
+        """Slack's streamed reply: always in a thread, and in a channel (not a DM) only with
+        the user and team it streams to."""
+        channel = str(params.get("channel") or "")
+        if not channel:
+            return {"ok": False, "error": "channel_not_found"}
+        if not params.get("thread_ts"):
+            return {"ok": False, "error": "invalid_arguments"}
+        to_channel = not channel.startswith("D")
+        if to_channel and not (params.get("recipient_user_id") and params.get("recipient_team_id")):
+            return {"ok": False, "error": "invalid_arguments"}
+        ts = self._next_ts()
+        message = {"channel": channel, "type": "message", "user": self.bot_user_id, "ts": ts}
+        message |= {"bot_id": self.bot_id, "thread_ts": params["thread_ts"], "text": ""}
+        message |= {"blocks": [], "streaming": True, "tasks": {}, "appends": []}
+        self.messages.append(message)
+        problem = _stream_into(message, params)
+        if problem is not None:
+            return {"ok": False, "error": problem}
+        return {"channel": channel, "ts": ts}
+
+    def _streaming(self, params: Params) -> Params | None:
+        channel, ts = params.get("channel"), params.get("ts")
+        for message in self.messages:
+            if message["channel"] == channel and message["ts"] == ts:
+                return message if message.get("streaming") else None
+        return None
+
+    def _append_stream(self, params: Params) -> Params:
+        return self._continue_stream(params, stop=False)
+
+    def _stop_stream(self, params: Params) -> Params:
+        return self._continue_stream(params, stop=True)
+
+    def _continue_stream(self, params: Params, *, stop: bool) -> Params:
+        message = self._streaming(params)
+        if message is None:
+            return {"ok": False, "error": "message_not_in_streaming_state"}
+        problem = _stream_into(message, params)
+        if problem is not None:
+            return {"ok": False, "error": problem}
+        if stop:
+            message["streaming"] = False
+            message["blocks"] = [{"type": "markdown", "text": message["text"]}, *_blocks(params)]
+        return {"channel": message["channel"], "ts": message["ts"], "message": message}
 
     def _post_ephemeral(self, params: Params) -> Params:
         if not params.get("channel") or not params.get("user"):
@@ -462,6 +535,28 @@ class FakeSlack:
 def _blocks(params: Params) -> list[dict[str, Any]]:
     blocks = params.get("blocks") or []
     return json.loads(blocks) if isinstance(blocks, str) else blocks
+
+
+def _stream_into(message: Params, params: Params) -> str | None:
+    """Add a stream call's ``markdown_text`` and ``chunks`` to ``message`` (its ``text`` is the
+    markdown so far, ``tasks`` each task's title and status, ``appends`` each call's text);
+    the error Slack would give instead, or ``None``."""
+    chunks = params.get("chunks") or []
+    chunks = json.loads(chunks) if isinstance(chunks, str) else chunks
+    said = str(params.get("markdown_text") or "")
+    for chunk in chunks:
+        if chunk.get("type") == "markdown_text":
+            said += str(chunk.get("text") or "")
+        elif chunk.get("type") == "task_update":
+            message["tasks"][chunk["id"]] = (chunk.get("title"), chunk.get("status"))
+        else:
+            return "invalid_chunks"
+    if len(said) > MARKDOWN_TOTAL_LIMIT or len(message["text"] + said) > MARKDOWN_TOTAL_LIMIT:
+        return "msg_too_long"
+    if said:
+        message["appends"].append(said)
+        message["text"] += said
+    return None
 
 
 def _content_problem(params: Params) -> str | None:
