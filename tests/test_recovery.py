@@ -48,7 +48,8 @@ async def test_a_message_whose_process_was_killed_during_claude_is_answered_afte
         try:
             assert await post_event(first.events_url, question, secret=SECRET) == 200
             await fake_claude.wait_for_requests(1, timeout=30)
-            await slack.wait_for("reactions.add", timeout=30)
+            # The loading status is up: the kill leaves it behind.
+            await slack.wait_for("assistant.threads.setStatus", timeout=30)
             first.send_signal(signal.SIGKILL)
             assert await first.wait() == -signal.SIGKILL
         finally:
