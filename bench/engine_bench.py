@@ -26,6 +26,7 @@ from core import tokens
 from core.config import load_settings
 from core.engine import Engine, Limits
 from core.ports import LLMResult
+from core.stream import ClaudeEvents
 from core.types import ConversationKey, IncomingMessage, Usage
 from storage.database import create_engine, upgrade
 from storage.repository import SqlStore
@@ -43,7 +44,12 @@ class InstantClaude:
         self.seconds = 0.0
 
     async def respond(
-        self, *, system: list[dict[str, Any]], messages: list[dict[str, Any]], tools: list[Any]
+        self,
+        *,
+        system: list[dict[str, Any]],
+        messages: list[dict[str, Any]],
+        tools: list[Any],
+        events: ClaudeEvents | None = None,
     ) -> LLMResult:
         started = time.perf_counter()
         self.sent_tokens.append(sum(tokens.estimate(m["content"]) for m in messages))
