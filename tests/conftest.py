@@ -31,7 +31,10 @@ from core.config import DEMO_PERSONA, ClaudeSettings, Persona, Settings
 from core.desk import Desk
 from core.engine import Engine
 from storage.database import create_engine, head_revision, upgrade
+from tests.discord_helpers import fake_discord_installed
 from tests.fakes.anthropic_api import FakeAnthropic
+from tests.fakes.discord_api import FakeDiscord
+from tests.fakes.slack_api import FakeSlack
 
 T = TypeVar("T")
 POSTGRES_URL = os.environ.get("SUPPORTBOT_TEST_DATABASE_URL")
@@ -313,6 +316,26 @@ async def runtime(settings: Settings) -> AsyncIterator[Runtime]:
 @pytest.fixture
 def engine(runtime: Runtime) -> Engine:
     return runtime.engine
+
+
+@pytest.fixture
+def persona(settings: Settings) -> Persona:
+    assert settings.persona is not None
+    return settings.persona
+
+
+@pytest.fixture
+async def slack() -> AsyncIterator[FakeSlack]:
+    """A fake Slack Web API and Socket Mode server."""
+    async with FakeSlack() as fake:
+        yield fake
+
+
+@pytest.fixture
+async def fake_discord() -> AsyncIterator[FakeDiscord]:
+    """A fake Discord gateway and REST, with discord.py pointed at it."""
+    async with fake_discord_installed() as fake:
+        yield fake
 
 
 @pytest.fixture

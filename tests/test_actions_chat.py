@@ -14,8 +14,8 @@ from bots.slack.render import CANCEL, CONFIRM
 from core import engine as engine_module
 from core.actions import ServerConfig
 from tests.action_helpers import MAYA, Shop, serving_shop, shop_runtime, with_servers
-from tests.discord_helpers import fake_discord_installed, say
 from tests.discord_helpers import running_bot as discord_bot
+from tests.discord_helpers import say
 from tests.fakes.anthropic_api import FakeAnthropic, RecordedRequest, text, tool_use
 from tests.fakes.discord_api import FakeDiscord, user
 from tests.fakes.slack_api import FakeSlack, Params
@@ -123,12 +123,6 @@ async def test_slack_confirm_buttons_work_for_the_customer_only(
         note = bot.fake.calls_to("chat.postEphemeral")[-1]
         assert (note["user"], note["text"]) == ("U0CUSTOMER", "This was already confirmed.")
     assert len(fake_claude.requests) == 2
-
-
-@pytest.fixture
-async def fake_discord() -> AsyncIterator[FakeDiscord]:
-    async with fake_discord_installed() as fake:
-        yield fake
 
 
 async def test_discord_confirm_buttons_work_for_the_customer_only(

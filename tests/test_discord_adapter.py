@@ -21,12 +21,6 @@ from tests.fakes.discord_api import FakeDiscord, snowflake, user
 
 
 @pytest.fixture
-async def fake_discord() -> AsyncIterator[FakeDiscord]:
-    async with fake_discord_installed() as fake:
-        yield fake
-
-
-@pytest.fixture
 def port() -> RecordingPort:
     return RecordingPort()
 

@@ -7,31 +7,19 @@ from collections.abc import AsyncIterator
 import pytest
 
 from bots.discord.bot import DiscordBot
-from core.config import Persona, Settings
+from core.config import Persona
 from core.desk import Desk
 from core.engine import Engine
-from tests.discord_helpers import fake_discord_installed, running_bot, say
+from tests.discord_helpers import running_bot, say
 from tests.engine_helpers import texts
 from tests.fakes.anthropic_api import FakeAnthropic, overloaded, text, tool_use
 from tests.fakes.discord_api import FakeDiscord
 
 
 @pytest.fixture
-async def fake_discord() -> AsyncIterator[FakeDiscord]:
-    async with fake_discord_installed() as fake:
-        yield fake
-
-
-@pytest.fixture
 async def bot(fake_discord: FakeDiscord, engine: Engine, desk: Desk) -> AsyncIterator[DiscordBot]:
     async with running_bot(fake_discord, engine, desk) as started:
         yield started
-
-
-@pytest.fixture
-def persona(settings: Settings) -> Persona:
-    assert settings.persona is not None
-    return settings.persona
 
 
 async def test_thread_follow_up_carries_the_history(

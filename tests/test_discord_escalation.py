@@ -29,7 +29,6 @@ from tests.conftest import make_settings
 from tests.discord_helpers import (
     WatchedDesk,
     WatchedPort,
-    fake_discord_installed,
     running_bot,
     say,
     staff_posts,
@@ -46,18 +45,6 @@ NO_PINGS = {"parse": []}
 @pytest.fixture
 def settings(database_url: str, fake_claude: FakeAnthropic) -> Settings:
     return make_settings(database_url, fake_claude.base_url, reping_minutes=0.002)
-
-
-@pytest.fixture
-def persona(settings: Settings) -> Persona:
-    assert settings.persona is not None
-    return settings.persona
-
-
-@pytest.fixture
-async def fake_discord() -> AsyncIterator[FakeDiscord]:
-    async with fake_discord_installed() as fake:
-        yield fake
 
 
 @pytest.fixture

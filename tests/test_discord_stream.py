@@ -11,11 +11,11 @@ import aiohttp
 import pytest
 
 from bots.discord.bot import DiscordBot
-from core.config import Persona, Settings
+from core.config import Persona
 from core.desk import Desk
 from core.engine import Engine
 from core.split import FENCE, split_text
-from tests.discord_helpers import fake_discord_installed, running_bot, say
+from tests.discord_helpers import running_bot, say
 from tests.fakes.anthropic_api import FakeAnthropic, slow_text, stream_error, streamed
 from tests.fakes.discord_api import FakeDiscord, Post, custom_ids
 
@@ -23,21 +23,9 @@ NOBODY = {"parse": []}
 
 
 @pytest.fixture
-async def fake_discord() -> AsyncIterator[FakeDiscord]:
-    async with fake_discord_installed() as fake:
-        yield fake
-
-
-@pytest.fixture
 async def bot(fake_discord: FakeDiscord, engine: Engine, desk: Desk) -> AsyncIterator[DiscordBot]:
     async with running_bot(fake_discord, engine, desk) as started:
         yield started
-
-
-@pytest.fixture
-def persona(settings: Settings) -> Persona:
-    assert settings.persona is not None
-    return settings.persona
 
 
 def writes(fake: FakeDiscord, channel_id: int) -> list[Post]:
@@ -89,9 +77,10 @@ async def test_a_long_answer_is_paced_and_goes_on_in_a_new_message_with_fences_k
 
     done = writes(fake_discord, dm)
     assert len(done) >= 4, "posted, edited as the words came, then a second message"
-    # At most one write a second, so Discord never had to say 429.
+    # Paced at a write a second, so Discord never had to say 429. The fake times a write when
+    # it arrives, which a loaded machine can delay: unpaced writes would arrive milliseconds apart.
     gaps = [later.at - earlier.at for earlier, later in itertools.pairwise(done)]
-    assert min(gaps) >= 0.95
+    assert min(gaps) >= 0.5
     assert fake_discord.rate_limited == []
     assert all(part.count(FENCE) % 2 == 0 for part in parts)
     assert all(w.allowed_mentions == NOBODY for w in done)

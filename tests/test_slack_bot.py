@@ -35,12 +35,6 @@ MANIFEST = Path(__file__).parents[1] / "bots" / "slack" / "manifest.yaml"
 
 
 @pytest.fixture
-async def slack() -> AsyncIterator[FakeSlack]:
-    async with FakeSlack() as fake:
-        yield fake
-
-
-@pytest.fixture
 def port() -> RecordingPort:
     return RecordingPort()
 

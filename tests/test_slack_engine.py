@@ -18,12 +18,6 @@ PING = f"<!subteam^{GROUP}>"
 
 
 @pytest.fixture
-async def slack() -> AsyncIterator[FakeSlack]:
-    async with FakeSlack() as fake:
-        yield fake
-
-
-@pytest.fixture
 async def bot(slack: FakeSlack, engine: Engine, desk: Desk) -> AsyncIterator[Harness]:
     async with running_bot(slack, engine, desk=desk) as harness:
         yield harness

@@ -33,12 +33,6 @@ MENTION_TS = "1700000100.000100"
 WANT_PERSON = "Can I talk to a human about my order?"
 
 
-@pytest.fixture
-async def slack() -> AsyncIterator[FakeSlack]:
-    async with FakeSlack() as fake:
-        yield fake
-
-
 @pytest.fixture(params=["http", "socket"])
 async def bot(
     request: pytest.FixtureRequest, slack: FakeSlack, engine: Engine, desk: Desk
