@@ -72,6 +72,8 @@ _TRUNCATED = {"max_tokens", "model_context_window_exceeded", "pause_turn"}
 _PUNCTUATION = " .!?"
 CRASHED = "The bot hit an error (see its log)"
 HELD = "The database was unavailable: the customer got the fallback, no answer"
+REDELIVERED_WITHIN = timedelta(hours=1)
+"""How old an unanswered message a platform delivers again may be, to be answered then."""
 HELD_LIMIT = 1000
 """Messages kept in memory while the database refuses them; past this the oldest goes."""
 _CLAUDE_ASKED = "Claude asked for a person"
@@ -244,35 +246,56 @@ class Engine:
         async with self._serial(str(key), wait=False) as free:
             if not free:
                 return None  # another replica is answering it: looked at again later
-            conversation = await self._store.resume_turn(unanswered.conversation_id)
-            if conversation is None or not conversation.window:
-                return None
-            now = self._clock()
-            last = conversation.window[-1]
-            message = IncomingMessage(
-                key=key,
-                author_id=unanswered.customer_id,
-                text=last.text,
-                message_id=unanswered.message_id,
-                direct=direct,
-            )
-            turn = _Turn(conversation, message, last.text, now)
-            state = conversation.escalation.state if conversation.escalation else None
-            if people_have_it(human_active=conversation.human_active, state=state):
-                return None
-            try:
-                reply = await self._respond(turn, None)
-            except Exception:
-                log.exception("the recovered turn failed in %s: fallback", key)
-                reply = await self._crashed(turn)
+            reply = await self._resume(unanswered, direct=direct)
+        if reply is None:
+            return None
         TURNS.labels("recovered").inc()
+        if late_after is not None and self._clock() - unanswered.at > late_after and reply.text:
+            reply = replace(reply, text=f"{self._persona.late_apology}\n\n{reply.text}")
+        return reply
+
+    async def _resume(self, unanswered: Unanswered, *, direct: bool) -> Reply | None:
+        """Answer ``unanswered`` and the customer turns after it, holding its conversation."""
+        conversation = await self._store.resume_turn(unanswered.conversation_id)
+        if conversation is None or not conversation.window:
+            return None
+        now = self._clock()
+        last = conversation.window[-1]
+        message = IncomingMessage(
+            key=unanswered.key,
+            author_id=unanswered.customer_id,
+            text=last.text,
+            message_id=unanswered.message_id,
+            direct=direct,
+        )
+        turn = _Turn(conversation, message, last.text, now)
+        state = conversation.escalation.state if conversation.escalation else None
+        if people_have_it(human_active=conversation.human_active, state=state):
+            return None
+        try:
+            reply = await self._respond(turn, None)
+        except Exception:
+            log.exception("the recovered turn failed in %s: fallback", unanswered.key)
+            reply = await self._crashed(turn)
         log.info(
             "message %s: recovered, %s after it was sent", message.message_id, now - unanswered.at
         )
-        if late_after is not None and now - unanswered.at > late_after and reply.text:
-            reply = replace(reply, text=f"{self._persona.late_apology}\n\n{reply.text}")
         # Not relayed to a DM's staff thread: the message was when it came in.
         return reply
+
+    async def _redelivered(self, message: IncomingMessage, now: datetime) -> Reply | None:
+        """A platform delivers a message again that was stored and never answered (its
+        process died mid-turn): answer it now, rather than drop it as a duplicate."""
+        found = await self._store.unanswered(
+            platforms={message.key.platform},
+            since=now - REDELIVERED_WITHIN,
+            before=now,
+            key=message.key,
+        )
+        mine = [u for u in found if u.message_id == message.message_id]
+        if not mine:
+            return None
+        return await self._resume(mine[0], direct=message.direct)
 
     async def decide(
         self,
@@ -424,7 +447,9 @@ class Engine:
             self._hold(message, now)
             return Reply(self._persona.fallbacks.unknown), "held"
         if conversation is None:
-            return None, "duplicate"
+            # Held for this conversation already: a live turn of it is over by now.
+            resumed = await self._redelivered(message, now)
+            return (resumed, "recovered") if resumed is not None else (None, "duplicate")
         if kind == Kind.RESTART and not conversation.fresh:
             notice = None  # a live escalation keeps the conversation: "start over" is just text
         pending = (decided.note,) if decided is not None else ()

@@ -174,12 +174,18 @@ class ConversationStore(Protocol):
         ...
 
     async def unanswered(
-        self, *, platforms: set[str], since: datetime, before: datetime
+        self,
+        *,
+        platforms: set[str],
+        since: datetime,
+        before: datetime,
+        key: ConversationKey | None = None,
     ) -> list[Unanswered]:
-        """Open conversations on ``platforms`` whose last stored turn is a customer turn from
-        between ``since`` and ``before`` that nobody answered, oldest first. Left out: those a
-        person has (``core.escalation.people_have_it``) and those whose escalation changed
-        since that message (a person had them, and the bot kept quiet on purpose)."""
+        """Open conversations on ``platforms`` (at ``key`` only, given one) whose last stored
+        turn is a customer turn from between ``since`` and ``before`` that nobody answered,
+        oldest first. Left out: those a person has (``core.escalation.people_have_it``) and
+        those whose escalation changed since that message (a person had them, and the bot
+        kept quiet on purpose)."""
         ...
 
     async def resume_turn(self, conversation_id: int) -> Conversation | None:

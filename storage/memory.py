@@ -115,13 +115,19 @@ class MemoryStore:
         )
 
     async def unanswered(
-        self, *, platforms: set[str], since: datetime, before: datetime
+        self,
+        *,
+        platforms: set[str],
+        since: datetime,
+        before: datetime,
+        key: ConversationKey | None = None,
     ) -> list[Unanswered]:
         waiting = [
             Unanswered(c.id, c.key, c.customer_id, c.turns[-1].message_id or "", c.updated_at)
             for c in self._conversations
             if c.open
             and c.key.platform in platforms
+            and key in (None, c.key)
             and _unanswered(c)
             and since <= c.updated_at < before
             and not c.human_active

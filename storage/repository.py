@@ -461,7 +461,12 @@ class SqlStore:
 
     @_quoting_nothing
     async def unanswered(
-        self, *, platforms: set[str], since: datetime, before: datetime
+        self,
+        *,
+        platforms: set[str],
+        since: datetime,
+        before: datetime,
+        key: ConversationKey | None = None,
     ) -> list[Unanswered]:
         last = (
             select(_M.conversation_id, func.max(_M.seq).label("seq"))
@@ -472,6 +477,7 @@ class SqlStore:
                         _C.platform.in_(platforms),
                         _C.human_active.is_(False),
                         _C.updated_at >= since,
+                        *([_C.key == str(key)] if key is not None else []),
                     )
                 )
             )

@@ -111,3 +111,45 @@ async def test_discord_answers_a_turn_left_unanswered_in_its_thread_with_the_apo
     assert answer.content.endswith(ANSWER)
     assert answer.reference is not None and answer.reference["message_id"] == 1234567890
     assert answer.allowed_mentions == {"parse": []}
+
+
+async def test_a_redelivery_of_a_message_a_killed_process_left_answers_it_at_once(
+    tmp_path: Path, fake_claude: FakeAnthropic
+) -> None:
+    fake_claude.queue(hang())
+    question = load_body("message_im", text="How long does a refund take?")
+    channel, ts = question["event"]["channel"], question["event"]["ts"]
+    async with FakeSlack() as slack:
+
+        def bot() -> SlackProcess:
+            return SlackProcess(
+                tmp_path,
+                database_url=f"sqlite+aiosqlite:///{tmp_path / 'bot.db'}",
+                claude_url=fake_claude.base_url,
+                slack=slack,
+                SUPPORTBOT_RECOVER_AFTER_SECONDS="3600",  # only the redelivery can answer it
+            )
+
+        first = await bot().start()
+        try:
+            assert await post_event(first.events_url, question, secret=SECRET) == 200
+            await fake_claude.wait_for_requests(1, timeout=30)
+            first.send_signal(signal.SIGKILL)
+            assert await first.wait() == -signal.SIGKILL
+        finally:
+            await first.stop()
+        fake_claude.queue(text(ANSWER))
+
+        second = await bot().start()
+        try:
+            # Slack tries again (its retry of an event it saw no answer to in time).
+            assert await post_event(second.events_url, question, secret=SECRET, retry_num=1) == 200
+            [answer] = await slack.wait_for(
+                "chat.postMessage", lambda p: p["channel"] == channel, timeout=30
+            )
+            await second.read_until(f"message {channel}:{ts}: recovered in")
+        finally:
+            await second.stop()
+
+    assert answer["text"] == ANSWER
+    assert [m["text"] for m in slack.messages if m["channel"] == channel] == [ANSWER]
