@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import signal
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 from bots.app import Runtime
 from core.clock import utcnow
@@ -27,46 +30,63 @@ def customer_turn(text: str, message_id: str) -> Turn:
     )
 
 
+@asynccontextmanager
+async def restarted_after_a_kill(
+    tmp_path: Path,
+    fake_claude: FakeAnthropic,
+    slack: FakeSlack,
+    question: dict[str, Any],
+    **env: str,
+) -> AsyncIterator[SlackProcess]:
+    """``supportbot run slack`` killed (SIGKILL) while Claude answers ``question``, with its
+    loading status up, then started again on the same database; Claude answers ``ANSWER``."""
+
+    def bot() -> SlackProcess:
+        return SlackProcess(
+            tmp_path,
+            database_url=f"sqlite+aiosqlite:///{tmp_path / 'bot.db'}",
+            claude_url=fake_claude.base_url,
+            slack=slack,
+            **env,
+        )
+
+    fake_claude.queue(hang())
+    first = await bot().start()
+    try:
+        assert await post_event(first.events_url, question, secret=SECRET) == 200
+        await fake_claude.wait_for_requests(1, timeout=30)
+        # The loading status is up: the kill leaves it behind.
+        await slack.wait_for("assistant.threads.setStatus", timeout=30)
+        first.send_signal(signal.SIGKILL)
+        assert await first.wait() == -signal.SIGKILL
+    finally:
+        await first.stop()
+    fake_claude.queue(text(ANSWER))
+    second = await bot().start()
+    try:
+        yield second
+    finally:
+        await second.stop()
+
+
 async def test_a_message_whose_process_was_killed_during_claude_is_answered_after_restart(
     tmp_path: Path, fake_claude: FakeAnthropic
 ) -> None:
-    fake_claude.queue(hang())
     question = load_body("message_im", text="How long does a refund take?")
     channel, ts = question["event"]["channel"], question["event"]["ts"]
-    async with FakeSlack() as slack:
-
-        def bot() -> SlackProcess:
-            return SlackProcess(
-                tmp_path,
-                database_url=f"sqlite+aiosqlite:///{tmp_path / 'bot.db'}",
-                claude_url=fake_claude.base_url,
-                slack=slack,
-                SUPPORTBOT_RECOVER_AFTER_SECONDS="1",
-            )
-
-        first = await bot().start()
-        try:
-            assert await post_event(first.events_url, question, secret=SECRET) == 200
-            await fake_claude.wait_for_requests(1, timeout=30)
-            # The loading status is up: the kill leaves it behind.
-            await slack.wait_for("assistant.threads.setStatus", timeout=30)
-            first.send_signal(signal.SIGKILL)
-            assert await first.wait() == -signal.SIGKILL
-        finally:
-            await first.stop()
-        fake_claude.queue(text(ANSWER))
-
-        second = await bot().start()
-        try:
-            [answer] = await slack.wait_for(
-                "chat.postMessage", lambda p: p["channel"] == channel, timeout=30
-            )
-            await second.read_until("message " + f"{channel}:{ts}: recovered")
-            # Redelivered now (a platform retry), it is a duplicate: not answered again.
-            assert await post_event(second.events_url, question, secret=SECRET) == 200
-            await second.read_until(f"message {channel}:{ts}: duplicate")
-        finally:
-            await second.stop()
+    async with (
+        FakeSlack() as slack,
+        restarted_after_a_kill(
+            tmp_path, fake_claude, slack, question, SUPPORTBOT_RECOVER_AFTER_SECONDS="1"
+        ) as second,
+    ):
+        [answer] = await slack.wait_for(
+            "chat.postMessage", lambda p: p["channel"] == channel, timeout=30
+        )
+        await second.read_until("message " + f"{channel}:{ts}: recovered")
+        # Redelivered now (a platform retry), it is a duplicate: not answered again.
+        assert await post_event(second.events_url, question, secret=SECRET) == 200
+        await second.read_until(f"message {channel}:{ts}: duplicate")
 
     assert answer["text"] == ANSWER
     assert [m["text"] for m in slack.messages if m["channel"] == channel] == [ANSWER]
@@ -116,40 +136,24 @@ async def test_discord_answers_a_turn_left_unanswered_in_its_thread_with_the_apo
 async def test_a_redelivery_of_a_message_a_killed_process_left_answers_it_at_once(
     tmp_path: Path, fake_claude: FakeAnthropic
 ) -> None:
-    fake_claude.queue(hang())
     question = load_body("message_im", text="How long does a refund take?")
     channel, ts = question["event"]["channel"], question["event"]["ts"]
-    async with FakeSlack() as slack:
-
-        def bot() -> SlackProcess:
-            return SlackProcess(
-                tmp_path,
-                database_url=f"sqlite+aiosqlite:///{tmp_path / 'bot.db'}",
-                claude_url=fake_claude.base_url,
-                slack=slack,
-                SUPPORTBOT_RECOVER_AFTER_SECONDS="3600",  # only the redelivery can answer it
-            )
-
-        first = await bot().start()
-        try:
-            assert await post_event(first.events_url, question, secret=SECRET) == 200
-            await fake_claude.wait_for_requests(1, timeout=30)
-            first.send_signal(signal.SIGKILL)
-            assert await first.wait() == -signal.SIGKILL
-        finally:
-            await first.stop()
-        fake_claude.queue(text(ANSWER))
-
-        second = await bot().start()
-        try:
-            # Slack tries again (its retry of an event it saw no answer to in time).
-            assert await post_event(second.events_url, question, secret=SECRET, retry_num=1) == 200
-            [answer] = await slack.wait_for(
-                "chat.postMessage", lambda p: p["channel"] == channel, timeout=30
-            )
-            await second.read_until(f"message {channel}:{ts}: recovered in")
-        finally:
-            await second.stop()
+    async with (
+        FakeSlack() as slack,
+        restarted_after_a_kill(
+            tmp_path,
+            fake_claude,
+            slack,
+            question,
+            SUPPORTBOT_RECOVER_AFTER_SECONDS="3600",  # only the redelivery can answer it
+        ) as second,
+    ):
+        # Slack tries again (its retry of an event it saw no answer to in time).
+        assert await post_event(second.events_url, question, secret=SECRET, retry_num=1) == 200
+        [answer] = await slack.wait_for(
+            "chat.postMessage", lambda p: p["channel"] == channel, timeout=30
+        )
+        await second.read_until(f"message {channel}:{ts}: recovered in")
 
     assert answer["text"] == ANSWER
     assert [m["text"] for m in slack.messages if m["channel"] == channel] == [ANSWER]

@@ -113,7 +113,7 @@ class Workflow:
     def recover(self, unanswered: Unanswered, *, late_after: timedelta) -> None:
         """Answer a customer turn a dead process left unanswered, once per conversation at a
         time (the recovery watcher offers the same turn again until it is answered)."""
-        if {unanswered.conversation_id} & (self._recovering | self._abandoned):
+        if unanswered.conversation_id in self._recovering | self._abandoned:
             return
         self._recovering.add(unanswered.conversation_id)
         what = f"{self._platform.name} recovery of {unanswered.message_id} in {unanswered.key}"
