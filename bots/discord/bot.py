@@ -108,6 +108,7 @@ class DiscordBot:
             client=self._client,
             staff_channel_id=settings.staff_channel_id,
             support_role_id=settings.support_role_id,
+            lock_solved_posts=settings.lock_solved_posts,
         )
         self._workflow = Workflow(platform=platform, port=port, desk=desk, clock=clock)
         self._support_channel_ids = frozenset(settings.support_channel_ids)

@@ -17,6 +17,9 @@ Quirks the fake has to respect (PLATFORMS.md section 4):
   them through its webhook adapter, authenticated by the interaction token alone.
 - A component interaction carries the message it was clicked on, components included:
   discord.py rebuilds the clicked ``DynamicItem`` from that message, not from its own cache.
+- Components v2 (flag ``IS_COMPONENTS_V2``): such a message may carry no ``content`` or
+  ``embeds``, its layout components (containers, text displays) are refused without the flag,
+  and the flag cannot be taken off a message that has it (all 400 / 50035, as on Discord).
 - Sends and edits of messages share one rate-limit bucket per channel, 5 writes per 5 s, as on
   Discord: one more is answered 429 (with ``Via`` and a JSON ``retry_after``, which discord.py
   sleeps for before trying again) and recorded in ``rate_limited``.
@@ -45,6 +48,8 @@ TIMESTAMP = "2026-01-05T10:00:00.000000+00:00"
 MESSAGE_CONTENT_INTENT = 1 << 15
 PRIVILEGED_INTENTS = (1 << 1) | (1 << 8) | MESSAGE_CONTENT_INTENT
 EPHEMERAL = 1 << 6
+COMPONENTS_V2 = 1 << 15
+ACTION_ROW, TEXT_DISPLAY = 1, 10
 UPLOAD_LIMIT = 10 * 1024 * 1024
 """Discord's upload limit on a server without boosts."""
 WRITES_PER_WINDOW, WRITE_WINDOW = 5, 5.0
@@ -89,7 +94,12 @@ class Post:
 
     @property
     def content(self) -> str:
-        return self.payload.get("content") or ""
+        """What the message reads: its content, or a Components v2 message's text displays."""
+        return text_of(self.payload)
+
+    @property
+    def v2(self) -> bool:
+        return bool(self.payload.get("flags", 0) & COMPONENTS_V2)
 
     @property
     def allowed_mentions(self) -> dict[str, Any] | None:
@@ -143,14 +153,37 @@ class Followup:
         return bool(self.data.get("flags", 0) & EPHEMERAL)
 
 
+def components(payload: dict[str, Any]) -> Iterator[dict[str, Any]]:
+    """Every component of a message payload, depth first (rows, containers and their items)."""
+    for item in payload.get("components") or []:
+        yield item
+        yield from components(item)
+
+
 def custom_ids(payload: dict[str, Any]) -> list[str]:
-    """The ``custom_id`` of every component in a message payload, row by row."""
-    return [
-        item["custom_id"]
-        for row in payload.get("components") or []
-        for item in row.get("components", [])
-        if "custom_id" in item
-    ]
+    """The ``custom_id`` of every component in a message payload, in order."""
+    return [item["custom_id"] for item in components(payload) if "custom_id" in item]
+
+
+def text_of(payload: dict[str, Any]) -> str:
+    """What a message reads: its ``content``, or, with Components v2, its text displays."""
+    if payload.get("flags", 0) & COMPONENTS_V2:
+        texts = [i["content"] for i in components(payload) if i.get("type") == TEXT_DISPLAY]
+        return "\n".join(texts)
+    return payload.get("content") or ""
+
+
+def refusal(body: dict[str, Any], *, flags: int = 0) -> str | None:
+    """Why Discord refuses to send ``body`` (or to edit a message with ``flags`` with it)."""
+    now = body.get("flags", flags)
+    if flags & COMPONENTS_V2 and not now & COMPONENTS_V2:
+        return "the IS_COMPONENTS_V2 flag cannot be removed from a message"
+    if now & COMPONENTS_V2:
+        if body.get("content") or body.get("embeds"):
+            return "content and embeds cannot be used with IS_COMPONENTS_V2"
+    elif any(c.get("type") != ACTION_ROW for c in body.get("components") or []):
+        return "layout components need the IS_COMPONENTS_V2 flag"
+    return None
 
 
 @dataclass
@@ -231,6 +264,7 @@ class FakeDiscord:
         # A message with a file over this is refused (413, code 40005), as Discord does.
         self.upload_limit = UPLOAD_LIMIT
         self.threads: list[dict[str, Any]] = []
+        self.channel_edits: list[Request] = []  # PATCHes of forums' tags and of threads
         self.identifies: list[dict[str, Any]] = []
         self.resumes: list[dict[str, Any]] = []
         self.gateway_paths: list[str] = []
@@ -477,6 +511,8 @@ class FakeDiscord:
         }
 
     def _add_channel(self, data: dict[str, Any]) -> None:
+        if data["type"] == 15:
+            data.setdefault("available_tags", [])
         data.setdefault("guild_id", str(self.world.guild_id))
         data.setdefault("permission_overwrites", [])
         data.setdefault("nsfw", False)
@@ -498,6 +534,7 @@ class FakeDiscord:
             "message_count": 0,
             "member_count": 1,
             "flags": 0,
+            "applied_tags": [],
             "thread_metadata": {
                 "archived": False,
                 "auto_archive_duration": 1440,
@@ -672,6 +709,7 @@ class FakeDiscord:
             ("GET", r"/oauth2/applications/@me", self._application),
             ("POST", r"/users/@me/channels", self._open_dm),
             ("GET", r"/channels/(\d+)", self._get_channel),
+            ("PATCH", r"/channels/(\d+)", self._edit_channel),
             ("POST", r"/channels/(\d+)/typing", self._typing),
             ("POST", r"/channels/(\d+)/messages", self._send),
             ("PATCH", r"/channels/(\d+)/messages/(\d+)", self._edit),
@@ -710,6 +748,54 @@ class FakeDiscord:
             return _json({"message": "Unknown Channel", "code": 10003}, status=404)
         return _json(channel)
 
+    async def _edit_channel(self, body: dict[str, Any], channel_id: int) -> web.Response:
+        """A forum's tags, or a thread's applied tags, archived and locked flags."""
+        channel = self.channels.get(channel_id)
+        if channel is None:
+            return _json({"message": "Unknown Channel", "code": 10003}, status=404)
+        if channel["type"] == 15 and "available_tags" in body:
+            return await self._retag_forum(channel, body["available_tags"])
+        if channel["type"] != 11:
+            return _invalid("only forums' tags and threads are edited here")
+        meta = channel["thread_metadata"]
+        if meta["archived"] and body.get("archived") is not False:
+            return _json({"message": "Thread is archived", "code": 50083}, status=400)
+        if "applied_tags" in body:
+            known = {t["id"] for t in self.channels[int(channel["parent_id"])]["available_tags"]}
+            tags = body["applied_tags"]
+            if len(tags) > 5 or not set(tags) <= known:
+                return _invalid("applied_tags must be at most 5 of the forum's tags")
+            channel["applied_tags"] = tags
+        for flag in ("archived", "locked"):
+            if flag in body:
+                meta[flag] = body[flag]
+        await self._record(
+            self.channel_edits, Request("PATCH", f"/channels/{channel_id}", body, {})
+        )
+        await self.dispatch("THREAD_UPDATE", channel)
+        return _json(channel)
+
+    async def _retag_forum(self, forum: dict[str, Any], tags: list[dict[str, Any]]) -> web.Response:
+        if len(tags) > 20 or any(not 0 < len(t.get("name") or "") <= 20 for t in tags):
+            return _invalid("a forum has at most 20 tags of 1-20 characters")
+        forum["available_tags"] = [
+            {"emoji_id": None, "emoji_name": None, **t, "id": t.get("id") or str(snowflake())}
+            for t in tags
+        ]
+        await self._record(
+            self.channel_edits, Request("PATCH", f"/channels/{forum['id']}", tags, {})
+        )
+        await self.dispatch("CHANNEL_UPDATE", forum)
+        return _json(forum)
+
+    def tags_of(self, thread_id: int) -> list[str]:
+        """The names of the tags applied to a forum post."""
+        thread = self.channels[thread_id]
+        names = {
+            t["id"]: t["name"] for t in self.channels[int(thread["parent_id"])]["available_tags"]
+        }
+        return [names[t] for t in thread.get("applied_tags", [])]
+
     async def _typing(self, _body: Any, channel_id: int) -> web.Response:
         await self._record(self.typing, channel_id)
         return web.Response(status=204)
@@ -720,8 +806,14 @@ class FakeDiscord:
             return _json({"message": "Unknown Channel", "code": 10003}, status=404)
         if channel["type"] == 15:
             return _json({"message": "Cannot send messages in a forum", "code": 50008}, status=400)
-        if len(body.get("content") or "") > 2000:
-            return _json({"message": "Invalid Form Body", "code": 50035}, status=400)
+        meta = channel.get("thread_metadata") or {}
+        if meta.get("archived"):
+            if meta["locked"]:
+                return _json({"message": "Thread is locked", "code": 50083}, status=400)
+            meta["archived"] = False  # sending in an archived thread unarchives it
+            await self.dispatch("THREAD_UPDATE", channel)
+        if len(body.get("content") or "") > 2000 or refusal(body):
+            return _invalid(refusal(body))
         message = self._bot_message(channel_id, body)
         await self._record(self.posts, Post(int(message["id"]), channel_id, body))
         await self.dispatch("MESSAGE_CREATE", message)
@@ -734,6 +826,7 @@ class FakeDiscord:
             channel_id, body.get("content") or "", author=self.bot_user, message_id=message_id
         )
         message["components"] = body.get("components") or []
+        message["flags"] = body.get("flags", 0)
         if body.get("message_reference"):
             message["type"] = 19
             message["message_reference"] = body["message_reference"]
@@ -744,6 +837,8 @@ class FakeDiscord:
         message = self.messages.get(message_id)
         if message is None or int(message["channel_id"]) != channel_id:
             return _json({"message": "Unknown Message", "code": 10008}, status=404)
+        if refusal(body, flags=message["flags"]):
+            return _invalid(refusal(body, flags=message["flags"]))
         self._apply(message, body)
         await self._record(self.edits, Post(message_id, channel_id, body))
         return _json(message)
@@ -753,6 +848,7 @@ class FakeDiscord:
         for name in ("content", "components"):
             if name in changes:
                 message[name] = changes[name] or ([] if name == "components" else "")
+        message["flags"] = changes.get("flags", message["flags"])
         message["edited_timestamp"] = TIMESTAMP
 
     async def _callback(
@@ -815,6 +911,8 @@ class FakeDiscord:
         return _json(thread)
 
     async def _thread_in_channel(self, body: dict[str, Any], channel_id: int) -> web.Response:
+        if body.get("message") and refusal(body["message"]):
+            return _invalid(refusal(body["message"]))
         thread = self._thread(
             thread_id=snowflake(),
             parent_id=channel_id,
@@ -831,6 +929,11 @@ class FakeDiscord:
         await self._record(self.posts, Post(int(thread["id"]), int(thread["id"]), starter))
         await self.dispatch("MESSAGE_CREATE", message)
         return _json({**thread, "message": message})
+
+
+def _invalid(why: str | None) -> web.Response:
+    errors = {"_errors": [{"code": "BASE_TYPE_BAD", "message": why or "too long"}]}
+    return _json({"message": "Invalid Form Body", "code": 50035, "errors": errors}, status=400)
 
 
 def _json(data: Any, status: int = 200, headers: dict[str, str] | None = None) -> web.Response:
