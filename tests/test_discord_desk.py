@@ -10,14 +10,15 @@ from typing import Any
 import discord
 import pytest
 
-from bots.discord.bot import DiscordBot
+from bots.common.workflow import ALREADY_CLOSED, ONLY_STAFF
+from bots.discord.bot import NO_ESCALATION, DiscordBot
 from bots.discord.notice import ACCENT
 from core.config import Settings
 from core.engine import Engine
 from tests.conftest import make_settings
 from tests.discord_helpers import WatchedDesk, WatchedPort, running_bot, say
 from tests.fakes.anthropic_api import FakeAnthropic, text
-from tests.fakes.discord_api import FakeDiscord, Post
+from tests.fakes.discord_api import Callback, FakeDiscord, Followup, Post
 from tests.test_discord_escalation import HUMAN, act, escalate
 
 
@@ -165,3 +166,100 @@ async def test_a_hand_back_takes_the_escalated_tag_off(
     await act(fake_discord, notice.id, f"supportbot:esc:handback:{escalation_id}")
     await fake_discord.wait_for(lambda: fake_discord.tags_of(post_id) == [])
     assert archived(fake_discord, post_id) == (False, False)
+
+
+async def run_command(
+    fake: FakeDiscord, name: str, channel_id: int, *, staff: bool = True
+) -> tuple[Callback, list[Followup]]:
+    """Dana (or, with ``staff=False``, the customer) runs ``/name`` in ``channel_id``; returns
+    the interaction's answer and, once there is one, its private follow-ups."""
+    by, roles = (fake.staff, [fake.world.support_role_id]) if staff else (fake.customer, [])
+    interaction = await fake.command(name, channel_id, by=by, roles=roles)
+    await fake.wait_for(lambda: bool(fake.answered(interaction)))
+    [callback] = fake.answered(interaction)
+    if callback.type == 5:  # deferred: the outcome follows
+        await fake.wait_for(lambda: bool(fake.followed_up(interaction)))
+    return callback, fake.followed_up(interaction)
+
+
+def registered(fake: FakeDiscord) -> list[str]:
+    return [c["name"] for c in fake.commands.get(fake.world.guild_id, [])]
+
+
+async def test_the_staff_commands_are_registered_once_not_on_every_start(
+    fake_discord: FakeDiscord, port: WatchedPort, desk: WatchedDesk
+) -> None:
+    async with running_bot(fake_discord, port, desk):
+        pass
+    assert registered(fake_discord) == ["claim", "resolve", "handback"]
+    [sync] = fake_discord.command_syncs
+    assert all(0 < len(c["description"]) <= 100 for c in sync.body)
+
+    async with running_bot(fake_discord, port, desk):
+        pass  # a restart with the same commands: compared, not synced
+    assert len(fake_discord.command_syncs) == 1
+
+    del fake_discord.commands[fake_discord.world.guild_id][1]  # the set on Discord changed
+    async with running_bot(fake_discord, port, desk):
+        pass
+    assert len(fake_discord.command_syncs) == 2
+    assert registered(fake_discord) == ["claim", "resolve", "handback"]
+
+
+@pytest.mark.parametrize("name", ["claim", "resolve", "handback"])
+async def test_a_customer_cannot_run_a_staff_command(
+    name: str, fake_discord: FakeDiscord, bot: DiscordBot, desk: WatchedDesk
+) -> None:
+    w = fake_discord.world
+    question, escalation_id, _ = await escalate(fake_discord, desk, w.support_channel_id)
+
+    refusal, followups = await run_command(fake_discord, name, int(question["id"]), staff=False)
+
+    assert refusal.type == 4 and refusal.ephemeral and refusal.data["content"] == ONLY_STAFF
+    assert followups == []
+    await bot.drain()
+    view = await desk.get(escalation_id)
+    assert view is not None and view.state == "open"
+    assert fake_discord.edits == []
+
+
+async def test_staff_commands_do_what_the_buttons_do(
+    fake_discord: FakeDiscord, bot: DiscordBot, desk: WatchedDesk
+) -> None:
+    w = fake_discord.world
+    question, escalation_id, notice = await escalate(fake_discord, desk, w.support_channel_id)
+
+    # In the customer's thread.
+    deferred, [claimed] = await run_command(fake_discord, "claim", int(question["id"]))
+    assert deferred.type == 5 and deferred.ephemeral
+    assert claimed.ephemeral and claimed.content == f"You claimed escalation #{escalation_id}."
+    view = await desk.get(escalation_id)
+    assert view is not None and view.state == "claimed"
+    assert view.claimed_by == str(w.staff_user_id)
+    edit = fake_discord.edits[-1]
+    assert edit.id == notice.id and accent(edit) == ACCENT["claimed"]
+    assert f"State: claimed by <@{w.staff_user_id}>" in edit.content
+
+    # In the escalation's staff thread (a thread started from the notice has its id).
+    _, [resolved] = await run_command(fake_discord, "resolve", notice.id)
+    assert resolved.content == f"Escalation #{escalation_id} is resolved."
+    view = await desk.get(escalation_id)
+    assert view is not None and view.state == "resolved"
+    assert accent(fake_discord.messages[notice.id]) == ACCENT["resolved"]
+
+    # Done already: told so, privately, as a late button press is.
+    _, [late] = await run_command(fake_discord, "handback", notice.id)
+    assert late.ephemeral and late.content == ALREADY_CLOSED
+
+
+async def test_a_staff_command_outside_an_escalation_is_explained(
+    fake_discord: FakeDiscord, fake_claude: FakeAnthropic, bot: DiscordBot, port: WatchedPort
+) -> None:
+    w = fake_discord.world
+    fake_claude.queue(text("Our sofas ship in 3 days."))
+    question = await say(fake_discord, w.support_channel_id, "How fast do sofas ship?")
+    await port.wait_for(lambda: port.handled(question["id"]))
+
+    for channel in (int(question["id"]), w.support_channel_id):  # not escalated; no thread
+        _, [note] = await run_command(fake_discord, "resolve", channel)
+        assert note.ephemeral and note.content == NO_ESCALATION

@@ -20,6 +20,10 @@ Quirks the fake has to respect (PLATFORMS.md section 4):
 - Components v2 (flag ``IS_COMPONENTS_V2``): such a message may carry no ``content`` or
   ``embeds``, its layout components (containers, text displays) are refused without the flag,
   and the flag cannot be taken off a message that has it (all 400 / 50035, as on Discord).
+- Guild application commands: a bulk overwrite (``PUT``) replaces the guild's set (names
+  lower-case, 1-32 characters; descriptions 1-100) and counts as a create per command, as
+  Discord's 200-a-day limit does; only a registered command can be invoked
+  (:meth:`FakeDiscord.command`: INTERACTION_CREATE of type 2).
 - Sends and edits of messages share one rate-limit bucket per channel, 5 writes per 5 s, as on
   Discord: one more is answered 429 (with ``Via`` and a JSON ``retry_after``, which discord.py
   sleeps for before trying again) and recorded in ``rate_limited``.
@@ -54,6 +58,8 @@ UPLOAD_LIMIT = 10 * 1024 * 1024
 """Discord's upload limit on a server without boosts."""
 WRITES_PER_WINDOW, WRITE_WINDOW = 5, 5.0
 COMPONENT_INTERACTION, BUTTON = 3, 2
+APPLICATION_COMMAND, CHAT_INPUT = 2, 1
+COMMAND_NAME = re.compile(r"[-_a-z0-9]{1,32}")
 
 _ids = itertools.count(1_300_000_000_000_000_000)
 
@@ -258,6 +264,9 @@ class FakeDiscord:
         self.followups: list[Followup] = []
         self.messages: dict[int, dict[str, Any]] = {}  # what the bot posted, as it stands now
         self._clicked: dict[int, int] = {}  # interaction id -> the message clicked on
+        self._invoked: dict[int, int] = {}  # interaction id -> the channel a command ran in
+        self.commands: dict[int, list[dict[str, Any]]] = {}  # each guild's registered commands
+        self.command_syncs: list[Request] = []  # bulk overwrites of a guild's commands
         self.typing: list[int] = []
         self.uploads: list[Upload] = []  # files the bot posted, with the channel they went to
         self.files: dict[str, bytes] = {}  # attachments served, by path
@@ -399,6 +408,46 @@ class FakeDiscord:
         else:
             data["guild_id"] = str(self.world.guild_id)
             data["member"] = {**self._member(roles), "user": presser, "permissions": "0"}
+        await self.dispatch("INTERACTION_CREATE", data)
+        return interaction_id
+
+    async def command(
+        self,
+        name: str,
+        channel_id: int,
+        *,
+        by: dict[str, Any] | None = None,
+        roles: Sequence[int] = (),
+    ) -> int:
+        """``by`` (the customer by default, holding ``roles``) runs the guild's slash command
+        ``name`` in ``channel_id``: one INTERACTION_CREATE. Returns the interaction id."""
+        guild_id = self.world.guild_id
+        [registered] = [c for c in self.commands.get(guild_id, []) if c["name"] == name] or [None]
+        if registered is None:
+            raise ValueError(f"/{name} is not registered in the guild")
+        interaction_id = snowflake()
+        self._invoked[interaction_id] = channel_id
+        data: dict[str, Any] = {
+            "id": str(interaction_id),
+            "application_id": str(self.world.application_id),
+            "type": APPLICATION_COMMAND,
+            "token": f"interaction-token-{interaction_id}",
+            "version": 1,
+            "data": {
+                "id": registered["id"],
+                "name": name,
+                "type": CHAT_INPUT,
+                "guild_id": str(guild_id),
+            },
+            "channel_id": str(channel_id),
+            "channel": self.channels[channel_id],
+            "guild_id": str(guild_id),
+            "member": {**self._member(roles), "user": by or self.customer, "permissions": "0"},
+            "attachment_size_limit": 10 * 1024 * 1024,
+            "app_permissions": "0",
+            "locale": "en-US",
+            "entitlements": [],
+        }
         await self.dispatch("INTERACTION_CREATE", data)
         return interaction_id
 
@@ -706,6 +755,8 @@ class FakeDiscord:
     def _routes(self) -> list[tuple[str, str, Callable[..., Any]]]:
         return [
             ("GET", r"/users/@me", self._me),
+            ("GET", r"/applications/(\d+)/guilds/(\d+)/commands", self._guild_commands),
+            ("PUT", r"/applications/(\d+)/guilds/(\d+)/commands", self._overwrite_commands),
             ("GET", r"/oauth2/applications/@me", self._application),
             ("POST", r"/users/@me/channels", self._open_dm),
             ("GET", r"/channels/(\d+)", self._get_channel),
@@ -716,6 +767,36 @@ class FakeDiscord:
             ("POST", r"/channels/(\d+)/messages/(\d+)/threads", self._thread_from_message),
             ("POST", r"/channels/(\d+)/threads", self._thread_in_channel),
         ]
+
+    async def _guild_commands(self, _body: Any, application_id: int, guild_id: int) -> web.Response:
+        if application_id != self.world.application_id or guild_id != self.world.guild_id:
+            return _json({"message": "Missing Access", "code": 50001}, status=403)
+        return _json(self.commands.get(guild_id, []))
+
+    async def _overwrite_commands(
+        self, body: list[dict[str, Any]], application_id: int, guild_id: int
+    ) -> web.Response:
+        if application_id != self.world.application_id or guild_id != self.world.guild_id:
+            return _json({"message": "Missing Access", "code": 50001}, status=403)
+        for command in body:
+            if not COMMAND_NAME.fullmatch(command.get("name") or "") or not (
+                0 < len(command.get("description") or "") <= 100
+            ):
+                return _invalid("command names are 1-32 lower-case characters, descriptions 1-100")
+        self.commands[guild_id] = [
+            {
+                **command,
+                "id": str(snowflake()),
+                "application_id": str(application_id),
+                "guild_id": str(guild_id),
+                "version": str(snowflake()),
+                "type": command.get("type", CHAT_INPUT),
+            }
+            for command in body
+        ]
+        path = f"/applications/{application_id}/guilds/{guild_id}/commands"
+        await self._record(self.command_syncs, Request("PUT", path, body, {}))
+        return _json(self.commands[guild_id])
 
     async def _me(self, _body: Any) -> web.Response:
         return _json(self.bot_user)
@@ -857,19 +938,22 @@ class FakeDiscord:
         if token != f"interaction-token-{interaction_id}":
             return _json({"message": "Unknown interaction", "code": 10062}, status=404)
         kind, data = body["type"], body.get("data") or {}
-        message = self.messages[self._clicked[interaction_id]]
+        clicked = self._clicked.get(interaction_id)
+        message = self.messages[clicked] if clicked is not None else None
         if kind == 7:
+            if message is None:
+                return _invalid("only a component interaction can update its message")
             self._apply(message, data)
         await self._record(self.callbacks, Callback(interaction_id, kind, data))
         answer: dict[str, Any] = {
             "interaction": {
                 "id": str(interaction_id),
-                "type": COMPONENT_INTERACTION,
+                "type": COMPONENT_INTERACTION if message is not None else APPLICATION_COMMAND,
                 "response_message_loading": kind == 5,
                 "response_message_ephemeral": bool(data.get("flags", 0) & EPHEMERAL),
             }
         }
-        if kind == 7:
+        if kind == 7 and message is not None:
             answer["interaction"]["response_message_id"] = message["id"]
             answer["resource"] = {"type": kind, "message": message}
         return _json(answer)
@@ -877,13 +961,15 @@ class FakeDiscord:
     async def _followup(
         self, body: dict[str, Any], application_id: int, interaction_id: int
     ) -> web.Response:
-        if application_id != self.world.application_id or interaction_id not in self._clicked:
+        known = interaction_id in self._clicked or interaction_id in self._invoked
+        if application_id != self.world.application_id or not known:
             return _json({"message": "Unknown Webhook", "code": 10015}, status=404)
         await self._record(self.followups, Followup(interaction_id, body))
-        clicked = self.messages[self._clicked[interaction_id]]
-        message = self.message(
-            int(clicked["channel_id"]), body.get("content") or "", author=self.bot_user
-        )
+        if interaction_id in self._clicked:
+            channel_id = int(self.messages[self._clicked[interaction_id]]["channel_id"])
+        else:
+            channel_id = self._invoked[interaction_id]
+        message = self.message(channel_id, body.get("content") or "", author=self.bot_user)
         message["webhook_id"] = str(application_id)
         message["flags"] = body.get("flags", 0)
         return _json(message)
