@@ -4,7 +4,6 @@ notices as Components v2 containers coloured by state, and the staff slash comma
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from typing import Any
 
 import discord
@@ -13,36 +12,13 @@ import pytest
 from bots.common.workflow import ALREADY_CLOSED, ONLY_STAFF
 from bots.discord.bot import NO_ESCALATION, DiscordBot
 from bots.discord.notice import ACCENT
-from core.config import Settings
-from core.engine import Engine
-from tests.conftest import make_settings
 from tests.discord_helpers import WatchedDesk, WatchedPort, running_bot, say
 from tests.fakes.anthropic_api import FakeAnthropic, text
 from tests.fakes.discord_api import Callback, FakeDiscord, Followup, Post
-from tests.test_discord_escalation import HUMAN, act, escalate
+from tests.test_discord_escalation import HUMAN, act, bot, desk, escalate, port, settings
 
-
-@pytest.fixture
-def settings(database_url: str, fake_claude: FakeAnthropic) -> Settings:
-    return make_settings(database_url, fake_claude.base_url)
-
-
-@pytest.fixture
-def port(engine: Engine) -> WatchedPort:
-    return WatchedPort(engine)
-
-
-@pytest.fixture
-def desk(runtime: Any) -> WatchedDesk:
-    return WatchedDesk(store=runtime.store)
-
-
-@pytest.fixture
-async def bot(
-    fake_discord: FakeDiscord, port: WatchedPort, desk: WatchedDesk
-) -> AsyncIterator[DiscordBot]:
-    async with running_bot(fake_discord, port, desk) as started:
-        yield started
+# The escalation tests' fixtures (the real engine and desk, a started bot), used by name.
+__all__ = ["bot", "desk", "port", "settings"]
 
 
 def accent(post: Post | dict[str, Any]) -> int:
@@ -216,11 +192,10 @@ async def test_a_customer_cannot_run_a_staff_command(
     refusal, followups = await run_command(fake_discord, name, int(question["id"]), staff=False)
 
     assert refusal.type == 4 and refusal.ephemeral and refusal.data["content"] == ONLY_STAFF
-    assert followups == []
     await bot.drain()
     view = await desk.get(escalation_id)
-    assert view is not None and view.state == "open"
-    assert fake_discord.edits == []
+    assert view is not None and (view.state, view.claimed_by) == ("open", None)
+    assert fake_discord.edits == [] and followups == []
 
 
 async def test_staff_commands_do_what_the_buttons_do(

@@ -386,30 +386,37 @@ class FakeDiscord:
             raise ValueError(f"message {message_id} has no button {custom_id!r}")
         interaction_id = snowflake()
         self._clicked[interaction_id] = message_id
-        channel = self.channels[int(message["channel_id"])]
-        data: dict[str, Any] = {
-            "id": str(interaction_id),
-            "application_id": str(self.world.application_id),
-            "type": COMPONENT_INTERACTION,
-            "token": f"interaction-token-{interaction_id}",
-            "version": 1,
-            "data": {"custom_id": custom_id, "component_type": BUTTON},
-            "channel_id": message["channel_id"],
-            "channel": channel,
-            "message": message,
-            "attachment_size_limit": 10 * 1024 * 1024,
-            "app_permissions": "0",
-            "locale": "en-US",
-            "entitlements": [],
-        }
+        channel_id = int(message["channel_id"])
+        button = {"custom_id": custom_id, "component_type": BUTTON}
+        data = self._interaction(interaction_id, COMPONENT_INTERACTION, button, channel_id)
+        data["message"] = message
         presser = by or self.customer
-        if channel["type"] == 1:
+        if self.channels[channel_id]["type"] == 1:
             data["user"] = presser
         else:
             data["guild_id"] = str(self.world.guild_id)
             data["member"] = {**self._member(roles), "user": presser, "permissions": "0"}
         await self.dispatch("INTERACTION_CREATE", data)
         return interaction_id
+
+    def _interaction(
+        self, interaction_id: int, kind: int, data: dict[str, Any], channel_id: int
+    ) -> dict[str, Any]:
+        """An INTERACTION_CREATE payload of ``kind`` in ``channel_id``, without its user."""
+        return {
+            "id": str(interaction_id),
+            "application_id": str(self.world.application_id),
+            "type": kind,
+            "token": f"interaction-token-{interaction_id}",
+            "version": 1,
+            "data": data,
+            "channel_id": str(channel_id),
+            "channel": self.channels[channel_id],
+            "attachment_size_limit": 10 * 1024 * 1024,
+            "app_permissions": "0",
+            "locale": "en-US",
+            "entitlements": [],
+        }
 
     async def command(
         self,
@@ -427,27 +434,10 @@ class FakeDiscord:
             raise ValueError(f"/{name} is not registered in the guild")
         interaction_id = snowflake()
         self._invoked[interaction_id] = channel_id
-        data: dict[str, Any] = {
-            "id": str(interaction_id),
-            "application_id": str(self.world.application_id),
-            "type": APPLICATION_COMMAND,
-            "token": f"interaction-token-{interaction_id}",
-            "version": 1,
-            "data": {
-                "id": registered["id"],
-                "name": name,
-                "type": CHAT_INPUT,
-                "guild_id": str(guild_id),
-            },
-            "channel_id": str(channel_id),
-            "channel": self.channels[channel_id],
-            "guild_id": str(guild_id),
-            "member": {**self._member(roles), "user": by or self.customer, "permissions": "0"},
-            "attachment_size_limit": 10 * 1024 * 1024,
-            "app_permissions": "0",
-            "locale": "en-US",
-            "entitlements": [],
-        }
+        invoked = {"id": registered["id"], "name": name, "type": CHAT_INPUT}
+        data = self._interaction(interaction_id, APPLICATION_COMMAND, invoked, channel_id)
+        data["data"]["guild_id"] = data["guild_id"] = str(guild_id)
+        data["member"] = {**self._member(roles), "user": by or self.customer, "permissions": "0"}
         await self.dispatch("INTERACTION_CREATE", data)
         return interaction_id
 
