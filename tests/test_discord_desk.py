@@ -4,6 +4,7 @@ notices as Components v2 containers coloured by state, and the staff slash comma
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import discord
@@ -238,3 +239,26 @@ async def test_a_staff_command_outside_an_escalation_is_explained(
     for channel in (int(question["id"]), w.support_channel_id):  # not escalated; no thread
         _, [note] = await run_command(fake_discord, "resolve", channel)
         assert note.ephemeral and note.content == NO_ESCALATION
+
+
+async def test_resolving_a_post_discord_archived_meanwhile_still_marks_it_solved(
+    fake_discord: FakeDiscord, bot: DiscordBot, desk: WatchedDesk
+) -> None:
+    post_id, escalation_id, notice = await forum_escalation(fake_discord, desk)
+    # Idle for a day: Discord archives the post by itself.
+    post = fake_discord.channels[post_id]
+    post["thread_metadata"]["archived"] = True
+    seen = asyncio.ensure_future(
+        bot._client.wait_for("thread_update", check=lambda _, after: after.archived)
+    )
+    await fake_discord.dispatch("THREAD_UPDATE", post)
+    await asyncio.wait_for(seen, 5)
+
+    await act(fake_discord, notice.id, f"supportbot:esc:resolve:{escalation_id}")
+    await bot.drain()
+    await fake_discord.wait_for(lambda: fake_discord.tags_of(post_id) == ["Solved"])
+
+    assert archived(fake_discord, post_id) == (True, False)
+    unarchive, solve = [e.body for e in fake_discord.channel_edits][-2:]
+    assert unarchive == {"archived": False}
+    assert solve["archived"] is True

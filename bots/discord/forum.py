@@ -50,10 +50,15 @@ class ForumDesk:
         state = State(view.state)
         add, drop = _TAGS[state]
         solved = state == State.RESOLVED
+        if post.archived and not solved:
+            return  # left as it is: it unarchives (and is retagged) when someone writes there
         try:
             tags = [await self._tag(post.parent, name) for name in add]
             changes = _retagged(post, [t for t in tags if t is not None], drop)
             if solved:
+                if post.archived:
+                    # Discord edits an archived post only in a request that unarchives it.
+                    post = await post.edit(archived=False)
                 changes.update(archived=True, locked=self._lock_solved)
             if changes:
                 await post.edit(**changes)

@@ -850,7 +850,7 @@ class FakeDiscord:
         if len(tags) > 20 or any(not 0 < len(t.get("name") or "") <= 20 for t in tags):
             return _invalid("a forum has at most 20 tags of 1-20 characters")
         forum["available_tags"] = [
-            {"emoji_id": None, "emoji_name": None, **t, "id": t.get("id") or str(snowflake())}
+            {"emoji_id": None, "emoji_name": None, **t, "id": str(t.get("id") or snowflake())}
             for t in tags
         ]
         await self._record(
