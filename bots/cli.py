@@ -87,9 +87,20 @@ def chat(
     async def session() -> None:
         async with open_runtime(settings) as runtime:
             assert settings.persona is not None
-            await console_chat(runtime.engine, name=conversation, bot_name=settings.persona.name)
+            await console_chat(
+                runtime.engine,
+                name=conversation,
+                bot_name=settings.persona.name,
+                type_out=_type_out,
+            )
 
     _start(session())
+
+
+def _type_out(text: str) -> None:
+    """Show ``text`` at once, without ending the line (the chat's streamed answers)."""
+    sys.stdout.write(text)
+    sys.stdout.flush()
 
 
 @app.command()

@@ -15,7 +15,7 @@ from __future__ import annotations
 from typing import Protocol
 
 from core.prompt import ESCALATE_TOOL
-from core.text import sanitize
+from core.text import sanitize, settled
 
 
 class AnswerSink(Protocol):
@@ -64,10 +64,11 @@ class Shown:
         self._handoff_step = handoff_step
         self._before = ""
         """What earlier rounds showed."""
+        self._written = ""
+        """What Claude has written this round, as it came."""
         self._current = ""
-        """What this round showed."""
-        self._held = ""
-        """Trailing whitespace, shown only once more words follow it."""
+        """What this round showed: the settled part of ``_written``, sanitized, without the
+        round's leading and trailing whitespace."""
 
     @property
     def shown(self) -> str:
@@ -75,23 +76,23 @@ class Shown:
         return join(self._before, self._current)
 
     async def text(self, delta: str) -> None:
-        said = sanitize(delta)
-        if not self._current:
-            said = said.lstrip()
-        pending = self._held + said
-        body = pending.rstrip()
-        self._held = pending[len(body) :]
-        if not body:
+        """Show what ``delta`` settles: sanitizing the words so far a piece at a time would let
+        an escape sequence or a CR LF split across two pieces through, and would then not
+        read as the final reply does."""
+        self._written += delta
+        ready = sanitize(self._written[: settled(self._written)]).strip()
+        if len(ready) <= len(self._current) or not ready.startswith(self._current):
             return
+        body = ready[len(self._current) :]
         if not self._current and self._before:
             await self._sink.text(f"\n\n{body}")
         else:
             await self._sink.text(body)
-        self._current += body
+        self._current = ready
 
     async def tool(self, name: str) -> None:
         """A tool call ends the round; a hand-off is shown as a step."""
-        self._before, self._current, self._held = self.shown, "", ""
+        self._before, self._written, self._current = self.shown, "", ""
         if name == ESCALATE_TOOL["name"]:
             await self._sink.step(self._handoff_step)
 
