@@ -64,11 +64,13 @@ class Shown:
         self._handoff_step = handoff_step
         self._before = ""
         """What earlier rounds showed."""
-        self._written = ""
-        """What Claude has written this round, as it came."""
         self._current = ""
-        """What this round showed: the settled part of ``_written``, sanitized, without the
-        round's leading and trailing whitespace."""
+        """What this round showed."""
+        self._unsettled = ""
+        """Claude's latest words, as written, that the next ones may still change once
+        sanitized (an escape sequence not ended yet, a carriage return)."""
+        self._held = ""
+        """Trailing whitespace, shown only once more words follow it."""
 
     @property
     def shown(self) -> str:
@@ -76,23 +78,28 @@ class Shown:
         return join(self._before, self._current)
 
     async def text(self, delta: str) -> None:
-        """Show what ``delta`` settles: sanitizing the words so far a piece at a time would let
-        an escape sequence or a CR LF split across two pieces through, and would then not
-        read as the final reply does."""
-        self._written += delta
-        ready = sanitize(self._written[: settled(self._written)]).strip()
-        if len(ready) <= len(self._current) or not ready.startswith(self._current):
+        """Show the words ``delta`` settles, sanitized: sanitizing each piece on its own would
+        let an escape sequence or a CR LF split across two pieces through half-removed, and the
+        final reply would then not continue what was shown."""
+        written = self._unsettled + delta
+        cut = settled(written)
+        said, self._unsettled = sanitize(written[:cut]), written[cut:]
+        if not self._current:
+            said = said.lstrip()
+        pending = self._held + said
+        body = pending.rstrip()
+        self._held = pending[len(body) :]
+        if not body:
             return
-        body = ready[len(self._current) :]
         if not self._current and self._before:
             await self._sink.text(f"\n\n{body}")
         else:
             await self._sink.text(body)
-        self._current = ready
+        self._current += body
 
     async def tool(self, name: str) -> None:
         """A tool call ends the round; a hand-off is shown as a step."""
-        self._before, self._written, self._current = self.shown, "", ""
+        self._before, self._current, self._unsettled, self._held = self.shown, "", "", ""
         if name == ESCALATE_TOOL["name"]:
             await self._sink.step(self._handoff_step)
 
