@@ -87,9 +87,20 @@ def chat(
     async def session() -> None:
         async with open_runtime(settings) as runtime:
             assert settings.persona is not None
-            await console_chat(runtime.engine, name=conversation, bot_name=settings.persona.name)
+            await console_chat(
+                runtime.engine,
+                name=conversation,
+                bot_name=settings.persona.name,
+                type_out=_type_out,
+            )
 
     _start(session())
+
+
+def _type_out(text: str) -> None:
+    """Show ``text`` at once, without ending the line (the chat's streamed answers)."""
+    sys.stdout.write(text)
+    sys.stdout.flush()
 
 
 @app.command()
@@ -183,7 +194,8 @@ def actions() -> None:
         from core.mcp_tools import McpTools
 
         async with McpTools(servers) as tools:
-            await tools.ready(max(s.timeout_seconds for s in servers.values()))
+            # What each server's first attempt found: one that is down is not waited for.
+            await tools.ready(max(s.timeout_seconds for s in servers.values()), or_failed=True)
             status, specs = tools.status(), tools.tools()
         for name, config in servers.items():
             where = f"HTTP {config.url}" if config.url else f"stdio {config.command}"

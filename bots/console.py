@@ -7,6 +7,7 @@ import logging
 import uuid
 from collections.abc import Callable
 
+from core.stream import continuation
 from core.text import sanitize
 from core.types import ConversationKey, ConversationPort, IncomingMessage, PendingAction
 
@@ -35,6 +36,7 @@ async def chat(
     bot_name: str,
     read: Callable[[str], str] = input,
     write: Callable[[str], None] = print,
+    type_out: Callable[[str], None] | None = None,
 ) -> None:
     """Read lines until quit/exit/bye or end of input; empty lines are skipped.
 
@@ -44,6 +46,9 @@ async def chat(
     cleaned the same way, so the key shown is the key used. A proposed change is confirmed by
     typing yes (no cancels it; anything else is the next message and leaves it waiting); one
     that needs the support team's approval is not offered (nobody at the console is on it).
+
+    With ``type_out`` (which writes without adding a line break), answers are shown as Claude
+    writes them, and the answer's line is finished there; otherwise each is one ``write``.
     """
     name = sanitize(name)
     key = console_key(name)
@@ -66,6 +71,7 @@ async def chat(
         message = IncomingMessage(
             key=key, author_id=CUSTOMER, text=line, message_id=f"console-{uuid.uuid4()}"
         )
+        sink = _Typed(type_out, prefix=f"{bot_name}> ") if type_out else None
         try:
             if pending is not None and answer in YES | NO:
                 decision = await port.decide(
@@ -76,21 +82,50 @@ async def chat(
                     show(f"  [{decision.note}]")
                 reply = decision.reply
             else:
-                reply = await port.handle(message)
+                reply = await port.handle(message, sink=sink)
         except Exception as exc:
             # One line for the operator (the exception's type, never its text, which can quote
             # the message), one for the person at the keyboard.
             log.error("console message failed in %s (%s)", key, type(exc).__name__)
-            show(SORRY)
+            show(f"\n{SORRY}" if sink is not None and sink.shown else SORRY)
             continue
         if reply is None:
             continue
-        show(f"{bot_name}> {reply.text}")
+        if sink is not None and sink.shown:
+            sink.finish(reply.text)
+        else:
+            show(f"{bot_name}> {reply.text}")
         if reply.escalation is not None:
             show(f"  [handed to the support team: {reply.escalation.reason}]")
         if reply.proposal is not None and not reply.proposal.staff_approval:
             pending = reply.proposal
             show(ASK)
+
+
+class _Typed:
+    """An answer typed out as Claude writes it (the engine's `core.stream.Shown` hands over
+    sanitized words only). A step such as the hand-off is not typed: the chat says it in its
+    own line once the answer is done."""
+
+    def __init__(self, type_out: Callable[[str], None], *, prefix: str) -> None:
+        self._type_out = type_out
+        self._prefix = prefix
+        self.shown = ""
+
+    async def text(self, delta: str) -> None:
+        self._type_out(delta if self.shown else self._prefix + delta)
+        self.shown += delta
+
+    async def step(self, label: str) -> None:
+        return None
+
+    def finish(self, final: str) -> None:
+        """End the line with what ``final`` adds to the words shown; a reply that does not
+        continue them (the engine always makes it one) goes on a line of its own."""
+        rest = continuation(self.shown, final)
+        if rest is None:
+            rest = f"\n{self._prefix}{final}"
+        self._type_out(sanitize(rest) + "\n")
 
 
 async def _nobody() -> bool:

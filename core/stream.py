@@ -15,7 +15,7 @@ from __future__ import annotations
 from typing import Protocol
 
 from core.prompt import ESCALATE_TOOL
-from core.text import sanitize
+from core.text import sanitize, settled
 
 
 class AnswerSink(Protocol):
@@ -66,6 +66,9 @@ class Shown:
         """What earlier rounds showed."""
         self._current = ""
         """What this round showed."""
+        self._unsettled = ""
+        """Claude's latest words, as written, that the next ones may still change once
+        sanitized (an escape sequence not ended yet, a carriage return)."""
         self._held = ""
         """Trailing whitespace, shown only once more words follow it."""
 
@@ -75,7 +78,12 @@ class Shown:
         return join(self._before, self._current)
 
     async def text(self, delta: str) -> None:
-        said = sanitize(delta)
+        """Show the words ``delta`` settles, sanitized: sanitizing each piece on its own would
+        let an escape sequence or a CR LF split across two pieces through half-removed, and the
+        final reply would then not continue what was shown."""
+        written = self._unsettled + delta
+        cut = settled(written)
+        said, self._unsettled = sanitize(written[:cut]), written[cut:]
         if not self._current:
             said = said.lstrip()
         pending = self._held + said
@@ -91,7 +99,7 @@ class Shown:
 
     async def tool(self, name: str) -> None:
         """A tool call ends the round; a hand-off is shown as a step."""
-        self._before, self._current, self._held = self.shown, "", ""
+        self._before, self._current, self._unsettled, self._held = self.shown, "", "", ""
         if name == ESCALATE_TOOL["name"]:
             await self._sink.step(self._handoff_step)
 

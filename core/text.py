@@ -25,6 +25,11 @@ _SEQUENCE = re.compile(
     r"|\x1b[!-/]*[0-~]"
 )
 _NEWLINES = re.compile(r"\r\n?|[\u2028\u2029\x85]")
+_INTRODUCER = re.compile(r"[\x1b\x90\x98\x9b\x9d\x9e\x9f]")
+# How far back an escape sequence still open at the end of a stream is held (a longer one is
+# let through as the text it would be if it never ended).
+_OPEN_SEQUENCE_HOLD = 256
+_UNENDED = {f"\x1b{c}" for c in "]P^_X["}
 _SPACES = re.compile(r"[^\S\n]+")
 
 # Latin look-alikes from Cyrillic and Greek that NFKC leaves alone ("Ѕуѕtеm:"), and typographic
@@ -48,6 +53,21 @@ def sanitize(text: str) -> str:
         text = text.encode("utf-16-le", "surrogatepass").decode("utf-16-le", "replace")
     text = _NEWLINES.sub("\n", unicodedata.normalize("NFC", text))
     return _UNSAFE.sub("", _SEQUENCE.sub("", text))
+
+
+def settled(text: str) -> int:
+    """The length of ``text``'s beginning that :func:`sanitize` turns into the same words
+    whatever text comes after it: all but a carriage return at its end (the line feed of a
+    CR LF may follow) and an escape sequence that has not ended yet."""
+    end = len(text) - text.endswith("\r")
+    at = max(0, end - _OPEN_SEQUENCE_HOLD)
+    while (start := _INTRODUCER.search(text, at, end)) is not None:
+        whole = _SEQUENCE.match(text, start.start())
+        # ESC ] or ESC [ alone is what is left when the string or CSI it starts has not ended.
+        if whole is None or whole.group() in _UNENDED:
+            return start.start()
+        at = whole.end()
+    return end
 
 
 def clean(text: str) -> str:

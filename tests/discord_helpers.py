@@ -126,6 +126,11 @@ class WatchedDesk(Desk, _Watched):
         return due
 
 
+QUICK_EDITS = 0.05
+"""Seconds between a streamed answer's writes in tests that do not measure the pacing: a
+quick answer's last words wait that long, not the product's second."""
+
+
 def settings_for(fake: FakeDiscord, **overrides: Any) -> DiscordSettings:
     w = fake.world
     values: dict[str, Any] = {
@@ -141,11 +146,21 @@ def settings_for(fake: FakeDiscord, **overrides: Any) -> DiscordSettings:
 
 @asynccontextmanager
 async def running_bot(
-    fake: FakeDiscord, port: ConversationPort, desk: Desk, **overrides: Any
+    fake: FakeDiscord,
+    port: ConversationPort,
+    desk: Desk,
+    *,
+    edit_interval: float = QUICK_EDITS,
+    **overrides: Any,
 ) -> AsyncIterator[DiscordBot]:
-    """A started ``DiscordBot`` connected to ``fake``; closed on exit."""
+    """A started ``DiscordBot`` connected to ``fake``; closed on exit. Its streamed answers
+    are edited ``edit_interval`` seconds apart: the pacing tests ask for the product's."""
     bot = DiscordBot(
-        settings=settings_for(fake, **overrides), port=port, desk=desk, guild_ready_timeout=0.05
+        settings=settings_for(fake, **overrides),
+        port=port,
+        desk=desk,
+        guild_ready_timeout=0.05,
+        edit_interval=edit_interval,
     )
     await bot.start()
     try:

@@ -49,7 +49,7 @@ from core.clock import utcnow
 from core.desk import Desk
 from core.stream import AnswerSink
 from core.types import ConversationKey, IncomingMessage, Reply, StaffPost
-from tests.discord_helpers import fake_discord_installed, settings_for
+from tests.discord_helpers import QUICK_EDITS, fake_discord_installed, settings_for
 from tests.fakes.discord_api import FakeDiscord, custom_ids, text_of
 from tests.fakes.slack_api import FakeSlack, Params, post_action, post_event
 from tests.slack_helpers import GROUP, SECRET, load_body, press_body, slack_settings
@@ -140,7 +140,11 @@ def build_adapter(platform: str, *, fake: Any, port: TurnLog, desk: Desk) -> Any
         return SlackBot(settings=slack_settings(fake, mode="http"), port=port, desk=desk)
     if platform == "discord":
         return DiscordBot(
-            settings=settings_for(fake), port=port, desk=desk, guild_ready_timeout=0.05
+            settings=settings_for(fake),
+            port=port,
+            desk=desk,
+            guild_ready_timeout=0.05,
+            edit_interval=QUICK_EDITS,
         )
     raise ValueError(f"unknown platform {platform!r}")
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import re
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -20,8 +21,8 @@ from core.engine import Engine
 from core.stream import AnswerSink
 from core.text import sanitize
 from core.types import ConversationKey, IncomingMessage, Reply
-from tests.conftest import Cli, spawn_supportbot
-from tests.fakes.anthropic_api import FakeAnthropic, text, tool_use
+from tests.conftest import Cli, Runtime, spawn_supportbot
+from tests.fakes.anthropic_api import FakeAnthropic, streamed, text, tool_use
 
 REFUND = "Refunds are issued 5–7 business days after we receive your return."
 # What a terminal acts on instead of showing: C0 but newline and tab, DEL, C1, and ESC itself.
@@ -125,6 +126,63 @@ async def test_the_engine_gets_only_text_from_a_hostile_reader(
         "Can I return a rug?",
     ]
     assert written[1:] == ["Aria> A", "Aria> B", "Aria> Returns are accepted within 30 days."]
+
+
+def _one_question(question: str) -> Callable[[str], str]:
+    """A reader that types ``question``, then ends the input."""
+    lines = iter([question])
+
+    def read(prompt: str) -> str:
+        line = next(lines, None)
+        if line is None:
+            raise EOFError
+        return line
+
+    return read
+
+
+async def test_the_chat_types_the_answer_as_claude_writes_it(
+    engine: Engine, fake_claude: FakeAnthropic
+) -> None:
+    typed: list[str] = []
+    first_words = asyncio.Event()
+
+    def type_out(piece: str) -> None:
+        typed.append(piece)
+        first_words.set()
+
+    # Claude writes the rest only once the first words are on the screen.
+    fake_claude.queue(
+        streamed(
+            "Returns are ", "accepted within ", "30 days.", pause_before=1, release=first_words
+        )
+    )
+    written: list[str] = []
+    read = _one_question("Can I return a rug?")
+    await chat(
+        engine, name="typed", bot_name="Aria", read=read, write=written.append, type_out=type_out
+    )
+
+    assert typed[0] == "Aria> Returns are"
+    assert "".join(typed) == "Aria> Returns are accepted within 30 days.\n"
+    assert written[1:] == []
+
+
+async def test_an_escape_sequence_split_across_deltas_is_typed_once_and_harmless(
+    runtime: Runtime, fake_claude: FakeAnthropic
+) -> None:
+    answer = f"Returns{ESCAPES}\r\nare accepted within 30 days."
+    fake_claude.queue(streamed(*(answer[i : i + 3] for i in range(0, len(answer), 3))))
+    typed: list[str] = []
+    read = _one_question("Can I return a rug?")
+    await chat(
+        runtime.engine, name="typed", bot_name="Aria", read=read, write=print, type_out=typed.append
+    )
+
+    assert "".join(typed) == "Aria> Returnsred click here \n\nare accepted within 30 days.\n"
+    assert len(typed) > 3
+    stored = await runtime.store.history(console_key("typed"))
+    assert stored[-1].text == "Returnsred click here \n\nare accepted within 30 days."
 
 
 class _FailsOnce:

@@ -11,6 +11,7 @@ import aiohttp
 import pytest
 
 from bots.discord.bot import DiscordBot
+from bots.discord.stream import EDIT_INTERVAL
 from core.config import Persona
 from core.desk import Desk
 from core.engine import Engine
@@ -24,7 +25,8 @@ NOBODY = {"parse": []}
 
 @pytest.fixture
 async def bot(fake_discord: FakeDiscord, engine: Engine, desk: Desk) -> AsyncIterator[DiscordBot]:
-    async with running_bot(fake_discord, engine, desk) as started:
+    """The bot as shipped: its streamed answers paced at the product's edit interval."""
+    async with running_bot(fake_discord, engine, desk, edit_interval=EDIT_INTERVAL) as started:
         yield started
 
 

@@ -16,7 +16,7 @@ from core import prompt
 from core.config import DEMO_PERSONA, Persona, Settings
 from core.desk import Desk
 from core.engine import Engine
-from core.text import clean, fold, sanitize
+from core.text import clean, fold, sanitize, settled
 from core.topics import TopicDetector
 from core.types import Attachment, ConversationKey, IncomingMessage
 from tests.engine_helpers import KEY, message, note_text, texts
@@ -320,3 +320,24 @@ async def test_a_forged_support_line_stays_inside_the_customers_turn_for_staff(
         "  Customer: thanks",
         "  Talk to a human please",
     ]
+
+
+@pytest.mark.parametrize(
+    "written",
+    [
+        "Colour \x1b[31mred\x1b[0m and a title \x1b]0;pwned\x07 gone",
+        "A link \x1b]8;;https://evil.example\x1b\\click\x1b]8;;\x1b\\ and C1 \x9d0;t\x9c \x9b2J.",
+        "Lines\r\nsplit\rhere\r\n",
+        "A stray \x1b before words and an unended \x1b]0;title",
+    ],
+)
+def test_what_settled_shows_of_a_stream_is_always_the_start_of_the_whole(written: str) -> None:
+    # Wherever Claude's stream is cut, what the sanitized settled part shows is never taken
+    # back: the next cut shows more of the same, and the whole answer starts with it.
+    whole = sanitize(written)
+    before = ""
+    for cut in range(len(written) + 1):
+        part = written[:cut]
+        shown = sanitize(part[: settled(part)])
+        assert shown.startswith(before) and whole.startswith(shown), (cut, shown)
+        before = shown

@@ -189,3 +189,27 @@ async def test_a_hand_off_mid_answer_shows_as_a_step_then_the_group_is_pinged(
     assert answer["text"].startswith(f"That is one for a person.\n\n{persona.dont_know}")
     assert answer["tasks"] == {"step": (persona.handoff_step, "complete")}
     assert ping["text"] == PING
+
+
+async def test_an_append_that_fails_later_is_repaired_with_the_whole_answer(
+    bot: Harness, slack: FakeSlack, fake_claude: FakeAnthropic
+) -> None:
+    release = asyncio.Event()
+    fake_claude.queue(
+        streamed("Refunds take ", "5–7 business days.", pause_before=1, release=release)
+    )
+    await bot.deliver(load_body("app_mention"), wait=False)
+    await slack.wait_for("chat.startStream", timeout=30)
+    slack.fail("chat.appendStream", "internal_error")
+    release.set()
+    await bot.bot.drain()
+
+    # The message stopped where Slack refused the words; the whole answer is written over it,
+    # with the button, and nothing is posted twice.
+    [message] = bot.posts("C0SUPPORT")
+    assert message["text"] == "Refunds take 5–7 business days."
+    assert message["blocks"][-1]["block_id"] == "talk_to_human"
+    assert not message["streaming"]
+    [update] = slack.calls_to("chat.update")
+    assert update["ts"] == message["ts"]
+    assert slack.calls_to("chat.postMessage") == []

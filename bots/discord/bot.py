@@ -25,6 +25,7 @@ from bots.discord.platform import DiscordPlatform
 from bots.discord.send import SEND_ERRORS, describe
 from bots.discord.settings import DiscordSettings
 from bots.discord.slash import COMMANDS, command_tree, sync_commands
+from bots.discord.stream import EDIT_INTERVAL
 from bots.discord.translate import (
     commanded_at,
     is_support,
@@ -98,7 +99,8 @@ class _Client(ButtonClient):
 
 class DiscordBot:
     """The Discord adapter: answers customers in support-channel threads and DMs via ``port``,
-    and runs escalations with the support team through ``desk``."""
+    and runs escalations with the support team through ``desk``. ``edit_interval``: the least
+    time between two writes of one streamed answer (``bots.discord.stream``)."""
 
     def __init__(
         self,
@@ -108,6 +110,7 @@ class DiscordBot:
         desk: Desk,
         guild_ready_timeout: float = 2.0,
         shutdown_grace_seconds: float = 10.0,
+        edit_interval: float = EDIT_INTERVAL,
         clock: Callable[[], datetime] = utcnow,
     ) -> None:
         self._settings = settings
@@ -127,6 +130,7 @@ class DiscordBot:
             staff_channel_id=settings.staff_channel_id,
             support_role_id=settings.support_role_id,
             lock_solved_posts=settings.lock_solved_posts,
+            edit_interval=edit_interval,
         )
         self._workflow = Workflow(platform=platform, port=port, desk=desk, clock=clock)
         self._desk = desk

@@ -35,7 +35,7 @@ from bots.discord.render import (
 from bots.discord.routing import DM_SPACE, THREAD_NAME_LIMIT
 from bots.discord.send import SEND_ERRORS, describe
 from bots.discord.staff_channel import StaffChannel
-from bots.discord.stream import DiscordAnswer
+from bots.discord.stream import EDIT_INTERVAL, DiscordAnswer
 from bots.discord.translate import Place, is_support
 from bots.discord.typing_indicator import typing_in
 from core.ports import Unanswered
@@ -70,9 +70,11 @@ class DiscordPlatform:
         staff_channel_id: int | None,
         support_role_id: int | None,
         lock_solved_posts: bool = False,
+        edit_interval: float = EDIT_INTERVAL,
     ) -> None:
         self._client = client
         self._role_id = support_role_id
+        self._edit_interval = edit_interval
         self._staff = StaffChannel(
             client=client, channel_id=staff_channel_id, role_id=support_role_id
         )
@@ -165,6 +167,7 @@ class DiscordPlatform:
             key=inbound.message.key,
             offer_person=place.offer_person,
             role_id=self._role_id,
+            interval=self._edit_interval,
         )
 
     async def post_reply(

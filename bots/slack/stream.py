@@ -104,10 +104,12 @@ class SlackAnswer:
             log.warning("escalation in %s: SLACK_SUPPORT_GROUP_ID unset, no ping", self._key)
         blocks = buttons(offer_person=offer_person, proposal=reply.proposal)
         rest = continuation(self._shown, reply.text)
-        if self._broken or rest is None:
-            finished = await self._replace(reply, blocks)
-        else:
+        finished = False
+        if not self._broken and rest is not None:
             finished = await self._write(self._unsent + rest) and await self._end(blocks)
+        if self._broken or rest is None:
+            # An append failed, now or earlier, or the reply does not continue what was shown.
+            finished = await self._replace(reply, blocks)
         if finished and mention is not None:
             # A streamed message has no notification text, and a mention added to it at the
             # end would be an edit, which notifies nobody: the group is pinged by a message
