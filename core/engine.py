@@ -226,6 +226,7 @@ class Engine:
 
     @property
     def suggested_prompts_title(self) -> str:
+        """The heading over the suggested prompts (empty: none)."""
         return self._persona.suggested_prompts_title
 
     def stop(self, key: ConversationKey) -> bool:

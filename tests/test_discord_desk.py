@@ -35,6 +35,17 @@ def archived(fake: FakeDiscord, thread_id: int) -> tuple[bool, bool]:
     return meta["archived"], meta["locked"]
 
 
+async def archived_by_discord(fake: FakeDiscord, bot: DiscordBot, post_id: int) -> None:
+    """The post sat idle for a day: Discord archived it (THREAD_UPDATE), and the bot saw it."""
+    post = fake.channels[post_id]
+    post["thread_metadata"]["archived"] = True
+    seen = asyncio.ensure_future(
+        bot._client.wait_for("thread_update", check=lambda _, after: after.archived)
+    )
+    await fake.dispatch("THREAD_UPDATE", post)
+    await asyncio.wait_for(seen, 5)
+
+
 async def forum_escalation(fake: FakeDiscord, desk: WatchedDesk) -> tuple[int, int, Post]:
     """The customer opens a forum post asking for a person: its id, the escalation's id and
     its notice, once the post is tagged."""
@@ -136,12 +147,16 @@ async def test_the_customer_writing_again_reopens_a_solved_post(
     assert fake_discord.posts_in(post_id)[-1].content == "Your refund went out yesterday."
 
 
+@pytest.mark.parametrize("idle", [False, True], ids=["active", "archived-by-discord"])
 async def test_a_hand_back_takes_the_escalated_tag_off(
-    fake_discord: FakeDiscord, bot: DiscordBot, desk: WatchedDesk
+    idle: bool, fake_discord: FakeDiscord, bot: DiscordBot, desk: WatchedDesk
 ) -> None:
     post_id, escalation_id, notice = await forum_escalation(fake_discord, desk)
+    if idle:
+        await archived_by_discord(fake_discord, bot, post_id)
     await act(fake_discord, notice.id, f"supportbot:esc:handback:{escalation_id}")
     await fake_discord.wait_for(lambda: fake_discord.tags_of(post_id) == [])
+    # The bot has the conversation again: an archived post is unarchived with the change.
     assert archived(fake_discord, post_id) == (False, False)
 
 
@@ -245,14 +260,7 @@ async def test_resolving_a_post_discord_archived_meanwhile_still_marks_it_solved
     fake_discord: FakeDiscord, bot: DiscordBot, desk: WatchedDesk
 ) -> None:
     post_id, escalation_id, notice = await forum_escalation(fake_discord, desk)
-    # Idle for a day: Discord archives the post by itself.
-    post = fake_discord.channels[post_id]
-    post["thread_metadata"]["archived"] = True
-    seen = asyncio.ensure_future(
-        bot._client.wait_for("thread_update", check=lambda _, after: after.archived)
-    )
-    await fake_discord.dispatch("THREAD_UPDATE", post)
-    await asyncio.wait_for(seen, 5)
+    await archived_by_discord(fake_discord, bot, post_id)
 
     await act(fake_discord, notice.id, f"supportbot:esc:resolve:{escalation_id}")
     await bot.drain()

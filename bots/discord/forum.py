@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from typing import TypeGuard
 
 import discord
 
@@ -50,16 +51,17 @@ class ForumDesk:
         state = State(view.state)
         add, drop = _TAGS[state]
         solved = state == State.RESOLVED
-        if post.archived and not solved:
-            return  # left as it is: it unarchives (and is retagged) when someone writes there
         try:
             tags = [await self._tag(post.parent, name) for name in add]
             changes = _retagged(post, [t for t in tags if t is not None], drop)
+            # Discord edits an archived post (Discord archives idle ones) only in a request
+            # that unarchives it: a solved one is unarchived first, then archived again.
+            if solved and post.archived:
+                post = await post.edit(archived=False)
             if solved:
-                if post.archived:
-                    # Discord edits an archived post only in a request that unarchives it.
-                    post = await post.edit(archived=False)
                 changes.update(archived=True, locked=self._lock_solved)
+            elif changes and post.archived:
+                changes["archived"] = False
             if changes:
                 await post.edit(**changes)
         except SEND_ERRORS as exc:
@@ -70,7 +72,6 @@ class ForumDesk:
         unarchived (a post the bot never tagged is left as it is)."""
         if not _is_post(channel):
             return
-        assert isinstance(channel, discord.Thread)
         changes = _retagged(channel, [], (SOLVED,))
         if not changes:
             return
@@ -89,7 +90,7 @@ class ForumDesk:
         except SEND_ERRORS as exc:
             log.warning("cannot find the thread of %s (%s)", key, describe(exc))
             return None
-        return channel if _is_post(channel) else None  # type: ignore[return-value]
+        return channel if _is_post(channel) else None
 
     async def _tag(self, forum: discord.ForumChannel, name: str) -> discord.ForumTag | None:
         """The forum's tag called ``name``, created (moderators only) when it has none."""
@@ -106,7 +107,8 @@ class ForumDesk:
             return made
 
 
-def _is_post(channel: object) -> bool:
+def _is_post(channel: object) -> TypeGuard[discord.Thread]:
+    """A post in a forum channel (a thread whose parent is a forum)."""
     return isinstance(channel, discord.Thread) and isinstance(channel.parent, discord.ForumChannel)
 
 

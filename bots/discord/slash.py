@@ -11,7 +11,8 @@ not by Discord's command permissions, so no server admin has to set those up.
 from __future__ import annotations
 
 import logging
-from typing import Protocol
+from collections.abc import Callable, Coroutine
+from typing import Any, Protocol
 
 import discord
 from discord import app_commands
@@ -48,7 +49,11 @@ def command_tree(client: discord.Client, handler: StaffCommandHandler) -> app_co
     return tree
 
 
-def _callback(handler: StaffCommandHandler, action: Action):  # type: ignore[no-untyped-def]
+def _callback(
+    handler: StaffCommandHandler, action: Action
+) -> Callable[[discord.Interaction], Coroutine[Any, Any, None]]:
+    # A plain function, not a bound method: discord.py reads the command's parameters from
+    # the callback's signature, and ``interaction`` must be the only one.
     async def run(interaction: discord.Interaction) -> None:
         await handler.staff_command(interaction, action)
 
