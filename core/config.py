@@ -102,6 +102,22 @@ class FileTexts(BaseModel):
         return self
 
 
+class FeedbackTexts(BaseModel):
+    """What the customer reads around 👍 / 👎 and "Did we solve it?" (``core.feedback``)."""
+
+    thanks: str = Field("Thanks for the feedback!", min_length=1)
+    """Said (privately where the platform can) after a 👍, or a 👎's form is sent."""
+    sorry: str = Field(
+        "Sorry that didn't help. You can talk to a person, or tell us what was wrong.",
+        min_length=1,
+    )
+    """Said privately after a 👎, with "Talk to a person" and "What was wrong?"."""
+    not_yours: str = Field("Only the customer who asked can rate this answer.", min_length=1)
+    solved_question: str = Field("Did we solve it?", min_length=1, max_length=150)
+    """Asked once when the support team resolves an escalation people helped with."""
+    solved_thanks: str = Field("Thanks for letting us know!", min_length=1)
+
+
 FILE_TEXT_FIELDS = dict.fromkeys(
     (
         "name",
@@ -158,6 +174,7 @@ class Persona(BaseModel):
     knowledge: list[KnowledgeEntry] = []
     knowledge_min_score: float = Field(1.0, gt=0)
     files: FileTexts = FileTexts()
+    feedback: FeedbackTexts = FeedbackTexts()
 
     @classmethod
     def load(cls, path: Path) -> Persona:

@@ -373,7 +373,7 @@ async def test_the_talk_to_a_human_button_escalates(
     [answer] = fake_discord.posts_in(answered_in)
     # A streamed answer gets its button with its last edit.
     await fake_discord.wait_for(
-        lambda: custom_ids(fake_discord.messages[answer.id]) == ["supportbot:talk"], within=30
+        lambda: "supportbot:talk" in custom_ids(fake_discord.messages[answer.id]), within=30
     )
 
     callback = await press(fake_discord, answer.id, "supportbot:talk", staff=False)

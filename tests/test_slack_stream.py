@@ -65,7 +65,8 @@ async def test_words_show_in_the_thread_before_claude_has_finished(
     [message] = bot.posts("C0SUPPORT")
     assert not message["streaming"]
     assert message["text"] == "Use **Forgot password** on the sign-in page."
-    assert message["blocks"][-1]["block_id"] == "talk_to_human"
+    under = [b["type"] for b in message["blocks"][1:]]
+    assert under == ["actions", "context_actions"]  # "Talk to a human", then 👍 / 👎
     assert slack.calls_to("chat.postMessage") == []
     assert slack.statuses == {} and slack.reactions == set()
 
