@@ -19,6 +19,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict, SettingsError
 
 from core.actions import DEMO_SHOP, ActionsConfig, demo_shop
 from core.hours import SupportHours
+from core.stats import DEFAULT_PRICES, ModelPrice
 
 DEMO_PERSONA = Path(__file__).with_name("demo_persona.toml")
 G = TypeVar("G", bound=BaseSettings)
@@ -257,6 +258,13 @@ class Settings(BaseSettings):
     demo_shop: bool = False
     demo_shop_db: Path = Path("shop.db")
     actions: ActionsConfig | None = None
+    model_prices: dict[str, ModelPrice] = Field(default_factory=dict)
+    """``supportbot stats``' prices (JSON, US dollars per million tokens), over
+    ``core.stats.DEFAULT_PRICES``: ``{"my-model": {"input": 3, "output": 15}}``."""
+
+    @property
+    def prices(self) -> dict[str, ModelPrice]:
+        return {**DEFAULT_PRICES, **self.model_prices}
 
     @field_validator("database_url")
     @classmethod
