@@ -16,6 +16,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from slack_bolt.context.ack.async_ack import AsyncAck
+
 from bots.common import Inbound, Workflow
 from bots.slack.events import is_direct
 from bots.slack.render import FEEDBACK, SOLVED, TALK_TO_HUMAN_LABEL, SlackMessage, escape
@@ -41,6 +43,7 @@ class Rated:
     user_id: str
     channel: str
     ts: str
+    thread: str | None
     trigger_id: str
 
 
@@ -60,6 +63,7 @@ def rated(body: Mapping[str, Any]) -> Rated | None:
         user_id=user,
         channel=str(container.get("channel_id") or ""),
         ts=str(container.get("message_ts") or ""),
+        thread=(body.get("message") or {}).get("thread_ts"),
         trigger_id=str(body.get("trigger_id") or ""),
     )
 
@@ -166,7 +170,7 @@ class FeedbackListeners:
         self._feedback = feedback
         self._web = web
 
-    async def on_rated(self, ack: Any, body: dict[str, Any]) -> None:
+    async def on_rated(self, ack: AsyncAck, body: dict[str, Any]) -> None:
         await ack()
         press = rated(body)
         if press is not None:
@@ -178,12 +182,14 @@ class FeedbackListeners:
             press.answer_id, user_id=press.user_id, rating=press.rating
         )
         if answer is None:
-            await self._web.whisper(press.channel, press.user_id, texts.not_yours, about=press)
+            await self._web.whisper(
+                press.channel, press.user_id, texts.not_yours, thread=press.thread, about=press
+            )
         elif press.rating is Rating.DOWN:
             modal = why_modal(press, texts.sorry)
             await self._web.open_view(press.trigger_id, modal, about=answer.key)
 
-    async def on_explained(self, ack: Any, body: dict[str, Any]) -> None:
+    async def on_explained(self, ack: AsyncAck, body: dict[str, Any]) -> None:
         await ack()
         sent = explained(body)
         if sent is not None:
@@ -207,7 +213,7 @@ class FeedbackListeners:
         )
         await self._workflow.customer_turn(Inbound(message=message, context=sent.ts))
 
-    async def on_solved(self, ack: Any, body: dict[str, Any]) -> None:
+    async def on_solved(self, ack: AsyncAck, body: dict[str, Any]) -> None:
         await ack()
         found = solved_press(body)
         if found is not None:
