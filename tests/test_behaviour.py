@@ -79,6 +79,7 @@ async def test_the_talk_to_a_human_button_escalates_like_asking(
     assert [p.ref for p in bot.team_pings()] == [(handed if where == "thread" else notice).ref]
     [answer_now] = [p for p in bot.conversation(where=where) if p.ref == answer.ref]
     assert ("talk" in answer_now.buttons) is bot.talk_button_stays
+    assert answer_now.buttons[-2:] == ("up", "down"), "the answer can still be rated"
 
 
 @pytest.mark.parametrize(

@@ -21,7 +21,7 @@ from bots.common import Decided, Inbound, Workflow
 from bots.discord.buttons import ButtonClient
 from bots.discord.errors import DiscordStartError
 from bots.discord.feedback import ITEMS as FEEDBACK_ITEMS
-from bots.discord.feedback import DiscordFeedback
+from bots.discord.feedback import DiscordFeedback, answer_buttons, rated_answer
 from bots.discord.platform import DiscordPlatform
 from bots.discord.send import SEND_ERRORS, describe
 from bots.discord.settings import DiscordSettings
@@ -243,7 +243,9 @@ class DiscordBot:
             if inbound is None:
                 await interaction.response.send_message(NOT_HERE, ephemeral=True)
                 return
-            await interaction.response.edit_message(view=None)
+            # The button goes; the answer's 👍 and 👎, if it has them, stay.
+            kept = answer_buttons(offer_person=False, answer_id=rated_answer(interaction.message))
+            await interaction.response.edit_message(view=kept)
         except SEND_ERRORS as exc:
             log.error("could not answer a Talk to a human press (%s)", describe(exc))
             return

@@ -138,6 +138,16 @@ def answer_buttons(*, offer_person: bool, answer_id: int | None) -> discord.ui.V
     return persistent(*items) if items else None
 
 
+def rated_answer(message: discord.Message | None) -> int | None:
+    """The answer id the 👍 / 👎 on ``message`` carry, if it has them."""
+    for row in message.components if message is not None else []:
+        for item in getattr(row, "children", []):
+            found = re.fullmatch(RATE_TEMPLATE, getattr(item, "custom_id", None) or "")
+            if found is not None:
+                return int(found["id"])
+    return None
+
+
 def solved_buttons(escalation_id: int) -> discord.ui.View:
     return persistent(
         SolvedButton(escalation_id, solved=True), SolvedButton(escalation_id, solved=False)
