@@ -22,6 +22,7 @@ from typing import Protocol
 
 from core.clock import utcnow
 from core.config import FeedbackTexts
+from core.metrics import RATINGS, SOLVED
 from core.types import ConversationKey
 
 COMMENT_LIMIT = 300
@@ -93,6 +94,7 @@ class Feedback:
         await self._store.rate(
             answer, user_id=user_id, rating=rating, comment=said, now=self._clock()
         )
+        RATINGS.labels(rating.value).inc()
         return answer
 
     async def ask_solved(self, escalation_id: int) -> bool:
@@ -101,4 +103,7 @@ class Feedback:
 
     async def solved(self, escalation_id: int, *, user_id: str, solved: bool) -> bool:
         """Store the customer's answer; False when the press does not count."""
-        return await self._store.solved(escalation_id, user_id=user_id, solved=solved)
+        stored = await self._store.solved(escalation_id, user_id=user_id, solved=solved)
+        if stored:
+            SOLVED.labels("yes" if solved else "no").inc()
+        return stored

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+from prometheus_client import REGISTRY
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from bots.app import Runtime
@@ -41,9 +42,11 @@ async def test_real_turns_store_what_stats_counts(
     await desk.resolve(escalation, staff_id="U0STAFF")
     feedback = desk.feedback
     assert feedback is not None
+    before = [_rated(r) for r in Rating]
     for rating in (Rating.UP, Rating.UP, Rating.DOWN):
         assert await feedback.rate(answered.answer_id, user_id="U-customer", rating=rating)
     assert await feedback.rate(answered.answer_id, user_id="U-other", rating=Rating.UP) is None
+    assert [_rated(r) - b for r, b in zip(Rating, before, strict=True)] == [2, 1]
 
     now = utcnow()
     database: AsyncEngine = create_engine(database_url)
@@ -61,3 +64,7 @@ async def test_real_turns_store_what_stats_counts(
     assert len(figures.claim_seconds) == len(figures.resolve_seconds) == 1
     assert set(figures.tokens) == {runtime.settings.claude.model}
     assert figures.tokens[runtime.settings.claude.model].output > 0
+
+
+def _rated(rating: Rating) -> float:
+    return REGISTRY.get_sample_value("supportbot_ratings_total", {"rating": rating.value}) or 0.0
