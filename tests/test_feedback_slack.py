@@ -6,15 +6,26 @@ from __future__ import annotations
 
 import json
 from collections.abc import AsyncIterator
+from typing import Any
 
 import pytest
 from sqlalchemy import select
 
-from bots.slack.feedback import PERSON, PERSON_BLOCK, PERSON_INPUT, WHY, WHY_BLOCK, WHY_INPUT
+from bots.slack.feedback import (
+    PERSON,
+    PERSON_BLOCK,
+    PERSON_INPUT,
+    WHY,
+    WHY_BLOCK,
+    WHY_INPUT,
+    explained,
+    rated,
+)
 from bots.slack.render import FEEDBACK
 from core.config import Settings
 from core.desk import Desk
 from core.engine import Engine
+from core.feedback import Rating
 from storage.database import create_engine
 from storage.models import FeedbackRow
 from tests.fakes.anthropic_api import FakeAnthropic, text
@@ -168,3 +179,36 @@ async def test_the_form_needs_a_fresh_trigger_as_on_slack(
     assert len(slack.views) == 1
     assert await ratings(database_url) == [(answer_id, CUSTOMER, "down", None)]
     assert len(slack.calls_to("views.open")) == 3
+
+
+def _press(value: str, **changes: Any) -> dict[str, Any]:
+    body = json.loads((FIXTURES / "block_actions.json").read_text(encoding="utf-8"))
+    body["actions"] = [{"type": "feedback_buttons", "action_id": FEEDBACK, "value": value}]
+    return body | changes
+
+
+@pytest.mark.parametrize(
+    ("body", "expected"),
+    [
+        (_press("up:7"), (7, Rating.UP)),
+        (_press("down:12"), (12, Rating.DOWN)),
+        (_press("sideways:7"), None),
+        (_press("up:seven"), None),
+        (_press("up:7", user={}), None),
+        (_press("up:7", type="view_submission"), None),
+        (_press("up:7", actions=[]), None),
+    ],
+)
+def test_a_press_is_read_from_the_payload_or_refused(
+    body: dict[str, Any], expected: tuple[int, Rating] | None
+) -> None:
+    found = rated(body)
+    assert (found.answer_id, found.rating) == expected if found else expected is None
+
+
+@pytest.mark.parametrize(
+    "metadata", ["", "not json", json.dumps({"answer": "x"}), json.dumps({"channel": "D1"})]
+)
+def test_a_form_without_its_answer_is_ignored(metadata: str) -> None:
+    view = {"callback_id": WHY, "private_metadata": metadata, "state": {"values": {}}}
+    assert explained({"type": "view_submission", "user": {"id": CUSTOMER}, "view": view}) is None
