@@ -110,11 +110,20 @@ ITEMS = (RateButton, WhyButton, SolvedButton)
 """The templates ``setup_hook`` registers."""
 
 
+FORM_SECONDS = 900.0
+"""How long this process waits for a 👎's form to be sent: discord.py keeps each open modal
+in memory, and one the customer closed is never sent at all."""
+
+
 class WhyModal(discord.ui.Modal):
     """The 👎's form: one optional line. Its custom_id names the answer."""
 
     def __init__(self, answer_id: int, *, handler: DiscordFeedback) -> None:
-        super().__init__(title="Sorry about that", custom_id=f"supportbot:fb:modal:{answer_id}")
+        super().__init__(
+            title="Sorry about that",
+            custom_id=f"supportbot:fb:modal:{answer_id}",
+            timeout=FORM_SECONDS,
+        )
         self.answer_id = answer_id
         self._handler = handler
         self.said = discord.ui.TextInput(
