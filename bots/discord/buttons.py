@@ -153,20 +153,17 @@ def escalation_buttons(view: EscalationView) -> discord.ui.View | None:
     actions = actions_for(view.state)
     if not actions:
         return None
-    return _persistent(*(EscalationButton(action, view.id) for action in actions))
-
-
-def talk_button() -> discord.ui.View:
-    return _persistent(TalkButton())
+    return persistent(*(EscalationButton(action, view.id) for action in actions))
 
 
 def proposal_buttons(proposal_id: int) -> discord.ui.View:
-    return _persistent(
+    return persistent(
         ProposalButton(proposal_id, confirm=True), ProposalButton(proposal_id, confirm=False)
     )
 
 
-def _persistent(*items: discord.ui.Item[Any]) -> discord.ui.View:
+def persistent(*items: discord.ui.Item[Any]) -> discord.ui.View:
+    """A view of ``items`` that never times out."""
     # Without timeout=None each sent message would keep a 180 s timer running for nothing: the
     # buttons stay usable for as long as the message exists.
     view = discord.ui.View(timeout=None)

@@ -17,6 +17,12 @@ Quirks the fake has to respect (PLATFORMS.md section 4):
   them through its webhook adapter, authenticated by the interaction token alone.
 - A component interaction carries the message it was clicked on, components included:
   discord.py rebuilds the clicked ``DynamicItem`` from that message, not from its own cache.
+- An interaction is answered once (a second callback is refused, 40060). An ephemeral message
+  sent as the answer (type 4) is kept in ``messages`` with its buttons, so it can be clicked.
+  A modal (type 9) must fit Discord's limits (title 45 characters, ``custom_id`` 100, 1–5
+  components, each text input's ``custom_id`` 100 and ``max_length`` 4,000, a label 45), and
+  cannot answer a modal's own submit; ``modals`` keeps those shown and ``submit_modal``
+  sends the submit.
 - Sends and edits of messages share one rate-limit bucket per channel, 5 writes per 5 s, as on
   Discord: one more is answered 429 (with ``Via`` and a JSON ``retry_after``, which discord.py
   sleeps for before trying again) and recorded in ``rate_limited``.
@@ -49,6 +55,7 @@ UPLOAD_LIMIT = 10 * 1024 * 1024
 """Discord's upload limit on a server without boosts."""
 WRITES_PER_WINDOW, WRITE_WINDOW = 5, 5.0
 COMPONENT_INTERACTION, BUTTON = 3, 2
+MODAL_SUBMIT, MODAL = 5, 9
 
 _ids = itertools.count(1_300_000_000_000_000_000)
 
@@ -225,6 +232,8 @@ class FakeDiscord:
         self.followups: list[Followup] = []
         self.messages: dict[int, dict[str, Any]] = {}  # what the bot posted, as it stands now
         self._clicked: dict[int, int] = {}  # interaction id -> the message clicked on
+        self._kinds: dict[int, int] = {}  # interaction id -> its type
+        self.modals: dict[int, dict[str, Any]] = {}  # interaction id -> the modal shown
         self.typing: list[int] = []
         self.uploads: list[Upload] = []  # files the bot posted, with the channel they went to
         self.files: dict[str, bytes] = {}  # attachments served, by path
@@ -359,14 +368,61 @@ class FakeDiscord:
             "locale": "en-US",
             "entitlements": [],
         }
-        presser = by or self.customer
+        await self._interact(data, by or self.customer, roles, channel)
+        return interaction_id
+
+    async def submit_modal(
+        self, opened_by: int, values: dict[str, str], *, by: dict[str, Any] | None = None
+    ) -> int:
+        """``by`` (the customer by default) sends the modal shown in answer to interaction
+        ``opened_by``, its text inputs filled with ``values`` (by ``custom_id``). Returns the
+        submit's interaction id."""
+        modal = self.modals[opened_by]
+        interaction_id = snowflake()
+        message_id = self._clicked[opened_by]
+        self._clicked[interaction_id] = message_id
+        channel = self.channels[int(self.messages[message_id]["channel_id"])]
+        submitted = [
+            {
+                "type": 18,
+                "component": {
+                    **c["component"],
+                    "value": values.get(c["component"]["custom_id"], ""),
+                },
+            }
+            for c in modal["components"]
+        ]
+        data: dict[str, Any] = {
+            "id": str(interaction_id),
+            "application_id": str(self.world.application_id),
+            "type": MODAL_SUBMIT,
+            "token": f"interaction-token-{interaction_id}",
+            "version": 1,
+            "data": {"custom_id": modal["custom_id"], "components": submitted},
+            "channel_id": str(channel["id"]),
+            "channel": channel,
+            "attachment_size_limit": 10 * 1024 * 1024,
+            "app_permissions": "0",
+            "locale": "en-US",
+            "entitlements": [],
+        }
+        await self._interact(data, by or self.customer, (), channel)
+        return interaction_id
+
+    async def _interact(
+        self,
+        data: dict[str, Any],
+        presser: dict[str, Any],
+        roles: Sequence[int],
+        channel: dict[str, Any],
+    ) -> None:
+        self._kinds[int(data["id"])] = data["type"]
         if channel["type"] == 1:
             data["user"] = presser
         else:
             data["guild_id"] = str(self.world.guild_id)
             data["member"] = {**self._member(roles), "user": presser, "permissions": "0"}
         await self.dispatch("INTERACTION_CREATE", data)
-        return interaction_id
 
     # -- payload builders ------------------------------------------------------------------
 
@@ -761,9 +817,22 @@ class FakeDiscord:
         if token != f"interaction-token-{interaction_id}":
             return _json({"message": "Unknown interaction", "code": 10062}, status=404)
         kind, data = body["type"], body.get("data") or {}
+        if self.answered(interaction_id):
+            return _json(
+                {"message": "Interaction has already been acknowledged.", "code": 40060}, 400
+            )
+        if kind == MODAL and (
+            self._kinds.get(interaction_id) == MODAL_SUBMIT or _modal_problem(data)
+        ):
+            return _json({"message": "Invalid Form Body", "code": 50035}, status=400)
         message = self.messages[self._clicked[interaction_id]]
         if kind == 7:
             self._apply(message, data)
+        if kind == MODAL:
+            self.modals[interaction_id] = data
+        if kind == 4 and data.get("flags", 0) & EPHEMERAL:
+            # Kept, so that its buttons can be clicked (only its recipient sees it).
+            self._bot_message(int(message["channel_id"]), data)["flags"] = EPHEMERAL
         await self._record(self.callbacks, Callback(interaction_id, kind, data))
         answer: dict[str, Any] = {
             "interaction": {
@@ -831,6 +900,30 @@ class FakeDiscord:
         await self._record(self.posts, Post(int(thread["id"]), int(thread["id"]), starter))
         await self.dispatch("MESSAGE_CREATE", message)
         return _json({**thread, "message": message})
+
+
+def _modal_problem(modal: dict[str, Any]) -> bool:
+    """Whether Discord would refuse ``modal`` (type 9's data)."""
+    components = modal.get("components") or []
+    if (
+        not 0 < len(modal.get("title") or "") <= 45
+        or not 0 < len(modal.get("custom_id") or "") <= 100
+    ):
+        return True
+    if not 0 < len(components) <= 5:
+        return True
+    for wrapper in components:
+        inner = (
+            [wrapper["component"]] if wrapper.get("type") == 18 else wrapper.get("components") or []
+        )
+        if wrapper.get("type") == 18 and not 0 < len(wrapper.get("label") or "") <= 45:
+            return True
+        for item in inner:
+            if item.get("type") != 4 or not 0 < len(item.get("custom_id") or "") <= 100:
+                return True
+            if item.get("style") not in (1, 2) or int(item.get("max_length") or 0) > 4000:
+                return True
+    return False
 
 
 def _json(data: Any, status: int = 200, headers: dict[str, str] | None = None) -> web.Response:
