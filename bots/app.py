@@ -22,6 +22,7 @@ from core.actions import Toolbox
 from core.config import ClaudeSettings, Settings
 from core.desk import Desk, watch_repings
 from core.engine import Engine, Limits, watch_held
+from core.feedback import Feedback
 from core.files import MB, FileLimits
 from core.flood import FloodGate
 from core.housekeeping import watch_housekeeping
@@ -32,6 +33,7 @@ from core.stream import ClaudeEvents
 from core.types import EscalationView
 from storage.actions import SqlActionStore
 from storage.database import open_database
+from storage.feedback import SqlFeedbackStore
 from storage.locks import AdvisoryLocks
 from storage.repository import SqlStore
 
@@ -143,15 +145,19 @@ async def open_runtime(settings: Settings, *, flood: bool = False) -> AsyncItera
                 ),
                 tools=tools,
                 locks=locks,
+                rate_answers=True,
                 flood=(
                     FloodGate(per_minute=settings.flood_per_minute, burst=settings.flood_burst)
                     if flood and settings.flood_per_minute > 0
                     else None
                 ),
             )
+            feedback = Feedback(
+                store=SqlFeedbackStore(engine=database), texts=settings.persona.feedback
+            )
             yield Runtime(
                 engine=engine,
-                desk=Desk(store=store),
+                desk=Desk(store=store, feedback=feedback),
                 store=store,
                 settings=settings,
                 tools=tools,

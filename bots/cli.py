@@ -18,9 +18,13 @@ from bots.registry import conversation_link, platforms
 from core import logs
 from core.clock import utcnow
 from core.config import ConfigError, Settings, load_group, load_settings
+from core.stats import as_json as stats_json
+from core.stats import as_table as stats_table
+from core.stats import period
 from core.text import sanitize
 from core.types import ConversationKey, StartError
 from storage.database import open_database
+from storage.stats import read as read_stats
 
 app = typer.Typer(no_args_is_help=True, help="Claude customer support for Slack and Discord.")
 db_app = typer.Typer(no_args_is_help=True, help="Database maintenance.")
@@ -203,6 +207,38 @@ def actions() -> None:
             typer.echo(f"{name} ({where}): {state}")
             for spec in (s for s in specs if s.server == name):
                 typer.echo(f"  {spec.name:40} {spec.access:22} {spec.title}")
+
+    _start(show())
+
+
+@app.command()
+def stats(
+    since: Annotated[str, typer.Option("--since", help="How far back: 30m, 12h, 7d or 2w.")] = "7d",
+    as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
+) -> None:
+    """What the bot did: conversations, deflection, escalations, feedback, tokens and cost."""
+    settings = _settings(log_level="WARNING")
+    try:
+        back = period(since)
+    except ValueError as exc:
+        typer.echo(f"--since {exc}", err=True)
+        raise typer.Exit(2) from exc
+
+    async def show() -> None:
+        database = await open_database(
+            settings.database_url,
+            connect_timeout=settings.database_connect_timeout_seconds,
+            command_timeout=settings.database_command_timeout_seconds,
+        )
+        until = utcnow()
+        try:
+            figures = await read_stats(
+                database, since=until - back, until=until, model=settings.claude.model
+            )
+        finally:
+            await database.dispose()
+        report = figures.report(settings.prices)
+        typer.echo(stats_json(report) if as_json else stats_table(report))
 
     _start(show())
 

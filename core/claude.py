@@ -95,7 +95,8 @@ class ClaudeClient:
             raise LLMError(cause_of(exc), describe(exc, conversation=messages)) from None
         CLAUDE_SECONDS.labels("ok").observe(time.perf_counter() - started)
         for kind, count in asdict(result.usage).items():
-            CLAUDE_TOKENS.labels(kind.removesuffix("_tokens")).inc(count)
+            if kind.endswith("_tokens"):  # the counts; not the model's name
+                CLAUDE_TOKENS.labels(kind.removesuffix("_tokens")).inc(count)
         return result
 
     async def _once(
@@ -127,6 +128,7 @@ class ClaudeClient:
                 output_tokens=usage.output_tokens,
                 cache_read_tokens=usage.cache_read_input_tokens or 0,
                 cache_write_tokens=usage.cache_creation_input_tokens or 0,
+                model=message.model or self._settings.model,
             ),
         )
 

@@ -19,6 +19,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict, SettingsError
 
 from core.actions import DEMO_SHOP, ActionsConfig, demo_shop
 from core.hours import SupportHours
+from core.stats import DEFAULT_PRICES, ModelPrice
 
 DEMO_PERSONA = Path(__file__).with_name("demo_persona.toml")
 G = TypeVar("G", bound=BaseSettings)
@@ -102,6 +103,22 @@ class FileTexts(BaseModel):
         return self
 
 
+class FeedbackTexts(BaseModel):
+    """What the customer reads around 👍 / 👎 and "Did we solve it?" (``core.feedback``)."""
+
+    thanks: str = Field("Thanks for the feedback!", min_length=1)
+    """Said (privately where the platform can) after a 👍, or a 👎's form is sent."""
+    sorry: str = Field(
+        "Sorry that didn't help. You can talk to a person, or tell us what was wrong.",
+        min_length=1,
+    )
+    """Said privately after a 👎, with "Talk to a person" and "What was wrong?"."""
+    not_yours: str = Field("Only the customer who asked can rate this answer.", min_length=1)
+    solved_question: str = Field("Did we solve it?", min_length=1, max_length=150)
+    """Asked once when the support team resolves an escalation people helped with."""
+    solved_thanks: str = Field("Thanks for letting us know!", min_length=1)
+
+
 FILE_TEXT_FIELDS = dict.fromkeys(
     (
         "name",
@@ -172,6 +189,7 @@ class Persona(BaseModel):
     knowledge: list[KnowledgeEntry] = []
     knowledge_min_score: float = Field(1.0, gt=0)
     files: FileTexts = FileTexts()
+    feedback: FeedbackTexts = FeedbackTexts()
 
     @classmethod
     def load(cls, path: Path) -> Persona:
@@ -254,6 +272,13 @@ class Settings(BaseSettings):
     demo_shop: bool = False
     demo_shop_db: Path = Path("shop.db")
     actions: ActionsConfig | None = None
+    model_prices: dict[str, ModelPrice] = Field(default_factory=dict)
+    """``supportbot stats``' prices (JSON, US dollars per million tokens), over
+    ``core.stats.DEFAULT_PRICES``: ``{"my-model": {"input": 3, "output": 15}}``."""
+
+    @property
+    def prices(self) -> dict[str, ModelPrice]:
+        return {**DEFAULT_PRICES, **self.model_prices}
 
     @field_validator("database_url")
     @classmethod

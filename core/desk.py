@@ -14,6 +14,7 @@ from datetime import datetime, timedelta
 from core.clock import utcnow
 from core.engine import staff_turn
 from core.escalation import Action, after
+from core.feedback import Feedback
 from core.ports import ConversationStore
 from core.types import Attachment, ConversationKey, EscalationView, Relayed, StaffPost
 
@@ -28,9 +29,17 @@ _ATTEMPTS = 3
 
 
 class Desk:
-    def __init__(self, *, store: ConversationStore, clock: Callable[[], datetime] = utcnow) -> None:
+    def __init__(
+        self,
+        *,
+        store: ConversationStore,
+        clock: Callable[[], datetime] = utcnow,
+        feedback: Feedback | None = None,
+    ) -> None:
         self._store = store
         self._clock = clock
+        self.feedback = feedback
+        """Customers' ratings and "Did we solve it?" (``None``: not collected)."""
 
     async def attach(self, escalation_id: int, staff: StaffPost) -> None:
         """Remember where the staff notification was posted (its thread is the staff thread)."""

@@ -42,6 +42,7 @@ from core.ports import (
     LLM,
     Conversation,
     ConversationStore,
+    Finished,
     HandOff,
     LLMError,
     LLMResult,
@@ -56,7 +57,6 @@ from core.types import (
     Attachment,
     ConversationKey,
     Decision,
-    Escalation,
     IncomingMessage,
     Kind,
     PendingAction,
@@ -142,6 +142,9 @@ class _Turn:
     """Turns Claude reads after the customer's (a Confirm's outcome), stored with the turn."""
     shown: Shown | None = None
     """What the customer has seen of the answer so far, when it streams to them."""
+    answer: int | None = None
+    """Which of ``stored`` is the answer the customer may rate (Claude's or the knowledge
+    base's); a hand-off is not rated."""
 
     def writes(self) -> TurnWrites:
         """The turn's writes; a conversation field that did not change is left out."""
@@ -158,6 +161,7 @@ class _Turn:
             ),
             hand_off=self.hand_off,
             refused=self.refused,
+            answer=self.answer if self.hand_off is None else None,
         )
 
 
@@ -186,8 +190,11 @@ class Engine:
         clock: Callable[[], datetime] = utcnow,
         tools: Toolbox | None = None,
         flood: FloodGate | None = None,
+        rate_answers: bool = False,
     ) -> None:
         self._store = store
+        # Answers carry the id 👍 and 👎 rate only where someone stores the ratings.
+        self._rate_answers = rate_answers
         self._flood = flood
         self._turn_locks = locks
         self._llm = llm
@@ -686,16 +693,29 @@ class Engine:
             reply = self._notice(turn, Reply(notice))
         else:
             reply = await self._answer(turn)
-        return replace(reply, escalation=await self._finish(turn))
+        self._mark_dont_know(turn)
+        if not self._rate_answers:
+            turn.answer = None
+        finished = await self._finish(turn)
+        return replace(reply, escalation=finished.escalation, answer_id=finished.answer_id)
 
-    async def _finish(self, turn: _Turn) -> Escalation | None:
+    def _mark_dont_know(self, turn: _Turn) -> None:
+        """Mark the turn's last answer that says the bot does not know (what the knowledge
+        lacks, for ``supportbot stats``)."""
+        for index in range(len(turn.stored) - 1, -1, -1):
+            stored = turn.stored[index]
+            if stored.role == "assistant" and stored.kind in (Kind.MODEL, Kind.NOTICE):
+                if any(m in fold(stored.text) for m in self._dont_know):
+                    turn.stored[index] = replace(stored, dont_know=True)
+                return
+
+    async def _finish(self, turn: _Turn) -> Finished:
         """Store the turn's writes (``finish_turn``); a new escalation is counted."""
-        escalation = await self._store.finish_turn(
-            turn.conversation.id, turn.writes(), now=turn.now
-        )
+        finished = await self._store.finish_turn(turn.conversation.id, turn.writes(), now=turn.now)
+        escalation = finished.escalation
         if escalation is not None and escalation.new:
             ESCALATIONS.labels(turn.why).inc()
-        return escalation
+        return finished
 
     async def _crashed(self, turn: _Turn, *, reason: str = CRASHED) -> Reply:
         """The configured fallback for a turn that broke, with a hand-off if it can be stored."""
@@ -704,11 +724,11 @@ class Engine:
         try:
             why = "held" if reason == HELD else "crashed"
             reply = await self._escalate(retry, reason, said, why=why, summarize=False)
-            escalation = await self._finish(retry)
+            finished = await self._finish(retry)
         except Exception:
             log.exception("storing the fallback failed in %s", turn.message.key)
             return Reply(said)
-        return replace(reply, escalation=escalation)
+        return replace(reply, escalation=finished.escalation)
 
     async def _answer(self, turn: _Turn) -> Reply:
         conversation = turn.conversation
@@ -819,6 +839,7 @@ class Engine:
         if not said:
             return await self._fallback(turn, "unknown", usage=result.usage)
         turn.stored.append(answer)
+        turn.answer = len(turn.stored) - 1
         return await self._check_dont_know(turn, said)
 
     async def _use_tools(
@@ -940,10 +961,7 @@ class Engine:
     async def _fallback(self, turn: _Turn, cause: str, *, usage: Usage | None = None) -> Reply:
         """Claude could not answer: a knowledge entry if one fits, else the cause's message."""
         FALLBACKS.labels(cause).inc()
-        known = self._from_knowledge(turn, usage=usage)
-        if known is not None:
-            return known
-        return await self._escalate(
+        reply = self._from_knowledge(turn, usage=usage) or await self._escalate(
             turn,
             f"Claude unavailable ({cause})",
             getattr(self._persona.fallbacks, cause),
@@ -951,6 +969,9 @@ class Engine:
             summarize=False,
             usage=usage,
         )
+        # Both keep what the customer was told as the turn's last: it carries the cause.
+        turn.stored[-1] = replace(turn.stored[-1], fallback=cause)
+        return reply
 
     async def _limited(self, turn: _Turn) -> Reply:
         known = self._from_knowledge(turn)
@@ -969,8 +990,11 @@ class Engine:
         entry = self._knowledge.lookup(turn.text)
         if entry is None:
             return None
-        reply = Reply(f"{self._persona.limited_mode}\n\n{entry.answer}")
-        return self._notice(turn, reply, usage=usage)
+        reply = self._notice(
+            turn, Reply(f"{self._persona.limited_mode}\n\n{entry.answer}"), usage=usage
+        )
+        turn.answer = len(turn.stored) - 1
+        return reply
 
     async def _escalate(
         self,
@@ -996,6 +1020,7 @@ class Engine:
             customer_id=turn.message.author_id,
             message_id=turn.message.message_id,
             reping_at=turn.now + self._limits.reping_after,
+            cause=why,
         )
         schedule = self._persona.support_hours
         back = schedule.back_at(turn.now) if schedule is not None else None

@@ -54,3 +54,13 @@ HELD = Gauge(
     "supportbot_held_messages",
     "Customer messages kept in memory while the database refuses them",
 )
+RATINGS = Counter(
+    "supportbot_ratings",
+    "Presses of 👍 (up) or 👎 (down) under the bot's answers that counted (the customer's)",
+    ["rating"],
+)
+SOLVED = Counter(
+    "supportbot_solved_answers",
+    'Answers to "Did we solve it?": yes or no',
+    ["answer"],
+)

@@ -54,6 +54,17 @@ class HandOff:
     customer_id: str
     message_id: str
     reping_at: datetime
+    cause: str = ""
+    """What set it off, as a closed label (``core.metrics.ESCALATIONS``)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Finished:
+    """What ``finish_turn`` stored: the escalation a hand-off opened or updated, and the id
+    of the turn ``TurnWrites.answer`` named (what 👍 and 👎 rate)."""
+
+    escalation: Escalation | None = None
+    answer_id: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,6 +92,8 @@ class TurnWrites:
     hand_off: HandOff | None = None
     refused: tuple[int, ...] = ()
     """Sequence numbers of customer turns Claude refused, to store as ``Kind.REFUSED``."""
+    answer: int | None = None
+    """Which of ``turns`` is the answer the customer may rate (its id comes back)."""
 
     @property
     def empty(self) -> bool:
@@ -117,13 +130,13 @@ class ConversationStore(Protocol):
 
     async def finish_turn(
         self, conversation_id: int, writes: TurnWrites, *, now: datetime
-    ) -> Escalation | None:
+    ) -> Finished:
         """Persist everything a turn wrote in one transaction: all of it or none of it.
 
         With a ``hand_off`` this opens an escalation (state ``open``, re-ping due at
         ``reping_at``), or, when the conversation already has a live one, appends the reason
         and replaces the summary of that one (``new`` False). Returns that escalation with its
-        id, or ``None`` without a hand-off.
+        id (``None`` without a hand-off), and the stored id of ``writes.answer``.
         """
         ...
 

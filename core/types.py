@@ -122,6 +122,9 @@ class Reply:
     """A message flood control held back: answer it (and those after it) ``catch_up_in``
     seconds from now, in one turn (``ConversationPort.recover``)."""
     catch_up_in: float = 0.0
+    answer_id: int | None = None
+    """The stored answer this reply is (Claude's, or a knowledge entry's): 👍 and 👎 under it
+    carry this id (``core.feedback``)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -253,6 +256,8 @@ class Usage:
     output_tokens: int = 0
     cache_read_tokens: int = 0
     cache_write_tokens: int = 0
+    model: str | None = None
+    """The model that answered (what ``supportbot stats`` prices the tokens by)."""
 
 
 class Kind(StrEnum):
@@ -296,6 +301,10 @@ class Turn:
     seq: int = 0
     message_id: str | None = None
     usage: Usage = field(default_factory=Usage)
+    fallback: str | None = None
+    """An answer given because Claude could not: the cause (``core.metrics.FALLBACKS``)."""
+    dont_know: bool = False
+    """An answer that said the bot did not know (the persona's ``dont_know_markers``)."""
 
     @property
     def text(self) -> str:

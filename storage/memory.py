@@ -13,7 +13,7 @@ from datetime import datetime, timedelta
 
 from core.escalation import State
 from core.files import Kept
-from core.ports import Conversation, HandOff, TurnWrites, Unanswered
+from core.ports import Conversation, Finished, HandOff, TurnWrites, Unanswered
 from core.types import (
     ConversationKey,
     Escalation,
@@ -179,12 +179,12 @@ class MemoryStore:
 
     async def finish_turn(
         self, conversation_id: int, writes: TurnWrites, *, now: datetime
-    ) -> Escalation | None:
+    ) -> Finished:
         row = next((c for c in self._conversations if c.id == conversation_id), None)
         if row is None:
             raise LookupError(f"no conversation {conversation_id}")
         if writes.empty:
-            return None
+            return Finished()
         row.turns = [
             replace(t, kind=Kind.REFUSED) if t.seq in writes.refused else t for t in row.turns
         ]
@@ -195,9 +195,10 @@ class MemoryStore:
             row.window_start = writes.window_start
         if writes.dont_know_streak is not None:
             row.dont_know_streak = writes.dont_know_streak
+        answer_id = next(self._ids) if writes.answer is not None else None
         if writes.hand_off is None:
-            return None
-        return self._hand_off(row, writes.hand_off, now=now)
+            return Finished(answer_id=answer_id)
+        return Finished(self._hand_off(row, writes.hand_off, now=now), answer_id)
 
     def _hand_off(self, row: _Conversation, hand_off: HandOff, *, now: datetime) -> Escalation:
         escalation = Escalation(

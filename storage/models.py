@@ -5,7 +5,16 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, ForeignKey, Index, LargeBinary, String, UniqueConstraint, text
+from sqlalchemy import (
+    JSON,
+    ForeignKey,
+    Index,
+    LargeBinary,
+    String,
+    UniqueConstraint,
+    false,
+    text,
+)
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from core.escalation import State
@@ -64,6 +73,11 @@ class MessageRow(Base):
     output_tokens: Mapped[int] = mapped_column(default=0)
     cache_read_tokens: Mapped[int] = mapped_column(default=0)
     cache_write_tokens: Mapped[int] = mapped_column(default=0)
+    model: Mapped[str | None] = mapped_column(String(100))
+    # The cause of a fallback answer (``core.metrics.FALLBACKS``'s labels), for ``stats``.
+    fallback: Mapped[str | None] = mapped_column(String(30))
+    # An answer that told the customer the bot did not know (the persona's markers).
+    dont_know: Mapped[bool] = mapped_column(default=False, server_default=false())
     created_at: Mapped[datetime]
 
     __table_args__ = (
@@ -102,6 +116,13 @@ class EscalationRow(Base):
     reping_at: Mapped[datetime | None] = mapped_column(index=True)
     staff_channel: Mapped[str | None] = mapped_column(String(100))
     staff_message_id: Mapped[str | None] = mapped_column(String(100))
+    # What set it off (``core.metrics.ESCALATIONS``'s labels); the reason is free text.
+    cause: Mapped[str | None] = mapped_column(String(30))
+    claimed_at: Mapped[datetime | None]
+    closed_at: Mapped[datetime | None]
+    # "Did we solve it?": asked once (set by the compare-and-set that asks), and the answer.
+    solved_asked_at: Mapped[datetime | None]
+    solved: Mapped[bool | None]
     created_at: Mapped[datetime]
     updated_at: Mapped[datetime]
 
@@ -184,3 +205,21 @@ class ToolAuditRow(Base):
     outcome: Mapped[str] = mapped_column(String(20))
     detail: Mapped[str] = mapped_column(String(1000), default="")
     created_at: Mapped[datetime] = mapped_column(index=True)
+
+
+class FeedbackRow(Base):
+    """A 👍 or 👎 on one of the bot's answers (a ``messages`` row), with the optional comment
+    a 👎 may get; pressing again changes the rating of the same row."""
+
+    __tablename__ = "feedback"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    conversation_id: Mapped[int] = mapped_column(ForeignKey("conversations.id", ondelete="CASCADE"))
+    message_id: Mapped[int] = mapped_column(ForeignKey("messages.id", ondelete="CASCADE"))
+    user_id: Mapped[str] = mapped_column(String(100))
+    rating: Mapped[str] = mapped_column(String(10))
+    comment: Mapped[str | None] = mapped_column(String(300))
+    created_at: Mapped[datetime] = mapped_column(index=True)
+    updated_at: Mapped[datetime]
+
+    __table_args__ = (UniqueConstraint("message_id", "user_id", name="uq_feedback_message_user"),)

@@ -47,7 +47,7 @@ from sqlalchemy.sql.dml import ReturningUpdate
 from core import logs
 from core.escalation import LIVE, State
 from core.files import Kept
-from core.ports import Conversation, HandOff, TurnWrites, Unanswered
+from core.ports import Conversation, Finished, HandOff, TurnWrites, Unanswered
 from core.types import (
     ConversationKey,
     Escalation,
@@ -153,6 +153,7 @@ _OPEN_NEW = insert(_CONVERSATIONS).returning(_C.id)
 _CLOSE = update(_CONVERSATIONS).where(_C.id == bindparam("cid")).values(state="closed")
 _NEWEST_ID = select(_C.id).where(_C.key == bindparam("at_key")).order_by(_C.id.desc()).limit(1)
 _ADD = insert(_MESSAGES)
+_ADD_RETURNING = _ADD.returning(_M.id, sort_by_parameter_order=True)
 _REFUSE = (
     update(_MESSAGES)
     .where(_M.conversation_id == bindparam("cid"), _M.seq.in_(bindparam("seqs", expanding=True)))
@@ -318,10 +319,10 @@ class SqlStore:
     @_quoting_nothing
     async def finish_turn(
         self, conversation_id: int, writes: TurnWrites, *, now: datetime
-    ) -> Escalation | None:
+    ) -> Finished:
         if writes.empty:
-            return None
-        first, after, turns, escalation = await self._transaction(
+            return Finished()
+        first, after, turns, finished = await self._transaction(
             _finish, conversation_id, writes, now
         )
         self._windows.finished(
@@ -332,7 +333,7 @@ class SqlStore:
             turns=turns,
             refused=writes.refused,
         )
-        return escalation
+        return finished
 
     @_quoting_nothing
     async def escalation(self, escalation_id: int) -> EscalationView | None:
@@ -380,7 +381,11 @@ class SqlStore:
                     state=to.value,
                     reping_at=None,
                     updated_at=now,
-                    **{"claimed_by" if to.live else "closed_by": staff_id},
+                    **(
+                        {"claimed_by": staff_id, "claimed_at": now}
+                        if to.live
+                        else {"closed_by": staff_id, "closed_at": now}
+                    ),
                 )
             )
             if moved.rowcount == 0:
@@ -647,6 +652,7 @@ def _hand_off(
         customer_id=hand_off.customer_id,
         customer_message_id=hand_off.message_id,
         reping_at=hand_off.reping_at,
+        cause=hand_off.cause[:30] or None,
         created_at=now,
         updated_at=now,
     )
@@ -657,9 +663,9 @@ def _hand_off(
 
 def _finish(
     connection: Connection, conversation_id: int, writes: TurnWrites, now: datetime
-) -> tuple[int, int, list[Turn], Escalation | None]:
+) -> tuple[int, int, list[Turn], Finished]:
     """Store a turn's writes: the conversation's number before and after, the turns as
-    stored, and the escalation a hand-off opened or updated."""
+    stored, and the escalation a hand-off opened or updated with the answer's id."""
     fields = {
         name: value
         for name, value in (
@@ -681,15 +687,21 @@ def _finish(
         raise LookupError(f"no conversation {conversation_id}")
     first = after - count
     turns = [replace(t, seq=first + i) for i, t in enumerate(writes.turns)]
+    answer_id = None
     if turns:
-        connection.execute(_ADD, [_message_values(conversation_id, t, now=now) for t in turns])
+        rows = [_message_values(conversation_id, t, now=now) for t in turns]
+        if writes.answer is None:
+            connection.execute(_ADD, rows)
+        else:
+            ids = connection.scalars(_ADD_RETURNING, rows).all()
+            answer_id = ids[writes.answer]
     if writes.refused:
         connection.execute(_REFUSE, {"cid": conversation_id, "seqs": list(writes.refused)})
     escalation = None
     if writes.hand_off is not None:
         with Session(bind=connection) as session:
             escalation = _hand_off(session, conversation_id, writes.hand_off, now=now)
-    return first, after, turns, escalation
+    return first, after, turns, Finished(escalation, answer_id)
 
 
 class _Transactions:
@@ -871,6 +883,9 @@ def _message_values(conversation_id: int, turn: Turn, *, now: datetime) -> dict[
         "output_tokens": turn.usage.output_tokens,
         "cache_read_tokens": turn.usage.cache_read_tokens,
         "cache_write_tokens": turn.usage.cache_write_tokens,
+        "model": turn.usage.model,
+        "fallback": turn.fallback,
+        "dont_know": turn.dont_know,
         "created_at": now,
     }
 

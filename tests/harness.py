@@ -20,7 +20,8 @@ Where the platforms render things differently, a scenario asks the harness inste
 branching on the platform: ``team_ping`` / ``staff_mention`` / ``customer_mention`` (the
 mentions as written on the wire), ``Posted.pings`` (did posting it notify the support team:
 the mention in Slack's text, the role in Discord's ``allowed_mentions``), ``Posted.buttons``
-(neutral names: ``claim``, ``resolve``, ``hand_back``, ``talk``) and ``Posted.says`` (text
+(neutral names: ``claim``, ``resolve``, ``hand_back``, ``talk``, ``up`` / ``down`` for
+👍 / 👎, ``yes`` / ``no`` under "Did we solve it?") and ``Posted.says`` (text
 without Markdown emphasis, case-insensitive). Where they behave differently today, a property
 says so: ``talk_button_stays``.
 
@@ -44,7 +45,7 @@ from bots.app import Runtime
 from bots.discord.bot import DiscordBot
 from bots.slack.bot import EVENTS_PATH, SlackBot
 from bots.slack.notice import ACTION_IDS
-from bots.slack.render import TALK_TO_HUMAN
+from bots.slack.render import SOLVED, TALK_TO_HUMAN
 from core.clock import utcnow
 from core.desk import Desk
 from core.stream import AnswerSink
@@ -316,7 +317,21 @@ class Bot(ABC):
 
 # -- Slack -----------------------------------------------------------------------------------
 
-_SLACK_BUTTONS = {**{i: str(a) for a, i in ACTION_IDS.items()}, TALK_TO_HUMAN: "talk"}
+_SLACK_BUTTONS = {
+    **{i: str(a) for a, i in ACTION_IDS.items()},
+    TALK_TO_HUMAN: "talk",
+    f"{SOLVED}_yes": "yes",
+    f"{SOLVED}_no": "no",
+}
+
+
+def _slack_buttons(element: Params) -> tuple[str, ...]:
+    """An element's neutral button names: 👍 / 👎 are one ``feedback_buttons`` element."""
+    if element["type"] == "feedback_buttons":
+        return ("up", "down")
+    return (_SLACK_BUTTONS.get(element["action_id"], element["action_id"]),)
+
+
 SLACK_DM = "D0DM"
 SLACK_SUPPORT = "C0SUPPORT"
 SLACK_STAFF_USER = "U0STAFF1"  # in the support user group the fake lists
@@ -384,10 +399,11 @@ class SlackSide(Bot):
 
     def _posted(self, message: Params) -> Posted:
         buttons = tuple(
-            _SLACK_BUTTONS.get(element["action_id"], element["action_id"])
+            name
             for block in message.get("blocks") or []
-            if block["type"] == "actions"
+            if block["type"] in ("actions", "context_actions")
             for element in block["elements"]
+            for name in _slack_buttons(element)
         )
         # The mention in the text (which drives notifications) pings the group.
         pings = self.team_ping in message["text"]
@@ -488,10 +504,13 @@ _DISCORD_ACTIONS = {"claim": "claim", "resolve": "resolve", "handback": "hand_ba
 
 
 def _discord_button(custom_id: str) -> str:
-    """``supportbot:esc:claim:7`` → ``claim``; ``supportbot:talk`` → ``talk``."""
+    """``supportbot:esc:claim:7`` → ``claim``; ``supportbot:talk`` → ``talk``;
+    ``supportbot:fb:up:3`` → ``up``; ``supportbot:solved:yes:2`` → ``yes``."""
     parts = custom_id.split(":")
     if parts[:2] == ["supportbot", "esc"]:
         return _DISCORD_ACTIONS.get(parts[2], custom_id)
+    if parts[:2] in (["supportbot", "fb"], ["supportbot", "solved"]):
+        return parts[2]
     return "talk" if custom_id == "supportbot:talk" else custom_id
 
 

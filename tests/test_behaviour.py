@@ -68,7 +68,7 @@ async def test_the_talk_to_a_human_button_escalates_like_asking(
     bot: Bot, where: Where, handoff: str
 ) -> None:
     answer = await bot.say("How long does express shipping take?", where=where)
-    assert answer is not None and answer.buttons == ("talk",)
+    assert answer is not None and answer.buttons == ("talk", "up", "down")
 
     assert await bot.press(answer, "talk", as_staff=False) is None
     *_, handed = bot.conversation(where=where)
@@ -79,6 +79,7 @@ async def test_the_talk_to_a_human_button_escalates_like_asking(
     assert [p.ref for p in bot.team_pings()] == [(handed if where == "thread" else notice).ref]
     [answer_now] = [p for p in bot.conversation(where=where) if p.ref == answer.ref]
     assert ("talk" in answer_now.buttons) is bot.talk_button_stays
+    assert answer_now.buttons[-2:] == ("up", "down"), "the answer can still be rated"
 
 
 @pytest.mark.parametrize(
@@ -110,7 +111,7 @@ async def test_claim_quiets_the_bot_and_closing_brings_it_back(
     fake_claude.queue(text("Express shipping takes two days."))
     back = await bot.say("How long does express shipping take?")
     assert back is not None and back.text == "Express shipping takes two days."
-    assert back.buttons == ("talk",) and not back.pings
+    assert back.buttons == ("talk", "up", "down") and not back.pings
 
 
 async def test_staff_writing_in_the_customer_thread_takes_over_until_resolved(

@@ -10,10 +10,12 @@ from typing import Any
 import discord
 import pytest
 
+from bots.app import Runtime
 from bots.common.workflow import ALREADY_CLOSED, ONLY_STAFF
 from bots.discord.bot import NO_ESCALATION, DiscordBot
 from bots.discord.notice import ACCENT
-from tests.discord_helpers import WatchedDesk, WatchedPort, running_bot, say
+from core.config import Persona
+from tests.discord_helpers import WatchedDesk, WatchedPort, running_bot, say, staff_posts
 from tests.fakes.anthropic_api import FakeAnthropic, text
 from tests.fakes.discord_api import Callback, FakeDiscord, Followup, Post
 from tests.test_discord_escalation import HUMAN, act, bot, desk, escalate, port, settings
@@ -270,3 +272,23 @@ async def test_resolving_a_post_discord_archived_meanwhile_still_marks_it_solved
     unarchive, solve = [e.body for e in fake_discord.channel_edits][-2:]
     assert unarchive == {"archived": False}
     assert solve["archived"] is True
+
+
+async def test_did_we_solve_it_is_asked_in_the_locked_post_before_it_is_archived_again(
+    fake_discord: FakeDiscord, runtime: Runtime, port: WatchedPort, persona: Persona
+) -> None:
+    async with running_bot(fake_discord, port, runtime.desk, lock_solved_posts=True) as bot:
+        starter = await fake_discord.forum_post("Refund", HUMAN)
+        post_id = int(starter["id"])
+        await fake_discord.wait_for(lambda: fake_discord.tags_of(post_id) == ["Escalated"])
+        await bot.drain()
+        [notice] = staff_posts(fake_discord)
+        claim, resolve, _ = notice.buttons
+        await act(fake_discord, notice.id, claim)  # a person helped: the question is asked
+        await act(fake_discord, notice.id, resolve)
+        await bot.drain()
+
+    asked = fake_discord.posts_in(post_id)[-1]
+    assert asked.content == persona.feedback.solved_question
+    assert fake_discord.tags_of(post_id) == ["Solved"]
+    assert archived(fake_discord, post_id) == (True, True)

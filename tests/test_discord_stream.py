@@ -53,7 +53,7 @@ async def test_the_first_words_are_posted_then_edited_into_the_answer(
     assert first.reference is not None and str(first.reference["message_id"]) == question["id"]
     release.set()
     answer = fake_discord.messages[first.id]
-    await fake_discord.wait_for(lambda: custom_ids(answer) == ["supportbot:talk"], within=30)
+    await fake_discord.wait_for(lambda: "supportbot:talk" in custom_ids(answer), within=30)
 
     assert answer["content"] == "Returns are accepted within 30 days."
     assert all(w.allowed_mentions == NOBODY for w in writes(fake_discord, dm))

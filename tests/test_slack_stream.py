@@ -65,7 +65,8 @@ async def test_words_show_in_the_thread_before_claude_has_finished(
     [message] = bot.posts("C0SUPPORT")
     assert not message["streaming"]
     assert message["text"] == "Use **Forgot password** on the sign-in page."
-    assert message["blocks"][-1]["block_id"] == "talk_to_human"
+    under = [b["type"] for b in message["blocks"][1:]]
+    assert under == ["actions", "context_actions"]  # "Talk to a human", then 👍 / 👎
     assert slack.calls_to("chat.postMessage") == []
     assert slack.statuses == {} and slack.reactions == set()
 
@@ -205,10 +206,10 @@ async def test_an_append_that_fails_later_is_repaired_with_the_whole_answer(
     await bot.bot.drain()
 
     # The message stopped where Slack refused the words; the whole answer is written over it,
-    # with the button, and nothing is posted twice.
+    # with the buttons, and nothing is posted twice.
     [message] = bot.posts("C0SUPPORT")
     assert message["text"] == "Refunds take 5–7 business days."
-    assert message["blocks"][-1]["block_id"] == "talk_to_human"
+    assert [b["type"] for b in message["blocks"][1:]] == ["actions", "context_actions"]
     assert not message["streaming"]
     [update] = slack.calls_to("chat.update")
     assert update["ts"] == message["ts"]

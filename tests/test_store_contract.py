@@ -13,7 +13,7 @@ from sqlalchemy.dialects import sqlite
 
 from core.escalation import State
 from core.files import Kept
-from core.ports import Conversation, ConversationStore, HandOff, TurnWrites
+from core.ports import Conversation, ConversationStore, Finished, HandOff, TurnWrites
 from core.types import ConversationKey, Kind, StaffPost
 from storage.repository import take_due_repings
 from tests.conftest import migrate
@@ -64,11 +64,12 @@ async def escalate(
 ) -> int:
     """Open an escalation at ``key``, its re-ping due ten minutes after ``now``."""
     conversation = await begin(store, f"esc-{key.channel_id}-{now}", key=key, now=now)
-    escalation = await store.finish_turn(
+    finished = await store.finish_turn(
         conversation.id,
         TurnWrites(hand_off=hand_off("Wants a person", reping_at=now + 10 * MINUTE)),
         now=now,
     )
+    escalation = finished.escalation
     assert escalation is not None and escalation.id is not None
     return escalation.id
 
@@ -239,7 +240,7 @@ async def test_each_replica_sees_what_the_others_wrote_in_the_window(stores: Sto
 async def test_finishing_with_nothing_to_write_changes_nothing(store: ConversationStore) -> None:
     first = await begin(store, "m-1")
     # Were the empty finish to touch the conversation, it would not have idled an hour later.
-    assert await store.finish_turn(first.id, TurnWrites(), now=T0 + 50 * MINUTE) is None
+    assert await store.finish_turn(first.id, TurnWrites(), now=T0 + 50 * MINUTE) == Finished()
     later = await begin(store, "m-2", now=T0 + 70 * MINUTE, idle_after=HOUR)
     assert later.fresh
 
@@ -269,14 +270,18 @@ async def test_a_live_escalation_belongs_to_its_conversation_only(
 
 async def test_one_live_escalation_per_conversation(store: ConversationStore) -> None:
     conversation = await begin(store, "m-1")
-    first = await store.finish_turn(
-        conversation.id,
-        TurnWrites(turns=(turn(Kind.NOTICE, "handing off"),), hand_off=hand_off("Billing")),
-        now=T0,
-    )
-    second = await store.finish_turn(
-        conversation.id, TurnWrites(hand_off=hand_off("Claude unavailable")), now=T0
-    )
+    first = (
+        await store.finish_turn(
+            conversation.id,
+            TurnWrites(turns=(turn(Kind.NOTICE, "handing off"),), hand_off=hand_off("Billing")),
+            now=T0,
+        )
+    ).escalation
+    second = (
+        await store.finish_turn(
+            conversation.id, TurnWrites(hand_off=hand_off("Claude unavailable")), now=T0
+        )
+    ).escalation
     assert first is not None and first.new and first.id is not None
     assert second is not None and not second.new and second.id == first.id
     [live] = await store.live_escalations()
@@ -290,19 +295,22 @@ async def test_one_live_escalation_per_conversation(store: ConversationStore) ->
         first.id, expected=State.OPEN, to=State.RESOLVED, staff_id="U-dana", now=T0
     )
     assert closed is not None and not closed.live
-    again = await store.finish_turn(conversation.id, TurnWrites(hand_off=hand_off("Again")), now=T0)
+    again = (
+        await store.finish_turn(conversation.id, TurnWrites(hand_off=hand_off("Again")), now=T0)
+    ).escalation
     assert again is not None and again.new and again.id != first.id
 
 
 async def test_two_replicas_handing_off_at_once_open_one_escalation(stores: Stores) -> None:
     conversation = await begin(stores.store, "m-1")
     replicas = [stores.store, stores.replica()]
-    made = await asyncio.gather(
+    finished = await asyncio.gather(
         *(
             r.finish_turn(conversation.id, TurnWrites(hand_off=hand_off(f"r{i}")), now=T0)
             for i, r in enumerate(replicas * 2)
         )
     )
+    made = [f.escalation for f in finished]
     assert sum(e is not None and e.new for e in made) == 1
     assert len({e.id for e in made if e is not None}) == 1
     assert len(await stores.store.live_escalations()) == 1

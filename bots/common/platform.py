@@ -203,6 +203,11 @@ class Platform(Protocol):
         """Re-draw the notice at ``post`` from ``view`` in place; nobody is pinged."""
         ...
 
+    async def ask_solved(self, view: EscalationView, question: str) -> bool:
+        """Ask ``question`` ("Did we solve it?") in the customer's conversation of ``view``,
+        with Yes and No buttons carrying the escalation's id."""
+        ...
+
     async def post_reping(self, view: EscalationView, *, now: datetime) -> bool:
         """Remind the team, in the staff thread, of an escalation nobody has claimed."""
         ...

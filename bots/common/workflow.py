@@ -440,7 +440,15 @@ class Workflow:
         late = self._too_late(press, view)
         if late is not None:
             await platform.tell_staff(press.post, press.user_id, late, press.context)
+        elif press.action is Action.RESOLVE:
+            await self._ask_solved(view)
         return late is None
+
+    async def _ask_solved(self, view: EscalationView) -> None:
+        """Ask the customer "Did we solve it?" once per escalation (``core.feedback``)."""
+        feedback = self._desk.feedback
+        if feedback is not None and await feedback.ask_solved(view.id):
+            await self._platform.ask_solved(view, feedback.texts.solved_question)
 
     def _too_late(self, press: Press, view: EscalationView) -> str | None:
         """What to tell someone whose press changed nothing because another got there first."""

@@ -21,6 +21,8 @@ from bots.common import Decided, Inbound, Press, Workflow
 from bots.common.workflow import ONLY_STAFF
 from bots.discord.buttons import ButtonClient
 from bots.discord.errors import DiscordStartError
+from bots.discord.feedback import ITEMS as FEEDBACK_ITEMS
+from bots.discord.feedback import DiscordFeedback, answer_buttons, rated_answer
 from bots.discord.platform import DiscordPlatform
 from bots.discord.send import SEND_ERRORS, describe
 from bots.discord.settings import DiscordSettings
@@ -77,6 +79,9 @@ def intents() -> discord.Intents:
 
 
 class _Client(ButtonClient):
+    feedback: DiscordFeedback | None = None
+    """Where 👍 / 👎 and "Did we solve it?" presses go (``None``: not collected)."""
+
     def __init__(
         self, *, on_any_message: Callable[[discord.Message], object], **options: Any
     ) -> None:
@@ -90,6 +95,10 @@ class _Client(ButtonClient):
         if event == "message":
             self._on_any_message(args[0])
         super().dispatch(event, *args, **kwargs)
+
+    async def setup_hook(self) -> None:
+        await super().setup_hook()
+        self.add_dynamic_items(*FEEDBACK_ITEMS)
 
     async def on_ready(self) -> None:
         # Fires again after every fresh IDENTIFY (not after a RESUME); nothing to set up twice.
@@ -125,6 +134,8 @@ class DiscordBot:
             # Raise instead of sleeping through long rate limits (30 s is the minimum allowed).
             max_ratelimit_timeout=30.0,
         )
+        if desk.feedback is not None:
+            self._client.feedback = DiscordFeedback(feedback=desk.feedback)
         self._platform = platform = DiscordPlatform(
             client=self._client,
             staff_channel_id=settings.staff_channel_id,
@@ -259,7 +270,9 @@ class DiscordBot:
             if inbound is None:
                 await interaction.response.send_message(NOT_HERE, ephemeral=True)
                 return
-            await interaction.response.edit_message(view=None)
+            # The button goes; the answer's 👍 and 👎, if it has them, stay.
+            kept = answer_buttons(offer_person=False, answer_id=rated_answer(interaction.message))
+            await interaction.response.edit_message(view=kept)
         except SEND_ERRORS as exc:
             log.error("could not answer a Talk to a human press (%s)", describe(exc))
             return

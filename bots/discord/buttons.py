@@ -165,17 +165,14 @@ def escalation_notice(view: EscalationView, text: str) -> discord.ui.LayoutView:
     return layout
 
 
-def talk_button() -> discord.ui.View:
-    return _persistent(TalkButton())
-
-
 def proposal_buttons(proposal_id: int) -> discord.ui.View:
-    return _persistent(
+    return persistent(
         ProposalButton(proposal_id, confirm=True), ProposalButton(proposal_id, confirm=False)
     )
 
 
-def _persistent(*items: discord.ui.Item[Any]) -> discord.ui.View:
+def persistent(*items: discord.ui.Item[Any]) -> discord.ui.View:
+    """A view of ``items`` that never times out."""
     # Without timeout=None each sent message would keep a 180 s timer running for nothing: the
     # buttons stay usable for as long as the message exists.
     view = discord.ui.View(timeout=None)

@@ -67,6 +67,17 @@ class ForumDesk:
         except SEND_ERRORS as exc:
             log.warning("could not tag forum post %s (%s)", post.id, describe(exc))
 
+    async def unarchive(self, view: EscalationView) -> None:
+        """Unarchive the customer's forum post, locked or not (the bot moderates), so that the
+        bot can post in it; the cache may not have seen the archive yet, so it is not asked."""
+        post = await self._post(view)
+        if post is None:
+            return
+        try:
+            await post.edit(archived=False)
+        except SEND_ERRORS as exc:
+            log.warning("could not unarchive forum post %s (%s)", post.id, describe(exc))
+
     async def reopen(self, channel: object) -> None:
         """The customer wrote in ``channel`` again: a solved forum post loses "Solved" and is
         unarchived (a post the bot never tagged is left as it is)."""

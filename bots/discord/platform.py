@@ -20,7 +20,8 @@ import discord
 from bots.common import AnswerStream, Decided, Inbound
 from bots.common.download import allowed, download, refused
 from bots.discord import send
-from bots.discord.buttons import TALK_LABEL, proposal_buttons, talk_button
+from bots.discord.buttons import TALK_LABEL, proposal_buttons
+from bots.discord.feedback import answer_buttons, solved_buttons
 from bots.discord.forum import ForumDesk
 from bots.discord.notice import approval, reminder
 from bots.discord.render import (
@@ -179,9 +180,11 @@ class DiscordPlatform:
             log.warning("escalation in %s not pinged: no support role configured", key)
         messages = reply_messages(reply, ping_role_id=self._role_id if ping else None)
         if reply.proposal is not None:
-            buttons = proposal_buttons(reply.proposal.id)
+            buttons: discord.ui.View | None = proposal_buttons(reply.proposal.id)
         else:
-            buttons = talk_button() if offer_person and place.offer_person else None
+            buttons = answer_buttons(
+                offer_person=offer_person and place.offer_person, answer_id=reply.answer_id
+            )
         target = place.target or place.channel
         for i, out in enumerate(messages):
             first, last = i == 0, i == len(messages) - 1
@@ -208,6 +211,20 @@ class DiscordPlatform:
         edited = await self._staff.edit(view, post)
         await self._forum.follow(view)
         return edited
+
+    async def ask_solved(self, view: EscalationView, question: str) -> bool:
+        key = view.key
+        direct = self.is_direct(key)
+        where = key.channel_id if direct or key.thread_id == "-" else key.thread_id
+        kind = discord.ChannelType.private if direct else None
+        channel = self._client.get_partial_messageable(int(where), type=kind)
+        buttons = solved_buttons(view.id)
+        # A solved forum post was archived (and maybe locked) by the resolve: opened for the
+        # question, then archived again.
+        await self._forum.unarchive(view)
+        posted = await send.post(channel, Outgoing(question), view=buttons, context=key)
+        await self._forum.follow(view)
+        return posted
 
     async def post_reping(self, view: EscalationView, *, now: datetime) -> bool:
         assert view.staff is not None  # the workflow posts a notice first

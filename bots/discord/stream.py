@@ -22,7 +22,8 @@ from typing import Any
 import discord
 
 from bots.common.pump import Pump
-from bots.discord.buttons import proposal_buttons, talk_button
+from bots.discord.buttons import proposal_buttons
+from bots.discord.feedback import answer_buttons
 from bots.discord.render import MESSAGE_LIMIT, Outgoing, reply_messages, role_mention
 from bots.discord.send import SEND_ERRORS, allowed_mentions, describe
 from core.split import split_text
@@ -82,7 +83,9 @@ class DiscordAnswer:
         if reply.proposal is not None:
             view: discord.ui.View | None = proposal_buttons(reply.proposal.id)
         else:
-            view = talk_button() if offer_person and self._offer_person else None
+            view = answer_buttons(
+                offer_person=offer_person and self._offer_person, answer_id=reply.answer_id
+            )
         parts = [out.content for out in reply_messages(reply)]
         if not await self._show(parts, view=view):
             return False

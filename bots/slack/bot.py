@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 from datetime import timedelta
 from typing import Any
 
@@ -29,8 +30,16 @@ from bots.slack.actions import STAFF_ACTIONS, decided, person_request, press
 from bots.slack.agent import AgentSurface
 from bots.slack.errors import error_code
 from bots.slack.events import BotIdentity, route
+from bots.slack.feedback import SOLVED_ACTIONS, WHY, FeedbackListeners
 from bots.slack.platform import SlackPlatform
-from bots.slack.render import CANCEL, CONFIRM, TALK_TO_HUMAN, group_mention, is_channel_id
+from bots.slack.render import (
+    CANCEL,
+    CONFIRM,
+    FEEDBACK,
+    TALK_TO_HUMAN,
+    group_mention,
+    is_channel_id,
+)
 from bots.slack.settings import SlackSettings
 from bots.slack.staff import StaffDirectory
 from bots.slack.web import SlackWeb
@@ -171,6 +180,12 @@ class SlackBot:
         app.action(TALK_TO_HUMAN)(listeners.on_person_request)
         app.action(CONFIRM)(listeners.on_decision)
         app.action(CANCEL)(listeners.on_decision)
+        feedback = self._desk.feedback
+        if feedback is not None:
+            rated = FeedbackListeners(workflow=self._workflow, feedback=feedback, web=web_api)
+            app.action(FEEDBACK)(rated.on_rated)
+            app.view(WHY)(rated.on_explained)
+            app.action(re.compile(SOLVED_ACTIONS))(rated.on_solved)
         return app
 
     async def _connect_socket(self, app: AsyncApp) -> None:

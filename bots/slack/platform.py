@@ -25,6 +25,7 @@ from bots.slack.render import (
     is_proposal_block,
     render_reply,
     render_said,
+    solved_question,
     user_mention,
 )
 from bots.slack.staff import StaffDirectory
@@ -175,7 +176,11 @@ class SlackPlatform:
             if mention is None:
                 log.warning("escalation in %s: SLACK_SUPPORT_GROUP_ID unset, no ping", key)
         parts = render_reply(
-            reply.text, ping=mention, offer_person=offer_person, proposal=reply.proposal
+            reply.text,
+            ping=mention,
+            offer_person=offer_person,
+            proposal=reply.proposal,
+            answer_id=reply.answer_id,
         )
         return await self._web.post_all(key.channel_id, parts, thread=reply_thread(key), about=key)
 
@@ -226,6 +231,12 @@ class SlackPlatform:
         team = self._team(self.is_direct(view.key))
         message = notice.notification(view, team=team, link=await self._link(view))
         return await self._web.update(post, message, about=f"escalation {view.id}")
+
+    async def ask_solved(self, view: EscalationView, question: str) -> bool:
+        key = view.key
+        message = solved_question(view.id, question)
+        ts = await self._web.post(key.channel_id, message, thread=reply_thread(key), about=key)
+        return ts is not None
 
     async def post_reping(self, view: EscalationView, *, now: datetime) -> bool:
         if view.staff is None:

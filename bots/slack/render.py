@@ -25,6 +25,11 @@ PING_ROOM = 100
 TALK_TO_HUMAN = "talk_to_human"
 """``action_id`` of the button under the bot's answers."""
 TALK_TO_HUMAN_LABEL = "Talk to a human"
+FEEDBACK = "answer_feedback"
+"""``action_id`` of 👍 / 👎 (a ``feedback_buttons`` element) under the bot's answers; the
+pressed button's value is ``up:ID`` or ``down:ID``, the stored answer's id."""
+SOLVED = "solved"
+"""``action_id`` prefix of Yes / No under "Did we solve it?" (value: the escalation's id)."""
 CONFIRM, CANCEL = "proposal_confirm", "proposal_cancel"
 _PROPOSAL = "proposal-"
 """``action_id`` of the Confirm and Cancel buttons under a proposed change (value: its id)."""
@@ -75,6 +80,7 @@ def render_reply(
     ping: str | None = None,
     offer_person: bool = False,
     proposal: PendingAction | None = None,
+    answer_id: int | None = None,
 ) -> list[SlackMessage]:
     """Claude's Markdown as one or more messages, each within Slack's limits.
 
@@ -82,7 +88,8 @@ def render_reply(
     same escaped text as fallback. ``ping`` is a mention built in code; it ends the last message
     both in the fallback text (which drives notifications) and in an ``mrkdwn`` section, where
     mention syntax is documented to work. ``offer_person`` puts the "Talk to a human" button
-    under the last message; ``proposal`` the Confirm and Cancel buttons of a proposed change.
+    under the last message; ``proposal`` the Confirm and Cancel buttons of a proposed change;
+    ``answer_id`` 👍 and 👎 for the stored answer.
     """
     messages = [
         SlackMessage(text=safe, blocks=[{"type": "markdown", "text": safe}])
@@ -93,19 +100,62 @@ def render_reply(
         last = messages.pop() if messages else SlackMessage(text="")
         joined = f"{last.text}\n\n{ping}" if last.text else ping
         messages.append(SlackMessage(text=joined, blocks=[*last.blocks, section]))
-    under = buttons(offer_person=offer_person, proposal=proposal)
+    under = buttons(offer_person=offer_person, proposal=proposal, answer_id=answer_id)
     if under and messages:
         last = messages[-1]
         messages[-1] = SlackMessage(text=last.text, blocks=[*last.blocks, *under])
     return messages
 
 
-def buttons(*, offer_person: bool, proposal: PendingAction | None) -> list[dict[str, Any]]:
+def buttons(
+    *, offer_person: bool, proposal: PendingAction | None, answer_id: int | None = None
+) -> list[dict[str, Any]]:
     """The blocks under an answer: a proposal's Confirm and Cancel, else "Talk to a human"
-    when ``offer_person``, else none."""
+    when ``offer_person``; then 👍 and 👎 when it is a stored ``answer_id``."""
     if proposal is not None:
         return [decision_buttons(proposal)]
-    return [_person_button()] if offer_person else []
+    under = [_person_button()] if offer_person else []
+    return under + ([feedback_buttons(answer_id)] if answer_id is not None else [])
+
+
+def feedback_buttons(answer_id: int) -> dict[str, Any]:
+    """👍 and 👎 for the stored answer ``answer_id`` (Slack shows which one was pressed)."""
+    element = {
+        "type": "feedback_buttons",
+        "action_id": FEEDBACK,
+        "positive_button": {
+            "text": {"type": "plain_text", "text": "👍"},
+            "value": f"up:{answer_id}",
+            "accessibility_label": "This answer helped",
+        },
+        "negative_button": {
+            "text": {"type": "plain_text", "text": "👎"},
+            "value": f"down:{answer_id}",
+            "accessibility_label": "This answer did not help",
+        },
+    }
+    return {"type": "context_actions", "block_id": f"feedback-{answer_id}", "elements": [element]}
+
+
+def solved_question(escalation_id: int, question: str) -> SlackMessage:
+    """ "Did we solve it?" with Yes and No, for the customer of escalation ``escalation_id``."""
+    said = escape(question)
+    choices = [
+        {
+            "type": "button",
+            "action_id": f"{SOLVED}_{word}",
+            "text": {"type": "plain_text", "text": word.title()},
+            "value": str(escalation_id),
+        }
+        for word in ("yes", "no")
+    ]
+    return SlackMessage(
+        text=said,
+        blocks=[
+            {"type": "section", "text": {"type": "mrkdwn", "text": said}},
+            {"type": "actions", "block_id": f"{SOLVED}-{escalation_id}", "elements": choices},
+        ],
+    )
 
 
 def render_said(prefix: str, text: str, *, empty: str) -> list[SlackMessage]:

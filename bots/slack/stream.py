@@ -102,7 +102,9 @@ class SlackAnswer:
         mention = self._mention if ping else None
         if mention is None and ping:
             log.warning("escalation in %s: SLACK_SUPPORT_GROUP_ID unset, no ping", self._key)
-        blocks = buttons(offer_person=offer_person, proposal=reply.proposal)
+        blocks = buttons(
+            offer_person=offer_person, proposal=reply.proposal, answer_id=reply.answer_id
+        )
         rest = continuation(self._shown, reply.text)
         finished = False
         if not self._broken and rest is not None:

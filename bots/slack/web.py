@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
+from typing import Any
 
 from slack_sdk.errors import SlackRequestError
 from slack_sdk.web.async_chat_stream import AsyncChatStream
@@ -139,6 +140,16 @@ class SlackWeb:
         except SLACK_ERRORS as exc:
             code = error_code(exc)
             log.warning("setSuggestedPrompts in %s failed for %s: %s", channel, about, code)
+            return False
+        return True
+
+    async def open_view(self, trigger_id: str, view: dict[str, Any], *, about: object) -> bool:
+        """Open a modal for whoever pressed (``views.open`` with the press's ``trigger_id``,
+        which Slack honours for 3 seconds, once)."""
+        try:
+            await self._client.views_open(trigger_id=trigger_id, view=view)
+        except SLACK_ERRORS as exc:
+            log.warning("views.open failed for %s: %s", about, error_code(exc))
             return False
         return True
 

@@ -24,6 +24,12 @@ Quirks the fake has to respect (PLATFORMS.md section 4):
   lower-case, 1-32 characters; descriptions 1-100) and counts as a create per command, as
   Discord's 200-a-day limit does; only a registered command can be invoked
   (:meth:`FakeDiscord.command`: INTERACTION_CREATE of type 2).
+- An interaction is answered once (a second callback is refused, 40060). An ephemeral message
+  sent as the answer (type 4) is kept in ``messages`` with its buttons, so it can be clicked.
+  A modal (type 9) must fit Discord's limits (title 45 characters, ``custom_id`` 100, 1–5
+  components, each text input's ``custom_id`` 100 and ``max_length`` 4,000, a label 45), and
+  cannot answer a modal's own submit; ``modals`` keeps those shown and ``submit_modal``
+  sends the submit.
 - Sends and edits of messages share one rate-limit bucket per channel, 5 writes per 5 s, as on
   Discord: one more is answered 429 (with ``Via`` and a JSON ``retry_after``, which discord.py
   sleeps for before trying again) and recorded in ``rate_limited``.
@@ -60,6 +66,7 @@ WRITES_PER_WINDOW, WRITE_WINDOW = 5, 5.0
 COMPONENT_INTERACTION, BUTTON = 3, 2
 APPLICATION_COMMAND, CHAT_INPUT = 2, 1
 COMMAND_NAME = re.compile(r"[-_a-z0-9]{1,32}")
+MODAL_SUBMIT, MODAL = 5, 9
 
 _ids = itertools.count(1_300_000_000_000_000_000)
 
@@ -264,9 +271,11 @@ class FakeDiscord:
         self.followups: list[Followup] = []
         self.messages: dict[int, dict[str, Any]] = {}  # what the bot posted, as it stands now
         self._clicked: dict[int, int] = {}  # interaction id -> the message clicked on
+        self._kinds: dict[int, int] = {}  # interaction id -> its type
         self._invoked: dict[int, int] = {}  # interaction id -> the channel a command ran in
         self.commands: dict[int, list[dict[str, Any]]] = {}  # each guild's registered commands
         self.command_syncs: list[Request] = []  # bulk overwrites of a guild's commands
+        self.modals: dict[int, dict[str, Any]] = {}  # interaction id -> the modal shown
         self.typing: list[int] = []
         self.uploads: list[Upload] = []  # files the bot posted, with the channel they went to
         self.files: dict[str, bytes] = {}  # attachments served, by path
@@ -386,37 +395,12 @@ class FakeDiscord:
             raise ValueError(f"message {message_id} has no button {custom_id!r}")
         interaction_id = snowflake()
         self._clicked[interaction_id] = message_id
-        channel_id = int(message["channel_id"])
+        channel = self.channels[int(message["channel_id"])]
         button = {"custom_id": custom_id, "component_type": BUTTON}
-        data = self._interaction(interaction_id, COMPONENT_INTERACTION, button, channel_id)
+        data = self._payload(interaction_id, COMPONENT_INTERACTION, button, channel)
         data["message"] = message
-        presser = by or self.customer
-        if self.channels[channel_id]["type"] == 1:
-            data["user"] = presser
-        else:
-            data["guild_id"] = str(self.world.guild_id)
-            data["member"] = {**self._member(roles), "user": presser, "permissions": "0"}
-        await self.dispatch("INTERACTION_CREATE", data)
+        await self._interact(data, by or self.customer, roles, channel)
         return interaction_id
-
-    def _interaction(
-        self, interaction_id: int, kind: int, data: dict[str, Any], channel_id: int
-    ) -> dict[str, Any]:
-        """An INTERACTION_CREATE payload of ``kind`` in ``channel_id``, without its user."""
-        return {
-            "id": str(interaction_id),
-            "application_id": str(self.world.application_id),
-            "type": kind,
-            "token": f"interaction-token-{interaction_id}",
-            "version": 1,
-            "data": data,
-            "channel_id": str(channel_id),
-            "channel": self.channels[channel_id],
-            "attachment_size_limit": 10 * 1024 * 1024,
-            "app_permissions": "0",
-            "locale": "en-US",
-            "entitlements": [],
-        }
 
     async def command(
         self,
@@ -435,11 +419,71 @@ class FakeDiscord:
         interaction_id = snowflake()
         self._invoked[interaction_id] = channel_id
         invoked = {"id": registered["id"], "name": name, "type": CHAT_INPUT}
-        data = self._interaction(interaction_id, APPLICATION_COMMAND, invoked, channel_id)
-        data["data"]["guild_id"] = data["guild_id"] = str(guild_id)
-        data["member"] = {**self._member(roles), "user": by or self.customer, "permissions": "0"}
-        await self.dispatch("INTERACTION_CREATE", data)
+        invoked["guild_id"] = str(guild_id)
+        channel = self.channels[channel_id]
+        data = self._payload(interaction_id, APPLICATION_COMMAND, invoked, channel)
+        await self._interact(data, by or self.customer, roles, channel)
         return interaction_id
+
+    async def submit_modal(
+        self, opened_by: int, values: dict[str, str], *, by: dict[str, Any] | None = None
+    ) -> int:
+        """``by`` (the customer by default) sends the modal shown in answer to interaction
+        ``opened_by``, its text inputs filled with ``values`` (by ``custom_id``). Returns the
+        submit's interaction id."""
+        modal = self.modals[opened_by]
+        interaction_id = snowflake()
+        message_id = self._clicked[opened_by]
+        self._clicked[interaction_id] = message_id
+        channel = self.channels[int(self.messages[message_id]["channel_id"])]
+        submitted = [
+            {
+                "type": 18,
+                "component": {
+                    **c["component"],
+                    "value": values.get(c["component"]["custom_id"], ""),
+                },
+            }
+            for c in modal["components"]
+        ]
+        form = {"custom_id": modal["custom_id"], "components": submitted}
+        data = self._payload(interaction_id, MODAL_SUBMIT, form, channel)
+        await self._interact(data, by or self.customer, (), channel)
+        return interaction_id
+
+    def _payload(
+        self, interaction_id: int, kind: int, data: dict[str, Any], channel: dict[str, Any]
+    ) -> dict[str, Any]:
+        """An INTERACTION_CREATE payload of ``kind`` in ``channel``, without its user."""
+        return {
+            "id": str(interaction_id),
+            "application_id": str(self.world.application_id),
+            "type": kind,
+            "token": f"interaction-token-{interaction_id}",
+            "version": 1,
+            "data": data,
+            "channel_id": str(channel["id"]),
+            "channel": channel,
+            "attachment_size_limit": 10 * 1024 * 1024,
+            "app_permissions": "0",
+            "locale": "en-US",
+            "entitlements": [],
+        }
+
+    async def _interact(
+        self,
+        data: dict[str, Any],
+        presser: dict[str, Any],
+        roles: Sequence[int],
+        channel: dict[str, Any],
+    ) -> None:
+        self._kinds[int(data["id"])] = data["type"]
+        if channel["type"] == 1:
+            data["user"] = presser
+        else:
+            data["guild_id"] = str(self.world.guild_id)
+            data["member"] = {**self._member(roles), "user": presser, "permissions": "0"}
+        await self.dispatch("INTERACTION_CREATE", data)
 
     # -- payload builders ------------------------------------------------------------------
 
@@ -886,6 +930,7 @@ class FakeDiscord:
         if len(body.get("content") or "") > 2000 or refusal(body):
             return _invalid(refusal(body))
         message = self._bot_message(channel_id, body)
+
         await self._record(self.posts, Post(int(message["id"]), channel_id, body))
         await self.dispatch("MESSAGE_CREATE", message)
         return _json(message)
@@ -928,17 +973,31 @@ class FakeDiscord:
         if token != f"interaction-token-{interaction_id}":
             return _json({"message": "Unknown interaction", "code": 10062}, status=404)
         kind, data = body["type"], body.get("data") or {}
+        if self.answered(interaction_id):
+            return _json(
+                {"message": "Interaction has already been acknowledged.", "code": 40060}, 400
+            )
+        if kind == MODAL and (
+            self._kinds.get(interaction_id) == MODAL_SUBMIT or _modal_problem(data)
+        ):
+            return _json({"message": "Invalid Form Body", "code": 50035}, status=400)
         clicked = self._clicked.get(interaction_id)
         message = self.messages[clicked] if clicked is not None else None
+        if message is None and kind in (7, MODAL):
+            return _invalid("only a component interaction can update its message or open this")
         if kind == 7:
-            if message is None:
-                return _invalid("only a component interaction can update its message")
             self._apply(message, data)
+        if kind == MODAL:
+            self.modals[interaction_id] = data
+        if kind == 4 and data.get("flags", 0) & EPHEMERAL:
+            # Kept, so that its buttons can be clicked (only its recipient sees it).
+            where = int(message["channel_id"]) if message else self._invoked[interaction_id]
+            self._bot_message(where, data)["flags"] = EPHEMERAL
         await self._record(self.callbacks, Callback(interaction_id, kind, data))
         answer: dict[str, Any] = {
             "interaction": {
                 "id": str(interaction_id),
-                "type": COMPONENT_INTERACTION if message is not None else APPLICATION_COMMAND,
+                "type": self._kinds.get(interaction_id, COMPONENT_INTERACTION),
                 "response_message_loading": kind == 5,
                 "response_message_ephemeral": bool(data.get("flags", 0) & EPHEMERAL),
             }
@@ -1005,6 +1064,30 @@ class FakeDiscord:
         await self._record(self.posts, Post(int(thread["id"]), int(thread["id"]), starter))
         await self.dispatch("MESSAGE_CREATE", message)
         return _json({**thread, "message": message})
+
+
+def _modal_problem(modal: dict[str, Any]) -> bool:
+    """Whether Discord would refuse ``modal`` (type 9's data)."""
+    components = modal.get("components") or []
+    if (
+        not 0 < len(modal.get("title") or "") <= 45
+        or not 0 < len(modal.get("custom_id") or "") <= 100
+    ):
+        return True
+    if not 0 < len(components) <= 5:
+        return True
+    for wrapper in components:
+        inner = (
+            [wrapper["component"]] if wrapper.get("type") == 18 else wrapper.get("components") or []
+        )
+        if wrapper.get("type") == 18 and not 0 < len(wrapper.get("label") or "") <= 45:
+            return True
+        for item in inner:
+            if item.get("type") != 4 or not 0 < len(item.get("custom_id") or "") <= 100:
+                return True
+            if item.get("style") not in (1, 2) or int(item.get("max_length") or 0) > 4000:
+                return True
+    return False
 
 
 def _invalid(why: str | None) -> web.Response:

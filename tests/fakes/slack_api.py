@@ -25,6 +25,14 @@ a DM) only with ``recipient_user_id`` and ``recipient_team_id``; ``appendStream`
 it streams. A streamed message is in ``messages`` from its start, its ``text`` the markdown so
 far, with ``streaming``, ``appends`` (each call's text) and ``tasks`` (task chunks by id).
 
+Modals work like Slack's: ``views.open`` takes only a ``trigger_id`` the fake issued
+(``trigger()``, as Slack puts one in every interaction payload), once, within 3 seconds
+(``invalid_trigger_id``, ``exchanged_trigger_id``, ``expired_trigger_id``), and a view within
+Slack's limits (title 24 characters, ``private_metadata`` 3,000, ``callback_id`` 255, a submit
+button when it has inputs); opened views are kept in ``views``. Blocks are checked too:
+``context_actions`` holds 1–5 ``feedback_buttons`` or ``icon_button`` elements, each feedback
+button's text 75 characters and value 2,000 (``invalid_blocks``).
+
 Files are served like Slack serves ``url_private``: only with the bot token in
 ``Authorization: Bearer …``; without it the answer is the HTML sign-in page, with status 200.
 ``files.getUploadURLExternal``, the upload URL it hands out and ``files.completeUploadExternal``
@@ -55,6 +63,8 @@ Handler = Callable[[Params], Params]
 TEXT_HARD_LIMIT = 40000
 MARKDOWN_TOTAL_LIMIT = 12000
 MAX_BLOCKS = 50
+TRIGGER_SECONDS = 3.0
+"""How long Slack honours a ``trigger_id`` (once)."""
 
 
 class FakeSlack:
@@ -84,6 +94,9 @@ class FakeSlack:
         self.prompts: list[Params] = []
         """Each accepted ``assistant.threads.setSuggestedPrompts``: channel_id, thread_ts (or
         None), title (or None), prompts."""
+        self.views: list[Params] = []
+        """Modals opened (``views.open``), each with the ``id`` Slack gave it."""
+        self._triggers: dict[str, float] = {}
         self.uploads: list[Params] = []
         """Files the bot shared: channel, thread_ts, name, data."""
         self.downloads: list[tuple[str, str]] = []
@@ -120,6 +133,7 @@ class FakeSlack:
             "users.info": self._user,
             "usergroups.users.list": lambda _: {"users": ["U0STAFF1", "U0STAFF2"]},
             "conversations.info": self._conversation,
+            "views.open": self._open_view,
             "files.getUploadURLExternal": self._upload_url,
             "files.completeUploadExternal": self._complete_upload,
         }
@@ -199,6 +213,12 @@ class FakeSlack:
             "url_private": url,
             "url_private_download": f"{url}?download=1",
         }
+
+    def trigger(self) -> str:
+        """A fresh ``trigger_id``, as Slack puts in an interaction payload."""
+        trigger_id = f"{next(self._ts)}.{uuid.uuid4().hex[:12]}"
+        self._triggers[trigger_id] = time.monotonic()
+        return trigger_id
 
     def calls_to(self, method: str) -> list[Params]:
         return [params for name, params in self.calls if name == method]
@@ -366,6 +386,24 @@ class FakeSlack:
                 return {"channel": channel, "ts": ts, "text": params.get("text")}
         return {"ok": False, "error": "message_not_found"}
 
+    def _open_view(self, params: Params) -> Params:
+        trigger_id = str(params.get("trigger_id") or "")
+        issued = self._triggers.get(trigger_id)
+        if issued is None:
+            return {"ok": False, "error": "invalid_trigger_id"}
+        if issued < 0:
+            return {"ok": False, "error": "exchanged_trigger_id"}
+        if time.monotonic() - issued > TRIGGER_SECONDS:
+            return {"ok": False, "error": "expired_trigger_id"}
+        view = params.get("view")
+        view = json.loads(view) if isinstance(view, str) else view or {}
+        if _view_problem(view):
+            return {"ok": False, "error": "invalid_arguments"}
+        self._triggers[trigger_id] = -1.0
+        opened = {**view, "id": f"V{next(self._ts):08d}"}
+        self.views.append(opened)
+        return {"view": opened}
+
     def _set_status(self, params: Params) -> Params:
         """A thread's loading status: set, or cleared by an empty ``status``; at most 10
         ``loading_messages``."""
@@ -453,6 +491,8 @@ class FakeSlack:
         message = self._streaming(params)
         if message is None:
             return {"ok": False, "error": "message_not_in_streaming_state"}
+        if _blocks_problem(_blocks(params)):
+            return {"ok": False, "error": "invalid_blocks"}
         problem = _stream_into(message, params)
         if problem is not None:
             return {"ok": False, "error": problem}
@@ -577,6 +617,45 @@ def _blocks(params: Params) -> list[dict[str, Any]]:
     return json.loads(blocks) if isinstance(blocks, str) else blocks
 
 
+def _view_problem(view: Params) -> bool:
+    """Whether Slack would refuse ``view`` as a modal."""
+    title = (view.get("title") or {}).get("text") or ""
+    blocks = view.get("blocks") or []
+    inputs = any(b.get("type") == "input" for b in blocks)
+    return (
+        view.get("type") != "modal"
+        or not 0 < len(title) <= 24
+        or len(str(view.get("private_metadata") or "")) > 3000
+        or len(str(view.get("callback_id") or "")) > 255
+        or not 0 < len(blocks) <= 100
+        or (inputs and not view.get("submit"))
+        or _blocks_problem(blocks)
+    )
+
+
+def _blocks_problem(blocks: list[Params]) -> bool:
+    """Whether a ``context_actions`` block breaks Slack's rules."""
+    for block in blocks:
+        if block.get("type") != "context_actions":
+            continue
+        elements = block.get("elements") or []
+        if not 0 < len(elements) <= 5:
+            return True
+        for element in elements:
+            if element.get("type") == "feedback_buttons":
+                pair = (element.get("positive_button"), element.get("negative_button"))
+                if not all(
+                    b
+                    and 0 < len((b.get("text") or {}).get("text") or "") <= 75
+                    and 0 < len(str(b.get("value") or "")) <= 2000
+                    for b in pair
+                ):
+                    return True
+            elif element.get("type") != "icon_button":
+                return True
+    return False
+
+
 def _stream_into(message: Params, params: Params) -> str | None:
     """Add a stream call's ``markdown_text`` and ``chunks`` to ``message`` (its ``text`` is the
     markdown so far, ``tasks`` each task's title and status, ``appends`` each call's text);
@@ -608,7 +687,7 @@ def _content_problem(params: Params) -> str | None:
     if len(text) > TEXT_HARD_LIMIT:
         return "msg_too_long"
     markdown = sum(len(b.get("text", "")) for b in blocks if b.get("type") == "markdown")
-    if len(blocks) > MAX_BLOCKS or markdown > MARKDOWN_TOTAL_LIMIT:
+    if len(blocks) > MAX_BLOCKS or markdown > MARKDOWN_TOTAL_LIMIT or _blocks_problem(blocks):
         return "invalid_blocks"
     return None
 
