@@ -137,6 +137,14 @@ FILE_TEXT_FIELDS = dict.fromkeys(
 """Every placeholder a ``FileTexts`` sentence may use."""
 
 
+class SuggestedPrompt(BaseModel):
+    """A prompt offered when a customer opens a conversation (Slack's suggested prompts):
+    ``title`` is what they see, ``message`` what pressing it sends."""
+
+    title: str = Field(min_length=1, max_length=75)
+    message: str = Field(min_length=1, max_length=2000)
+
+
 class Persona(BaseModel):
     name: str
     company: str
@@ -164,6 +172,12 @@ class Persona(BaseModel):
     """Shown while an answer streams, when Claude hands the conversation to people."""
     loading_messages: list[str] = Field(default_factory=list, max_length=10)
     """What Slack's loading status rotates through while the bot works (at most 10)."""
+    suggested_prompts: list[SuggestedPrompt] = Field(default_factory=list, max_length=4)
+    """Offered when a customer opens the bot's Messages tab or a new assistant thread (Slack
+    takes at most 4)."""
+    suggested_prompts_title: str = Field("", max_length=75)
+    stopped: str = Field("You stopped this answer. Ask me again whenever you like.", min_length=1)
+    """Ends an answer the customer stopped (Slack's stop button)."""
     actions_instructions: str = ""
     """Added to the instructions when the team's tool servers are connected (MCP actions)."""
     human_request_phrases: list[str] = []

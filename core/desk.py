@@ -51,6 +51,10 @@ class Desk:
     async def at(self, staff: StaffPost) -> EscalationView | None:
         return await self._store.escalation_at(staff)
 
+    async def live_at(self, key: ConversationKey) -> EscalationView | None:
+        """The open or claimed escalation of the conversation at ``key``, if it has one."""
+        return next((v for v in await self._store.live_escalations() if v.key == key), None)
+
     async def act(
         self, escalation_id: int, action: Action, *, staff_id: str
     ) -> EscalationView | None:

@@ -212,6 +212,9 @@ class Engine:
         self._locks: dict[str, asyncio.Lock] = {}
         self._waiting: dict[str, int] = {}
         self._held: dict[str, tuple[IncomingMessage, datetime]] = {}
+        self._calls: dict[str, asyncio.Task[LLMResult]] = {}
+        """Each conversation's Claude call answering the customer now (``stop`` cancels it)."""
+        self._stopping: set[str] = set()
 
     @property
     def files(self) -> FileLimits:
@@ -222,6 +225,27 @@ class Engine:
     def loading_messages(self) -> tuple[str, ...]:
         """The persona's lines for a platform's loading status while a turn runs."""
         return tuple(self._persona.loading_messages)
+
+    @property
+    def suggested_prompts(self) -> tuple[tuple[str, str], ...]:
+        """The persona's suggested prompts, as (title, message)."""
+        return tuple((p.title, p.message) for p in self._persona.suggested_prompts)
+
+    @property
+    def suggested_prompts_title(self) -> str:
+        """The heading over the suggested prompts (empty: none)."""
+        return self._persona.suggested_prompts_title
+
+    def stop(self, key: ConversationKey) -> bool:
+        """The customer stopped the answer being written at ``key``: its Claude call is
+        cancelled and the turn ends with the persona's ``stopped`` sentence after what was
+        shown. Whether a call was running."""
+        call = self._calls.get(str(key))
+        if call is None or call.done():
+            return False
+        self._stopping.add(str(key))
+        call.cancel()
+        return True
 
     async def is_active(self, key: ConversationKey) -> bool:
         return await self._store.is_active(key)
@@ -730,8 +754,9 @@ class Engine:
             offered = self._tools.offered() if self._tools is not None else []
             messages = window.to_messages(turn.history, ttl=self._limits.cache_ttl_conversation)
             kept = await self._store.file_data(conversation.id, files.referenced(messages))
-            try:
-                result = await self._llm.respond(
+            where = str(turn.message.key)
+            call = self._calls[where] = asyncio.ensure_future(
+                self._llm.respond(
                     system=prompt.system_blocks(
                         self._persona,
                         ttl=self._limits.cache_ttl_prefix,
@@ -744,6 +769,14 @@ class Engine:
                     tools=[prompt.ESCALATE_TOOL, *(spec.definition() for spec in offered)],
                     events=turn.shown,
                 )
+            )
+            try:
+                result = await call
+            except asyncio.CancelledError:
+                if where not in self._stopping or not call.cancelled():
+                    raise  # the turn itself was cancelled (shutdown), not just the call
+                self._stopping.discard(where)
+                return self._stopped(turn)
             except LLMError as exc:
                 log.warning("claude failed in %s: %s", turn.message.key, exc)
                 return await self._fallback(turn, exc.cause)
@@ -751,6 +784,8 @@ class Engine:
                 # A crash inside the client is a Claude failure like any other.
                 log.exception("claude call crashed in %s", turn.message.key)
                 return await self._fallback(turn, "unknown")
+            finally:
+                self._calls.pop(where, None)
             reply = await self._reply_from(turn, result)
             if reply is not None:
                 return reply
@@ -1012,6 +1047,17 @@ class Engine:
             return verbatim
         written = clean("\n".join(b["text"] for b in result.content if b.get("type") == "text"))
         return written or verbatim
+
+    def _stopped(self, turn: _Turn) -> Reply:
+        """The customer pressed stop: the answer ends with the persona's ``stopped`` sentence
+        after the words already shown. That whole text is kept as a notice (the conversation
+        is answered, so it is not recovered later), not as Claude's turn: Claude never sees the
+        cut-off words, and the stopped question joins the customer's next message."""
+        log.info("the customer stopped the answer in %s", turn.message.key)
+        said = self._persona.stopped
+        shown = turn.shown.final(said) if turn.shown is not None else said
+        self._notice(turn, Reply(shown))
+        return Reply(said)
 
     def _notice(self, turn: _Turn, reply: Reply, *, usage: Usage | None = None) -> Reply:
         """Keep what the customer was told; Claude never sees notices in its history."""

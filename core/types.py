@@ -217,6 +217,19 @@ class ConversationPort(Protocol):
         """Whether the bot has an open conversation at ``key`` (to follow a thread unprompted)."""
         ...
 
+    @property
+    def suggested_prompts(self) -> tuple[tuple[str, str], ...]:
+        """What a new conversation offers the customer to ask, as (title, message)."""
+        ...
+
+    @property
+    def suggested_prompts_title(self) -> str: ...
+
+    def stop(self, key: ConversationKey) -> bool:
+        """Stop the answer being written at ``key`` (the customer pressed stop); whether one
+        was."""
+        ...
+
     async def decide(
         self,
         proposal_id: int,

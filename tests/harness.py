@@ -51,7 +51,7 @@ from core.desk import Desk
 from core.stream import AnswerSink
 from core.types import ConversationKey, IncomingMessage, Reply, StaffPost
 from tests.discord_helpers import QUICK_EDITS, fake_discord_installed, settings_for
-from tests.fakes.discord_api import FakeDiscord, custom_ids
+from tests.fakes.discord_api import FakeDiscord, custom_ids, text_of
 from tests.fakes.slack_api import FakeSlack, Params, post_action, post_event
 from tests.slack_helpers import GROUP, SECRET, load_body, press_body, slack_settings
 
@@ -553,7 +553,7 @@ class DiscordSide(Bot):
             mentions.get("roles") or []
         )
         buttons = tuple(_discord_button(c) for c in custom_ids(now))
-        return Posted(now["content"], buttons, pings, message_id)
+        return Posted(text_of(now), buttons, pings, message_id)
 
     def conversation(self, *, where: Where = "thread") -> list[Posted]:
         channel = self.fake.world.dm_channel_id if where == "dm" else self._thread_id

@@ -6,10 +6,12 @@ from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import Any
 
+import discord
 import pytest
 
-from bots.discord.buttons import EscalationButton, escalation_buttons
+from bots.discord.buttons import EscalationButton, escalation_notice
 from bots.discord.notice import (
+    ACCENT,
     age,
     jump_url,
     notification,
@@ -71,22 +73,31 @@ def test_state_line_says_who_and_when(changes: dict[str, Any], line: str) -> Non
 
 
 @pytest.mark.parametrize(
-    ("state", "buttons"),
+    ("state", "colour", "buttons"),
     [
-        ("open", [("Claim", "claim"), ("Resolve", "resolve"), ("Hand back to bot", "handback")]),
-        ("claimed", [("Resolve", "resolve"), ("Hand back to bot", "handback")]),
-        ("resolved", None),
-        ("handed_back", None),
+        (
+            "open",
+            0xE67E22,
+            [("Claim", "claim"), ("Resolve", "resolve"), ("Hand back to bot", "handback")],
+        ),
+        ("claimed", 0x3498DB, [("Resolve", "resolve"), ("Hand back to bot", "handback")]),
+        ("resolved", 0x2ECC71, []),
+        ("handed_back", 0x95A5A6, []),
     ],
 )
-def test_buttons_follow_the_state(state: str, buttons: list[tuple[str, str]] | None) -> None:
-    view = escalation_buttons(at(state=state))
-    if buttons is None:
-        assert view is None  # closed: the buttons are removed
-        return
-    assert view is not None and view.timeout is None
-    # The custom_id format predates this code: buttons posted before an upgrade keep working.
-    pressable = [item.item for item in view.children if isinstance(item, EscalationButton)]
+def test_the_notice_container_follows_the_state(
+    state: str, colour: int, buttons: list[tuple[str, str]]
+) -> None:
+    layout = escalation_notice(at(state=state), "the notice")
+    assert layout.timeout is None and layout.has_components_v2()
+    [container] = layout.children
+    assert isinstance(container, discord.ui.Container)
+    assert container.accent_colour == colour == ACCENT[state]
+    texts = [i.content for i in layout.walk_children() if isinstance(i, discord.ui.TextDisplay)]
+    assert texts == ["the notice"]
+    # The custom_id format predates this code: buttons posted before an upgrade keep working;
+    # a closed escalation's notice has none.
+    pressable = [i.item for i in layout.walk_children() if isinstance(i, EscalationButton)]
     assert [(button.label, button.custom_id) for button in pressable] == [
         (label, f"supportbot:esc:{action}:12") for label, action in buttons
     ]

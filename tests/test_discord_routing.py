@@ -292,8 +292,10 @@ def test_allowed_mentions_never_parse_everyone_or_users() -> None:
 def test_invite_url_requests_exactly_the_needed_permissions() -> None:
     query = parse_qs(urlsplit(invite_url(1234)).query)
     assert query["client_id"] == ["1234"]
-    assert query["scope"] == ["bot"]
+    assert query["scope"] == ["bot applications.commands"]
     granted = discord.Permissions(int(query["permissions"][0]))
     assert granted == PERMISSIONS
-    assert granted.value == (1 << 10) | (1 << 11) | (1 << 16) | (1 << 35) | (1 << 38)
+    assert granted.value == (
+        (1 << 4) | (1 << 10) | (1 << 11) | (1 << 16) | (1 << 34) | (1 << 35) | (1 << 38)
+    )
     assert not granted.administrator and not granted.mention_everyone

@@ -401,14 +401,22 @@ def test_manifest_asks_for_exactly_what_the_adapter_uses() -> None:
         "users:read",  # users.info: the name on a relayed staff reply
         "files:read",  # url_private: customers' photos and PDFs, staff files for a DM
         "files:write",  # files.uploadV2: photos to the staff thread, staff files to a DM
+        "assistant:write",  # the agent view's suggested prompts
     }
     assert set(manifest["settings"]["event_subscriptions"]["bot_events"]) == {
+        "agent_session_stopped",  # the stop button
+        "app_home_opened",  # the Messages tab: suggested prompts
         "app_mention",
         "message.channels",
         "message.groups",
         "message.im",
     }
     assert manifest["features"]["app_home"]["messages_tab_enabled"] is True
+    agent = manifest["features"]["agent_view"]
+    assert agent["agent_description"]
+    # Slack shows at most 4 prompts, each a title and the message it sends.
+    assert 0 < len(agent["suggested_prompts"]) <= 4
+    assert all(set(p) == {"title", "message"} for p in agent["suggested_prompts"])
     assert manifest["settings"]["interactivity"]["is_enabled"] is True
 
 

@@ -41,7 +41,7 @@ from bots.common.serial import Serial
 from bots.common.tasks import Tasks
 from core.clock import utcnow
 from core.desk import Desk
-from core.escalation import Action, State
+from core.escalation import Action, State, after
 from core.files import Problem
 from core.ports import Unanswered
 from core.types import (
@@ -421,12 +421,13 @@ class Workflow:
             if relayed is not None and not await platform.relay_to_customer(relayed):
                 await platform.tell_staff(reply.post, reply.author_id, NOT_DELIVERED, reply.context)
 
-    async def staff_press(self, press: Press) -> None:
-        """Claim, resolve or hand back, then show the new state on the notice."""
+    async def staff_press(self, press: Press) -> bool:
+        """Claim, resolve or hand back, then show the new state on the notice; whether the
+        press did it (else the presser was told why not)."""
         platform = self._platform
         if not await platform.is_staff(press.user_id, press.context):
             await platform.tell_staff(press.post, press.user_id, ONLY_STAFF, press.context)
-            return
+            return False
         async with self._serial(("escalation", press.escalation_id)):
             view = await self._desk.act(press.escalation_id, press.action, staff_id=press.user_id)
             if view is None:
@@ -434,13 +435,14 @@ class Workflow:
                 await platform.tell_staff(
                     press.post, press.user_id, UNKNOWN_ESCALATION, press.context
                 )
-                return
+                return False
             await platform.update_notice(view, view.staff or press.post)
         late = self._too_late(press, view)
         if late is not None:
             await platform.tell_staff(press.post, press.user_id, late, press.context)
         elif press.action is Action.RESOLVE:
             await self._ask_solved(view)
+        return late is None
 
     async def _ask_solved(self, view: EscalationView) -> None:
         """Ask the customer "Did we solve it?" once per escalation (``core.feedback``)."""
@@ -455,6 +457,8 @@ class Workflow:
                 who = self._platform.person(view.claimed_by or "")
                 return f"{who} has already claimed this escalation."
             return "This escalation is already closed."
-        if press.action is not Action.CLAIM and view.closed_by != press.user_id:
+        # Closed by someone else, or closed the other way (resolved, then "hand back").
+        closed_so = view.state == after(State.OPEN, press.action)
+        if press.action is not Action.CLAIM and (view.closed_by != press.user_id or not closed_so):
             return ALREADY_CLOSED
         return None

@@ -17,7 +17,8 @@ from typing import Any
 import aiohttp
 import discord
 
-from bots.common import Decided, Inbound, Workflow
+from bots.common import Decided, Inbound, Press, Workflow
+from bots.common.workflow import ONLY_STAFF
 from bots.discord.buttons import ButtonClient
 from bots.discord.errors import DiscordStartError
 from bots.discord.feedback import ITEMS as FEEDBACK_ITEMS
@@ -25,13 +26,21 @@ from bots.discord.feedback import DiscordFeedback, answer_buttons, rated_answer
 from bots.discord.platform import DiscordPlatform
 from bots.discord.send import SEND_ERRORS, describe
 from bots.discord.settings import DiscordSettings
+from bots.discord.slash import COMMANDS, command_tree, sync_commands
 from bots.discord.stream import EDIT_INTERVAL
-from bots.discord.translate import proposal_press, staff_press, talk_press, translate
+from bots.discord.translate import (
+    commanded_at,
+    is_support,
+    proposal_press,
+    staff_press,
+    talk_press,
+    translate,
+)
 from core.clock import utcnow
 from core.desk import Desk
 from core.escalation import Action
 from core.ports import Unanswered
-from core.types import ConversationPort, EscalationView
+from core.types import ConversationPort, EscalationView, StaffPost
 
 log = logging.getLogger(__name__)
 
@@ -46,6 +55,15 @@ NO_CONTENT_INTENT = (
 )
 AUTHENTICATION_FAILED = 4004  # gateway close code for a bad token
 NOT_HERE = "This button no longer works here. Send a message instead and we'll take it from there."
+NO_ESCALATION = (
+    "There is no open escalation here. Use this command in a customer's thread (or forum post) "
+    "while it is escalated, or in the escalation's staff thread."
+)
+DONE = {
+    Action.CLAIM: "You claimed escalation #{id}.",
+    Action.RESOLVE: "Escalation #{id} is resolved.",
+    Action.HAND_BACK: "Escalation #{id} is handed back to the bot.",
+}
 
 
 def intents() -> discord.Intents:
@@ -122,9 +140,12 @@ class DiscordBot:
             client=self._client,
             staff_channel_id=settings.staff_channel_id,
             support_role_id=settings.support_role_id,
+            lock_solved_posts=settings.lock_solved_posts,
             edit_interval=edit_interval,
         )
         self._workflow = Workflow(platform=platform, port=port, desk=desk, clock=clock)
+        self._desk = desk
+        self._tree = command_tree(self._client, self)
         self._support_channel_ids = frozenset(settings.support_channel_ids)
         self._connection: asyncio.Task[None] | None = None
 
@@ -158,6 +179,8 @@ class DiscordBot:
             # connect() ended first: re-raise what ended it (4014, 4004, network...).
             await self._connection
             raise DiscordStartError("The Discord gateway connection ended before it was ready.")
+        for guild in self._client.guilds:
+            await sync_commands(self._tree, guild)
 
     async def wait(self) -> None:
         """Return when the gateway connection has ended; raise what ended it."""
@@ -275,6 +298,43 @@ class DiscordBot:
             log.error("could not answer a press on proposal %s (%s)", proposal_id, describe(exc))
             return
         await self._workflow.decision_turn(Decided(inbound, proposal_id, confirm, interaction))
+
+    async def staff_command(self, interaction: discord.Interaction, action: Action) -> None:
+        """``/claim``, ``/resolve`` or ``/handback``: refuse or defer at once, then do what
+        the notice's button does (the same ``Workflow.staff_press``)."""
+        what = f"/{COMMANDS[action][0]} {interaction.id}"
+        self._workflow.track(self._staff_command(interaction, action), what)
+
+    async def _staff_command(self, interaction: discord.Interaction, action: Action) -> None:
+        try:
+            if not is_support(interaction.user, self._settings.support_role_id):
+                await interaction.response.send_message(ONLY_STAFF, ephemeral=True)
+                return
+            await interaction.response.defer(ephemeral=True, thinking=True)
+        except SEND_ERRORS as exc:
+            log.error("could not answer /%s (%s)", COMMANDS[action][0], describe(exc))
+            return
+        staff_channel_id = self._settings.staff_channel_id
+        where = commanded_at(interaction, staff_channel_id=staff_channel_id)
+        if isinstance(where, StaffPost):
+            view = await self._desk.at(where)
+        else:
+            view = await self._desk.live_at(where) if where is not None else None
+        if view is None:
+            await _privately(interaction, NO_ESCALATION)
+            return
+        here = StaffPost(str(staff_channel_id), str(interaction.channel_id))
+        press = Press(action, view.id, str(interaction.user.id), view.staff or here, interaction)
+        if await self._workflow.staff_press(press):
+            await _privately(interaction, DONE[action].format(id=view.id))
+
+
+async def _privately(interaction: discord.Interaction, text: str) -> None:
+    """A follow-up only the user who ran the command sees (it was deferred)."""
+    try:
+        await interaction.followup.send(text, ephemeral=True)
+    except SEND_ERRORS as exc:
+        log.error("could not answer interaction %s (%s)", interaction.id, describe(exc))
 
 
 def _start_error(exc: Exception) -> DiscordStartError:

@@ -14,7 +14,8 @@ from typing import Any, Protocol
 
 import discord
 
-from core.escalation import LABELS, Action, actions_for
+from bots.discord.notice import ACCENT
+from core.escalation import LABELS, Action, State, actions_for
 from core.types import EscalationView
 
 ESCALATION_TEMPLATE = r"supportbot:esc:(?P<action>claim|resolve|handback):(?P<id>[0-9]+)"
@@ -148,12 +149,20 @@ class ProposalButton(discord.ui.DynamicItem[discord.ui.Button], template=PROPOSA
         )
 
 
-def escalation_buttons(view: EscalationView) -> discord.ui.View | None:
-    """The buttons for ``view``'s state; ``None`` (remove them) once it is closed."""
+def escalation_notice(view: EscalationView, text: str) -> discord.ui.LayoutView:
+    """The staff notice of ``view`` as a Components v2 container: ``text``, then the buttons
+    for its state (none once it is closed), the accent colour saying which state it is in."""
+    container = discord.ui.Container[discord.ui.LayoutView](
+        discord.ui.TextDisplay(text), accent_colour=ACCENT[State(view.state)]
+    )
     actions = actions_for(view.state)
-    if not actions:
-        return None
-    return persistent(*(EscalationButton(action, view.id) for action in actions))
+    if actions:
+        container.add_item(
+            discord.ui.ActionRow(*(EscalationButton(action, view.id) for action in actions))
+        )
+    layout = discord.ui.LayoutView(timeout=None)
+    layout.add_item(container)
+    return layout
 
 
 def proposal_buttons(proposal_id: int) -> discord.ui.View:

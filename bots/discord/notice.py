@@ -17,6 +17,14 @@ from core.types import ConversationKey, EscalationView, IncomingMessage, Pending
 REASON_LIMIT = 300
 SUMMARY_LIMIT = 1200
 
+ACCENT = {
+    State.OPEN: 0xE67E22,  # orange: waiting for someone
+    State.CLAIMED: 0x3498DB,  # blue: someone has it
+    State.RESOLVED: 0x2ECC71,  # green: done
+    State.HANDED_BACK: 0x95A5A6,  # grey: back with the bot
+}
+"""The notice's accent colour for each escalation state."""
+
 # Staff cannot open a customer's DM; its messages are posted into the staff thread instead.
 IN_STAFF_THREAD = "DM: the conversation is relayed in this thread"
 

@@ -22,6 +22,7 @@ from bots.common.download import allowed, download, refused
 from bots.discord import send
 from bots.discord.buttons import TALK_LABEL, proposal_buttons
 from bots.discord.feedback import answer_buttons, solved_buttons
+from bots.discord.forum import ForumDesk
 from bots.discord.notice import approval, reminder
 from bots.discord.render import (
     MESSAGE_LIMIT,
@@ -69,6 +70,7 @@ class DiscordPlatform:
         client: discord.Client,
         staff_channel_id: int | None,
         support_role_id: int | None,
+        lock_solved_posts: bool = False,
         edit_interval: float = EDIT_INTERVAL,
     ) -> None:
         self._client = client
@@ -77,6 +79,7 @@ class DiscordPlatform:
         self._staff = StaffChannel(
             client=client, channel_id=staff_channel_id, role_id=support_role_id
         )
+        self._forum = ForumDesk(client=client, lock_solved=lock_solved_posts)
         self._session: aiohttp.ClientSession | None = None
 
     async def close(self) -> None:
@@ -103,9 +106,11 @@ class DiscordPlatform:
 
     async def prepare(self, inbound: Inbound) -> None:
         """Open the question's thread when it sits in a channel; answer in the channel (as a
-        reply to it) when that fails, rather than not at all."""
+        reply to it) when that fails, rather than not at all. A solved forum post the customer
+        writes in again is reopened."""
         place: Place = inbound.context
         place.target, place.reference = place.channel, place.message
+        await self._forum.reopen(place.channel)
         if place.thread_name and place.message is not None:
             try:
                 place.target = await self._open_thread(place.message, place.thread_name)
@@ -198,10 +203,14 @@ class DiscordPlatform:
     # The staff's side.
 
     async def post_notice(self, view: EscalationView, *, ping: bool) -> StaffPost | None:
-        return await self._staff.post(view, ping=ping)
+        posted = await self._staff.post(view, ping=ping)
+        await self._forum.follow(view)
+        return posted
 
     async def update_notice(self, view: EscalationView, post: StaffPost) -> bool:
-        return await self._staff.edit(view, post)
+        edited = await self._staff.edit(view, post)
+        await self._forum.follow(view)
+        return edited
 
     async def ask_solved(self, view: EscalationView, question: str) -> bool:
         key = view.key
@@ -210,7 +219,12 @@ class DiscordPlatform:
         kind = discord.ChannelType.private if direct else None
         channel = self._client.get_partial_messageable(int(where), type=kind)
         buttons = solved_buttons(view.id)
-        return await send.post(channel, Outgoing(question), view=buttons, context=key)
+        # A solved forum post was archived (and maybe locked) by the resolve: opened for the
+        # question, then archived again.
+        await self._forum.unarchive(view)
+        posted = await send.post(channel, Outgoing(question), view=buttons, context=key)
+        await self._forum.follow(view)
+        return posted
 
     async def post_reping(self, view: EscalationView, *, now: datetime) -> bool:
         assert view.staff is not None  # the workflow posts a notice first

@@ -18,6 +18,9 @@ class DiscordSettings(BaseSettings):
     support_channel_ids: Annotated[list[int], NoDecode] = []
     support_role_id: int | None = None
     staff_channel_id: int | None = None
+    lock_solved_posts: bool = False
+    """Lock a support forum's post when its escalation is resolved (customers then open a new
+    post instead of reopening it)."""
 
     @field_validator("support_channel_ids", mode="before")
     @classmethod

@@ -13,7 +13,7 @@ import logging
 
 import discord
 
-from bots.discord.buttons import escalation_buttons
+from bots.discord.buttons import escalation_notice
 from bots.discord.notice import notification
 from bots.discord.render import Outgoing
 from bots.discord.routing import thread_name
@@ -53,10 +53,9 @@ class StaffChannel:
         out = notification(view, role_id=self._role_id, ping=False)
         home = self._client.get_partial_messageable(self._home(staff))
         try:
+            # A Components v2 message has no content: the text is in its container.
             await home.get_partial_message(int(staff.message_id)).edit(
-                content=out.content,
-                view=escalation_buttons(view),
-                allowed_mentions=allowed_mentions(out),
+                view=escalation_notice(view, out.content), allowed_mentions=allowed_mentions(out)
             )
         except SEND_ERRORS as exc:
             log.error("could not update escalation %s's notice (%s)", view.id, describe(exc))
@@ -96,14 +95,15 @@ class StaffChannel:
     async def _open(self, channel: StaffTarget, view: EscalationView, out: Outgoing) -> int:
         """Post the notice with its staff thread; returns the notice's id."""
         name = thread_name(f"#{view.id} {view.reason}", fallback=f"Escalation #{view.id}")
-        buttons = escalation_buttons(view)
+        # Components v2 (discord.py sets the flag for a LayoutView): text and buttons in one
+        # container whose accent colour follows the state; the role mention in its text pings
+        # as content would, within ``allowed_mentions``.
+        notice = escalation_notice(view, out.content)
         mentions = allowed_mentions(out)
         if isinstance(channel, discord.ForumChannel):
-            created = await channel.create_thread(
-                name=name, content=out.content, view=buttons, allowed_mentions=mentions
-            )
+            created = await channel.create_thread(name=name, view=notice, allowed_mentions=mentions)
             return created.thread.id
-        message = await channel.send(out.content, view=buttons, allowed_mentions=mentions)
+        message = await channel.send(view=notice, allowed_mentions=mentions)
         try:
             await message.create_thread(name=name)
         except SEND_ERRORS as exc:

@@ -186,6 +186,22 @@ def _pressed(
     return Inbound(pressed, Place(channel, interaction.user), addressed=True)
 
 
+def commanded_at(
+    interaction: discord.Interaction, *, staff_channel_id: int | None
+) -> ConversationKey | StaffPost | None:
+    """Where a staff command was used: an escalation's staff thread (its notice's
+    ``StaffPost``), a customer's conversation (its key), or neither (``None``)."""
+    channel = interaction.channel
+    if interaction.guild_id is None or not isinstance(channel, discord.Thread):
+        return None
+    if staff_channel_id is not None and channel.parent_id == staff_channel_id:
+        # A staff thread has its notice's id (a forum staff channel's post likewise).
+        return StaffPost(str(staff_channel_id), str(channel.id))
+    return conversation_at(
+        guild_id=interaction.guild_id, channel_id=channel.id, thread_parent_id=channel.parent_id
+    )
+
+
 def staff_press(
     interaction: discord.Interaction, action: Action, escalation_id: int
 ) -> Press | None:

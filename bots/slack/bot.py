@@ -27,6 +27,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from bots.common import StaffReply, Workflow
 from bots.slack.actions import STAFF_ACTIONS, decided, person_request, press
+from bots.slack.agent import AgentSurface
 from bots.slack.errors import error_code
 from bots.slack.events import BotIdentity, route
 from bots.slack.feedback import SOLVED_ACTIONS, WHY, FeedbackListeners
@@ -162,6 +163,9 @@ class SlackBot:
             loading_messages=self._port.loading_messages,
         )
         self._workflow = Workflow(platform=platform, port=self._port, desk=self._desk)
+        agent = AgentSurface(
+            port=self._port, web=web_api, platform=platform, workflow=self._workflow
+        )
         listeners = _Listeners(
             workflow=self._workflow, identity=auth, staff_channel=settings.staff_channel
         )
@@ -169,6 +173,9 @@ class SlackBot:
         # bot posts are acked here and dropped by events.translate, not 404'd by Bolt.
         app.event("message")(listeners.on_event)
         app.event("app_mention")(listeners.on_event)
+        app.event("app_home_opened")(agent.on_home_opened)
+        app.event("assistant_thread_started")(agent.on_thread_started)
+        app.event("agent_session_stopped")(agent.on_stopped)
         app.action(STAFF_ACTIONS)(listeners.on_press)
         app.action(TALK_TO_HUMAN)(listeners.on_person_request)
         app.action(CONFIRM)(listeners.on_decision)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import weakref
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from datetime import datetime
@@ -76,6 +77,9 @@ class SlackPlatform:
         self._staff = staff
         self._mention = group_mention(support_group_id) if support_group_id else None
         self._channel = staff_channel
+        self._answers: weakref.WeakValueDictionary[tuple[str, str], SlackAnswer] = (
+            weakref.WeakValueDictionary()
+        )
 
     def is_direct(self, key: ConversationKey) -> bool:
         return notice.is_dm(key)
@@ -149,9 +153,18 @@ class SlackPlatform:
         if thread is None:
             return NotStreamed()
         recipient = None if self.is_direct(key) else (message.author_id, key.space_id)
-        return SlackAnswer(
+        answer = SlackAnswer(
             web=self._web, key=key, thread=thread, recipient=recipient, mention=self._mention
         )
+        # A thread answers one message at a time: the newest answer is the one a stop is for.
+        self._answers[key.channel_id, thread] = answer
+        return answer
+
+    def stopped(self, channel: str, thread: str) -> None:
+        """Slack stopped the streamed answer in ``thread`` (the customer pressed stop)."""
+        answer = self._answers.get((channel, thread))
+        if answer is not None:
+            answer.stopped()
 
     async def post_reply(
         self, inbound: Inbound, reply: Reply, *, ping: bool, offer_person: bool

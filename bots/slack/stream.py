@@ -90,6 +90,11 @@ class SlackAnswer:
         self._steps.append(label)
         self._pump.nudge()
 
+    def stopped(self) -> None:
+        """Slack stopped this answer's stream (the customer pressed stop): nothing more is
+        appended, and ``finish`` writes the reply over what was shown."""
+        self._broken = True
+
     async def finish(self, reply: Reply, *, ping: bool, offer_person: bool) -> bool | None:
         await self._pump.settle()
         if not self._posted:
@@ -126,6 +131,8 @@ class SlackAnswer:
 
     async def _flush(self) -> bool:
         """Send what gathered since the last call; False once Slack refused."""
+        if self._broken:
+            return False  # stopped, or an append failed: ``finish`` rewrites the message
         await self._pump.pace()
         said, self._unsent = self._unsent, ""
         steps, self._steps = self._steps, []

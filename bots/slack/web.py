@@ -118,6 +118,31 @@ class SlackWeb:
             code = error_code(exc)
             log.warning("chat.postEphemeral in %s failed for %s: %s", channel, about, code)
 
+    async def suggest(
+        self,
+        channel: str,
+        prompts: Sequence[tuple[str, str]],
+        *,
+        title: str,
+        thread: str | None = None,
+        about: object,
+    ) -> bool:
+        """Offer ``prompts`` (title, message) in ``channel`` (``assistant.threads.
+        setSuggestedPrompts``): with ``thread`` in a legacy assistant thread, without it on an
+        agent's Messages tab (Slack silently ignores a ``thread_ts`` there)."""
+        try:
+            await self._client.assistant_threads_setSuggestedPrompts(
+                channel_id=channel,
+                thread_ts=thread,
+                title=title or None,
+                prompts=[{"title": t, "message": m} for t, m in prompts],
+            )
+        except SLACK_ERRORS as exc:
+            code = error_code(exc)
+            log.warning("setSuggestedPrompts in %s failed for %s: %s", channel, about, code)
+            return False
+        return True
+
     async def open_view(self, trigger_id: str, view: dict[str, Any], *, about: object) -> bool:
         """Open a modal for whoever pressed (``views.open`` with the press's ``trigger_id``,
         which Slack honours for 3 seconds, once)."""

@@ -17,6 +17,13 @@ Quirks the fake has to respect (PLATFORMS.md section 4):
   them through its webhook adapter, authenticated by the interaction token alone.
 - A component interaction carries the message it was clicked on, components included:
   discord.py rebuilds the clicked ``DynamicItem`` from that message, not from its own cache.
+- Components v2 (flag ``IS_COMPONENTS_V2``): such a message may carry no ``content`` or
+  ``embeds``, its layout components (containers, text displays) are refused without the flag,
+  and the flag cannot be taken off a message that has it (all 400 / 50035, as on Discord).
+- Guild application commands: a bulk overwrite (``PUT``) replaces the guild's set (names
+  lower-case, 1-32 characters; descriptions 1-100) and counts as a create per command, as
+  Discord's 200-a-day limit does; only a registered command can be invoked
+  (:meth:`FakeDiscord.command`: INTERACTION_CREATE of type 2).
 - An interaction is answered once (a second callback is refused, 40060). An ephemeral message
   sent as the answer (type 4) is kept in ``messages`` with its buttons, so it can be clicked.
   A modal (type 9) must fit Discord's limits (title 45 characters, ``custom_id`` 100, 1–5
@@ -51,10 +58,14 @@ TIMESTAMP = "2026-01-05T10:00:00.000000+00:00"
 MESSAGE_CONTENT_INTENT = 1 << 15
 PRIVILEGED_INTENTS = (1 << 1) | (1 << 8) | MESSAGE_CONTENT_INTENT
 EPHEMERAL = 1 << 6
+COMPONENTS_V2 = 1 << 15
+ACTION_ROW, TEXT_DISPLAY = 1, 10
 UPLOAD_LIMIT = 10 * 1024 * 1024
 """Discord's upload limit on a server without boosts."""
 WRITES_PER_WINDOW, WRITE_WINDOW = 5, 5.0
 COMPONENT_INTERACTION, BUTTON = 3, 2
+APPLICATION_COMMAND, CHAT_INPUT = 2, 1
+COMMAND_NAME = re.compile(r"[-_a-z0-9]{1,32}")
 MODAL_SUBMIT, MODAL = 5, 9
 
 _ids = itertools.count(1_300_000_000_000_000_000)
@@ -96,7 +107,12 @@ class Post:
 
     @property
     def content(self) -> str:
-        return self.payload.get("content") or ""
+        """What the message reads: its content, or a Components v2 message's text displays."""
+        return text_of(self.payload)
+
+    @property
+    def v2(self) -> bool:
+        return bool(self.payload.get("flags", 0) & COMPONENTS_V2)
 
     @property
     def allowed_mentions(self) -> dict[str, Any] | None:
@@ -150,14 +166,37 @@ class Followup:
         return bool(self.data.get("flags", 0) & EPHEMERAL)
 
 
+def components(payload: dict[str, Any]) -> Iterator[dict[str, Any]]:
+    """Every component of a message payload, depth first (rows, containers and their items)."""
+    for item in payload.get("components") or []:
+        yield item
+        yield from components(item)
+
+
 def custom_ids(payload: dict[str, Any]) -> list[str]:
-    """The ``custom_id`` of every component in a message payload, row by row."""
-    return [
-        item["custom_id"]
-        for row in payload.get("components") or []
-        for item in row.get("components", [])
-        if "custom_id" in item
-    ]
+    """The ``custom_id`` of every component in a message payload, in order."""
+    return [item["custom_id"] for item in components(payload) if "custom_id" in item]
+
+
+def text_of(payload: dict[str, Any]) -> str:
+    """What a message reads: its ``content``, or, with Components v2, its text displays."""
+    if payload.get("flags", 0) & COMPONENTS_V2:
+        texts = [i["content"] for i in components(payload) if i.get("type") == TEXT_DISPLAY]
+        return "\n".join(texts)
+    return payload.get("content") or ""
+
+
+def refusal(body: dict[str, Any], *, flags: int = 0) -> str | None:
+    """Why Discord refuses to send ``body`` (or to edit a message with ``flags`` with it)."""
+    now = body.get("flags", flags)
+    if flags & COMPONENTS_V2 and not now & COMPONENTS_V2:
+        return "the IS_COMPONENTS_V2 flag cannot be removed from a message"
+    if now & COMPONENTS_V2:
+        if body.get("content") or body.get("embeds"):
+            return "content and embeds cannot be used with IS_COMPONENTS_V2"
+    elif any(c.get("type") != ACTION_ROW for c in body.get("components") or []):
+        return "layout components need the IS_COMPONENTS_V2 flag"
+    return None
 
 
 @dataclass
@@ -233,6 +272,9 @@ class FakeDiscord:
         self.messages: dict[int, dict[str, Any]] = {}  # what the bot posted, as it stands now
         self._clicked: dict[int, int] = {}  # interaction id -> the message clicked on
         self._kinds: dict[int, int] = {}  # interaction id -> its type
+        self._invoked: dict[int, int] = {}  # interaction id -> the channel a command ran in
+        self.commands: dict[int, list[dict[str, Any]]] = {}  # each guild's registered commands
+        self.command_syncs: list[Request] = []  # bulk overwrites of a guild's commands
         self.modals: dict[int, dict[str, Any]] = {}  # interaction id -> the modal shown
         self.typing: list[int] = []
         self.uploads: list[Upload] = []  # files the bot posted, with the channel they went to
@@ -240,6 +282,7 @@ class FakeDiscord:
         # A message with a file over this is refused (413, code 40005), as Discord does.
         self.upload_limit = UPLOAD_LIMIT
         self.threads: list[dict[str, Any]] = []
+        self.channel_edits: list[Request] = []  # PATCHes of forums' tags and of threads
         self.identifies: list[dict[str, Any]] = []
         self.resumes: list[dict[str, Any]] = []
         self.gateway_paths: list[str] = []
@@ -353,21 +396,32 @@ class FakeDiscord:
         interaction_id = snowflake()
         self._clicked[interaction_id] = message_id
         channel = self.channels[int(message["channel_id"])]
-        data: dict[str, Any] = {
-            "id": str(interaction_id),
-            "application_id": str(self.world.application_id),
-            "type": COMPONENT_INTERACTION,
-            "token": f"interaction-token-{interaction_id}",
-            "version": 1,
-            "data": {"custom_id": custom_id, "component_type": BUTTON},
-            "channel_id": message["channel_id"],
-            "channel": channel,
-            "message": message,
-            "attachment_size_limit": 10 * 1024 * 1024,
-            "app_permissions": "0",
-            "locale": "en-US",
-            "entitlements": [],
-        }
+        button = {"custom_id": custom_id, "component_type": BUTTON}
+        data = self._payload(interaction_id, COMPONENT_INTERACTION, button, channel)
+        data["message"] = message
+        await self._interact(data, by or self.customer, roles, channel)
+        return interaction_id
+
+    async def command(
+        self,
+        name: str,
+        channel_id: int,
+        *,
+        by: dict[str, Any] | None = None,
+        roles: Sequence[int] = (),
+    ) -> int:
+        """``by`` (the customer by default, holding ``roles``) runs the guild's slash command
+        ``name`` in ``channel_id``: one INTERACTION_CREATE. Returns the interaction id."""
+        guild_id = self.world.guild_id
+        [registered] = [c for c in self.commands.get(guild_id, []) if c["name"] == name] or [None]
+        if registered is None:
+            raise ValueError(f"/{name} is not registered in the guild")
+        interaction_id = snowflake()
+        self._invoked[interaction_id] = channel_id
+        invoked = {"id": registered["id"], "name": name, "type": CHAT_INPUT}
+        invoked["guild_id"] = str(guild_id)
+        channel = self.channels[channel_id]
+        data = self._payload(interaction_id, APPLICATION_COMMAND, invoked, channel)
         await self._interact(data, by or self.customer, roles, channel)
         return interaction_id
 
@@ -392,13 +446,22 @@ class FakeDiscord:
             }
             for c in modal["components"]
         ]
-        data: dict[str, Any] = {
+        form = {"custom_id": modal["custom_id"], "components": submitted}
+        data = self._payload(interaction_id, MODAL_SUBMIT, form, channel)
+        await self._interact(data, by or self.customer, (), channel)
+        return interaction_id
+
+    def _payload(
+        self, interaction_id: int, kind: int, data: dict[str, Any], channel: dict[str, Any]
+    ) -> dict[str, Any]:
+        """An INTERACTION_CREATE payload of ``kind`` in ``channel``, without its user."""
+        return {
             "id": str(interaction_id),
             "application_id": str(self.world.application_id),
-            "type": MODAL_SUBMIT,
+            "type": kind,
             "token": f"interaction-token-{interaction_id}",
             "version": 1,
-            "data": {"custom_id": modal["custom_id"], "components": submitted},
+            "data": data,
             "channel_id": str(channel["id"]),
             "channel": channel,
             "attachment_size_limit": 10 * 1024 * 1024,
@@ -406,8 +469,6 @@ class FakeDiscord:
             "locale": "en-US",
             "entitlements": [],
         }
-        await self._interact(data, by or self.customer, (), channel)
-        return interaction_id
 
     async def _interact(
         self,
@@ -533,6 +594,8 @@ class FakeDiscord:
         }
 
     def _add_channel(self, data: dict[str, Any]) -> None:
+        if data["type"] == 15:
+            data.setdefault("available_tags", [])
         data.setdefault("guild_id", str(self.world.guild_id))
         data.setdefault("permission_overwrites", [])
         data.setdefault("nsfw", False)
@@ -554,6 +617,7 @@ class FakeDiscord:
             "message_count": 0,
             "member_count": 1,
             "flags": 0,
+            "applied_tags": [],
             "thread_metadata": {
                 "archived": False,
                 "auto_archive_duration": 1440,
@@ -725,15 +789,48 @@ class FakeDiscord:
     def _routes(self) -> list[tuple[str, str, Callable[..., Any]]]:
         return [
             ("GET", r"/users/@me", self._me),
+            ("GET", r"/applications/(\d+)/guilds/(\d+)/commands", self._guild_commands),
+            ("PUT", r"/applications/(\d+)/guilds/(\d+)/commands", self._overwrite_commands),
             ("GET", r"/oauth2/applications/@me", self._application),
             ("POST", r"/users/@me/channels", self._open_dm),
             ("GET", r"/channels/(\d+)", self._get_channel),
+            ("PATCH", r"/channels/(\d+)", self._edit_channel),
             ("POST", r"/channels/(\d+)/typing", self._typing),
             ("POST", r"/channels/(\d+)/messages", self._send),
             ("PATCH", r"/channels/(\d+)/messages/(\d+)", self._edit),
             ("POST", r"/channels/(\d+)/messages/(\d+)/threads", self._thread_from_message),
             ("POST", r"/channels/(\d+)/threads", self._thread_in_channel),
         ]
+
+    async def _guild_commands(self, _body: Any, application_id: int, guild_id: int) -> web.Response:
+        if application_id != self.world.application_id or guild_id != self.world.guild_id:
+            return _json({"message": "Missing Access", "code": 50001}, status=403)
+        return _json(self.commands.get(guild_id, []))
+
+    async def _overwrite_commands(
+        self, body: list[dict[str, Any]], application_id: int, guild_id: int
+    ) -> web.Response:
+        if application_id != self.world.application_id or guild_id != self.world.guild_id:
+            return _json({"message": "Missing Access", "code": 50001}, status=403)
+        for command in body:
+            if not COMMAND_NAME.fullmatch(command.get("name") or "") or not (
+                0 < len(command.get("description") or "") <= 100
+            ):
+                return _invalid("command names are 1-32 lower-case characters, descriptions 1-100")
+        self.commands[guild_id] = [
+            {
+                **command,
+                "id": str(snowflake()),
+                "application_id": str(application_id),
+                "guild_id": str(guild_id),
+                "version": str(snowflake()),
+                "type": command.get("type", CHAT_INPUT),
+            }
+            for command in body
+        ]
+        path = f"/applications/{application_id}/guilds/{guild_id}/commands"
+        await self._record(self.command_syncs, Request("PUT", path, body, {}))
+        return _json(self.commands[guild_id])
 
     async def _me(self, _body: Any) -> web.Response:
         return _json(self.bot_user)
@@ -766,6 +863,54 @@ class FakeDiscord:
             return _json({"message": "Unknown Channel", "code": 10003}, status=404)
         return _json(channel)
 
+    async def _edit_channel(self, body: dict[str, Any], channel_id: int) -> web.Response:
+        """A forum's tags, or a thread's applied tags, archived and locked flags."""
+        channel = self.channels.get(channel_id)
+        if channel is None:
+            return _json({"message": "Unknown Channel", "code": 10003}, status=404)
+        if channel["type"] == 15 and "available_tags" in body:
+            return await self._retag_forum(channel, body["available_tags"])
+        if channel["type"] != 11:
+            return _invalid("only forums' tags and threads are edited here")
+        meta = channel["thread_metadata"]
+        if meta["archived"] and body.get("archived") is not False:
+            return _json({"message": "Thread is archived", "code": 50083}, status=400)
+        if "applied_tags" in body:
+            known = {t["id"] for t in self.channels[int(channel["parent_id"])]["available_tags"]}
+            tags = body["applied_tags"]
+            if len(tags) > 5 or not set(tags) <= known:
+                return _invalid("applied_tags must be at most 5 of the forum's tags")
+            channel["applied_tags"] = tags
+        for flag in ("archived", "locked"):
+            if flag in body:
+                meta[flag] = body[flag]
+        await self._record(
+            self.channel_edits, Request("PATCH", f"/channels/{channel_id}", body, {})
+        )
+        await self.dispatch("THREAD_UPDATE", channel)
+        return _json(channel)
+
+    async def _retag_forum(self, forum: dict[str, Any], tags: list[dict[str, Any]]) -> web.Response:
+        if len(tags) > 20 or any(not 0 < len(t.get("name") or "") <= 20 for t in tags):
+            return _invalid("a forum has at most 20 tags of 1-20 characters")
+        forum["available_tags"] = [
+            {"emoji_id": None, "emoji_name": None, **t, "id": str(t.get("id") or snowflake())}
+            for t in tags
+        ]
+        await self._record(
+            self.channel_edits, Request("PATCH", f"/channels/{forum['id']}", tags, {})
+        )
+        await self.dispatch("CHANNEL_UPDATE", forum)
+        return _json(forum)
+
+    def tags_of(self, thread_id: int) -> list[str]:
+        """The names of the tags applied to a forum post."""
+        thread = self.channels[thread_id]
+        names = {
+            t["id"]: t["name"] for t in self.channels[int(thread["parent_id"])]["available_tags"]
+        }
+        return [names[t] for t in thread.get("applied_tags", [])]
+
     async def _typing(self, _body: Any, channel_id: int) -> web.Response:
         await self._record(self.typing, channel_id)
         return web.Response(status=204)
@@ -776,9 +921,16 @@ class FakeDiscord:
             return _json({"message": "Unknown Channel", "code": 10003}, status=404)
         if channel["type"] == 15:
             return _json({"message": "Cannot send messages in a forum", "code": 50008}, status=400)
-        if len(body.get("content") or "") > 2000:
-            return _json({"message": "Invalid Form Body", "code": 50035}, status=400)
+        meta = channel.get("thread_metadata") or {}
+        if meta.get("archived"):
+            if meta["locked"]:
+                return _json({"message": "Thread is locked", "code": 50083}, status=400)
+            meta["archived"] = False  # sending in an archived thread unarchives it
+            await self.dispatch("THREAD_UPDATE", channel)
+        if len(body.get("content") or "") > 2000 or refusal(body):
+            return _invalid(refusal(body))
         message = self._bot_message(channel_id, body)
+
         await self._record(self.posts, Post(int(message["id"]), channel_id, body))
         await self.dispatch("MESSAGE_CREATE", message)
         return _json(message)
@@ -790,6 +942,7 @@ class FakeDiscord:
             channel_id, body.get("content") or "", author=self.bot_user, message_id=message_id
         )
         message["components"] = body.get("components") or []
+        message["flags"] = body.get("flags", 0)
         if body.get("message_reference"):
             message["type"] = 19
             message["message_reference"] = body["message_reference"]
@@ -800,6 +953,8 @@ class FakeDiscord:
         message = self.messages.get(message_id)
         if message is None or int(message["channel_id"]) != channel_id:
             return _json({"message": "Unknown Message", "code": 10008}, status=404)
+        if refusal(body, flags=message["flags"]):
+            return _invalid(refusal(body, flags=message["flags"]))
         self._apply(message, body)
         await self._record(self.edits, Post(message_id, channel_id, body))
         return _json(message)
@@ -809,6 +964,7 @@ class FakeDiscord:
         for name in ("content", "components"):
             if name in changes:
                 message[name] = changes[name] or ([] if name == "components" else "")
+        message["flags"] = changes.get("flags", message["flags"])
         message["edited_timestamp"] = TIMESTAMP
 
     async def _callback(
@@ -825,24 +981,28 @@ class FakeDiscord:
             self._kinds.get(interaction_id) == MODAL_SUBMIT or _modal_problem(data)
         ):
             return _json({"message": "Invalid Form Body", "code": 50035}, status=400)
-        message = self.messages[self._clicked[interaction_id]]
+        clicked = self._clicked.get(interaction_id)
+        message = self.messages[clicked] if clicked is not None else None
+        if message is None and kind in (7, MODAL):
+            return _invalid("only a component interaction can update its message or open this")
         if kind == 7:
             self._apply(message, data)
         if kind == MODAL:
             self.modals[interaction_id] = data
         if kind == 4 and data.get("flags", 0) & EPHEMERAL:
             # Kept, so that its buttons can be clicked (only its recipient sees it).
-            self._bot_message(int(message["channel_id"]), data)["flags"] = EPHEMERAL
+            where = int(message["channel_id"]) if message else self._invoked[interaction_id]
+            self._bot_message(where, data)["flags"] = EPHEMERAL
         await self._record(self.callbacks, Callback(interaction_id, kind, data))
         answer: dict[str, Any] = {
             "interaction": {
                 "id": str(interaction_id),
-                "type": COMPONENT_INTERACTION,
+                "type": self._kinds.get(interaction_id, COMPONENT_INTERACTION),
                 "response_message_loading": kind == 5,
                 "response_message_ephemeral": bool(data.get("flags", 0) & EPHEMERAL),
             }
         }
-        if kind == 7:
+        if kind == 7 and message is not None:
             answer["interaction"]["response_message_id"] = message["id"]
             answer["resource"] = {"type": kind, "message": message}
         return _json(answer)
@@ -850,13 +1010,15 @@ class FakeDiscord:
     async def _followup(
         self, body: dict[str, Any], application_id: int, interaction_id: int
     ) -> web.Response:
-        if application_id != self.world.application_id or interaction_id not in self._clicked:
+        known = interaction_id in self._clicked or interaction_id in self._invoked
+        if application_id != self.world.application_id or not known:
             return _json({"message": "Unknown Webhook", "code": 10015}, status=404)
         await self._record(self.followups, Followup(interaction_id, body))
-        clicked = self.messages[self._clicked[interaction_id]]
-        message = self.message(
-            int(clicked["channel_id"]), body.get("content") or "", author=self.bot_user
-        )
+        if interaction_id in self._clicked:
+            channel_id = int(self.messages[self._clicked[interaction_id]]["channel_id"])
+        else:
+            channel_id = self._invoked[interaction_id]
+        message = self.message(channel_id, body.get("content") or "", author=self.bot_user)
         message["webhook_id"] = str(application_id)
         message["flags"] = body.get("flags", 0)
         return _json(message)
@@ -884,6 +1046,8 @@ class FakeDiscord:
         return _json(thread)
 
     async def _thread_in_channel(self, body: dict[str, Any], channel_id: int) -> web.Response:
+        if body.get("message") and refusal(body["message"]):
+            return _invalid(refusal(body["message"]))
         thread = self._thread(
             thread_id=snowflake(),
             parent_id=channel_id,
@@ -924,6 +1088,11 @@ def _modal_problem(modal: dict[str, Any]) -> bool:
             if item.get("style") not in (1, 2) or int(item.get("max_length") or 0) > 4000:
                 return True
     return False
+
+
+def _invalid(why: str | None) -> web.Response:
+    errors = {"_errors": [{"code": "BASE_TYPE_BAD", "message": why or "too long"}]}
+    return _json({"message": "Invalid Form Body", "code": 50035, "errors": errors}, status=400)
 
 
 def _json(data: Any, status: int = 200, headers: dict[str, str] | None = None) -> web.Response:

@@ -91,6 +91,9 @@ class FakeSlack:
         self.statuses: dict[tuple[str, str], tuple[str, list[str]]] = {}
         """Each thread's loading status now (``assistant.threads.setStatus``) and its messages."""
         self.messages: list[Params] = []
+        self.prompts: list[Params] = []
+        """Each accepted ``assistant.threads.setSuggestedPrompts``: channel_id, thread_ts (or
+        None), title (or None), prompts."""
         self.views: list[Params] = []
         """Modals opened (``views.open``), each with the ``id`` Slack gave it."""
         self._triggers: dict[str, float] = {}
@@ -125,6 +128,7 @@ class FakeSlack:
             "reactions.add": self._reaction_add,
             "reactions.remove": self._reaction_remove,
             "assistant.threads.setStatus": self._set_status,
+            "assistant.threads.setSuggestedPrompts": self._set_prompts,
             "apps.connections.open": lambda _: {"url": f"ws://127.0.0.1:{self._port}/socket"},
             "users.info": self._user,
             "usergroups.users.list": lambda _: {"users": ["U0STAFF1", "U0STAFF2"]},
@@ -412,6 +416,42 @@ class FakeSlack:
         else:
             self.statuses.pop((channel, thread), None)
         return {}
+
+    def _set_prompts(self, params: Params) -> Params:
+        """Suggested prompts: a channel, 1 to 4 prompts each with a title (at most 75
+        characters, the limit the fake assumes, as for a button) and a message (at most 2,000),
+        an optional title of at most 75."""
+        prompts = params.get("prompts")
+        if not params.get("channel_id"):
+            return {"ok": False, "error": "channel_not_found"}
+        if not isinstance(prompts, list) or not 0 < len(prompts) <= 4:
+            return {"ok": False, "error": "invalid_arguments"}
+        for prompt in prompts:
+            title, message = str(prompt.get("title") or ""), str(prompt.get("message") or "")
+            if not 0 < len(title) <= 75 or not 0 < len(message) <= 2000:
+                return {"ok": False, "error": "invalid_arguments"}
+        if len(str(params.get("title") or "")) > 75:
+            return {"ok": False, "error": "invalid_arguments"}
+        self.prompts.append(
+            {
+                "channel_id": params["channel_id"],
+                "thread_ts": params.get("thread_ts"),
+                "title": params.get("title"),
+                "prompts": prompts,
+            }
+        )
+        return {}
+
+    def stop_streams(self, channel: str, thread_ts: str) -> list[str]:
+        """The customer pressed stop in ``thread_ts``: Slack stops the bot's streaming messages
+        there itself; their ``ts`` (what ``agent_session_stopped`` lists)."""
+        stopped = []
+        for message in self.messages:
+            same = message["channel"] == channel and message.get("thread_ts") == thread_ts
+            if same and message.get("streaming"):
+                message["streaming"] = False
+                stopped.append(message["ts"])
+        return stopped
 
     def _start_stream(self, params: Params) -> Params:
         """Slack's streamed reply: always in a thread, and in a channel (not a DM) only with
