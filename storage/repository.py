@@ -47,7 +47,7 @@ from sqlalchemy.sql.dml import ReturningUpdate
 from core import logs
 from core.escalation import LIVE, State
 from core.files import Kept
-from core.ports import Conversation, HandOff, TurnWrites, Unanswered
+from core.ports import Conversation, HandOff, TurnWrites, Unanswered, Undelivered
 from core.types import (
     ConversationKey,
     Escalation,
@@ -60,7 +60,14 @@ from core.types import (
 )
 from core.window import SEEN
 from storage.database import sqlite_thread_engine
-from storage.models import ConversationRow, DeliveryRow, EscalationRow, FileRow, MessageRow
+from storage.models import (
+    ConversationRow,
+    DeliveryRow,
+    EscalationRow,
+    FileRow,
+    MessageRow,
+    OutboxRow,
+)
 
 # Two replicas racing to open the same conversation: the loser retries once it sees the winner's.
 _OPEN_ATTEMPTS = 3
@@ -98,6 +105,8 @@ _DELIVERIES = cast(Table, DeliveryRow.__table__)
 _C = _CONVERSATIONS.c
 _M = _MESSAGES.c
 _E = cast(Table, EscalationRow.__table__).c
+_OUTBOX = cast(Table, OutboxRow.__table__)
+_O = _OUTBOX.c
 _LIVE_STATES = [s.value for s in LIVE]
 
 # The hot path's statements, built once (SQLAlchemy then reuses their compiled form).
@@ -153,6 +162,7 @@ _OPEN_NEW = insert(_CONVERSATIONS).returning(_C.id)
 _CLOSE = update(_CONVERSATIONS).where(_C.id == bindparam("cid")).values(state="closed")
 _NEWEST_ID = select(_C.id).where(_C.key == bindparam("at_key")).order_by(_C.id.desc()).limit(1)
 _ADD = insert(_MESSAGES)
+_SEND = insert(_OUTBOX)
 _REFUSE = (
     update(_MESSAGES)
     .where(_M.conversation_id == bindparam("cid"), _M.seq.in_(bindparam("seqs", expanding=True)))
@@ -456,8 +466,53 @@ class SqlStore:
     @_quoting_nothing
     async def forget_deliveries(self, before: datetime) -> int:
         async with self._sessions.begin() as session:
+            await session.execute(delete(OutboxRow).where(OutboxRow.delivered_at < before))
             done = await session.execute(delete(DeliveryRow).where(DeliveryRow.created_at < before))
             return done.rowcount
+
+    @_quoting_nothing
+    async def undelivered(self, *, platforms: set[str], before: datetime) -> list[Undelivered]:
+        statement = (
+            select(_O.id, _O.body, _O.reply_to, _O.created_at, _C.id.label("cid"), _C.key)
+            .add_columns(_C.customer_id)
+            .join(_CONVERSATIONS, _C.id == _O.conversation_id)
+            .where(_O.delivered_at.is_(None), _O.created_at < before, _C.platform.in_(platforms))
+            .order_by(_O.created_at)
+        )
+        async with self._sessions() as session:
+            rows = (await session.execute(statement)).all()
+        return [
+            Undelivered(
+                id=r.id,
+                text=r.body,
+                turn=Unanswered(
+                    conversation_id=r.cid,
+                    key=ConversationKey.parse(r.key),
+                    customer_id=r.customer_id,
+                    message_id=r.reply_to,
+                    at=r.created_at,
+                ),
+                at=r.created_at,
+            )
+            for r in rows
+        ]
+
+    @_quoting_nothing
+    async def is_undelivered(self, outbox_id: str) -> bool:
+        async with self._sessions() as session:
+            found = await session.scalar(
+                select(_O.id).where(_O.id == outbox_id, _O.delivered_at.is_(None))
+            )
+            return found is not None
+
+    @_quoting_nothing
+    async def delivered(self, outbox_id: str, *, message_id: str | None, now: datetime) -> None:
+        async with self._sessions.begin() as session:
+            await session.execute(
+                update(OutboxRow)
+                .where(OutboxRow.id == outbox_id, OutboxRow.delivered_at.is_(None))
+                .values(delivered_at=now, platform_message_id=message_id)
+            )
 
     @_quoting_nothing
     async def unanswered(
@@ -685,6 +740,18 @@ def _finish(
         connection.execute(_ADD, [_message_values(conversation_id, t, now=now) for t in turns])
     if writes.refused:
         connection.execute(_REFUSE, {"cid": conversation_id, "seqs": list(writes.refused)})
+    if writes.reply is not None:
+        reply = writes.reply
+        connection.execute(
+            _SEND,
+            {
+                "id": reply.id,
+                "conversation_id": conversation_id,
+                "reply_to": reply.reply_to,
+                "body": reply.text,
+                "created_at": now,
+            },
+        )
     escalation = None
     if writes.hand_off is not None:
         with Session(bind=connection) as session:
