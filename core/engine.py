@@ -37,7 +37,7 @@ from core.escalation import people_have_it
 from core.files import Checked, FileLimits, Kept
 from core.flood import FloodGate, Hold
 from core.knowledge import KnowledgeBase
-from core.metrics import ESCALATIONS, FALLBACKS, TURN_SECONDS, TURNS
+from core.metrics import ESCALATIONS, FALLBACKS, REDELIVERED, TURN_SECONDS, TURNS
 from core.ports import (
     LLM,
     Conversation,
@@ -45,9 +45,11 @@ from core.ports import (
     HandOff,
     LLMError,
     LLMResult,
+    Outbound,
     TurnLocks,
     TurnWrites,
     Unanswered,
+    new_outbox_id,
 )
 from core.stream import AnswerSink, Shown
 from core.text import clean, fold, sanitize
@@ -142,6 +144,13 @@ class _Turn:
     """Turns Claude reads after the customer's (a Confirm's outcome), stored with the turn."""
     shown: Shown | None = None
     """What the customer has seen of the answer so far, when it streams to them."""
+    checked: Checked = field(default_factory=Checked)
+    kind: Kind = Kind.CUSTOMER
+    late: bool = False
+    """Answered after the persona's late limit: the reply starts with its apology."""
+    deliver: bool = True
+    """Whether the reply goes to the outbox (not when the customer was answered already)."""
+    reply: Outbound | None = None
 
     def writes(self) -> TurnWrites:
         """The turn's writes; a conversation field that did not change is left out."""
@@ -158,6 +167,21 @@ class _Turn:
             ),
             hand_off=self.hand_off,
             refused=self.refused,
+            reply=self.reply,
+        )
+
+    def again(self) -> _Turn:
+        """The turn from its start, for a fallback after it broke: none of its work kept."""
+        return _Turn(
+            self.conversation,
+            self.message,
+            self.text,
+            self.now,
+            shown=self.shown,
+            checked=self.checked,
+            kind=self.kind,
+            late=self.late,
+            deliver=self.deliver,
         )
 
 
@@ -243,18 +267,41 @@ class Engine:
         """
         key = unanswered.key
         logs.conversation.set(str(key))
+        late = late_after is not None and self._clock() - unanswered.at > late_after
         async with self._serial(str(key), wait=False) as free:
             if not free:
                 return None  # another replica is answering it: looked at again later
-            reply = await self._resume(unanswered, direct=direct)
-        if reply is None:
-            return None
-        TURNS.labels("recovered").inc()
-        if late_after is not None and self._clock() - unanswered.at > late_after and reply.text:
-            reply = replace(reply, text=f"{self._persona.late_apology}\n\n{reply.text}")
+            reply = await self._resume(unanswered, direct=direct, late=late)
+        if reply is not None:
+            TURNS.labels("recovered").inc()
         return reply
 
-    async def _resume(self, unanswered: Unanswered, *, direct: bool) -> Reply | None:
+    async def delivered(self, outbox_id: str, message_id: str | None) -> None:
+        await self._store.delivered(outbox_id, message_id=message_id, now=self._clock())
+
+    async def redeliver(
+        self,
+        outbox_id: str,
+        key: ConversationKey,
+        send: Callable[[], Awaitable[str | None]],
+        *,
+        wait: bool,
+    ) -> bool:
+        logs.conversation.set(str(key))
+        async with self._serial(str(key), wait=wait) as free:
+            if not free:
+                return False
+            if not await self._store.is_undelivered(outbox_id):
+                return True  # delivered meanwhile, by this replica or another
+            posted = await send()
+            if posted is None:
+                return False
+            await self.delivered(outbox_id, posted or None)
+        REDELIVERED.inc()
+        log.info("reply %s in %s delivered late", outbox_id, key)
+        return True
+
+    async def _resume(self, unanswered: Unanswered, *, direct: bool, late: bool) -> Reply | None:
         """Answer ``unanswered`` and the customer turns after it, holding its conversation."""
         conversation = await self._store.resume_turn(unanswered.conversation_id)
         if conversation is None or not conversation.window:
@@ -268,7 +315,7 @@ class Engine:
             message_id=unanswered.message_id,
             direct=direct,
         )
-        turn = _Turn(conversation, message, last.text, now)
+        turn = _Turn(conversation, message, last.text, now, late=late)
         state = conversation.escalation.state if conversation.escalation else None
         if people_have_it(human_active=conversation.human_active, state=state):
             return None
@@ -295,7 +342,7 @@ class Engine:
         mine = [u for u in found if u.message_id == message.message_id]
         if not mine:
             return None
-        return await self._resume(mine[0], direct=message.direct)
+        return await self._resume(mine[0], direct=message.direct, late=False)
 
     async def decide(
         self,
@@ -453,7 +500,10 @@ class Engine:
         if kind == Kind.RESTART and not conversation.fresh:
             notice = None  # a live escalation keeps the conversation: "start over" is just text
         pending = (decided.note,) if decided is not None else ()
-        turn = _Turn(conversation, message, text, now, files=checked.kept, pending=pending)
+        turn = _Turn(
+            conversation, message, text, now, files=checked.kept, pending=pending, checked=checked
+        )
+        turn.kind = kind
         if sink is not None:
             turn.shown = Shown(sink, handoff_step=self._persona.handoff_step)
         escalation = conversation.escalation
@@ -478,9 +528,7 @@ class Engine:
             reply, outcome = await self._crashed(turn), "crashed"
         else:
             outcome = _outcome(turn, reply)
-        if turn.shown is not None:
-            reply = replace(reply, text=turn.shown.final(reply.text))
-        return _relayed(turn, self._with_files(reply, turn, checked, kind)), outcome
+        return _relayed(turn, replace(reply, files=_shown(turn))), outcome
 
     def _over_the_rate(self, message: IncomingMessage) -> Hold | None:
         if self._flood is None:
@@ -514,11 +562,12 @@ class Engine:
         turn.stored += turn.pending
         reply = self._notice(turn, Reply(told))
         try:
-            await self._finish(turn)
+            await self._finish(turn, told)
         except Exception:
             # The call ran (or was declined) whatever the store says: the customer hears it.
             log.exception("storing a decided proposal's outcome failed in %s", turn.message.key)
-        return _relayed(turn, reply)
+            return _relayed(turn, reply)
+        return _relayed(turn, replace(reply, outbox=_outbox(turn)))
 
     async def _check(self, message: IncomingMessage) -> Checked:
         """The message's fetched files, checked (in a worker thread: decoding takes CPU)."""
@@ -536,15 +585,20 @@ class Engine:
             )
         return checked
 
-    def _with_files(self, reply: Reply, turn: _Turn, checked: Checked, kind: Kind) -> Reply:
-        """What the reply says about the turn's files: each refused one, and that accepted ones
-        go to the team with an escalation; the accepted files ride along for the staff relay."""
-        said = reply.text
-        if checked.kept and reply.escalation is not None:
+    def _final(self, turn: _Turn, said: str) -> str:
+        """The reply's text as the customer reads it: continuing what was streamed to them,
+        then what it says about the turn's files (each refused one, and that accepted ones go
+        to the team with a hand-off), after the persona's apology when it comes late."""
+        if turn.shown is not None:
+            said = turn.shown.final(said)
+        checked = turn.checked
+        if checked.kept and turn.hand_off is not None:
             said = f"{said}\n\n{self._saved(checked.kept)}"
-        if checked.refusals and kind != Kind.ATTACHMENT:
+        if checked.refusals and turn.kind != Kind.ATTACHMENT:
             said = "\n\n".join([said, *checked.refusals])
-        return replace(reply, text=said, files=_shown(turn))
+        if turn.late and said:
+            said = f"{self._persona.late_apology}\n\n{said}"
+        return said
 
     def _saved(self, kept: tuple[Kept, ...]) -> str:
         """Told with a hand-off: the team will see the customer's files."""
@@ -619,7 +673,8 @@ class Engine:
                     return stored
                 del self._held[message_id]
                 if conversation is not None:  # None: it was stored before the error came back
-                    held = _Turn(conversation, message, text, at, files=checked.kept)
+                    # The customer got the fallback when it came in: nothing more to send.
+                    held = _Turn(conversation, message, text, at, files=checked.kept, deliver=False)
                     await self._keep_quietly(held)
                     await self._crashed(held, reason=HELD)
                     stored += 1
@@ -662,10 +717,15 @@ class Engine:
             reply = self._notice(turn, Reply(notice))
         else:
             reply = await self._answer(turn)
-        return replace(reply, escalation=await self._finish(turn))
+        said = self._final(turn, reply.text)
+        escalation = await self._finish(turn, said)
+        return replace(reply, text=said, escalation=escalation, outbox=_outbox(turn))
 
-    async def _finish(self, turn: _Turn) -> Escalation | None:
-        """Store the turn's writes (``finish_turn``); a new escalation is counted."""
+    async def _finish(self, turn: _Turn, said: str = "") -> Escalation | None:
+        """Store the turn's writes (``finish_turn``), with ``said`` into the outbox; a new
+        escalation is counted."""
+        if said and turn.deliver:
+            turn.reply = Outbound(new_outbox_id(), said, reply_to=turn.message.message_id)
         escalation = await self._store.finish_turn(
             turn.conversation.id, turn.writes(), now=turn.now
         )
@@ -675,16 +735,17 @@ class Engine:
 
     async def _crashed(self, turn: _Turn, *, reason: str = CRASHED) -> Reply:
         """The configured fallback for a turn that broke, with a hand-off if it can be stored."""
-        said = self._persona.fallbacks.unknown
-        retry = _Turn(turn.conversation, turn.message, turn.text, turn.now)
+        retry = turn.again()
         try:
             why = "held" if reason == HELD else "crashed"
+            said = self._persona.fallbacks.unknown
             reply = await self._escalate(retry, reason, said, why=why, summarize=False)
-            escalation = await self._finish(retry)
+            said = self._final(retry, reply.text)
+            escalation = await self._finish(retry, said)
         except Exception:
             log.exception("storing the fallback failed in %s", turn.message.key)
-            return Reply(said)
-        return replace(reply, escalation=escalation)
+            return Reply(self._final(retry, self._persona.fallbacks.unknown))
+        return replace(reply, text=said, escalation=escalation, outbox=_outbox(retry))
 
     async def _answer(self, turn: _Turn) -> Reply:
         conversation = turn.conversation
@@ -992,6 +1053,10 @@ class Engine:
         """Keep what the customer was told; Claude never sees notices in its history."""
         turn.stored.append(_turn("assistant", reply.text, Kind.NOTICE, usage=usage or Usage()))
         return reply
+
+
+def _outbox(turn: _Turn) -> str | None:
+    return turn.reply.id if turn.reply is not None else None
 
 
 def _outcome(turn: _Turn, reply: Reply) -> str:

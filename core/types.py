@@ -122,6 +122,9 @@ class Reply:
     """A message flood control held back: answer it (and those after it) ``catch_up_in``
     seconds from now, in one turn (``ConversationPort.recover``)."""
     catch_up_in: float = 0.0
+    outbox: str | None = None
+    """The id the reply is kept under in the outbox until the platform takes it: the adapter
+    reports it ``ConversationPort.delivered`` (``None``: not kept, nothing to report)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -231,6 +234,25 @@ class ConversationPort(Protocol):
     ) -> Reply | None:
         """Answer a customer turn stored and left unanswered: by a dead process, or held back
         by flood control (``None``: nothing to say). Later than ``late_after``, it apologises."""
+        ...
+
+    async def delivered(self, outbox_id: str, message_id: str | None) -> None:
+        """The platform took the reply kept as ``outbox_id`` (as ``message_id``, if known)."""
+        ...
+
+    async def redeliver(
+        self,
+        outbox_id: str,
+        key: ConversationKey,
+        send: Callable[[], Awaitable[str | None]],
+        *,
+        wait: bool,
+    ) -> bool:
+        """Deliver a reply the outbox still holds, holding its conversation: ``send`` checks
+        the platform and posts it if it is not there, giving the platform's message id
+        (``""``: not known) or ``None`` when the platform could not be reached. True once it
+        is delivered (by anyone); False to try again later. Without ``wait`` it gives up at
+        once when another turn holds the conversation."""
         ...
 
 
