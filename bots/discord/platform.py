@@ -19,6 +19,7 @@ import discord
 
 from bots.common import AnswerStream, Decided, Inbound
 from bots.common.download import allowed, download, refused
+from bots.common.platform import NotChecked
 from bots.discord import send
 from bots.discord.buttons import TALK_LABEL, proposal_buttons, talk_button
 from bots.discord.notice import approval, reminder
@@ -161,6 +162,29 @@ class DiscordPlatform:
             offer_person=place.offer_person,
             role_id=self._role_id,
         )
+
+    async def posted_reply(self, inbound: Inbound, text: str) -> str | None:
+        """Our first message after the customer's where the answer goes (their thread, or the
+        channel); one left half-written (a stream cut short) is edited to read ``text``."""
+        place: Place = inbound.context
+        target = place.target or place.channel
+        asked = inbound.message.message_id
+        me = self._client.user
+        if not asked.isdigit() or me is None:
+            return None
+        [whole, *_] = reply_messages(Reply(text))
+        try:
+            async for found in target.history(after=discord.Object(int(asked)), limit=50):
+                if found.author.id != me.id:
+                    continue
+                if not found.content.startswith(whole.content):
+                    await found.edit(content=whole.content)
+                return str(found.id)
+        except SEND_ERRORS as exc:
+            why = describe(exc)
+            log.warning("looking for our reply in %s failed: %s", inbound.message.key, why)
+            raise NotChecked(why) from None
+        return None
 
     async def post_reply(
         self, inbound: Inbound, reply: Reply, *, ping: bool, offer_person: bool

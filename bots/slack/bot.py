@@ -35,7 +35,7 @@ from bots.slack.staff import StaffDirectory
 from bots.slack.web import SlackWeb
 from core.config import ConfigError
 from core.desk import Desk
-from core.ports import Unanswered
+from core.ports import Unanswered, Undelivered
 from core.types import ConversationPort, EscalationView, StartError
 
 log = logging.getLogger(__name__)
@@ -105,6 +105,12 @@ class SlackBot:
             raise RuntimeError("SlackBot.recover before start()")
         self._workflow.recover(unanswered, late_after=late_after)
 
+    def redeliver(self, undelivered: Undelivered) -> None:
+        """Deliver a reply Slack has not taken yet (``watch_undelivered`` calls this)."""
+        if self._workflow is None:
+            raise RuntimeError("SlackBot.redeliver before start()")
+        self._workflow.redeliver(undelivered)
+
     async def close(self, *, grace: float | None = None) -> None:
         """Stop receiving, let accepted messages finish for ``grace`` seconds (default
         ``CLOSE_GRACE_SECONDS``), cancel what is left."""
@@ -151,6 +157,7 @@ class SlackBot:
             support_group_id=settings.support_group_id,
             staff_channel=settings.staff_channel,
             loading_messages=self._port.loading_messages,
+            bot_user_id=auth.user_id,
         )
         self._workflow = Workflow(platform=platform, port=self._port, desk=self._desk)
         listeners = _Listeners(

@@ -14,7 +14,7 @@ from datetime import datetime
 from typing import Any
 
 from bots.common import AnswerStream, Decided, Inbound
-from bots.common.platform import NotStreamed
+from bots.common.platform import NotChecked, NotStreamed
 from bots.slack import conversation_link, notice
 from bots.slack.events import PLATFORM, reply_thread
 from bots.slack.render import (
@@ -48,6 +48,8 @@ PROGRESS_REACTION = "eyes"
 status (needs only ``reactions:write``)."""
 WORKING_STATUS = "is looking into it…"
 NO_TEXT = "(no text)"
+CANNOT_READ = frozenset({"missing_scope", "not_in_channel"})
+"""Errors of a history lookup that waiting will not cure."""
 
 
 class SlackPlatform:
@@ -69,8 +71,10 @@ class SlackPlatform:
         support_group_id: str | None,
         staff_channel: str | None,
         loading_messages: Sequence[str] = (),
+        bot_user_id: str = "",
     ) -> None:
         self._web = web
+        self._me = bot_user_id
         self._loading = tuple(loading_messages)
         self._staff = staff
         self._mention = group_mention(support_group_id) if support_group_id else None
@@ -165,6 +169,32 @@ class SlackPlatform:
             reply.text, ping=mention, offer_person=offer_person, proposal=reply.proposal
         )
         return await self._web.post_all(key.channel_id, parts, thread=reply_thread(key), about=key)
+
+    async def posted_reply(self, inbound: Inbound, text: str) -> str | None:
+        """Our first message after the customer's in their thread (a DM: its top level); a
+        streamed one the dead process left half-written is stopped and written over. Without
+        the history scope (``channels:history`` in a channel) Slack cannot be asked: then
+        nothing is found, and the reply is posted."""
+        key = inbound.message.key
+        channel, _, ts = inbound.message.message_id.partition(":")
+        if channel != key.channel_id or not ts:
+            return None  # a button press: no message of the customer's to look after
+        try:
+            found = await self._web.posted_after(
+                channel, ts, user=self._me, thread=reply_thread(key), about=key
+            )
+        except NotChecked as exc:
+            if str(exc) in CANNOT_READ:
+                return None
+            raise
+        if not found:
+            return None
+        first = found[0]
+        [whole, *_] = render_reply(text)
+        if not str(first.get("text") or "").startswith(whole.text):
+            await self._web.end_stream(channel, first["ts"], about=key)
+            await self._web.update(StaffPost(channel, first["ts"]), whole, about=key)
+        return str(first["ts"])
 
     async def post_approval(self, message: IncomingMessage, action: PendingAction) -> bool:
         if not self._channel:

@@ -15,6 +15,7 @@ from slack_sdk.web.async_chat_stream import AsyncChatStream
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bots.common.download import allowed, download, refused
+from bots.common.platform import NotChecked
 from bots.slack.errors import SLACK_ERRORS, error_code
 from bots.slack.render import SlackMessage
 from core.types import Attachment, StaffPost
@@ -58,6 +59,41 @@ class SlackWeb:
             if await self.post(channel, message, thread=thread, about=about) is None:
                 return False
         return True
+
+    async def posted_after(
+        self, channel: str, ts: str, *, user: str, thread: str | None, about: object
+    ) -> list[dict]:
+        """The messages ``user`` posted in ``channel`` (in ``thread``, else at its top level)
+        after ``ts``, oldest first (``conversations.replies`` / ``conversations.history``).
+        Raises ``NotChecked`` with Slack's error code when Slack cannot say."""
+        try:
+            if thread is None:
+                response = await self._client.conversations_history(
+                    channel=channel, oldest=ts, limit=100
+                )
+            else:
+                response = await self._client.conversations_replies(
+                    channel=channel, ts=thread, oldest=ts, limit=100
+                )
+        except SLACK_ERRORS as exc:
+            code = error_code(exc)
+            log.warning("looking for our reply in %s failed for %s: %s", channel, about, code)
+            raise NotChecked(code) from None
+        found = [
+            m
+            for m in response.get("messages") or []
+            if m.get("user") == user and float(m.get("ts") or 0) > float(ts)
+        ]
+        return sorted(found, key=lambda m: float(m["ts"]))
+
+    async def end_stream(self, channel: str, ts: str, *, about: object) -> None:
+        """Stop a streamed message a dead process left streaming, so it can be written over;
+        one that is not streaming any more is left as it is."""
+        try:
+            await self._client.chat_stopStream(channel=channel, ts=ts)
+        except SLACK_ERRORS as exc:
+            if error_code(exc) != "message_not_in_streaming_state":
+                log.warning("chat.stopStream in %s failed for %s: %s", channel, about, exc)
 
     async def set_status(
         self, channel: str, thread: str, status: str, *, loading: Sequence[str] = (), about: object
