@@ -190,9 +190,10 @@ class SlackPlatform:
         if not found:
             return None
         first = found[0]
+        # Slack's history does not say whether a message still streams: stopped either way.
+        await self._web.end_stream(channel, first["ts"], about=key)
         [whole, *_] = render_reply(text)
         if not str(first.get("text") or "").startswith(whole.text):
-            await self._web.end_stream(channel, first["ts"], about=key)
             await self._web.update(StaffPost(channel, first["ts"]), whole, about=key)
         return str(first["ts"])
 

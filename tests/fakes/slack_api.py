@@ -92,6 +92,8 @@ class FakeSlack:
         """How many connections clients hold open to the fake now (Web API and Socket Mode)."""
         self._failures: dict[str, list[tuple[str, str | None, int]]] = {}
         self._holds: dict[str, asyncio.Event] = {}
+        self._hangs: dict[str, list[bool]] = {}
+        self._closing = asyncio.Event()
         self._changed = asyncio.Condition()
         self._ts = itertools.count(1)
         self._socket: web.WebSocketResponse | None = None
@@ -116,6 +118,8 @@ class FakeSlack:
             "users.info": self._user,
             "usergroups.users.list": lambda _: {"users": ["U0STAFF1", "U0STAFF2"]},
             "conversations.info": self._conversation,
+            "conversations.history": self._history,
+            "conversations.replies": self._replies,
             "files.getUploadURLExternal": self._upload_url,
             "files.completeUploadExternal": self._complete_upload,
         }
@@ -137,6 +141,7 @@ class FakeSlack:
         return self
 
     async def close(self) -> None:
+        self._closing.set()
         if self._socket is not None:
             await self._socket.close()
         if self._runner is not None:
@@ -179,6 +184,12 @@ class FakeSlack:
     def hold(self, method: str) -> asyncio.Event:
         """Keep calls to ``method`` waiting (recorded, unanswered) until the event is set."""
         return self._holds.setdefault(method, asyncio.Event())
+
+    def hang(self, method: str, *, record: bool, times: int = 1) -> None:
+        """Never answer the next ``times`` calls to ``method`` (a process killed in the middle
+        of the request, a connection that died): with ``record`` the call takes effect first
+        (the message is posted, and the caller cannot know), without it nothing happens."""
+        self._hangs.setdefault(method, []).extend([record] * times)
 
     def add_file(self, name: str, data: bytes, *, mimetype: str = "image/jpeg") -> Params:
         """Host ``data`` as a file a user shared; the file object Slack puts in ``files``."""
@@ -305,6 +316,12 @@ class FakeSlack:
         expected = self.app_token if method == "apps.connections.open" else self.bot_token
         if token != expected:
             return _answer({"ok": False, "error": "invalid_auth"})
+        hanging = self._hangs.get(method)
+        if hanging:
+            if hanging.pop(0):
+                self._methods[method](params)
+            await self._closing.wait()
+            return _answer({"ok": False, "error": "fake_closed"})
         failure = self._failure(method, params)
         if failure is not None:
             error, status = failure
@@ -449,6 +466,33 @@ class FakeSlack:
         user = str(params.get("user", ""))
         profile = {"display_name": f"name-{user}", "real_name": f"Real {user}"}
         return {"user": {"id": user, "team_id": self.team_id, "name": user, "profile": profile}}
+
+    def _history(self, params: Params) -> Params:
+        """A channel's top-level messages (the bot's: the fake keeps no others) after
+        ``oldest``, newest first, as Slack lists them."""
+        channel, oldest = params.get("channel"), float(params.get("oldest") or 0)
+        found = [
+            m
+            for m in self.messages
+            if m["channel"] == channel
+            and m.get("thread_ts", m["ts"]) == m["ts"]
+            and float(m["ts"]) > oldest
+        ]
+        return {"messages": sorted(found, key=lambda m: float(m["ts"]), reverse=True)}
+
+    def _replies(self, params: Params) -> Params:
+        """A thread's replies (the bot's: the fake keeps no others) after ``oldest``, oldest
+        first."""
+        channel, thread = params.get("channel"), params.get("ts")
+        if not thread:
+            return {"ok": False, "error": "invalid_arguments"}
+        oldest = float(params.get("oldest") or 0)
+        found = [
+            m
+            for m in self.messages
+            if m["channel"] == channel and m.get("thread_ts") == thread and float(m["ts"]) > oldest
+        ]
+        return {"messages": sorted(found, key=lambda m: float(m["ts"]))}
 
     def _conversation(self, params: Params) -> Params:
         channel = str(params.get("channel", ""))
