@@ -30,7 +30,7 @@ import json
 import re
 import socket
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
@@ -613,13 +613,16 @@ class FakeDiscord:
         else:
             body = await request.json() if request.can_read_body else None
         await self._record(self.requests, Request(request.method, path, body, dict(request.query)))
+        listed = re.fullmatch(r"/channels/(\d+)/messages", path)
+        if listed and request.method == "GET" and self._authorized(request):
+            return self._history(int(listed[1]), request.query)
         callback = re.fullmatch(r"/interactions/(\d+)/([^/]+)/callback", path)
         if callback and request.method == "POST":
             return await self._callback(body, int(callback[1]), callback[2])
         followup = re.fullmatch(r"/webhooks/(\d+)/interaction-token-(\d+)", path)
         if followup and request.method == "POST":
             return await self._followup(body, int(followup[1]), int(followup[2]))
-        if request.headers.get("Authorization") != f"Bot {self.token}":
+        if not self._authorized(request):
             return _json({"message": "401: Unauthorized", "code": 0}, status=401)
         for failure in self._failures:
             if failure.times and failure.method == request.method and failure.pattern.search(path):
@@ -638,6 +641,26 @@ class FakeDiscord:
             if match and method == request.method:
                 return await handler(body, *(int(g) if g.isdigit() else g for g in match.groups()))
         return _json({"message": "404: Not Found", "code": 0}, status=404)
+
+    def _authorized(self, request: web.Request) -> bool:
+        return request.headers.get("Authorization") == f"Bot {self.token}"
+
+    def _history(self, channel_id: int, query: Mapping[str, str]) -> web.Response:
+        """A channel's messages (the bot's: the fake keeps no others) after ``after``, at most
+        ``limit``, newest first, as Discord lists them."""
+        if channel_id not in self.channels:
+            return _json({"message": "Unknown Channel", "code": 10003}, status=404)
+        after, limit = int(query.get("after") or 0), int(query.get("limit") or 50)
+        found = sorted(
+            (m for m in self.messages.values() if int(m["channel_id"]) == channel_id),
+            key=lambda m: int(m["id"]),
+        )
+        return _json([m for m in found if int(m["id"]) > after][:limit][::-1])
+
+    def left_by_a_dead_process(self, channel_id: int, content: str) -> int:
+        """A message the bot posted before it was killed (the client never heard of it)."""
+        message = self._bot_message(channel_id, {"content": content})
+        return int(message["id"])
 
     def _over_limit(self, method: str, path: str) -> float | None:
         """Seconds to wait when this message write would be a sixth in 5 s in its channel."""
