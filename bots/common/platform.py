@@ -135,6 +135,11 @@ class Platform(Protocol):
 
     name: str
 
+    @property
+    def has_staff_channel(self) -> bool:
+        """Whether a staff channel is configured, where notices and re-pings go."""
+        ...
+
     def is_direct(self, key: ConversationKey) -> bool:
         """A DM, which staff cannot open: the bot relays between it and the staff thread."""
         ...

@@ -449,8 +449,7 @@ class Workflow:
             elif view.staff is None:
                 if not await self._post_notice(view, ping=not thread_pinged):
                     # The re-ping watcher posts it afresh, sooner than the usual re-ping.
-                    log.warning("notice of escalation %s not posted: trying again", view.id)
-                    await self._desk.reping_failed(view.id)
+                    await self._not_told(view.id, "notice")
             else:
                 await self._platform.update_notice(view, view.staff)
 
@@ -512,8 +511,15 @@ class Workflow:
             else:
                 posted = await self._platform.post_reping(current, now=self._clock())
             if not posted:
-                log.warning("re-ping of escalation %s not posted: trying again later", view.id)
-                await self._desk.reping_failed(view.id)
+                await self._not_told(view.id, "re-ping")
+
+    async def _not_told(self, escalation_id: int, what: str) -> None:
+        """A notice or re-ping was not posted: tried again soon, unless there is no staff
+        channel to post it in (the platform logged that), where trying again cannot help."""
+        if not self._platform.has_staff_channel:
+            return
+        log.warning("%s of escalation %s not posted: trying again", what, escalation_id)
+        await self._desk.reping_failed(escalation_id)
 
     async def staff_thread_turn(self, reply: StaffReply) -> None:
         """A post in a staff thread: a staff reply to a DM escalation goes to the customer.

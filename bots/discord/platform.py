@@ -72,6 +72,7 @@ class DiscordPlatform:
     ) -> None:
         self._client = client
         self._role_id = support_role_id
+        self.has_staff_channel = staff_channel_id is not None
         self._staff = StaffChannel(
             client=client, channel_id=staff_channel_id, role_id=support_role_id
         )

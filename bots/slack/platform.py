@@ -80,6 +80,10 @@ class SlackPlatform:
         self._mention = group_mention(support_group_id) if support_group_id else None
         self._channel = staff_channel
 
+    @property
+    def has_staff_channel(self) -> bool:
+        return bool(self._channel)
+
     def is_direct(self, key: ConversationKey) -> bool:
         return notice.is_dm(key)
 
