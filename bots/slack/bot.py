@@ -18,7 +18,6 @@ from slack_bolt.async_app import AsyncApp
 from slack_bolt.context.ack.async_ack import AsyncAck
 from slack_sdk.errors import SlackApiError
 from slack_sdk.http_retry.builtin_async_handlers import (
-    AsyncConnectionErrorRetryHandler,
     AsyncRateLimitErrorRetryHandler,
     AsyncServerErrorRetryHandler,
 )
@@ -32,7 +31,7 @@ from bots.slack.platform import SlackPlatform
 from bots.slack.render import CANCEL, CONFIRM, TALK_TO_HUMAN, group_mention, is_channel_id
 from bots.slack.settings import SlackSettings
 from bots.slack.staff import StaffDirectory
-from bots.slack.web import SlackWeb
+from bots.slack.web import ConnectionRetry, SlackWeb
 from core.config import ConfigError
 from core.desk import Desk
 from core.ports import Unanswered, Undelivered
@@ -243,7 +242,7 @@ def _configure(
     client.base_url = settings.api_url.rstrip("/") + "/"
     client.session = session
     client.retry_handlers = [
-        AsyncConnectionErrorRetryHandler(),
+        ConnectionRetry(),
         AsyncRateLimitErrorRetryHandler(max_retry_count=2),
         # Slack answers its own outages with a 500 or 503: tried again after 0.5 s and 1 s.
         AsyncServerErrorRetryHandler(max_retry_count=2),

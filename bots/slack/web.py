@@ -10,7 +10,12 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 
+from aiohttp import ClientConnectorError
 from slack_sdk.errors import SlackRequestError
+from slack_sdk.http_retry.builtin_async_handlers import AsyncConnectionErrorRetryHandler
+from slack_sdk.http_retry.request import HttpRequest
+from slack_sdk.http_retry.response import HttpResponse
+from slack_sdk.http_retry.state import RetryState
 from slack_sdk.web.async_chat_stream import AsyncChatStream
 from slack_sdk.web.async_client import AsyncWebClient
 
@@ -27,6 +32,35 @@ FILE_HOSTS = frozenset({"files.slack.com", "files.slack-gov.com"})
 ``slack-gov.com/api``: what slack-go's token guard and other clients allow; slack_sdk itself
 names only ``files.slack.com``); the bot token is sent there and to ``SLACK_API_URL``'s host,
 nowhere else."""
+
+
+POSTS = frozenset(
+    {"chat.postMessage", "chat.startStream", "chat.appendStream", "files.completeUploadExternal"}
+)
+"""Web API methods that add something each time they are called: never sent again blind."""
+
+
+class ConnectionRetry(AsyncConnectionErrorRetryHandler):
+    """slack_sdk's retry of a lost connection, except for a post (``POSTS``) once the request
+    may have reached Slack: sent again blind it could show twice. A connection that was never
+    made is retried for every method; a post whose outcome is unknown fails, and the workflow
+    asks Slack whether it got through before posting again (``Platform.posted_reply``)."""
+
+    async def _can_retry_async(
+        self,
+        *,
+        state: RetryState,
+        request: HttpRequest,
+        response: HttpResponse | None = None,
+        error: Exception | None = None,
+    ) -> bool:
+        if isinstance(error, ClientConnectorError):
+            return True
+        if request.url.rsplit("/", 1)[-1] in POSTS:
+            return False
+        return await super()._can_retry_async(
+            state=state, request=request, response=response, error=error
+        )
 
 
 class SlackWeb:
