@@ -94,6 +94,12 @@ class NotChecked(Exception):
     a lost connection. The message names the platform's error code, never message text."""
 
 
+def reads(shown: str, whole: str) -> bool:
+    """Whether a message that shows ``shown`` is (the start of) a reply whose first message
+    is ``whole``: all of it, more after it (a ping), or its beginning (a stream cut short)."""
+    return bool(shown) and (shown.startswith(whole) or whole.startswith(shown))
+
+
 class AnswerStream(AnswerSink, Protocol):
     """One answer shown on the platform while Claude writes it (``Platform.answer_stream``).
 

@@ -19,7 +19,7 @@ import discord
 
 from bots.common import AnswerStream, Decided, Inbound
 from bots.common.download import allowed, download, refused
-from bots.common.platform import NotChecked
+from bots.common.platform import NotChecked, reads
 from bots.discord import send
 from bots.discord.buttons import TALK_LABEL, proposal_buttons, talk_button
 from bots.discord.notice import approval, reminder
@@ -165,8 +165,9 @@ class DiscordPlatform:
         )
 
     async def posted_reply(self, inbound: Inbound, text: str) -> str | None:
-        """Our first message after the customer's where the answer goes (their thread, or the
-        channel); one left half-written (a stream cut short) is edited to read ``text``."""
+        """Our latest message after the customer's where the answer goes (their thread, or
+        the channel) that reads ``text``, or its beginning; one left half-written (a stream
+        cut short) is edited to read ``text``."""
         place: Place = inbound.context
         target = place.target or place.channel
         asked = inbound.message.message_id
@@ -174,9 +175,11 @@ class DiscordPlatform:
         if not asked.isdigit() or me is None:
             return None
         [whole, *_] = reply_messages(Reply(text))
+        after = discord.Object(int(asked))
         try:
-            async for found in target.history(after=discord.Object(int(asked)), limit=50):
-                if found.author.id != me.id:
+            ours = [m async for m in target.history(after=after, limit=50) if m.author.id == me.id]
+            for found in reversed(ours):
+                if not reads(found.content, whole.content):
                     continue
                 if not found.content.startswith(whole.content):
                     await found.edit(content=whole.content)

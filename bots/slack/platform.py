@@ -14,7 +14,7 @@ from datetime import datetime
 from typing import Any
 
 from bots.common import AnswerStream, Decided, Inbound
-from bots.common.platform import NotChecked, NotStreamed
+from bots.common.platform import NotChecked, NotStreamed, reads
 from bots.slack import conversation_link, notice
 from bots.slack.events import PLATFORM, reply_thread
 from bots.slack.render import (
@@ -175,10 +175,10 @@ class SlackPlatform:
         return await self._web.post_all(key.channel_id, parts, thread=reply_thread(key), about=key)
 
     async def posted_reply(self, inbound: Inbound, text: str) -> str | None:
-        """Our first message after the customer's in their thread (a DM: its top level); a
-        streamed one the dead process left half-written is stopped and written over. Without
-        the history scope (``channels:history`` in a channel) Slack cannot be asked: then
-        nothing is found, and the reply is posted."""
+        """Our latest message after the customer's in their thread (a DM: its top level) that
+        reads ``text``, or its beginning; a streamed one the dead process left half-written is
+        stopped and written over. Without the history scope (``channels:history`` in a
+        channel) Slack cannot be asked: then nothing is found, and the reply is posted."""
         key = inbound.message.key
         channel, _, ts = inbound.message.message_id.partition(":")
         if channel != key.channel_id or not ts:
@@ -191,15 +191,17 @@ class SlackPlatform:
             if str(exc) in CANNOT_READ:
                 return None
             raise
-        if not found:
-            return None
-        first = found[0]
-        # Slack's history does not say whether a message still streams: stopped either way.
-        await self._web.end_stream(channel, first["ts"], about=key)
         [whole, *_] = render_reply(text)
-        if not str(first.get("text") or "").startswith(whole.text):
-            await self._web.update(StaffPost(channel, first["ts"]), whole, about=key)
-        return str(first["ts"])
+        for message in reversed(found):
+            said = str(message.get("text") or "")
+            if not reads(said, whole.text):
+                continue
+            # Slack's history does not say whether a message still streams: stopped anyway.
+            await self._web.end_stream(channel, message["ts"], about=key)
+            if not said.startswith(whole.text):
+                await self._web.update(StaffPost(channel, message["ts"]), whole, about=key)
+            return str(message["ts"])
+        return None
 
     async def post_approval(self, message: IncomingMessage, action: PendingAction) -> bool:
         if not self._channel:

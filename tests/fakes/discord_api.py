@@ -27,6 +27,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import json
+import random
 import re
 import socket
 import time
@@ -230,6 +231,10 @@ class FakeDiscord:
         self.files: dict[str, bytes] = {}  # attachments served, by path
         # A message with a file over this is refused (413, code 40005), as Discord does.
         self.upload_limit = UPLOAD_LIMIT
+        self._flaky: tuple[float, int] | None = None
+        self._attempts: dict[tuple[str, str], int] = {}
+        self.faults: list[str] = []
+        """Each send ``flaky`` failed, by fault (error, drop, made)."""
         self.threads: list[dict[str, Any]] = []
         self.identifies: list[dict[str, Any]] = []
         self.resumes: list[dict[str, Any]] = []
@@ -628,6 +633,11 @@ class FakeDiscord:
             if failure.times and failure.method == request.method and failure.pattern.search(path):
                 failure.times -= 1
                 return _json({"message": "fake failure", "code": failure.code}, failure.status)
+        fault = self._fault(request.method, path, body)
+        if fault == "error":
+            return _json({"message": "fake outage", "code": 0}, 503)
+        if fault == "drop":
+            return _dropped(request)
         limited = self._over_limit(request.method, path)
         if limited is not None:
             await self._record(self.rate_limited, Request(request.method, path, body, {}))
@@ -639,8 +649,34 @@ class FakeDiscord:
         for method, pattern, handler in self._routes():
             match = re.fullmatch(pattern, path)
             if match and method == request.method:
-                return await handler(body, *(int(g) if g.isdigit() else g for g in match.groups()))
+                answer = await handler(
+                    body, *(int(g) if g.isdigit() else g for g in match.groups())
+                )
+                if fault is not None:  # made, then the connection drops
+                    return _dropped(request)
+                return answer
         return _json({"message": "404: Not Found", "code": 0}, status=404)
+
+    def flaky(self, *, rate: float, seed: int) -> None:
+        """Fail a share ``rate`` of the messages the bot sends: a 503 (an outage discord.py
+        does not retry), a dropped connection (never made), or the message made and then the
+        connection dropped (an unknown outcome). Which sends fail follows from ``seed`` and
+        each send's channel, content and attempt, not from timing, so a run is reproducible."""
+        self._flaky = (rate, seed)
+
+    def _fault(self, method: str, path: str, body: Any) -> str | None:
+        sent = re.fullmatch(r"/channels/(\d+)/messages", path)
+        if self._flaky is None or sent is None or method != "POST":
+            return None
+        rate, seed = self._flaky
+        what = (sent[1], str((body or {}).get("content")))
+        self._attempts[what] = attempt = self._attempts.get(what, 0) + 1
+        draw = random.Random(f"{seed}:{what}:{attempt}")
+        if draw.random() >= rate:
+            return None
+        fault = draw.choice(["error", "drop", "made"])
+        self.faults.append(fault)
+        return fault
 
     def _authorized(self, request: web.Request) -> bool:
         return request.headers.get("Authorization") == f"Bot {self.token}"
@@ -854,6 +890,13 @@ class FakeDiscord:
         await self._record(self.posts, Post(int(thread["id"]), int(thread["id"]), starter))
         await self.dispatch("MESSAGE_CREATE", message)
         return _json({**thread, "message": message})
+
+
+def _dropped(request: web.Request) -> web.Response:
+    """Close the connection without an answer (the client sees it lost)."""
+    if request.transport is not None:
+        request.transport.close()
+    return web.Response()  # never written
 
 
 def _json(data: Any, status: int = 200, headers: dict[str, str] | None = None) -> web.Response:

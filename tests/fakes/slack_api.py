@@ -38,6 +38,7 @@ import hashlib
 import hmac
 import itertools
 import json
+import random
 import time
 import uuid
 from collections.abc import Callable
@@ -93,9 +94,14 @@ class FakeSlack:
         self._failures: dict[str, list[tuple[str, str | None, int]]] = {}
         self._holds: dict[str, asyncio.Event] = {}
         self._hangs: dict[str, list[bool]] = {}
+        self._flaky: dict[str, tuple[float, int]] = {}
+        self._attempts: dict[tuple[str, str, str], int] = {}
+        self.faults: list[tuple[str, str]] = []
+        """Each call ``flaky`` failed: the method and the fault (error, drop, made)."""
         self._closing = asyncio.Event()
         self._changed = asyncio.Condition()
         self._ts = itertools.count(1)
+        self._last_ts = 0.0
         self._socket: web.WebSocketResponse | None = None
         self._connected = asyncio.Event()
         self._acks: dict[str, asyncio.Future[dict[str, Any]]] = {}
@@ -190,6 +196,41 @@ class FakeSlack:
         of the request, a connection that died): with ``record`` the call takes effect first
         (the message is posted, and the caller cannot know), without it nothing happens."""
         self._hangs.setdefault(method, []).extend([record] * times)
+
+    def flaky(self, method: str, *, rate: float, seed: int) -> None:
+        """Fail a share ``rate`` of the calls to ``method``: a 500 (Slack's own outage), a
+        dropped connection, or the call made and then the connection dropped (an unknown
+        outcome). Which calls fail follows from ``seed`` and each call's channel, text and
+        attempt, not from timing, so a run is reproducible."""
+        self._flaky[method] = (rate, seed)
+
+    def _fault(self, method: str, params: Params) -> str | None:
+        if method not in self._flaky:
+            return None
+        rate, seed = self._flaky[method]
+        what = (method, str(params.get("channel")), str(params.get("text")))
+        self._attempts[what] = attempt = self._attempts.get(what, 0) + 1
+        draw = random.Random(f"{seed}:{what}:{attempt}")
+        if draw.random() >= rate:
+            return None
+        fault = draw.choice(["error", "drop", "made"])
+        self.faults.append((method, fault))
+        return fault
+
+    async def wait_messages(
+        self,
+        channel: str,
+        count: int,
+        timeout: float = 5.0,  # noqa: ASYNC109 - as wait_for
+    ) -> list[Params]:
+        """Wait until the bot has ``count`` messages in ``channel``; return them."""
+
+        def there() -> list[Params]:
+            return [m for m in self.messages if m["channel"] == channel]
+
+        async with self._changed:
+            await asyncio.wait_for(self._changed.wait_for(lambda: len(there()) >= count), timeout)
+            return there()
 
     def add_file(self, name: str, data: bytes, *, mimetype: str = "image/jpeg") -> Params:
         """Host ``data`` as a file a user shared; the file object Slack puts in ``files``."""
@@ -319,19 +360,32 @@ class FakeSlack:
         hanging = self._hangs.get(method)
         if hanging:
             if hanging.pop(0):
-                self._methods[method](params)
+                await self._handled(method, params)
             await self._closing.wait()
             return _answer({"ok": False, "error": "fake_closed"})
+        fault = self._fault(method, params)
+        if fault == "error":
+            return web.json_response({"ok": False, "error": "internal_error"}, status=500)
+        if fault is not None:
+            if fault == "made":
+                await self._handled(method, params)
+            return _dropped(request)
         failure = self._failure(method, params)
         if failure is not None:
             error, status = failure
             if status != 200:
                 return web.json_response({"ok": False, "error": error}, status=status)
             return _answer({"ok": False, "error": error})
-        handler = self._methods.get(method)
-        if handler is None:
+        if method not in self._methods:
             return _answer({"ok": False, "error": "unknown_method"})
-        return _answer({"ok": True, **handler(params)})
+        return _answer({"ok": True, **await self._handled(method, params)})
+
+    async def _handled(self, method: str, params: Params) -> Params:
+        """Run ``method``; waiters on messages are woken."""
+        done = self._methods[method](params)
+        async with self._changed:
+            self._changed.notify_all()
+        return done
 
     def _failure(self, method: str, params: Params) -> tuple[str, int] | None:
         waiting = self._failures.get(method, [])
@@ -540,7 +594,9 @@ class FakeSlack:
         return {"files": [{"id": f["id"], "title": f.get("title")} for f in files]}
 
     def _next_ts(self) -> str:
-        return f"{int(time.time())}.{next(self._ts):06d}"
+        """The time now, as Slack's ``ts`` is (unique: a microsecond on from the last)."""
+        self._last_ts = max(time.time(), self._last_ts + 1e-6)
+        return f"{self._last_ts:.6f}"
 
     # -- Socket Mode -------------------------------------------------------------------------
 
@@ -574,6 +630,13 @@ class FakeSlack:
         ack = self._acks.pop(str(message.get("envelope_id")), None)
         if ack is not None and not ack.done():
             ack.set_result(message)
+
+
+def _dropped(request: web.Request) -> web.Response:
+    """Close the connection without an answer (the client sees it lost)."""
+    if request.transport is not None:
+        request.transport.close()
+    return web.Response()  # never written
 
 
 def _blocks(params: Params) -> list[dict[str, Any]]:
