@@ -27,7 +27,6 @@ from __future__ import annotations
 import asyncio
 import itertools
 import json
-import random
 import re
 import socket
 import time
@@ -50,6 +49,7 @@ UPLOAD_LIMIT = 10 * 1024 * 1024
 """Discord's upload limit on a server without boosts."""
 WRITES_PER_WINDOW, WRITE_WINDOW = 5, 5.0
 COMPONENT_INTERACTION, BUTTON = 3, 2
+FAULTS = ("error", "drop", "made")
 
 _ids = itertools.count(1_300_000_000_000_000_000)
 
@@ -231,8 +231,7 @@ class FakeDiscord:
         self.files: dict[str, bytes] = {}  # attachments served, by path
         # A message with a file over this is refused (413, code 40005), as Discord does.
         self.upload_limit = UPLOAD_LIMIT
-        self._flaky: tuple[float, int] | None = None
-        self._attempts: dict[tuple[str, str], int] = {}
+        self._flaky: tuple[int, itertools.count[int]] | None = None
         self.faults: list[str] = []
         """Each send ``flaky`` failed, by fault (error, drop, made)."""
         self.threads: list[dict[str, Any]] = []
@@ -633,7 +632,7 @@ class FakeDiscord:
             if failure.times and failure.method == request.method and failure.pattern.search(path):
                 failure.times -= 1
                 return _json({"message": "fake failure", "code": failure.code}, failure.status)
-        fault = self._fault(request.method, path, body)
+        fault = self._fault(request.method, path)
         if fault == "error":
             return _json({"message": "fake outage", "code": 0}, 503)
         if fault == "drop":
@@ -657,24 +656,22 @@ class FakeDiscord:
                 return answer
         return _json({"message": "404: Not Found", "code": 0}, status=404)
 
-    def flaky(self, *, rate: float, seed: int) -> None:
-        """Fail a share ``rate`` of the messages the bot sends: a 503 (an outage discord.py
-        does not retry), a dropped connection (never made), or the message made and then the
-        connection dropped (an unknown outcome). Which sends fail follows from ``seed`` and
-        each send's channel, content and attempt, not from timing, so a run is reproducible."""
-        self._flaky = (rate, seed)
+    def flaky(self, *, every: int) -> None:
+        """Fail every ``every``-th message the bot sends (5: 20 % of them), the faults taking
+        turns: a 503 (an outage discord.py does not retry), a dropped connection (never made),
+        and the message made and then the connection dropped (an unknown outcome). Counted,
+        not drawn: however the sends interleave, the share and the mix are the same."""
+        self._flaky = (every, itertools.count(1))
 
-    def _fault(self, method: str, path: str, body: Any) -> str | None:
-        sent = re.fullmatch(r"/channels/(\d+)/messages", path)
-        if self._flaky is None or sent is None or method != "POST":
+    def _fault(self, method: str, path: str) -> str | None:
+        if self._flaky is None or method != "POST":
             return None
-        rate, seed = self._flaky
-        what = (sent[1], str((body or {}).get("content")))
-        self._attempts[what] = attempt = self._attempts.get(what, 0) + 1
-        draw = random.Random(f"{seed}:{what}:{attempt}")
-        if draw.random() >= rate:
+        if re.fullmatch(r"/channels/\d+/messages", path) is None:
             return None
-        fault = draw.choice(["error", "drop", "made"])
+        every, sends = self._flaky
+        if next(sends) % every:
+            return None
+        fault = FAULTS[len(self.faults) % len(FAULTS)]
         self.faults.append(fault)
         return fault
 

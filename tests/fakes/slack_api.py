@@ -38,7 +38,6 @@ import hashlib
 import hmac
 import itertools
 import json
-import random
 import time
 import uuid
 from collections.abc import Callable
@@ -53,6 +52,7 @@ __all__ = ["FakeSlack", "post_action", "post_event", "sign"]
 Params = dict[str, Any]
 Handler = Callable[[Params], Params]
 
+FAULTS = ("error", "drop", "made")
 TEXT_HARD_LIMIT = 40000
 MARKDOWN_TOTAL_LIMIT = 12000
 MAX_BLOCKS = 50
@@ -94,8 +94,7 @@ class FakeSlack:
         self._failures: dict[str, list[tuple[str, str | None, int]]] = {}
         self._holds: dict[str, asyncio.Event] = {}
         self._hangs: dict[str, list[bool]] = {}
-        self._flaky: dict[str, tuple[float, int]] = {}
-        self._attempts: dict[tuple[str, str, str], int] = {}
+        self._flaky: dict[str, tuple[int, itertools.count[int]]] = {}
         self.faults: list[tuple[str, str]] = []
         """Each call ``flaky`` failed: the method and the fault (error, drop, made)."""
         self._closing = asyncio.Event()
@@ -197,23 +196,20 @@ class FakeSlack:
         (the message is posted, and the caller cannot know), without it nothing happens."""
         self._hangs.setdefault(method, []).extend([record] * times)
 
-    def flaky(self, method: str, *, rate: float, seed: int) -> None:
-        """Fail a share ``rate`` of the calls to ``method``: a 500 (Slack's own outage), a
-        dropped connection, or the call made and then the connection dropped (an unknown
-        outcome). Which calls fail follows from ``seed`` and each call's channel, text and
-        attempt, not from timing, so a run is reproducible."""
-        self._flaky[method] = (rate, seed)
+    def flaky(self, method: str, *, every: int) -> None:
+        """Fail every ``every``-th call to ``method`` (5: 20 % of them), the faults taking
+        turns: a 500 (Slack's own outage), a dropped connection, and the call made and then
+        the connection dropped (an unknown outcome). Counted, not drawn: however the calls
+        interleave, the share and the mix of faults are the same in every run."""
+        self._flaky[method] = (every, itertools.count(1))
 
     def _fault(self, method: str, params: Params) -> str | None:
         if method not in self._flaky:
             return None
-        rate, seed = self._flaky[method]
-        what = (method, str(params.get("channel")), str(params.get("text")))
-        self._attempts[what] = attempt = self._attempts.get(what, 0) + 1
-        draw = random.Random(f"{seed}:{what}:{attempt}")
-        if draw.random() >= rate:
+        every, calls = self._flaky[method]
+        if next(calls) % every:
             return None
-        fault = draw.choice(["error", "drop", "made"])
+        fault = FAULTS[len(self.faults) % len(FAULTS)]
         self.faults.append((method, fault))
         return fault
 
