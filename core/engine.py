@@ -248,8 +248,8 @@ class Engine:
     ) -> Reply | None:
         logs.conversation.set(str(message.key))
         started = time.perf_counter()
-        async with self._serial(str(message.key)):
-            reply, outcome = await self._handle(message, sink=sink)
+        async with self._serial(str(message.key)) as held:
+            reply, outcome = await self._handle(message, sink=sink, held=held)
         took = time.perf_counter() - started
         TURNS.labels(outcome).inc()
         TURN_SECONDS.observe(took)
@@ -285,20 +285,27 @@ class Engine:
         key: ConversationKey,
         send: Callable[[], Awaitable[str | None]],
         *,
-        wait: bool,
+        late: bool,
     ) -> bool:
         logs.conversation.set(str(key))
-        async with self._serial(str(key), wait=wait) as free:
+        if not late:
+            return await self._send_once(outbox_id, send)
+        async with self._serial(str(key), wait=False) as free:
             if not free:
-                return False
-            if not await self._store.is_undelivered(outbox_id):
-                return True  # delivered meanwhile, by this replica or another
-            posted = await send()
-            if posted is None:
-                return False
-            await self.delivered(outbox_id, posted or None)
+                return False  # another turn holds it (a live replica): looked at again later
+            sent = await self._send_once(outbox_id, send)
+        if sent:
+            log.info("reply %s in %s delivered late", outbox_id, key)
+        return sent
+
+    async def _send_once(self, outbox_id: str, send: Callable[[], Awaitable[str | None]]) -> bool:
+        if not await self._store.is_undelivered(outbox_id):
+            return True  # delivered meanwhile, by this replica or another
+        posted = await send()
+        if posted is None:
+            return False
+        await self.delivered(outbox_id, posted or None)
         REDELIVERED.inc()
-        log.info("reply %s in %s delivered late", outbox_id, key)
         return True
 
     async def _resume(self, unanswered: Unanswered, *, direct: bool, late: bool) -> Reply | None:
@@ -478,10 +485,12 @@ class Engine:
         decided: _Outcome | None = None,
         *,
         sink: AnswerSink | None = None,
+        held: bool = True,
     ) -> tuple[Reply | None, str]:
         """The reply and the turn's outcome (a ``core.metrics.TURNS`` label). ``decided``: a
         decided proposal's outcome, stored after the customer's turn; ``sink``: where
-        Claude's words are shown as they arrive (the reply then continues them)."""
+        Claude's words are shown as they arrive (the reply then continues them); ``held``:
+        whether the turn holds its conversation's lock across replicas."""
         now = self._clock()
         message = _sanitized(message)
         text = clean(message.text)
@@ -494,6 +503,10 @@ class Engine:
             self._hold(message, now)
             return Reply(self._persona.fallbacks.unknown), "held"
         if conversation is None:
+            if not held:
+                # Without the lock a live replica may be answering it now: a duplicate, and
+                # the recovery watcher answers it later if its process died.
+                return None, "duplicate"
             # Held for this conversation already: a live turn of it is over by now.
             resumed = await self._redelivered(message, now)
             return (resumed, "recovered") if resumed is not None else (None, "duplicate")

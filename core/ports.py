@@ -271,8 +271,9 @@ class TurnLocks(Protocol):
     """One turn at a time per conversation across processes (the replicas of one database)."""
 
     def hold(self, key: str) -> AbstractAsyncContextManager[bool]:
-        """Wait for, then hold, conversation ``key``'s lock until the block ends (yields
-        ``True``; a lock that cannot be had is logged and the block runs all the same)."""
+        """Wait for, then hold, conversation ``key``'s lock until the block ends; yields
+        whether it holds it (a lock that cannot be had is logged and the block runs all the
+        same)."""
         ...
 
     def try_hold(self, key: str) -> AbstractAsyncContextManager[bool]:

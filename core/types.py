@@ -246,13 +246,14 @@ class ConversationPort(Protocol):
         key: ConversationKey,
         send: Callable[[], Awaitable[str | None]],
         *,
-        wait: bool,
+        late: bool,
     ) -> bool:
-        """Deliver a reply the outbox still holds, holding its conversation: ``send`` checks
-        the platform and posts it if it is not there, giving the platform's message id
-        (``""``: not known) or ``None`` when the platform could not be reached. True once it
-        is delivered (by anyone); False to try again later. Without ``wait`` it gives up at
-        once when another turn holds the conversation."""
+        """Deliver a reply the outbox still holds: ``send`` checks the platform and posts it
+        if it is not there, giving the platform's message id (``""``: not known) or ``None``
+        when the platform could not be reached. True once it is delivered (by anyone); False
+        to try again later. ``late``: the turn that wrote it is over (a dead process's, or
+        one whose tries ran out), so the conversation's lock is taken, if it is free (else
+        False at once); within its turn the turn's own order holds it."""
         ...
 
 

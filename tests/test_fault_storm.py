@@ -45,7 +45,7 @@ from tests.fakes.anthropic_api import (
 )
 from tests.fakes.discord_api import FakeDiscord
 from tests.fakes.slack_api import FakeSlack, post_event
-from tests.slack_helpers import SECRET, load_body, slack_settings
+from tests.slack_helpers import SECRET, dm_body, slack_settings
 
 SEED = 20261202
 CUSTOMERS, MESSAGES = 6, 4
@@ -133,15 +133,8 @@ async def test_slack_answers_every_message_once_through_a_fault_storm(
         url = f"http://127.0.0.1:{bot.http_port}{EVENTS_PATH}"
 
         async def customer(name: str, n: int) -> None:
-            body = load_body(
-                "message_im",
-                event_id=f"Ev{name}{n}",
-                text=f"{name} message {n}",
-                blocks=[],
-                user=f"U0{name}",
-                channel=f"D0{name}",
-                ts=f"{time.time():.6f}",
-            )
+            # Sent now: Slack's history orders it before the answers to it.
+            body = dm_body(name, n, ts=f"{time.time():.6f}")
             assert await post_event(url, body, secret=SECRET) == 200
             await slack.wait_messages(f"D0{name}", n + 1, timeout=WITHIN)
 

@@ -300,7 +300,7 @@ class Workflow:
 
         key = inbound.message.key
         try:
-            return await self._port.redeliver(outbox, key, send, wait=not late)
+            return await self._port.redeliver(outbox, key, send, late=late)
         except Exception as exc:
             log.warning("delivering reply %s failed (%s)", outbox, type(exc).__name__)
             return False
