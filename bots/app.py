@@ -149,6 +149,7 @@ async def open_runtime(settings: Settings, *, flood: bool = False) -> AsyncItera
                     else None
                 ),
             )
+            stack.push_async_callback(engine.settle)
             yield Runtime(
                 engine=engine,
                 desk=Desk(store=store),

@@ -38,6 +38,7 @@ from core.files import Checked, FileLimits, Kept
 from core.flood import FloodGate, Hold
 from core.knowledge import KnowledgeBase
 from core.metrics import ESCALATIONS, FALLBACKS, REDELIVERED, TURN_SECONDS, TURNS
+from core.outbox import Marks
 from core.ports import (
     LLM,
     Conversation,
@@ -229,6 +230,7 @@ class Engine:
         self._locks: dict[str, asyncio.Lock] = {}
         self._waiting: dict[str, int] = {}
         self._held: dict[str, tuple[IncomingMessage, datetime]] = {}
+        self._marks = Marks(store, clock=clock)
 
     @property
     def files(self) -> FileLimits:
@@ -277,7 +279,12 @@ class Engine:
         return reply
 
     async def delivered(self, outbox_id: str, message_id: str | None) -> None:
-        await self._store.delivered(outbox_id, message_id=message_id, now=self._clock())
+        self._marks.add(outbox_id, message_id)
+
+    async def settle(self) -> None:
+        """Write the delivered marks still waiting (``core.outbox``): at shutdown, and in
+        tests before they read the outbox."""
+        await self._marks.settle()
 
     async def redeliver(
         self,
@@ -299,7 +306,7 @@ class Engine:
         return sent
 
     async def _send_once(self, outbox_id: str, send: Callable[[], Awaitable[str | None]]) -> bool:
-        if not await self._store.is_undelivered(outbox_id):
+        if self._marks.waiting(outbox_id) or not await self._store.is_undelivered(outbox_id):
             return True  # delivered meanwhile, by this replica or another
         posted = await send()
         if posted is None:

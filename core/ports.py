@@ -7,7 +7,7 @@ Both are protocols so the engine never imports SQLAlchemy or the Anthropic SDK; 
 from __future__ import annotations
 
 import uuid
-from collections.abc import Collection, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -228,9 +228,10 @@ class ConversationStore(Protocol):
         """Whether the outbox still holds reply ``outbox_id`` as not delivered."""
         ...
 
-    async def delivered(self, outbox_id: str, *, message_id: str | None, now: datetime) -> None:
-        """Mark reply ``outbox_id`` delivered at ``now`` as platform message ``message_id``
-        (``None``: the platform did not say); a reply marked already stays as it was."""
+    async def delivered(self, marks: Mapping[str, str | None], *, now: datetime) -> None:
+        """Mark each reply in ``marks`` (outbox id: platform message id, ``None`` when the
+        platform did not say) delivered at ``now``, in one transaction; a reply marked
+        already stays as it was."""
         ...
 
     async def resume_turn(self, conversation_id: int) -> Conversation | None:

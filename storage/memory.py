@@ -7,7 +7,7 @@ each ``SqlStore`` call is one transaction. Nothing survives the process.
 from __future__ import annotations
 
 import itertools
-from collections.abc import Collection, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 
@@ -329,10 +329,11 @@ class MemoryStore:
         sent = self._outbox.get(outbox_id)
         return sent is not None and sent.delivered_at is None
 
-    async def delivered(self, outbox_id: str, *, message_id: str | None, now: datetime) -> None:
-        sent = self._outbox.get(outbox_id)
-        if sent is not None and sent.delivered_at is None:
-            sent.delivered_at, sent.message_id = now, message_id
+    async def delivered(self, marks: Mapping[str, str | None], *, now: datetime) -> None:
+        for outbox_id, message_id in marks.items():
+            sent = self._outbox.get(outbox_id)
+            if sent is not None and sent.delivered_at is None:
+                sent.delivered_at, sent.message_id = now, message_id
 
     async def is_active(self, key: ConversationKey) -> bool:
         return self._open_at(key) is not None

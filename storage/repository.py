@@ -14,7 +14,7 @@ from __future__ import annotations
 import asyncio
 import functools
 from collections import OrderedDict
-from collections.abc import Awaitable, Callable, Collection, Sequence
+from collections.abc import Awaitable, Callable, Collection, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from datetime import datetime, timedelta
@@ -163,6 +163,11 @@ _CLOSE = update(_CONVERSATIONS).where(_C.id == bindparam("cid")).values(state="c
 _NEWEST_ID = select(_C.id).where(_C.key == bindparam("at_key")).order_by(_C.id.desc()).limit(1)
 _ADD = insert(_MESSAGES)
 _SEND = insert(_OUTBOX)
+_MARK = (
+    update(_OUTBOX)
+    .where(_O.id == bindparam("oid"), _O.delivered_at.is_(None))
+    .values(delivered_at=bindparam("at"), platform_message_id=bindparam("mid"))
+)
 _REFUSE = (
     update(_MESSAGES)
     .where(_M.conversation_id == bindparam("cid"), _M.seq.in_(bindparam("seqs", expanding=True)))
@@ -506,13 +511,12 @@ class SqlStore:
             return found is not None
 
     @_quoting_nothing
-    async def delivered(self, outbox_id: str, *, message_id: str | None, now: datetime) -> None:
+    async def delivered(self, marks: Mapping[str, str | None], *, now: datetime) -> None:
+        if not marks:
+            return
+        rows = [{"oid": i, "mid": m, "at": now} for i, m in marks.items()]
         async with self._sessions.begin() as session:
-            await session.execute(
-                update(OutboxRow)
-                .where(OutboxRow.id == outbox_id, OutboxRow.delivered_at.is_(None))
-                .values(delivered_at=now, platform_message_id=message_id)
-            )
+            await session.execute(_MARK, rows)
 
     @_quoting_nothing
     async def unanswered(

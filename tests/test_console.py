@@ -128,6 +128,7 @@ async def test_the_engine_gets_only_text_from_a_hostile_reader(
     ]
     assert written[1:] == ["Aria> A", "Aria> B", "Aria> Returns are accepted within 30 days."]
     # Shown is delivered: nothing waits in the outbox for a console conversation.
+    await runtime.engine.settle()
     assert await runtime.store.undelivered(platforms={"console"}, before=utcnow()) == []
 
 

@@ -150,6 +150,7 @@ async def test_slack_answers_every_message_once_through_a_fault_storm(
         }
 
     check(replies, fallbacks(runtime))
+    await runtime.engine.settle()
     assert await runtime.store.undelivered(platforms={"slack"}, before=utcnow()) == []
     assert {f for _, f in slack.faults} == {"error", "drop", "made"}, "the platform failed"
     assert len(fake_claude.requests) > CUSTOMERS * MESSAGES, "and so did Claude"
@@ -182,6 +183,7 @@ async def test_discord_answers_every_message_once_through_a_fault_storm(
         replies = {name: answers(fake, thread) for name, thread in threads.items()}
 
     check(replies, fallbacks(runtime))
+    await runtime.engine.settle()
     assert await runtime.store.undelivered(platforms={"discord"}, before=utcnow()) == []
     assert set(fake.faults) == {"error", "drop", "made"}, "the platform failed"
     assert len(fake_claude.requests) > CUSTOMERS * MESSAGES, "and so did Claude"

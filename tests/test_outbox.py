@@ -98,6 +98,7 @@ async def test_discord_looks_for_the_reply_before_posting_it_again(runtime: Runt
             bot.redeliver(missing)  # delivered now: not posted again
             await bot.drain()
         looked = [r for r in fake.requests if r.method == "GET" and r.path.endswith("/messages")]
+    await runtime.engine.settle()
 
     assert fake.posts_in(half) == [], "the reply the dead process posted is kept, not repeated"
     [finished] = [e for e in fake.edits if e.id == cut_short]

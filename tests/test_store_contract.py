@@ -592,8 +592,8 @@ async def test_a_reply_waits_in_the_outbox_until_delivered_then_is_forgotten(
     [first, _] = waiting
     assert first.turn == Unanswered(conversation.id, KEY, "U-customer", "m-1", T0)
 
-    await store.delivered(sent.id, message_id="1700000001.000200", now=T0 + 2 * MINUTE)
-    await stores.replica().delivered(sent.id, message_id="again", now=T0 + HOUR)
+    await store.delivered({sent.id: "1700000001.000200"}, now=T0 + 2 * MINUTE)
+    await stores.replica().delivered({sent.id: "again", "unknown": None}, now=T0 + HOUR)
     assert not await store.is_undelivered(sent.id)
     assert await stores.replica().is_undelivered(notice.id)
     [left] = await store.undelivered(platforms={"test"}, before=T0 + HOUR)
