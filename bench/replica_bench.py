@@ -2,7 +2,9 @@
 
 Starts a fake Messages API that fails a share of calls (429, 529, 500, dropped connections,
 overloads after HTTP 200, stalls past the timeout) and otherwise answers after a moment, a fake
-Slack, and N real ``supportbot run slack`` processes in HTTP mode on one PostgreSQL database.
+Slack that fails a share of the bot's posts (a 500, a dropped connection, or the message posted
+and then the connection dropped: an unknown outcome), and N real ``supportbot run slack``
+processes in HTTP mode on one PostgreSQL database.
 Each of the conversations (one DM each) sends its messages one after another, the next as soon
 as the previous one is answered, and every event is delivered to every replica (the first one
 alternating), as a load balancer retrying on another replica would. Prints: messages sent,
@@ -126,6 +128,8 @@ async def run(args: argparse.Namespace) -> None:
     lost = 0
     async with FakeAnthropic() as claude, _Observed() as slack:
         claude.default = lambda body: _claude(rng, args.claude_failures, args.think)
+        if args.post_failures:
+            slack.flaky("chat.postMessage", every=round(1 / args.post_failures))
         with tempfile.TemporaryDirectory() as directory:
             replicas = [
                 SlackProcess(
@@ -201,7 +205,7 @@ def _report(
     print(
         f"{args.replicas} replicas, {args.conversations} conversations × {args.messages} "
         f"messages, every event to every replica; Claude fails {args.claude_failures:.0%} of "
-        f"calls, answers in {args.think:g} s otherwise"
+        f"calls, answers in {args.think:g} s otherwise; {args.post_failures:.0%} of posts fail"
     )
     print(f"messages sent                 {sent}")
     print(f"lost (no reply in {REPLY_WITHIN:g} s)       {lost}")
@@ -219,6 +223,9 @@ def main() -> None:
     parser.add_argument("--messages", type=int, default=10)
     parser.add_argument("--claude-failures", type=float, default=0.3)
     parser.add_argument("--think", type=float, default=0.2, help="Claude's answer time, s")
+    parser.add_argument(
+        "--post-failures", type=float, default=0.2, help="share of Slack posts that fail"
+    )
     parser.add_argument("--seed", type=int, default=7)
     asyncio.run(run(parser.parse_args()))
 

@@ -28,7 +28,7 @@ from core.flood import FloodGate
 from core.housekeeping import watch_housekeeping
 from core.metrics import HELD
 from core.ports import LLMResult, Unanswered
-from core.recovery import watch_unanswered
+from core.recovery import watch_unanswered, watch_undelivered
 from core.stream import ClaudeEvents
 from core.types import EscalationView
 from storage.actions import SqlActionStore
@@ -155,6 +155,7 @@ async def open_runtime(settings: Settings, *, flood: bool = False) -> AsyncItera
             feedback = Feedback(
                 store=SqlFeedbackStore(engine=database), texts=settings.persona.feedback
             )
+            stack.push_async_callback(engine.settle)
             yield Runtime(
                 engine=engine,
                 desk=Desk(store=store, feedback=feedback),
@@ -270,6 +271,15 @@ async def serve(
                             platforms=set(chosen),
                             after=timedelta(seconds=settings.recover_after_seconds),
                             within=timedelta(hours=settings.recover_within_hours),
+                            every=min(10.0, settings.recover_after_seconds / 3),
+                        )
+                    )
+                    tasks.create_task(
+                        watch_undelivered(
+                            runtime.store,
+                            lambda u: adapters[u.turn.key.platform].redeliver(u),
+                            platforms=set(chosen),
+                            after=timedelta(seconds=settings.recover_after_seconds),
                             every=min(10.0, settings.recover_after_seconds / 3),
                         )
                     )

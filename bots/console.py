@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import uuid
 from collections.abc import Callable
@@ -95,6 +96,9 @@ async def chat(
             sink.finish(reply.text)
         else:
             show(f"{bot_name}> {reply.text}")
+        if reply.outbox is not None:
+            with contextlib.suppress(Exception):  # shown all the same; nobody redelivers it
+                await port.delivered(reply.outbox, None)
         if reply.escalation is not None:
             show(f"  [handed to the support team: {reply.escalation.reason}]")
         if reply.proposal is not None and not reply.proposal.staff_approval:

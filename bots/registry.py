@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 from pydantic_settings import BaseSettings
 
 from core.desk import Desk
-from core.ports import Unanswered
+from core.ports import Unanswered, Undelivered
 from core.types import ConversationKey, ConversationPort, EscalationView
 
 if TYPE_CHECKING:
@@ -46,6 +46,10 @@ class Adapter(Protocol):
 
     def recover(self, unanswered: Unanswered, *, late_after: timedelta) -> None:
         """Answer, in the background, a customer turn a dead process left unanswered."""
+        ...
+
+    def redeliver(self, undelivered: Undelivered) -> None:
+        """Deliver, in the background, a reply the platform has not taken yet."""
         ...
 
 

@@ -37,7 +37,8 @@ from core.escalation import people_have_it
 from core.files import Checked, FileLimits, Kept
 from core.flood import FloodGate, Hold
 from core.knowledge import KnowledgeBase
-from core.metrics import ESCALATIONS, FALLBACKS, TURN_SECONDS, TURNS
+from core.metrics import ESCALATIONS, FALLBACKS, REDELIVERED, TURN_SECONDS, TURNS
+from core.outbox import Marks
 from core.ports import (
     LLM,
     Conversation,
@@ -46,9 +47,11 @@ from core.ports import (
     HandOff,
     LLMError,
     LLMResult,
+    Outbound,
     TurnLocks,
     TurnWrites,
     Unanswered,
+    new_outbox_id,
 )
 from core.stream import AnswerSink, Shown
 from core.text import clean, fold, sanitize
@@ -145,6 +148,13 @@ class _Turn:
     answer: int | None = None
     """Which of ``stored`` is the answer the customer may rate (Claude's or the knowledge
     base's); a hand-off is not rated."""
+    checked: Checked = field(default_factory=Checked)
+    kind: Kind = Kind.CUSTOMER
+    late: bool = False
+    """Answered after the persona's late limit: the reply starts with its apology."""
+    deliver: bool = True
+    """Whether the reply goes to the outbox (not when the customer was answered already)."""
+    reply: Outbound | None = None
 
     def writes(self) -> TurnWrites:
         """The turn's writes; a conversation field that did not change is left out."""
@@ -162,6 +172,21 @@ class _Turn:
             hand_off=self.hand_off,
             refused=self.refused,
             answer=self.answer if self.hand_off is None else None,
+            reply=self.reply,
+        )
+
+    def again(self) -> _Turn:
+        """The turn from its start, for a fallback after it broke: none of its work kept."""
+        return _Turn(
+            self.conversation,
+            self.message,
+            self.text,
+            self.now,
+            shown=self.shown,
+            checked=self.checked,
+            kind=self.kind,
+            late=self.late,
+            deliver=self.deliver,
         )
 
 
@@ -215,6 +240,7 @@ class Engine:
         self._calls: dict[str, asyncio.Task[LLMResult]] = {}
         """Each conversation's Claude call answering the customer now (``stop`` cancels it)."""
         self._stopping: set[str] = set()
+        self._marks = Marks(store, clock=clock)
 
     @property
     def files(self) -> FileLimits:
@@ -255,8 +281,8 @@ class Engine:
     ) -> Reply | None:
         logs.conversation.set(str(message.key))
         started = time.perf_counter()
-        async with self._serial(str(message.key)):
-            reply, outcome = await self._handle(message, sink=sink)
+        async with self._serial(str(message.key)) as held:
+            reply, outcome = await self._handle(message, sink=sink, held=held)
         took = time.perf_counter() - started
         TURNS.labels(outcome).inc()
         TURN_SECONDS.observe(took)
@@ -274,18 +300,53 @@ class Engine:
         """
         key = unanswered.key
         logs.conversation.set(str(key))
+        late = late_after is not None and self._clock() - unanswered.at > late_after
         async with self._serial(str(key), wait=False) as free:
             if not free:
                 return None  # another replica is answering it: looked at again later
-            reply = await self._resume(unanswered, direct=direct)
-        if reply is None:
-            return None
-        TURNS.labels("recovered").inc()
-        if late_after is not None and self._clock() - unanswered.at > late_after and reply.text:
-            reply = replace(reply, text=f"{self._persona.late_apology}\n\n{reply.text}")
+            reply = await self._resume(unanswered, direct=direct, late=late)
+        if reply is not None:
+            TURNS.labels("recovered").inc()
         return reply
 
-    async def _resume(self, unanswered: Unanswered, *, direct: bool) -> Reply | None:
+    async def delivered(self, outbox_id: str, message_id: str | None) -> None:
+        self._marks.add(outbox_id, message_id)
+
+    async def settle(self) -> None:
+        """Write the delivered marks still waiting (``core.outbox``): at shutdown, and in
+        tests before they read the outbox."""
+        await self._marks.settle()
+
+    async def redeliver(
+        self,
+        outbox_id: str,
+        key: ConversationKey,
+        send: Callable[[], Awaitable[str | None]],
+        *,
+        late: bool,
+    ) -> bool:
+        logs.conversation.set(str(key))
+        if not late:
+            return await self._send_once(outbox_id, send)
+        async with self._serial(str(key), wait=False) as free:
+            if not free:
+                return False  # another turn holds it (a live replica): looked at again later
+            sent = await self._send_once(outbox_id, send)
+        if sent:
+            log.info("reply %s in %s delivered late", outbox_id, key)
+        return sent
+
+    async def _send_once(self, outbox_id: str, send: Callable[[], Awaitable[str | None]]) -> bool:
+        if self._marks.waiting(outbox_id) or not await self._store.is_undelivered(outbox_id):
+            return True  # delivered meanwhile, by this replica or another
+        posted = await send()
+        if posted is None:
+            return False
+        await self.delivered(outbox_id, posted or None)
+        REDELIVERED.inc()
+        return True
+
+    async def _resume(self, unanswered: Unanswered, *, direct: bool, late: bool) -> Reply | None:
         """Answer ``unanswered`` and the customer turns after it, holding its conversation."""
         conversation = await self._store.resume_turn(unanswered.conversation_id)
         if conversation is None or not conversation.window:
@@ -299,7 +360,7 @@ class Engine:
             message_id=unanswered.message_id,
             direct=direct,
         )
-        turn = _Turn(conversation, message, last.text, now)
+        turn = _Turn(conversation, message, last.text, now, late=late)
         state = conversation.escalation.state if conversation.escalation else None
         if people_have_it(human_active=conversation.human_active, state=state):
             return None
@@ -326,7 +387,7 @@ class Engine:
         mine = [u for u in found if u.message_id == message.message_id]
         if not mine:
             return None
-        return await self._resume(mine[0], direct=message.direct)
+        return await self._resume(mine[0], direct=message.direct, late=False)
 
     async def decide(
         self,
@@ -462,10 +523,12 @@ class Engine:
         decided: _Outcome | None = None,
         *,
         sink: AnswerSink | None = None,
+        held: bool = True,
     ) -> tuple[Reply | None, str]:
         """The reply and the turn's outcome (a ``core.metrics.TURNS`` label). ``decided``: a
         decided proposal's outcome, stored after the customer's turn; ``sink``: where
-        Claude's words are shown as they arrive (the reply then continues them)."""
+        Claude's words are shown as they arrive (the reply then continues them); ``held``:
+        whether the turn holds its conversation's lock across replicas."""
         now = self._clock()
         message = _sanitized(message)
         text = clean(message.text)
@@ -478,13 +541,20 @@ class Engine:
             self._hold(message, now)
             return Reply(self._persona.fallbacks.unknown), "held"
         if conversation is None:
+            if not held:
+                # Without the lock a live replica may be answering it now: a duplicate, and
+                # the recovery watcher answers it later if its process died.
+                return None, "duplicate"
             # Held for this conversation already: a live turn of it is over by now.
             resumed = await self._redelivered(message, now)
             return (resumed, "recovered") if resumed is not None else (None, "duplicate")
         if kind == Kind.RESTART and not conversation.fresh:
             notice = None  # a live escalation keeps the conversation: "start over" is just text
         pending = (decided.note,) if decided is not None else ()
-        turn = _Turn(conversation, message, text, now, files=checked.kept, pending=pending)
+        turn = _Turn(
+            conversation, message, text, now, files=checked.kept, pending=pending, checked=checked
+        )
+        turn.kind = kind
         if sink is not None:
             turn.shown = Shown(sink, handoff_step=self._persona.handoff_step)
         escalation = conversation.escalation
@@ -509,9 +579,7 @@ class Engine:
             reply, outcome = await self._crashed(turn), "crashed"
         else:
             outcome = _outcome(turn, reply)
-        if turn.shown is not None:
-            reply = replace(reply, text=turn.shown.final(reply.text))
-        return _relayed(turn, self._with_files(reply, turn, checked, kind)), outcome
+        return _relayed(turn, replace(reply, files=_shown(turn))), outcome
 
     def _over_the_rate(self, message: IncomingMessage) -> Hold | None:
         if self._flood is None:
@@ -545,11 +613,12 @@ class Engine:
         turn.stored += turn.pending
         reply = self._notice(turn, Reply(told))
         try:
-            await self._finish(turn)
+            await self._finish(turn, told)
         except Exception:
             # The call ran (or was declined) whatever the store says: the customer hears it.
             log.exception("storing a decided proposal's outcome failed in %s", turn.message.key)
-        return _relayed(turn, reply)
+            return _relayed(turn, reply)
+        return _relayed(turn, replace(reply, outbox=_outbox(turn)))
 
     async def _check(self, message: IncomingMessage) -> Checked:
         """The message's fetched files, checked (in a worker thread: decoding takes CPU)."""
@@ -567,15 +636,20 @@ class Engine:
             )
         return checked
 
-    def _with_files(self, reply: Reply, turn: _Turn, checked: Checked, kind: Kind) -> Reply:
-        """What the reply says about the turn's files: each refused one, and that accepted ones
-        go to the team with an escalation; the accepted files ride along for the staff relay."""
-        said = reply.text
-        if checked.kept and reply.escalation is not None:
+    def _final(self, turn: _Turn, said: str) -> str:
+        """The reply's text as the customer reads it: continuing what was streamed to them,
+        then what it says about the turn's files (each refused one, and that accepted ones go
+        to the team with a hand-off), after the persona's apology when it comes late."""
+        if turn.shown is not None:
+            said = turn.shown.final(said)
+        checked = turn.checked
+        if checked.kept and turn.hand_off is not None:
             said = f"{said}\n\n{self._saved(checked.kept)}"
-        if checked.refusals and kind != Kind.ATTACHMENT:
+        if checked.refusals and turn.kind != Kind.ATTACHMENT:
             said = "\n\n".join([said, *checked.refusals])
-        return replace(reply, text=said, files=_shown(turn))
+        if turn.late and said:
+            said = f"{self._persona.late_apology}\n\n{said}"
+        return said
 
     def _saved(self, kept: tuple[Kept, ...]) -> str:
         """Told with a hand-off: the team will see the customer's files."""
@@ -650,7 +724,8 @@ class Engine:
                     return stored
                 del self._held[message_id]
                 if conversation is not None:  # None: it was stored before the error came back
-                    held = _Turn(conversation, message, text, at, files=checked.kept)
+                    # The customer got the fallback when it came in: nothing more to send.
+                    held = _Turn(conversation, message, text, at, files=checked.kept, deliver=False)
                     await self._keep_quietly(held)
                     await self._crashed(held, reason=HELD)
                     stored += 1
@@ -696,8 +771,15 @@ class Engine:
         self._mark_dont_know(turn)
         if not self._rate_answers:
             turn.answer = None
-        finished = await self._finish(turn)
-        return replace(reply, escalation=finished.escalation, answer_id=finished.answer_id)
+        said = self._final(turn, reply.text)
+        finished = await self._finish(turn, said)
+        return replace(
+            reply,
+            text=said,
+            escalation=finished.escalation,
+            answer_id=finished.answer_id,
+            outbox=_outbox(turn),
+        )
 
     def _mark_dont_know(self, turn: _Turn) -> None:
         """Mark the turn's last answer that says the bot does not know (what the knowledge
@@ -709,8 +791,11 @@ class Engine:
                     turn.stored[index] = replace(stored, dont_know=True)
                 return
 
-    async def _finish(self, turn: _Turn) -> Finished:
-        """Store the turn's writes (``finish_turn``); a new escalation is counted."""
+    async def _finish(self, turn: _Turn, said: str = "") -> Finished:
+        """Store the turn's writes (``finish_turn``), with ``said`` into the outbox; a new
+        escalation is counted."""
+        if said and turn.deliver:
+            turn.reply = Outbound(new_outbox_id(), said, reply_to=turn.message.message_id)
         finished = await self._store.finish_turn(turn.conversation.id, turn.writes(), now=turn.now)
         escalation = finished.escalation
         if escalation is not None and escalation.new:
@@ -719,16 +804,17 @@ class Engine:
 
     async def _crashed(self, turn: _Turn, *, reason: str = CRASHED) -> Reply:
         """The configured fallback for a turn that broke, with a hand-off if it can be stored."""
-        said = self._persona.fallbacks.unknown
-        retry = _Turn(turn.conversation, turn.message, turn.text, turn.now)
+        retry = turn.again()
         try:
             why = "held" if reason == HELD else "crashed"
+            said = self._persona.fallbacks.unknown
             reply = await self._escalate(retry, reason, said, why=why, summarize=False)
-            finished = await self._finish(retry)
+            said = self._final(retry, reply.text)
+            finished = await self._finish(retry, said)
         except Exception:
             log.exception("storing the fallback failed in %s", turn.message.key)
-            return Reply(said)
-        return replace(reply, escalation=finished.escalation)
+            return Reply(self._final(retry, self._persona.fallbacks.unknown))
+        return replace(reply, text=said, escalation=finished.escalation, outbox=_outbox(retry))
 
     async def _answer(self, turn: _Turn) -> Reply:
         conversation = turn.conversation
@@ -1063,6 +1149,10 @@ class Engine:
         """Keep what the customer was told; Claude never sees notices in its history."""
         turn.stored.append(_turn("assistant", reply.text, Kind.NOTICE, usage=usage or Usage()))
         return reply
+
+
+def _outbox(turn: _Turn) -> str | None:
+    return turn.reply.id if turn.reply is not None else None
 
 
 def _outcome(turn: _Turn, reply: Reply) -> str:

@@ -64,3 +64,16 @@ SOLVED = Counter(
     'Answers to "Did we solve it?": yes or no',
     ["answer"],
 )
+REDELIVERED = Counter(
+    "supportbot_replies_redelivered",
+    "Replies delivered after their turn: a post that failed (platform error, lost connection) "
+    "or a process that died between storing the answer and the platform taking it",
+)
+OUTBOX_DEPTH = Gauge(
+    "supportbot_outbox_depth",
+    "Replies stored and not yet taken by the platform, on this replica's platforms",
+)
+OUTBOX_AGE = Gauge(
+    "supportbot_outbox_oldest_seconds",
+    "Age of the oldest reply stored and not yet taken by the platform (0: none waiting)",
+)

@@ -6,7 +6,8 @@ Both are protocols so the engine never imports SQLAlchemy or the Anthropic SDK; 
 
 from __future__ import annotations
 
-from collections.abc import Collection, Sequence
+import uuid
+from collections.abc import Collection, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -79,6 +80,32 @@ class Unanswered:
 
 
 @dataclass(frozen=True, slots=True)
+class Outbound:
+    """A reply the customer is meant to see, kept in the outbox with the turn that wrote it
+    until the platform accepted it. ``id`` is chosen by the writer (``new_outbox_id``);
+    ``reply_to`` is the platform message id of the customer turn it answers."""
+
+    id: str
+    text: str
+    reply_to: str
+
+
+@dataclass(frozen=True, slots=True)
+class Undelivered:
+    """A reply stored in the outbox and not yet accepted by the platform: ``turn`` says where
+    and to whom (the customer turn it answers), ``at`` when it was stored."""
+
+    id: str
+    text: str
+    turn: Unanswered
+    at: datetime
+
+
+def new_outbox_id() -> str:
+    return uuid.uuid4().hex
+
+
+@dataclass(frozen=True, slots=True)
 class TurnWrites:
     """Everything one customer turn writes after its customer turn, committed together.
 
@@ -94,12 +121,15 @@ class TurnWrites:
     """Sequence numbers of customer turns Claude refused, to store as ``Kind.REFUSED``."""
     answer: int | None = None
     """Which of ``turns`` is the answer the customer may rate (its id comes back)."""
+    reply: Outbound | None = None
+    """What the customer is to be told, into the outbox (written even when nothing else is)."""
 
     @property
     def empty(self) -> bool:
         """Nothing to write: ``finish_turn`` then touches nothing."""
         fields = (self.topic, self.window_start, self.dont_know_streak)
-        return not (self.turns or self.refused or self.hand_off) and fields == (None,) * 3
+        written = self.turns or self.refused or self.hand_off or self.reply
+        return not written and fields == (None,) * 3
 
 
 class ConversationStore(Protocol):
@@ -183,7 +213,8 @@ class ConversationStore(Protocol):
 
     async def forget_deliveries(self, before: datetime) -> int:
         """Forget the platform message ids recorded before ``before`` (no platform redelivers
-        that late); how many were forgotten."""
+        that late), and the outbox's replies delivered before then; how many ids were
+        forgotten."""
         ...
 
     async def unanswered(
@@ -199,6 +230,21 @@ class ConversationStore(Protocol):
         oldest first. Left out: those a person has (``core.escalation.people_have_it``) and
         those whose escalation changed since that message (a person had them, and the bot
         kept quiet on purpose)."""
+        ...
+
+    async def undelivered(self, *, platforms: set[str], before: datetime) -> list[Undelivered]:
+        """Replies in the outbox on ``platforms`` stored before ``before`` that no platform
+        has accepted yet, oldest first."""
+        ...
+
+    async def is_undelivered(self, outbox_id: str) -> bool:
+        """Whether the outbox still holds reply ``outbox_id`` as not delivered."""
+        ...
+
+    async def delivered(self, marks: Mapping[str, str | None], *, now: datetime) -> None:
+        """Mark each reply in ``marks`` (outbox id: platform message id, ``None`` when the
+        platform did not say) delivered at ``now``, in one transaction; a reply marked
+        already stays as it was."""
         ...
 
     async def resume_turn(self, conversation_id: int) -> Conversation | None:
@@ -239,8 +285,9 @@ class TurnLocks(Protocol):
     """One turn at a time per conversation across processes (the replicas of one database)."""
 
     def hold(self, key: str) -> AbstractAsyncContextManager[bool]:
-        """Wait for, then hold, conversation ``key``'s lock until the block ends (yields
-        ``True``; a lock that cannot be had is logged and the block runs all the same)."""
+        """Wait for, then hold, conversation ``key``'s lock until the block ends; yields
+        whether it holds it (a lock that cannot be had is logged and the block runs all the
+        same)."""
         ...
 
     def try_hold(self, key: str) -> AbstractAsyncContextManager[bool]:

@@ -3,7 +3,10 @@
 A process killed mid-turn (``kill -9``, a crash, an out-of-memory kill, a lost machine) leaves
 the customer's turn stored and unanswered: the platform will not deliver the message again,
 since it was acknowledged. Every replica looks for such turns at start and then every few
-seconds, and hands each to its adapter, which answers it where it was asked. A turn younger
+seconds, and hands each to its adapter, which answers it where it was asked. The same watcher
+finds replies stored and never taken by the platform (a post that failed past its retries, a
+process killed between storing the answer and the platform taking it) and hands them over to be
+delivered, after a look at the platform for one that got through. A turn younger
 than ``after`` is left alone (its process may still be answering it); one that a live replica
 is answering is found answered once its lock is free (``Engine.recover``), so nothing is
 answered twice.
@@ -17,7 +20,8 @@ from collections.abc import Callable
 from datetime import datetime, timedelta
 
 from core.clock import utcnow
-from core.ports import ConversationStore, Unanswered
+from core.metrics import OUTBOX_AGE, OUTBOX_DEPTH
+from core.ports import ConversationStore, Unanswered, Undelivered
 
 log = logging.getLogger(__name__)
 
@@ -54,4 +58,33 @@ async def watch_unanswered(
                     unanswered.at.isoformat(timespec="seconds"),
                 )
                 recover(unanswered)
+        await asyncio.sleep(every)
+
+
+async def watch_undelivered(
+    store: ConversationStore,
+    redeliver: Callable[[Undelivered], None],
+    *,
+    platforms: set[str],
+    after: timedelta,
+    every: float,
+    clock: Callable[[], datetime] = utcnow,
+) -> None:
+    """Hand ``redeliver`` each reply on ``platforms`` stored more than ``after`` ago and not
+    delivered yet, now and every ``every`` seconds, until cancelled; keep the outbox gauges
+    (``core.metrics``) on what waits, however young."""
+    while True:
+        now = clock()
+        try:
+            waiting = await store.undelivered(platforms=platforms, before=now)
+        except Exception as exc:
+            log.warning(
+                "looking for undelivered replies failed (%s); trying again", type(exc).__name__
+            )
+        else:
+            OUTBOX_DEPTH.set(len(waiting))
+            OUTBOX_AGE.set((now - waiting[0].at).total_seconds() if waiting else 0)
+            for undelivered in waiting:
+                if now - undelivered.at > after:
+                    redeliver(undelivered)
         await asyncio.sleep(every)

@@ -125,6 +125,9 @@ class Reply:
     answer_id: int | None = None
     """The stored answer this reply is (Claude's, or a knowledge entry's): 👍 and 👎 under it
     carry this id (``core.feedback``)."""
+    outbox: str | None = None
+    """The id the reply is kept under in the outbox until the platform takes it: the adapter
+    reports it ``ConversationPort.delivered`` (``None``: not kept, nothing to report)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -247,6 +250,26 @@ class ConversationPort(Protocol):
     ) -> Reply | None:
         """Answer a customer turn stored and left unanswered: by a dead process, or held back
         by flood control (``None``: nothing to say). Later than ``late_after``, it apologises."""
+        ...
+
+    async def delivered(self, outbox_id: str, message_id: str | None) -> None:
+        """The platform took the reply kept as ``outbox_id`` (as ``message_id``, if known)."""
+        ...
+
+    async def redeliver(
+        self,
+        outbox_id: str,
+        key: ConversationKey,
+        send: Callable[[], Awaitable[str | None]],
+        *,
+        late: bool,
+    ) -> bool:
+        """Deliver a reply the outbox still holds: ``send`` checks the platform and posts it
+        if it is not there, giving the platform's message id (``""``: not known) or ``None``
+        when the platform could not be reached. True once it is delivered (by anyone); False
+        to try again later. ``late``: the turn that wrote it is over (a dead process's, or
+        one whose tries ran out), so the conversation's lock is taken, if it is free (else
+        False at once); within its turn the turn's own order holds it."""
         ...
 
 

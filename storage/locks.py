@@ -65,7 +65,7 @@ class AdvisoryLocks:
         if connection is not None and not await self._ask(connection, _LOCK, key, self._wait):
             connection = None
         try:
-            yield True
+            yield connection is not None
         finally:
             if connection is not None:
                 await self._unlock(connection, key)

@@ -7,13 +7,21 @@ each ``SqlStore`` call is one transaction. Nothing survives the process.
 from __future__ import annotations
 
 import itertools
-from collections.abc import Collection, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 
 from core.escalation import State
 from core.files import Kept
-from core.ports import Conversation, Finished, HandOff, TurnWrites, Unanswered
+from core.ports import (
+    Conversation,
+    Finished,
+    HandOff,
+    Outbound,
+    TurnWrites,
+    Unanswered,
+    Undelivered,
+)
 from core.types import (
     ConversationKey,
     Escalation,
@@ -74,6 +82,15 @@ class _Escalation:
         )
 
 
+@dataclass(slots=True)
+class _Sent:
+    reply: Outbound
+    row: _Conversation
+    at: datetime
+    delivered_at: datetime | None = None
+    message_id: str | None = None
+
+
 class MemoryStore:
     """Conversations, turns, deliveries and escalations in dictionaries."""
 
@@ -82,6 +99,7 @@ class MemoryStore:
         self._delivered: dict[tuple[str, str], datetime] = {}
         self._conversations: list[_Conversation] = []
         self._escalations: dict[int, _Escalation] = {}
+        self._outbox: dict[str, _Sent] = {}
 
     async def begin_turn(
         self,
@@ -196,6 +214,8 @@ class MemoryStore:
         if writes.dont_know_streak is not None:
             row.dont_know_streak = writes.dont_know_streak
         answer_id = next(self._ids) if writes.answer is not None else None
+        if writes.reply is not None:
+            self._outbox[writes.reply.id] = _Sent(writes.reply, row, now)
         if writes.hand_off is None:
             return Finished(answer_id=answer_id)
         return Finished(self._hand_off(row, writes.hand_off, now=now), answer_id)
@@ -290,10 +310,39 @@ class MemoryStore:
         return [e.view() for e in sorted(live, key=lambda e: (e.created_at, e.id))]
 
     async def forget_deliveries(self, before: datetime) -> int:
+        done = [i for i, s in self._outbox.items() if s.delivered_at and s.delivered_at < before]
+        for outbox_id in done:
+            del self._outbox[outbox_id]
         old = [delivery for delivery, at in self._delivered.items() if at < before]
         for delivery in old:
             del self._delivered[delivery]
         return len(old)
+
+    async def undelivered(self, *, platforms: set[str], before: datetime) -> list[Undelivered]:
+        waiting = [
+            s
+            for s in self._outbox.values()
+            if s.delivered_at is None and s.at < before and s.row.key.platform in platforms
+        ]
+        return [
+            Undelivered(
+                s.reply.id,
+                s.reply.text,
+                Unanswered(s.row.id, s.row.key, s.row.customer_id, s.reply.reply_to, s.at),
+                s.at,
+            )
+            for s in sorted(waiting, key=lambda s: s.at)
+        ]
+
+    async def is_undelivered(self, outbox_id: str) -> bool:
+        sent = self._outbox.get(outbox_id)
+        return sent is not None and sent.delivered_at is None
+
+    async def delivered(self, marks: Mapping[str, str | None], *, now: datetime) -> None:
+        for outbox_id, message_id in marks.items():
+            sent = self._outbox.get(outbox_id)
+            if sent is not None and sent.delivered_at is None:
+                sent.delivered_at, sent.message_id = now, message_id
 
     async def is_active(self, key: ConversationKey) -> bool:
         return self._open_at(key) is not None

@@ -11,6 +11,7 @@ from sqlalchemy import (
     Index,
     LargeBinary,
     String,
+    Text,
     UniqueConstraint,
     false,
     text,
@@ -94,6 +95,33 @@ class DeliveryRow(Base):
     message_id: Mapped[str] = mapped_column(String(200), primary_key=True)
     # Forgotten after the retention period (see ``forget_deliveries``).
     created_at: Mapped[datetime] = mapped_column(index=True)
+
+
+class OutboxRow(Base):
+    """A reply the customer is meant to see, written with the turn that caused it and marked
+    delivered once the platform accepted it (``core.ports.Outbound``)."""
+
+    __tablename__ = "outbox"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    conversation_id: Mapped[int] = mapped_column(
+        ForeignKey("conversations.id", ondelete="CASCADE"), index=True
+    )
+    reply_to: Mapped[str] = mapped_column(String(200))
+    body: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime]
+    delivered_at: Mapped[datetime | None]
+    platform_message_id: Mapped[str | None] = mapped_column(String(200))
+
+    __table_args__ = (
+        # The watcher's query walks only what waits for delivery.
+        Index(
+            "ix_outbox_undelivered",
+            "created_at",
+            sqlite_where=text("delivered_at IS NULL"),
+            postgresql_where=text("delivered_at IS NULL"),
+        ),
+    )
 
 
 class EscalationRow(Base):

@@ -14,7 +14,7 @@ from __future__ import annotations
 import asyncio
 import functools
 from collections import OrderedDict
-from collections.abc import Awaitable, Callable, Collection, Sequence
+from collections.abc import Awaitable, Callable, Collection, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from datetime import datetime, timedelta
@@ -47,7 +47,7 @@ from sqlalchemy.sql.dml import ReturningUpdate
 from core import logs
 from core.escalation import LIVE, State
 from core.files import Kept
-from core.ports import Conversation, Finished, HandOff, TurnWrites, Unanswered
+from core.ports import Conversation, Finished, HandOff, TurnWrites, Unanswered, Undelivered
 from core.types import (
     ConversationKey,
     Escalation,
@@ -60,7 +60,14 @@ from core.types import (
 )
 from core.window import SEEN
 from storage.database import sqlite_thread_engine
-from storage.models import ConversationRow, DeliveryRow, EscalationRow, FileRow, MessageRow
+from storage.models import (
+    ConversationRow,
+    DeliveryRow,
+    EscalationRow,
+    FileRow,
+    MessageRow,
+    OutboxRow,
+)
 
 # Two replicas racing to open the same conversation: the loser retries once it sees the winner's.
 _OPEN_ATTEMPTS = 3
@@ -98,6 +105,8 @@ _DELIVERIES = cast(Table, DeliveryRow.__table__)
 _C = _CONVERSATIONS.c
 _M = _MESSAGES.c
 _E = cast(Table, EscalationRow.__table__).c
+_OUTBOX = cast(Table, OutboxRow.__table__)
+_O = _OUTBOX.c
 _LIVE_STATES = [s.value for s in LIVE]
 
 # The hot path's statements, built once (SQLAlchemy then reuses their compiled form).
@@ -154,6 +163,12 @@ _CLOSE = update(_CONVERSATIONS).where(_C.id == bindparam("cid")).values(state="c
 _NEWEST_ID = select(_C.id).where(_C.key == bindparam("at_key")).order_by(_C.id.desc()).limit(1)
 _ADD = insert(_MESSAGES)
 _ADD_RETURNING = _ADD.returning(_M.id, sort_by_parameter_order=True)
+_SEND = insert(_OUTBOX)
+_MARK = (
+    update(_OUTBOX)
+    .where(_O.id == bindparam("oid"), _O.delivered_at.is_(None))
+    .values(delivered_at=bindparam("at"), platform_message_id=bindparam("mid"))
+)
 _REFUSE = (
     update(_MESSAGES)
     .where(_M.conversation_id == bindparam("cid"), _M.seq.in_(bindparam("seqs", expanding=True)))
@@ -461,8 +476,52 @@ class SqlStore:
     @_quoting_nothing
     async def forget_deliveries(self, before: datetime) -> int:
         async with self._sessions.begin() as session:
+            await session.execute(delete(OutboxRow).where(OutboxRow.delivered_at < before))
             done = await session.execute(delete(DeliveryRow).where(DeliveryRow.created_at < before))
             return done.rowcount
+
+    @_quoting_nothing
+    async def undelivered(self, *, platforms: set[str], before: datetime) -> list[Undelivered]:
+        statement = (
+            select(_O.id, _O.body, _O.reply_to, _O.created_at, _C.id.label("cid"), _C.key)
+            .add_columns(_C.customer_id)
+            .join(_CONVERSATIONS, _C.id == _O.conversation_id)
+            .where(_O.delivered_at.is_(None), _O.created_at < before, _C.platform.in_(platforms))
+            .order_by(_O.created_at)
+        )
+        async with self._sessions() as session:
+            rows = (await session.execute(statement)).all()
+        return [
+            Undelivered(
+                id=r.id,
+                text=r.body,
+                turn=Unanswered(
+                    conversation_id=r.cid,
+                    key=ConversationKey.parse(r.key),
+                    customer_id=r.customer_id,
+                    message_id=r.reply_to,
+                    at=r.created_at,
+                ),
+                at=r.created_at,
+            )
+            for r in rows
+        ]
+
+    @_quoting_nothing
+    async def is_undelivered(self, outbox_id: str) -> bool:
+        async with self._sessions() as session:
+            found = await session.scalar(
+                select(_O.id).where(_O.id == outbox_id, _O.delivered_at.is_(None))
+            )
+            return found is not None
+
+    @_quoting_nothing
+    async def delivered(self, marks: Mapping[str, str | None], *, now: datetime) -> None:
+        if not marks:
+            return
+        rows = [{"oid": i, "mid": m, "at": now} for i, m in marks.items()]
+        async with self._sessions.begin() as session:
+            await session.execute(_MARK, rows)
 
     @_quoting_nothing
     async def unanswered(
@@ -697,6 +756,18 @@ def _finish(
             answer_id = ids[writes.answer]
     if writes.refused:
         connection.execute(_REFUSE, {"cid": conversation_id, "seqs": list(writes.refused)})
+    if writes.reply is not None:
+        reply = writes.reply
+        connection.execute(
+            _SEND,
+            {
+                "id": reply.id,
+                "conversation_id": conversation_id,
+                "reply_to": reply.reply_to,
+                "body": reply.text,
+                "created_at": now,
+            },
+        )
     escalation = None
     if writes.hand_off is not None:
         with Session(bind=connection) as session:

@@ -88,6 +88,12 @@ class WatchedPort(_Watched):
     async def is_active(self, key: ConversationKey) -> bool:
         return await self._port.is_active(key)
 
+    async def delivered(self, outbox_id: str, message_id: str | None) -> None:
+        await self._port.delivered(outbox_id, message_id)
+
+    async def redeliver(self, *args: Any, **kwargs: Any) -> bool:
+        return await self._port.redeliver(*args, **kwargs)
+
     def reply_to(self, message_id: str) -> Reply | None:
         [reply] = [r for m, r in self.turns if m.message_id == message_id]
         return reply

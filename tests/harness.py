@@ -121,6 +121,12 @@ class TurnLog:
     async def is_active(self, key: ConversationKey) -> bool:
         return await self._engine.is_active(key)
 
+    async def delivered(self, outbox_id: str, message_id: str | None) -> None:
+        await self._engine.delivered(outbox_id, message_id)
+
+    async def redeliver(self, *args: Any, **kwargs: Any) -> bool:
+        return await self._engine.redeliver(*args, **kwargs)
+
     def key_of(self, message_id: str) -> ConversationKey:
         keys = {m.key for m, _ in self.turns if m.message_id == message_id}
         if len(keys) != 1:

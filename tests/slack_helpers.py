@@ -33,9 +33,9 @@ def load_body(name: str, *, event_id: str | None = None, **event: Any) -> dict[s
     return body
 
 
-def dm_body(name: str, n: int) -> dict[str, Any]:
+def dm_body(name: str, n: int, *, ts: str | None = None) -> dict[str, Any]:
     """Message ``n`` of customer ``name`` in their own DM (channel ``D0<name>``), saying
-    "<name> message <n>"."""
+    "<name> message <n>" (at ``ts``: by default a fixed time long ago, ``n`` seconds apart)."""
     return load_body(
         "message_im",
         event_id=f"Ev{name}{n}",
@@ -43,7 +43,7 @@ def dm_body(name: str, n: int) -> dict[str, Any]:
         blocks=[],
         user=f"U0{name}",
         channel=f"D0{name}",
-        ts=f"17000{n:05d}.0001",
+        ts=ts or f"17000{n:05d}.0001",
     )
 
 

@@ -15,13 +15,15 @@ from pathlib import Path
 import pytest
 from typer.testing import Result
 
+from bots.app import Runtime
 from bots.console import SORRY, chat, console_key
+from core.clock import utcnow
 from core.config import DEMO_PERSONA
 from core.engine import Engine
 from core.stream import AnswerSink
 from core.text import sanitize
 from core.types import ConversationKey, IncomingMessage, Reply
-from tests.conftest import Cli, Runtime, spawn_supportbot
+from tests.conftest import Cli, spawn_supportbot
 from tests.fakes.anthropic_api import FakeAnthropic, streamed, text, tool_use
 
 REFUND = "Refunds are issued 5–7 business days after we receive your return."
@@ -99,8 +101,9 @@ def test_bytes_that_are_not_utf8_are_kept_as_replacement_characters(cli: Cli) ->
 
 
 async def test_the_engine_gets_only_text_from_a_hostile_reader(
-    engine: Engine, fake_claude: FakeAnthropic
+    runtime: Runtime, fake_claude: FakeAnthropic
 ) -> None:
+    engine = runtime.engine
     lines = iter(
         [
             "\ud800 lamp \udcff",  # lone surrogates, as surrogateescape decoding leaves them
@@ -126,6 +129,9 @@ async def test_the_engine_gets_only_text_from_a_hostile_reader(
         "Can I return a rug?",
     ]
     assert written[1:] == ["Aria> A", "Aria> B", "Aria> Returns are accepted within 30 days."]
+    # Shown is delivered: nothing waits in the outbox for a console conversation.
+    await runtime.engine.settle()
+    assert await runtime.store.undelivered(platforms={"console"}, before=utcnow()) == []
 
 
 def _one_question(question: str) -> Callable[[str], str]:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import signal
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from datetime import timedelta
 from pathlib import Path
@@ -13,7 +13,7 @@ from bots.app import Runtime
 from core.clock import utcnow
 from core.types import ConversationKey, IncomingMessage, Kind, Turn
 from tests.discord_helpers import fake_discord_installed, running_bot
-from tests.fakes.anthropic_api import FakeAnthropic, hang, text
+from tests.fakes.anthropic_api import FakeAnthropic, FakeResponse, hang, text
 from tests.fakes.slack_api import FakeSlack, post_event
 from tests.process_helpers import SlackProcess
 from tests.slack_helpers import SECRET, load_body
@@ -30,16 +30,27 @@ def customer_turn(text: str, message_id: str) -> Turn:
     )
 
 
+async def during_claude(slack: FakeSlack, claude: FakeAnthropic) -> None:
+    """Claude was asked and the loading status is up (the kill leaves it behind)."""
+    await claude.wait_for_requests(1, timeout=30)
+    await slack.wait_for("assistant.threads.setStatus", timeout=30)
+
+
 @asynccontextmanager
 async def restarted_after_a_kill(
     tmp_path: Path,
     fake_claude: FakeAnthropic,
     slack: FakeSlack,
     question: dict[str, Any],
+    *,
+    first: FakeResponse | None = None,
+    killed: Callable[[FakeSlack, FakeAnthropic], Awaitable[None]] = during_claude,
     **env: str,
 ) -> AsyncIterator[SlackProcess]:
-    """``supportbot run slack`` killed (SIGKILL) while Claude answers ``question``, with its
-    loading status up, then started again on the same database; Claude answers ``ANSWER``."""
+    """``supportbot run slack`` killed (SIGKILL) once ``killed`` returns (by default while
+    Claude answers ``question``, its loading status up; Claude's answer to the first process
+    is ``first``, by default none), then started again on the same database, where Claude
+    answers ``ANSWER``."""
 
     def bot() -> SlackProcess:
         return SlackProcess(
@@ -50,17 +61,15 @@ async def restarted_after_a_kill(
             **env,
         )
 
-    fake_claude.queue(hang())
-    first = await bot().start()
+    fake_claude.queue(first or hang())
+    killed_process = await bot().start()
     try:
-        assert await post_event(first.events_url, question, secret=SECRET) == 200
-        await fake_claude.wait_for_requests(1, timeout=30)
-        # The loading status is up: the kill leaves it behind.
-        await slack.wait_for("assistant.threads.setStatus", timeout=30)
-        first.send_signal(signal.SIGKILL)
-        assert await first.wait() == -signal.SIGKILL
+        assert await post_event(killed_process.events_url, question, secret=SECRET) == 200
+        await killed(slack, fake_claude)
+        killed_process.send_signal(signal.SIGKILL)
+        assert await killed_process.wait() == -signal.SIGKILL
     finally:
-        await first.stop()
+        await killed_process.stop()
     fake_claude.queue(text(ANSWER))
     second = await bot().start()
     try:

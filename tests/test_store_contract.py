@@ -9,11 +9,21 @@ from dataclasses import replace
 from datetime import datetime, timedelta
 from pathlib import Path
 
+import pytest
 from sqlalchemy.dialects import sqlite
 
 from core.escalation import State
 from core.files import Kept
-from core.ports import Conversation, ConversationStore, Finished, HandOff, TurnWrites
+from core.ports import (
+    Conversation,
+    ConversationStore,
+    Finished,
+    HandOff,
+    Outbound,
+    TurnWrites,
+    Unanswered,
+    new_outbox_id,
+)
 from core.types import ConversationKey, Kind, StaffPost
 from storage.repository import take_due_repings
 from tests.conftest import migrate
@@ -564,3 +574,53 @@ async def test_a_failed_reping_is_scheduled_again_while_the_escalation_is_open(
     assert await store.due_repings(later, platforms={"test"}) == []
     [again] = await store.due_repings(later + MINUTE, platforms={"test"})
     assert again.id == open_one
+
+
+# The outbox
+
+
+async def test_a_reply_waits_in_the_outbox_until_delivered_then_is_forgotten(
+    stores: Stores,
+) -> None:
+    store = stores.store
+    conversation = await begin(store, "m-1")
+    answer = turn(Kind.MODEL, "Refunds take a week.")
+    sent = Outbound(new_outbox_id(), "Refunds take a week.", reply_to="m-1")
+    await store.finish_turn(conversation.id, TurnWrites(turns=(answer,), reply=sent), now=T0)
+    other = await begin(store, "m-2", key=OTHER, now=T0 + MINUTE)
+    notice = Outbound(new_outbox_id(), "Sorry, a hiccup.", reply_to="m-2")
+    await store.finish_turn(other.id, TurnWrites(reply=notice), now=T0 + MINUTE)
+
+    assert await store.undelivered(platforms={"test"}, before=T0) == []
+    assert await store.undelivered(platforms={"slack"}, before=T0 + HOUR) == []
+    waiting = await stores.replica().undelivered(platforms={"test"}, before=T0 + HOUR)
+    assert [(w.id, w.text, w.at) for w in waiting] == [
+        (sent.id, sent.text, T0),
+        (notice.id, notice.text, T0 + MINUTE),
+    ]
+    [first, _] = waiting
+    assert first.turn == Unanswered(conversation.id, KEY, "U-customer", "m-1", T0)
+
+    await store.delivered({sent.id: "1700000001.000200"}, now=T0 + 2 * MINUTE)
+    await stores.replica().delivered({sent.id: "again", "unknown": None}, now=T0 + HOUR)
+    assert not await store.is_undelivered(sent.id)
+    assert await stores.replica().is_undelivered(notice.id)
+    [left] = await store.undelivered(platforms={"test"}, before=T0 + HOUR)
+    assert left.id == notice.id
+
+    # Delivered replies go with the retention; one still waiting stays whatever its age.
+    await store.forget_deliveries(T0 + DAY)
+    assert await store.is_undelivered(notice.id)
+    assert [w.id for w in await store.undelivered(platforms={"test"}, before=T0 + DAY)] == [
+        notice.id
+    ]
+
+
+async def test_a_turn_that_fails_to_store_leaves_no_reply_in_the_outbox(
+    store: ConversationStore,
+) -> None:
+    sent = Outbound(new_outbox_id(), "Refunds take a week.", reply_to="m-1")
+    with pytest.raises(LookupError):
+        await store.finish_turn(987654, TurnWrites(reply=sent), now=T0)
+    assert not await store.is_undelivered(sent.id)
+    assert await store.undelivered(platforms={"test"}, before=T0 + HOUR) == []

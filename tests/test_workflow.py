@@ -48,6 +48,13 @@ class RecordingPlatform:
     staff: set[str] = field(default_factory=lambda: {STAFF_ID})
     fail_relays: bool = False
     fail_repings: bool = False
+    has_staff_channel: bool = True
+    fail_replies: int = 0
+    """How many reply posts fail (each still lands when ``made``: an unknown outcome)."""
+    made: bool = False
+    shown: list[str] = field(default_factory=list)
+    """Replies the customer can see, as the platform lists them."""
+    looked: int = 0
     replies: list[tuple[ConversationKey, str, bool, bool]] = field(default_factory=list)
     notices: list[tuple[int, bool]] = field(default_factory=list)
     updates: list[tuple[int, str]] = field(default_factory=list)
@@ -84,10 +91,22 @@ class RecordingPlatform:
         self, inbound: Inbound, reply: Reply, *, ping: bool, offer_person: bool
     ) -> bool:
         self.replies.append((inbound.message.key, reply.text, ping, offer_person))
+        if self.fail_replies:
+            self.fail_replies -= 1
+            if self.made:
+                self.shown.append(reply.text)
+            return False
+        self.shown.append(reply.text)
         return True
+
+    async def posted_reply(self, inbound: Inbound, text: str) -> str | None:
+        self.looked += 1
+        return f"m-{self.shown.index(text)}" if text in self.shown else None
 
     async def post_notice(self, view: EscalationView, *, ping: bool) -> StaffPost | None:
         self.notices.append((view.id, ping))
+        if not self.has_staff_channel:
+            return None
         return StaffPost("C-staff", f"notice-{view.id}")
 
     async def update_notice(self, view: EscalationView, post: StaffPost) -> bool:
@@ -352,3 +371,30 @@ async def test_an_addressed_message_shows_the_working_sign_without_asking_the_st
 
     assert len(kit.platform.replies) == 2 and len(kit.platform.working_on) == 2
     assert port.asked == 1  # the follow-up nobody addressed asks; the addressed one never does
+
+
+async def test_without_a_staff_channel_a_notice_is_not_tried_again(kit: Kit) -> None:
+    kit.platform.has_staff_channel = False
+    view = await kit.escalate()
+    kit.clock[0] += timedelta(minutes=10)
+    [due] = await kit.desk.due_repings({"test"})
+    await kit.workflow.reping(due)  # the first re-ping: the notice again, nowhere to post it
+    kit.clock[0] += timedelta(days=1)
+
+    assert kit.platform.notices == [(view.id, False), (view.id, True)]
+    assert await kit.desk.due_repings({"test"}) == [], "nothing left to try every minute"
+
+
+@pytest.mark.parametrize("made", [False, True], ids=["refused", "unknown-outcome"])
+async def test_a_reply_whose_post_failed_is_tried_again_and_delivered_once(
+    kit: Kit, made: bool
+) -> None:
+    kit.platform.fail_replies, kit.platform.made = 1, made
+    await kit.say("How long does a refund take?")
+
+    [(_, said, _, offer_person)] = kit.platform.replies[:1]
+    assert kit.platform.shown == [said], "on the platform once"
+    assert kit.platform.looked == 1, "the platform was asked before posting again"
+    assert len(kit.platform.replies) == (1 if made else 2)
+    assert offer_person, "the retry keeps what the reply had under it"
+    assert kit.platform.working_on == [kit.platform.working_on[0]], "one working sign"

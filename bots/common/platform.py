@@ -89,6 +89,17 @@ class Decided:
     context: Any = None
 
 
+class NotChecked(Exception):
+    """The platform could not say what the bot posted (``Platform.posted_reply``): an outage,
+    a lost connection. The message names the platform's error code, never message text."""
+
+
+def reads(shown: str, whole: str) -> bool:
+    """Whether a message that shows ``shown`` is (the start of) a reply whose first message
+    is ``whole``: all of it, more after it (a ping), or its beginning (a stream cut short)."""
+    return bool(shown) and (shown.startswith(whole) or whole.startswith(shown))
+
+
 class AnswerStream(AnswerSink, Protocol):
     """One answer shown on the platform while Claude writes it (``Platform.answer_stream``).
 
@@ -129,6 +140,11 @@ class Platform(Protocol):
     raise for a platform refusal."""
 
     name: str
+
+    @property
+    def has_staff_channel(self) -> bool:
+        """Whether a staff channel is configured, where notices and re-pings go."""
+        ...
 
     def is_direct(self, key: ConversationKey) -> bool:
         """A DM, which staff cannot open: the bot relays between it and the staff thread."""
@@ -172,6 +188,14 @@ class Platform(Protocol):
         """Post ``reply.text`` where the customer reads it. ``ping``: end it with the support
         team's mention; ``offer_person``: put the "Talk to a human" button under it; with
         ``reply.proposal``, the Confirm and Cancel buttons carrying its id go under it."""
+        ...
+
+    async def posted_reply(self, inbound: Inbound, text: str) -> str | None:
+        """The id of the bot's reply to ``inbound`` if the platform shows one already (looked
+        up before posting again after an unknown outcome: a timeout, a process killed in the
+        middle of the request); one the bot left half-written (a stream cut short) is made to
+        read ``text``. ``None`` when there is none. Raises :class:`NotChecked` when the
+        platform cannot say now."""
         ...
 
     async def post_approval(self, message: IncomingMessage, action: PendingAction) -> bool:

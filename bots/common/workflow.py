@@ -30,20 +30,29 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Callable, Coroutine, Sequence
-from contextlib import AsyncExitStack
+from contextlib import AsyncExitStack, nullcontext
 from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import Any
 
-from bots.common.platform import AnswerStream, Decided, Inbound, Platform, Press, StaffReply
+from bots.common.platform import (
+    AnswerStream,
+    Decided,
+    Inbound,
+    NotChecked,
+    Platform,
+    Press,
+    StaffReply,
+)
 from bots.common.serial import Serial
 from bots.common.tasks import Tasks
 from core.clock import utcnow
 from core.desk import Desk
 from core.escalation import Action, State, after
 from core.files import Problem
-from core.ports import Unanswered
+from core.ports import Unanswered, Undelivered
 from core.types import (
     Attachment,
     ConversationPort,
@@ -69,6 +78,11 @@ NOT_DELIVERED = (
     "DMs or left)."
 )
 ALREADY_CLOSED = "This escalation was already closed."
+RETRY_FIRST, RETRY_CAP = 1.0, 60.0
+"""Seconds before a failed reply is tried again, doubling each time up to the cap."""
+RETRIES_IN_TURN = 4
+"""Tries within the turn (1 + 2 + 4 + 8 s), holding the conversation so that the next answer
+never overtakes this one; after those the outbox watcher goes on trying."""
 
 
 class Workflow:
@@ -90,6 +104,10 @@ class Workflow:
         self._tasks = Tasks()
         self._recovering: set[int] = set()
         self._abandoned: set[int] = set()
+        self._delivering: set[str] = set()
+        """Outbox ids being delivered by this process now (the watcher leaves them alone)."""
+        self._backoff: dict[str, tuple[float, float]] = {}
+        """Each waiting reply's next try (``time.monotonic``) and the delay after that one."""
 
     # Entry points for the platform's listeners: each returns at once.
 
@@ -122,6 +140,21 @@ class Workflow:
             self._recovering.discard(unanswered.conversation_id)
         else:
             task.add_done_callback(lambda _: self._recovering.discard(unanswered.conversation_id))
+
+    def redeliver(self, undelivered: Undelivered) -> None:
+        """Deliver a reply the outbox holds past its turn (its post failed, or its process
+        died before the platform took it), unless this process is delivering it now or its
+        backoff has not run out (the outbox watcher offers it again until it is delivered)."""
+        waiting = self._backoff.get(undelivered.id)
+        if undelivered.id in self._delivering or (waiting and waiting[0] > time.monotonic()):
+            return
+        self._delivering.add(undelivered.id)
+        what = f"delivery of reply {undelivered.id} in {undelivered.turn.key}"
+        task = self.track(self._late_delivery(undelivered), what)
+        if task is None:
+            self._delivering.discard(undelivered.id)
+        else:
+            task.add_done_callback(lambda _: self._delivering.discard(undelivered.id))
 
     def track(self, work: Coroutine[Any, Any, None], what: str) -> asyncio.Task[None] | None:
         """Run platform work that leads into a turn (an acknowledgement, a lookup) as tracked
@@ -220,6 +253,94 @@ class Workflow:
             if reply is not None:
                 await self._deliver(inbound, reply)
 
+    async def _late_delivery(self, undelivered: Undelivered) -> None:
+        inbound = await self._platform.recovered(undelivered.turn)
+        done = False
+        if inbound is not None:
+            reply = Reply(undelivered.text)
+            done = await self._resend(undelivered.id, inbound, reply, late=True)
+        if done:
+            self._backoff.pop(undelivered.id, None)
+            return
+        _, delay = self._backoff.get(undelivered.id, (0.0, RETRY_FIRST))
+        self._backoff[undelivered.id] = (time.monotonic() + delay, min(delay * 2, RETRY_CAP))
+        log.warning("reply %s not delivered yet: tried again in %g s", undelivered.id, delay)
+
+    async def _resend(
+        self,
+        outbox: str,
+        inbound: Inbound,
+        reply: Reply,
+        *,
+        late: bool,
+        ping: bool = False,
+        offer_person: bool = False,
+    ) -> bool:
+        """Deliver ``reply`` (kept as ``outbox``) whose earlier post failed or may have been
+        made, holding its conversation: the platform is asked first whether it shows the
+        reply already, and only if it does not is it posted. Whether it is delivered now.
+
+        ``late``: the turn is over (the outbox watcher's try). Then a conversation another
+        turn holds is left for later, and the working indicator shows while this one runs,
+        cleared whatever comes of it (the dead process's went in ``Platform.recovered``)."""
+        platform = self._platform
+
+        async def send() -> str | None:
+            async with platform.working(inbound) if late else nullcontext():
+                try:
+                    found = await platform.posted_reply(inbound, reply.text)
+                except NotChecked:
+                    return None
+                if found is not None:
+                    return found
+                posted = await platform.post_reply(
+                    inbound, reply, ping=ping, offer_person=offer_person
+                )
+                return "" if posted else None
+
+        key = inbound.message.key
+        try:
+            return await self._port.redeliver(outbox, key, send, late=late)
+        except Exception as exc:
+            log.warning("delivering reply %s failed (%s)", outbox, type(exc).__name__)
+            return False
+
+    async def _posted(
+        self, inbound: Inbound, reply: Reply, *, posted: bool, ping: bool, offer_person: bool
+    ) -> bool:
+        """Record the reply the turn posted as delivered; if the post failed, try again with
+        backoff (checking first whether it got through), a few times within the turn."""
+        outbox = reply.outbox
+        if outbox is None:
+            return posted
+        if posted:
+            try:
+                await self._port.delivered(outbox, None)
+            except Exception as exc:
+                # Posted all the same: the outbox watcher finds it on the platform and marks it.
+                log.warning("marking reply %s delivered failed (%s)", outbox, type(exc).__name__)
+            return True
+        delay = RETRY_FIRST
+        for _ in range(RETRIES_IN_TURN):
+            log.warning(
+                "reply %s in %s not posted: trying again in %g s",
+                outbox,
+                inbound.message.key,
+                delay,
+            )
+            await asyncio.sleep(delay)
+            if await self._resend(
+                outbox, inbound, reply, late=False, ping=ping, offer_person=offer_person
+            ):
+                return True
+            delay = min(delay * 2, RETRY_CAP)
+        log.error(
+            "reply %s in %s not delivered: the outbox watcher keeps trying",
+            outbox,
+            inbound.message.key,
+        )
+        return False
+
     async def _is_active(self, inbound: Inbound) -> bool:
         """Whether the bot has a conversation where ``inbound`` was posted.
 
@@ -270,13 +391,22 @@ class Workflow:
                 and approval is None
             )
             # A streamed answer is finished where it was shown; otherwise posted whole.
-            delivered = None
-            if stream is not None:
-                delivered = await stream.finish(reply, ping=ping, offer_person=offer_person)
-            if delivered is None:
-                delivered = await self._platform.post_reply(
-                    inbound, reply, ping=ping, offer_person=offer_person
+            if reply.outbox is not None:
+                self._delivering.add(reply.outbox)
+            try:
+                delivered = None
+                if stream is not None:
+                    delivered = await stream.finish(reply, ping=ping, offer_person=offer_person)
+                if delivered is None:
+                    delivered = await self._platform.post_reply(
+                        inbound, reply, ping=ping, offer_person=offer_person
+                    )
+                delivered = await self._posted(
+                    inbound, reply, posted=delivered, ping=ping, offer_person=offer_person
                 )
+            finally:
+                if reply.outbox is not None:
+                    self._delivering.discard(reply.outbox)
         if approval is not None:
             await self._platform.post_approval(inbound.message, approval)
         if reply.relay is not None:
@@ -319,8 +449,7 @@ class Workflow:
             elif view.staff is None:
                 if not await self._post_notice(view, ping=not thread_pinged):
                     # The re-ping watcher posts it afresh, sooner than the usual re-ping.
-                    log.warning("notice of escalation %s not posted: trying again", view.id)
-                    await self._desk.reping_failed(view.id)
+                    await self._not_told(view.id, "notice")
             else:
                 await self._platform.update_notice(view, view.staff)
 
@@ -382,8 +511,15 @@ class Workflow:
             else:
                 posted = await self._platform.post_reping(current, now=self._clock())
             if not posted:
-                log.warning("re-ping of escalation %s not posted: trying again later", view.id)
-                await self._desk.reping_failed(view.id)
+                await self._not_told(view.id, "re-ping")
+
+    async def _not_told(self, escalation_id: int, what: str) -> None:
+        """A notice or re-ping was not posted: tried again soon, unless there is no staff
+        channel to post it in (the platform logged that), where trying again cannot help."""
+        if not self._platform.has_staff_channel:
+            return
+        log.warning("%s of escalation %s not posted: trying again", what, escalation_id)
+        await self._desk.reping_failed(escalation_id)
 
     async def staff_thread_turn(self, reply: StaffReply) -> None:
         """A post in a staff thread: a staff reply to a DM escalation goes to the customer.

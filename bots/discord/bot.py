@@ -39,7 +39,7 @@ from bots.discord.translate import (
 from core.clock import utcnow
 from core.desk import Desk
 from core.escalation import Action
-from core.ports import Unanswered
+from core.ports import Unanswered, Undelivered
 from core.types import ConversationPort, EscalationView, StaffPost
 
 log = logging.getLogger(__name__)
@@ -218,6 +218,10 @@ class DiscordBot:
     def recover(self, unanswered: Unanswered, *, late_after: timedelta) -> None:
         """Answer a turn a dead process left unanswered (``watch_unanswered`` calls this)."""
         self._workflow.recover(unanswered, late_after=late_after)
+
+    def redeliver(self, undelivered: Undelivered) -> None:
+        """Deliver a reply Discord has not taken yet (``watch_undelivered`` calls this)."""
+        self._workflow.redeliver(undelivered)
 
     def _on_message(self, message: discord.Message) -> None:
         # Tracked from the first moment: the channel lookup in translate() is part of the turn.

@@ -19,6 +19,7 @@ import discord
 
 from bots.common import AnswerStream, Decided, Inbound
 from bots.common.download import allowed, download, refused
+from bots.common.platform import NotChecked, reads
 from bots.discord import send
 from bots.discord.buttons import TALK_LABEL, proposal_buttons
 from bots.discord.feedback import answer_buttons, solved_buttons
@@ -76,6 +77,7 @@ class DiscordPlatform:
         self._client = client
         self._role_id = support_role_id
         self._edit_interval = edit_interval
+        self.has_staff_channel = staff_channel_id is not None
         self._staff = StaffChannel(
             client=client, channel_id=staff_channel_id, role_id=support_role_id
         )
@@ -170,6 +172,32 @@ class DiscordPlatform:
             role_id=self._role_id,
             interval=self._edit_interval,
         )
+
+    async def posted_reply(self, inbound: Inbound, text: str) -> str | None:
+        """Our latest message after the customer's where the answer goes (their thread, or
+        the channel) that reads ``text``, or its beginning; one left half-written (a stream
+        cut short) is edited to read ``text``."""
+        place: Place = inbound.context
+        target = place.target or place.channel
+        asked = inbound.message.message_id
+        me = self._client.user
+        if not asked.isdigit() or me is None:
+            return None
+        [whole, *_] = reply_messages(Reply(text))
+        after = discord.Object(int(asked))
+        try:
+            ours = [m async for m in target.history(after=after, limit=50) if m.author.id == me.id]
+            for found in reversed(ours):
+                if not reads(found.content, whole.content):
+                    continue
+                if not found.content.startswith(whole.content):
+                    await found.edit(content=whole.content)
+                return str(found.id)
+        except SEND_ERRORS as exc:
+            why = describe(exc)
+            log.warning("looking for our reply in %s failed: %s", inbound.message.key, why)
+            raise NotChecked(why) from None
+        return None
 
     async def post_reply(
         self, inbound: Inbound, reply: Reply, *, ping: bool, offer_person: bool

@@ -6,6 +6,7 @@ import io
 import logging
 from collections.abc import Sequence
 
+import aiohttp
 import discord
 
 from bots.discord.render import Outgoing
@@ -13,8 +14,9 @@ from core.types import Attachment
 
 log = logging.getLogger(__name__)
 
-# What a REST call can fail with: an error answer, or (past max_ratelimit_timeout) a rate limit.
-SEND_ERRORS = (discord.HTTPException, discord.RateLimited)
+# What a REST call can fail with: an error answer, (past max_ratelimit_timeout) a rate limit,
+# or a connection lost on the way (discord.py retries only a reset connection itself).
+SEND_ERRORS = (discord.HTTPException, discord.RateLimited, aiohttp.ClientError, TimeoutError)
 FILES_PER_MESSAGE = 10  # Discord refuses more files on one message
 
 
@@ -24,11 +26,20 @@ def allowed_mentions(out: Outgoing) -> discord.AllowedMentions:
     return discord.AllowedMentions(everyone=False, users=False, roles=roles, replied_user=False)
 
 
-def describe(exc: discord.HTTPException | discord.RateLimited) -> str:
-    """Status and Discord error code (50013 missing permissions, 50007 DMs closed...)."""
+def describe(exc: BaseException) -> str:
+    """Status and Discord error code (50013 missing permissions, 50007 DMs closed...), or the
+    kind of connection failure."""
     if isinstance(exc, discord.RateLimited):
         return f"rate limited for {exc.retry_after:.0f} s"
-    return f"status {exc.status}, code {exc.code}"
+    if isinstance(exc, discord.HTTPException):
+        return f"status {exc.status}, code {exc.code}"
+    return f"connection lost ({type(exc).__name__})"
+
+
+def unknown_outcome(exc: BaseException) -> bool:
+    """Whether a failed write may have been made all the same: the connection was lost after
+    the request went out (Discord said nothing), as opposed to an answer refusing it."""
+    return not isinstance(exc, discord.HTTPException | discord.RateLimited)
 
 
 async def post(
@@ -73,7 +84,5 @@ def _file(attachment: Attachment) -> discord.File:
     return discord.File(io.BytesIO(attachment.data), filename=attachment.name)
 
 
-def log_failure(
-    exc: discord.HTTPException | discord.RateLimited, channel_id: int | None, context: object
-) -> None:
+def log_failure(exc: BaseException, channel_id: int | None, context: object) -> None:
     log.error("could not post to channel %s for %s (%s)", channel_id, context, describe(exc))

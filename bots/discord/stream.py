@@ -25,7 +25,7 @@ from bots.common.pump import Pump
 from bots.discord.buttons import proposal_buttons
 from bots.discord.feedback import answer_buttons
 from bots.discord.render import MESSAGE_LIMIT, Outgoing, reply_messages, role_mention
-from bots.discord.send import SEND_ERRORS, allowed_mentions, describe
+from bots.discord.send import SEND_ERRORS, allowed_mentions, describe, unknown_outcome
 from core.split import split_text
 from core.types import ConversationKey, Reply
 
@@ -63,6 +63,8 @@ class DiscordAnswer:
         self._shown = ""
         self._step = ""
         self._pump = Pump(self._flush, interval=interval)
+        self._unsure = False
+        """A send was lost on the way: the answer may be on Discord without our knowing."""
 
     async def text(self, delta: str) -> None:
         if not self._pump.closing:
@@ -77,7 +79,8 @@ class DiscordAnswer:
     async def finish(self, reply: Reply, *, ping: bool, offer_person: bool) -> bool | None:
         await self._pump.settle()
         if not self._posted:
-            return None
+            # A first message that may have been made: the workflow looks before posting.
+            return False if self._unsure else None
         if ping and self._role_id is None:
             log.warning("escalation in %s not pinged: no support role configured", self._key)
         if reply.proposal is not None:
@@ -159,6 +162,7 @@ class DiscordAnswer:
             )
         except SEND_ERRORS as exc:
             log.error("streaming an answer in %s failed (%s)", self._key, describe(exc))
+            self._unsure |= index >= len(self._posted) and unknown_outcome(exc)
             return None
         if mentions is None:
             self._posted.append(message)

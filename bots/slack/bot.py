@@ -19,7 +19,6 @@ from slack_bolt.async_app import AsyncApp
 from slack_bolt.context.ack.async_ack import AsyncAck
 from slack_sdk.errors import SlackApiError
 from slack_sdk.http_retry.builtin_async_handlers import (
-    AsyncConnectionErrorRetryHandler,
     AsyncRateLimitErrorRetryHandler,
     AsyncServerErrorRetryHandler,
 )
@@ -42,10 +41,10 @@ from bots.slack.render import (
 )
 from bots.slack.settings import SlackSettings
 from bots.slack.staff import StaffDirectory
-from bots.slack.web import SlackWeb
+from bots.slack.web import ConnectionRetry, SlackWeb
 from core.config import ConfigError
 from core.desk import Desk
-from core.ports import Unanswered
+from core.ports import Unanswered, Undelivered
 from core.types import ConversationPort, EscalationView, StartError
 
 log = logging.getLogger(__name__)
@@ -115,6 +114,12 @@ class SlackBot:
             raise RuntimeError("SlackBot.recover before start()")
         self._workflow.recover(unanswered, late_after=late_after)
 
+    def redeliver(self, undelivered: Undelivered) -> None:
+        """Deliver a reply Slack has not taken yet (``watch_undelivered`` calls this)."""
+        if self._workflow is None:
+            raise RuntimeError("SlackBot.redeliver before start()")
+        self._workflow.redeliver(undelivered)
+
     async def close(self, *, grace: float | None = None) -> None:
         """Stop receiving, let accepted messages finish for ``grace`` seconds (default
         ``CLOSE_GRACE_SECONDS``), cancel what is left."""
@@ -161,6 +166,7 @@ class SlackBot:
             support_group_id=settings.support_group_id,
             staff_channel=settings.staff_channel,
             loading_messages=self._port.loading_messages,
+            bot_user_id=auth.user_id,
         )
         self._workflow = Workflow(platform=platform, port=self._port, desk=self._desk)
         agent = AgentSurface(
@@ -258,7 +264,7 @@ def _configure(
     client.base_url = settings.api_url.rstrip("/") + "/"
     client.session = session
     client.retry_handlers = [
-        AsyncConnectionErrorRetryHandler(),
+        ConnectionRetry(),
         AsyncRateLimitErrorRetryHandler(max_retry_count=2),
         # Slack answers its own outages with a 500 or 503: tried again after 0.5 s and 1 s.
         AsyncServerErrorRetryHandler(max_retry_count=2),

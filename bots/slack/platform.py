@@ -15,7 +15,7 @@ from datetime import datetime
 from typing import Any
 
 from bots.common import AnswerStream, Decided, Inbound
-from bots.common.platform import NotStreamed
+from bots.common.platform import NotChecked, NotStreamed, reads
 from bots.slack import conversation_link, notice
 from bots.slack.events import PLATFORM, reply_thread
 from bots.slack.render import (
@@ -50,6 +50,8 @@ PROGRESS_REACTION = "eyes"
 status (needs only ``reactions:write``)."""
 WORKING_STATUS = "is looking into it…"
 NO_TEXT = "(no text)"
+CANNOT_READ = frozenset({"missing_scope", "not_in_channel"})
+"""Errors of a history lookup that waiting will not cure."""
 
 
 class SlackPlatform:
@@ -71,8 +73,10 @@ class SlackPlatform:
         support_group_id: str | None,
         staff_channel: str | None,
         loading_messages: Sequence[str] = (),
+        bot_user_id: str = "",
     ) -> None:
         self._web = web
+        self._me = bot_user_id
         self._loading = tuple(loading_messages)
         self._staff = staff
         self._mention = group_mention(support_group_id) if support_group_id else None
@@ -80,6 +84,10 @@ class SlackPlatform:
         self._answers: weakref.WeakValueDictionary[tuple[str, str], SlackAnswer] = (
             weakref.WeakValueDictionary()
         )
+
+    @property
+    def has_staff_channel(self) -> bool:
+        return bool(self._channel)
 
     def is_direct(self, key: ConversationKey) -> bool:
         return notice.is_dm(key)
@@ -183,6 +191,35 @@ class SlackPlatform:
             answer_id=reply.answer_id,
         )
         return await self._web.post_all(key.channel_id, parts, thread=reply_thread(key), about=key)
+
+    async def posted_reply(self, inbound: Inbound, text: str) -> str | None:
+        """Our latest message after the customer's in their thread (a DM: its top level) that
+        reads ``text``, or its beginning; a streamed one the dead process left half-written is
+        stopped and written over. Without the history scope (``channels:history`` in a
+        channel) Slack cannot be asked: then nothing is found, and the reply is posted."""
+        key = inbound.message.key
+        channel, _, ts = inbound.message.message_id.partition(":")
+        if channel != key.channel_id or not ts:
+            return None  # a button press: no message of the customer's to look after
+        try:
+            found = await self._web.posted_after(
+                channel, ts, user=self._me, thread=reply_thread(key), about=key
+            )
+        except NotChecked as exc:
+            if str(exc) in CANNOT_READ:
+                return None
+            raise
+        [whole, *_] = render_reply(text)
+        for message in reversed(found):
+            said = str(message.get("text") or "")
+            if not reads(said, whole.text):
+                continue
+            # Slack's history does not say whether a message still streams: stopped anyway.
+            await self._web.end_stream(channel, message["ts"], about=key)
+            if not said.startswith(whole.text):
+                await self._web.update(StaffPost(channel, message["ts"]), whole, about=key)
+            return str(message["ts"])
+        return None
 
     async def post_approval(self, message: IncomingMessage, action: PendingAction) -> bool:
         if not self._channel:

@@ -20,6 +20,7 @@ import logging
 from collections.abc import Sequence
 from typing import Any
 
+from slack_sdk.errors import SlackApiError
 from slack_sdk.models.messages.chunk import Chunk, MarkdownTextChunk, TaskUpdateChunk
 from slack_sdk.web.async_chat_stream import AsyncChatStream
 
@@ -76,16 +77,18 @@ class SlackAnswer:
         self._pump = Pump(self._flush, interval=interval)
         self._refused = False
         self._broken = False
+        self._unsure = False
+        """Starting the stream was lost on the way: it may show on Slack without our knowing."""
 
     async def text(self, delta: str) -> None:
-        if self._refused or self._pump.closing:
+        if self._refused or self._unsure or self._pump.closing:
             return
         self._shown += delta
         self._unsent += delta
         self._pump.nudge()
 
     async def step(self, label: str) -> None:
-        if self._refused or self._pump.closing:
+        if self._refused or self._unsure or self._pump.closing:
             return
         self._steps.append(label)
         self._pump.nudge()
@@ -98,7 +101,8 @@ class SlackAnswer:
     async def finish(self, reply: Reply, *, ping: bool, offer_person: bool) -> bool | None:
         await self._pump.settle()
         if not self._posted:
-            return None
+            # A start that may have been made: the workflow looks before posting the reply.
+            return False if self._unsure else None
         mention = self._mention if ping else None
         if mention is None and ping:
             log.warning("escalation in %s: SLACK_SUPPORT_GROUP_ID unset, no ping", self._key)
@@ -159,6 +163,8 @@ class SlackAnswer:
 
     async def _append(self, chunks: list[Chunk]) -> bool:
         first = not self._posted
+        if self._unsure:
+            return False
         try:
             if self._stream is None:
                 channel, recipient = self._key.channel_id, self._recipient
@@ -171,8 +177,13 @@ class SlackAnswer:
             what = "chat.appendStream" if started else "chat.startStream"
             log.warning("%s in %s failed: %s", what, self._key, error_code(exc))
             if first and not started:
-                # Nothing was shown: the workflow posts the reply whole instead.
-                self._stream, self._refused = None, True
+                # Refused, nothing was shown: the workflow posts the reply whole instead. Lost
+                # on the way, it may show all the same: the workflow looks first.
+                self._stream = None
+                if isinstance(exc, SlackApiError):
+                    self._refused = True
+                else:
+                    self._unsure = True
             else:
                 self._broken = True
             return False

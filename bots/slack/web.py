@@ -11,11 +11,17 @@ import logging
 from collections.abc import Sequence
 from typing import Any
 
+from aiohttp import ClientConnectorError
 from slack_sdk.errors import SlackRequestError
+from slack_sdk.http_retry.builtin_async_handlers import AsyncConnectionErrorRetryHandler
+from slack_sdk.http_retry.request import HttpRequest
+from slack_sdk.http_retry.response import HttpResponse
+from slack_sdk.http_retry.state import RetryState
 from slack_sdk.web.async_chat_stream import AsyncChatStream
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bots.common.download import allowed, download, refused
+from bots.common.platform import NotChecked
 from bots.slack.errors import SLACK_ERRORS, error_code
 from bots.slack.render import SlackMessage
 from core.types import Attachment, StaffPost
@@ -27,6 +33,35 @@ FILE_HOSTS = frozenset({"files.slack.com", "files.slack-gov.com"})
 ``slack-gov.com/api``: what slack-go's token guard and other clients allow; slack_sdk itself
 names only ``files.slack.com``); the bot token is sent there and to ``SLACK_API_URL``'s host,
 nowhere else."""
+
+
+POSTS = frozenset(
+    {"chat.postMessage", "chat.startStream", "chat.appendStream", "files.completeUploadExternal"}
+)
+"""Web API methods that add something each time they are called: never sent again blind."""
+
+
+class ConnectionRetry(AsyncConnectionErrorRetryHandler):
+    """slack_sdk's retry of a lost connection, except for a post (``POSTS``) once the request
+    may have reached Slack: sent again blind it could show twice. A connection that was never
+    made is retried for every method; a post whose outcome is unknown fails, and the workflow
+    asks Slack whether it got through before posting again (``Platform.posted_reply``)."""
+
+    async def _can_retry_async(
+        self,
+        *,
+        state: RetryState,
+        request: HttpRequest,
+        response: HttpResponse | None = None,
+        error: Exception | None = None,
+    ) -> bool:
+        if isinstance(error, ClientConnectorError):
+            return True
+        if request.url.rsplit("/", 1)[-1] in POSTS:
+            return False
+        return await super()._can_retry_async(
+            state=state, request=request, response=response, error=error
+        )
 
 
 class SlackWeb:
@@ -59,6 +94,41 @@ class SlackWeb:
             if await self.post(channel, message, thread=thread, about=about) is None:
                 return False
         return True
+
+    async def posted_after(
+        self, channel: str, ts: str, *, user: str, thread: str | None, about: object
+    ) -> list[dict]:
+        """The messages ``user`` posted in ``channel`` (in ``thread``, else at its top level)
+        after ``ts``, oldest first (``conversations.replies`` / ``conversations.history``).
+        Raises ``NotChecked`` with Slack's error code when Slack cannot say."""
+        try:
+            if thread is None:
+                response = await self._client.conversations_history(
+                    channel=channel, oldest=ts, limit=100
+                )
+            else:
+                response = await self._client.conversations_replies(
+                    channel=channel, ts=thread, oldest=ts, limit=100
+                )
+        except SLACK_ERRORS as exc:
+            code = error_code(exc)
+            log.warning("looking for our reply in %s failed for %s: %s", channel, about, code)
+            raise NotChecked(code) from None
+        found = [
+            m
+            for m in response.get("messages") or []
+            if m.get("user") == user and float(m.get("ts") or 0) > float(ts)
+        ]
+        return sorted(found, key=lambda m: float(m["ts"]))
+
+    async def end_stream(self, channel: str, ts: str, *, about: object) -> None:
+        """Stop a streamed message a dead process left streaming, so it can be written over;
+        one that is not streaming any more is left as it is."""
+        try:
+            await self._client.chat_stopStream(channel=channel, ts=ts)
+        except SLACK_ERRORS as exc:
+            if error_code(exc) != "message_not_in_streaming_state":
+                log.warning("chat.stopStream in %s failed for %s: %s", channel, about, exc)
 
     async def set_status(
         self, channel: str, thread: str, status: str, *, loading: Sequence[str] = (), about: object

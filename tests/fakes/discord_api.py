@@ -43,7 +43,7 @@ import json
 import re
 import socket
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
@@ -67,6 +67,7 @@ COMPONENT_INTERACTION, BUTTON = 3, 2
 APPLICATION_COMMAND, CHAT_INPUT = 2, 1
 COMMAND_NAME = re.compile(r"[-_a-z0-9]{1,32}")
 MODAL_SUBMIT, MODAL = 5, 9
+FAULTS = ("error", "drop", "made")
 
 _ids = itertools.count(1_300_000_000_000_000_000)
 
@@ -281,6 +282,9 @@ class FakeDiscord:
         self.files: dict[str, bytes] = {}  # attachments served, by path
         # A message with a file over this is refused (413, code 40005), as Discord does.
         self.upload_limit = UPLOAD_LIMIT
+        self._flaky: tuple[int, itertools.count[int]] | None = None
+        self.faults: list[str] = []
+        """Each send ``flaky`` failed, by fault (error, drop, made)."""
         self.threads: list[dict[str, Any]] = []
         self.channel_edits: list[Request] = []  # PATCHes of forums' tags and of threads
         self.identifies: list[dict[str, Any]] = []
@@ -733,18 +737,26 @@ class FakeDiscord:
         else:
             body = await request.json() if request.can_read_body else None
         await self._record(self.requests, Request(request.method, path, body, dict(request.query)))
+        listed = re.fullmatch(r"/channels/(\d+)/messages", path)
+        if listed and request.method == "GET" and self._authorized(request):
+            return self._history(int(listed[1]), request.query)
         callback = re.fullmatch(r"/interactions/(\d+)/([^/]+)/callback", path)
         if callback and request.method == "POST":
             return await self._callback(body, int(callback[1]), callback[2])
         followup = re.fullmatch(r"/webhooks/(\d+)/interaction-token-(\d+)", path)
         if followup and request.method == "POST":
             return await self._followup(body, int(followup[1]), int(followup[2]))
-        if request.headers.get("Authorization") != f"Bot {self.token}":
+        if not self._authorized(request):
             return _json({"message": "401: Unauthorized", "code": 0}, status=401)
         for failure in self._failures:
             if failure.times and failure.method == request.method and failure.pattern.search(path):
                 failure.times -= 1
                 return _json({"message": "fake failure", "code": failure.code}, failure.status)
+        fault = self._fault(request.method, path)
+        if fault == "error":
+            return _json({"message": "fake outage", "code": 0}, 503)
+        if fault == "drop":
+            return _dropped(request)
         limited = self._over_limit(request.method, path)
         if limited is not None:
             await self._record(self.rate_limited, Request(request.method, path, body, {}))
@@ -756,8 +768,52 @@ class FakeDiscord:
         for method, pattern, handler in self._routes():
             match = re.fullmatch(pattern, path)
             if match and method == request.method:
-                return await handler(body, *(int(g) if g.isdigit() else g for g in match.groups()))
+                answer = await handler(
+                    body, *(int(g) if g.isdigit() else g for g in match.groups())
+                )
+                if fault is not None:  # made, then the connection drops
+                    return _dropped(request)
+                return answer
         return _json({"message": "404: Not Found", "code": 0}, status=404)
+
+    def flaky(self, *, every: int) -> None:
+        """Fail every ``every``-th message the bot sends (5: 20 % of them), the faults taking
+        turns: a 503 (an outage discord.py does not retry), a dropped connection (never made),
+        and the message made and then the connection dropped (an unknown outcome). Counted,
+        not drawn: however the sends interleave, the share and the mix are the same."""
+        self._flaky = (every, itertools.count(1))
+
+    def _fault(self, method: str, path: str) -> str | None:
+        if self._flaky is None or method != "POST":
+            return None
+        if re.fullmatch(r"/channels/\d+/messages", path) is None:
+            return None
+        every, sends = self._flaky
+        if next(sends) % every:
+            return None
+        fault = FAULTS[len(self.faults) % len(FAULTS)]
+        self.faults.append(fault)
+        return fault
+
+    def _authorized(self, request: web.Request) -> bool:
+        return request.headers.get("Authorization") == f"Bot {self.token}"
+
+    def _history(self, channel_id: int, query: Mapping[str, str]) -> web.Response:
+        """A channel's messages (the bot's: the fake keeps no others) after ``after``, at most
+        ``limit``, newest first, as Discord lists them."""
+        if channel_id not in self.channels:
+            return _json({"message": "Unknown Channel", "code": 10003}, status=404)
+        after, limit = int(query.get("after") or 0), int(query.get("limit") or 50)
+        found = sorted(
+            (m for m in self.messages.values() if int(m["channel_id"]) == channel_id),
+            key=lambda m: int(m["id"]),
+        )
+        return _json([m for m in found if int(m["id"]) > after][:limit][::-1])
+
+    def left_by_a_dead_process(self, channel_id: int, content: str) -> int:
+        """A message the bot posted before it was killed (the client never heard of it)."""
+        message = self._bot_message(channel_id, {"content": content})
+        return int(message["id"])
 
     def _over_limit(self, method: str, path: str) -> float | None:
         """Seconds to wait when this message write would be a sixth in 5 s in its channel."""
@@ -1093,6 +1149,13 @@ def _modal_problem(modal: dict[str, Any]) -> bool:
 def _invalid(why: str | None) -> web.Response:
     errors = {"_errors": [{"code": "BASE_TYPE_BAD", "message": why or "too long"}]}
     return _json({"message": "Invalid Form Body", "code": 50035, "errors": errors}, status=400)
+
+
+def _dropped(request: web.Request) -> web.Response:
+    """Close the connection without an answer (the client sees it lost)."""
+    if request.transport is not None:
+        request.transport.close()
+    return web.Response()  # never written
 
 
 def _json(data: Any, status: int = 200, headers: dict[str, str] | None = None) -> web.Response:

@@ -60,6 +60,7 @@ __all__ = ["FakeSlack", "post_action", "post_event", "sign"]
 Params = dict[str, Any]
 Handler = Callable[[Params], Params]
 
+FAULTS = ("error", "drop", "made")
 TEXT_HARD_LIMIT = 40000
 MARKDOWN_TOTAL_LIMIT = 12000
 MAX_BLOCKS = 50
@@ -108,8 +109,14 @@ class FakeSlack:
         """How many connections clients hold open to the fake now (Web API and Socket Mode)."""
         self._failures: dict[str, list[tuple[str, str | None, int]]] = {}
         self._holds: dict[str, asyncio.Event] = {}
+        self._hangs: dict[str, list[bool]] = {}
+        self._flaky: dict[str, tuple[int, itertools.count[int]]] = {}
+        self.faults: list[tuple[str, str]] = []
+        """Each call ``flaky`` failed: the method and the fault (error, drop, made)."""
+        self._closing = asyncio.Event()
         self._changed = asyncio.Condition()
         self._ts = itertools.count(1)
+        self._last_ts = 0.0
         self._socket: web.WebSocketResponse | None = None
         self._connected = asyncio.Event()
         self._acks: dict[str, asyncio.Future[dict[str, Any]]] = {}
@@ -134,6 +141,8 @@ class FakeSlack:
             "usergroups.users.list": lambda _: {"users": ["U0STAFF1", "U0STAFF2"]},
             "conversations.info": self._conversation,
             "views.open": self._open_view,
+            "conversations.history": self._history,
+            "conversations.replies": self._replies,
             "files.getUploadURLExternal": self._upload_url,
             "files.completeUploadExternal": self._complete_upload,
         }
@@ -155,6 +164,7 @@ class FakeSlack:
         return self
 
     async def close(self) -> None:
+        self._closing.set()
         if self._socket is not None:
             await self._socket.close()
         if self._runner is not None:
@@ -197,6 +207,44 @@ class FakeSlack:
     def hold(self, method: str) -> asyncio.Event:
         """Keep calls to ``method`` waiting (recorded, unanswered) until the event is set."""
         return self._holds.setdefault(method, asyncio.Event())
+
+    def hang(self, method: str, *, record: bool, times: int = 1) -> None:
+        """Never answer the next ``times`` calls to ``method`` (a process killed in the middle
+        of the request, a connection that died): with ``record`` the call takes effect first
+        (the message is posted, and the caller cannot know), without it nothing happens."""
+        self._hangs.setdefault(method, []).extend([record] * times)
+
+    def flaky(self, method: str, *, every: int) -> None:
+        """Fail every ``every``-th call to ``method`` (5: 20 % of them), the faults taking
+        turns: a 500 (Slack's own outage), a dropped connection, and the call made and then
+        the connection dropped (an unknown outcome). Counted, not drawn: however the calls
+        interleave, the share and the mix of faults are the same in every run."""
+        self._flaky[method] = (every, itertools.count(1))
+
+    def _fault(self, method: str, params: Params) -> str | None:
+        if method not in self._flaky:
+            return None
+        every, calls = self._flaky[method]
+        if next(calls) % every:
+            return None
+        fault = FAULTS[len(self.faults) % len(FAULTS)]
+        self.faults.append((method, fault))
+        return fault
+
+    async def wait_messages(
+        self,
+        channel: str,
+        count: int,
+        timeout: float = 5.0,  # noqa: ASYNC109 - as wait_for
+    ) -> list[Params]:
+        """Wait until the bot has ``count`` messages in ``channel``; return them."""
+
+        def there() -> list[Params]:
+            return [m for m in self.messages if m["channel"] == channel]
+
+        async with self._changed:
+            await asyncio.wait_for(self._changed.wait_for(lambda: len(there()) >= count), timeout)
+            return there()
 
     def add_file(self, name: str, data: bytes, *, mimetype: str = "image/jpeg") -> Params:
         """Host ``data`` as a file a user shared; the file object Slack puts in ``files``."""
@@ -329,16 +377,35 @@ class FakeSlack:
         expected = self.app_token if method == "apps.connections.open" else self.bot_token
         if token != expected:
             return _answer({"ok": False, "error": "invalid_auth"})
+        hanging = self._hangs.get(method)
+        if hanging:
+            if hanging.pop(0):
+                await self._handled(method, params)
+            await self._closing.wait()
+            return _answer({"ok": False, "error": "fake_closed"})
+        fault = self._fault(method, params)
+        if fault == "error":
+            return web.json_response({"ok": False, "error": "internal_error"}, status=500)
+        if fault is not None:
+            if fault == "made":
+                await self._handled(method, params)
+            return _dropped(request)
         failure = self._failure(method, params)
         if failure is not None:
             error, status = failure
             if status != 200:
                 return web.json_response({"ok": False, "error": error}, status=status)
             return _answer({"ok": False, "error": error})
-        handler = self._methods.get(method)
-        if handler is None:
+        if method not in self._methods:
             return _answer({"ok": False, "error": "unknown_method"})
-        return _answer({"ok": True, **handler(params)})
+        return _answer({"ok": True, **await self._handled(method, params)})
+
+    async def _handled(self, method: str, params: Params) -> Params:
+        """Run ``method``; waiters on messages are woken."""
+        done = self._methods[method](params)
+        async with self._changed:
+            self._changed.notify_all()
+        return done
 
     def _failure(self, method: str, params: Params) -> tuple[str, int] | None:
         waiting = self._failures.get(method, [])
@@ -530,6 +597,33 @@ class FakeSlack:
         profile = {"display_name": f"name-{user}", "real_name": f"Real {user}"}
         return {"user": {"id": user, "team_id": self.team_id, "name": user, "profile": profile}}
 
+    def _history(self, params: Params) -> Params:
+        """A channel's top-level messages (the bot's: the fake keeps no others) after
+        ``oldest``, newest first, as Slack lists them."""
+        channel, oldest = params.get("channel"), float(params.get("oldest") or 0)
+        found = [
+            m
+            for m in self.messages
+            if m["channel"] == channel
+            and m.get("thread_ts", m["ts"]) == m["ts"]
+            and float(m["ts"]) > oldest
+        ]
+        return {"messages": sorted(found, key=lambda m: float(m["ts"]), reverse=True)}
+
+    def _replies(self, params: Params) -> Params:
+        """A thread's replies (the bot's: the fake keeps no others) after ``oldest``, oldest
+        first."""
+        channel, thread = params.get("channel"), params.get("ts")
+        if not thread:
+            return {"ok": False, "error": "invalid_arguments"}
+        oldest = float(params.get("oldest") or 0)
+        found = [
+            m
+            for m in self.messages
+            if m["channel"] == channel and m.get("thread_ts") == thread and float(m["ts"]) > oldest
+        ]
+        return {"messages": sorted(found, key=lambda m: float(m["ts"]))}
+
     def _conversation(self, params: Params) -> Params:
         channel = str(params.get("channel", ""))
         return {"channel": {"id": channel, "is_im": channel.startswith("D"), "is_member": True}}
@@ -576,7 +670,9 @@ class FakeSlack:
         return {"files": [{"id": f["id"], "title": f.get("title")} for f in files]}
 
     def _next_ts(self) -> str:
-        return f"{int(time.time())}.{next(self._ts):06d}"
+        """The time now, as Slack's ``ts`` is (unique: a microsecond on from the last)."""
+        self._last_ts = max(time.time(), self._last_ts + 1e-6)
+        return f"{self._last_ts:.6f}"
 
     # -- Socket Mode -------------------------------------------------------------------------
 
@@ -610,6 +706,13 @@ class FakeSlack:
         ack = self._acks.pop(str(message.get("envelope_id")), None)
         if ack is not None and not ack.done():
             ack.set_result(message)
+
+
+def _dropped(request: web.Request) -> web.Response:
+    """Close the connection without an answer (the client sees it lost)."""
+    if request.transport is not None:
+        request.transport.close()
+    return web.Response()  # never written
 
 
 def _blocks(params: Params) -> list[dict[str, Any]]:
