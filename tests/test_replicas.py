@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import logging
+import os
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -17,6 +19,7 @@ from bots.app import open_runtime
 from core.clock import utcnow
 from core.types import ConversationKey
 from storage.database import create_engine
+from storage.locks import AdvisoryLocks
 from storage.repository import SqlStore
 from tests.conftest import POSTGRES_URL, Databases, _postgres_url_for_this_worker, make_settings
 from tests.engine_helpers import KEY, message
@@ -201,3 +204,44 @@ async def test_a_recovery_leaves_alone_a_turn_another_replica_is_still_answering
     assert recovered is None, "the replica answering it holds the conversation"
     assert answered is not None and answered.text == "It ships tomorrow."
     assert len(fake_claude.requests) == 1
+
+
+async def _lock_held(locks: AdvisoryLocks, key: str) -> bool:
+    async with locks.hold(key) as got:
+        return got
+
+
+async def test_a_turn_waits_for_a_connection_to_lock_with_instead_of_going_on_unlocked(
+    databases: Databases, caplog: pytest.LogCaptureFixture
+) -> None:
+    # Under load the server can be at its connection limit: a turn that went on without its
+    # lock then could be answered by two replicas at once. A role allowed one connection makes
+    # the second lock's connection meet "too many connections" (SQLSTATE 53300).
+    assert POSTGRES_URL is not None
+    url = make_url(await databases.postgres(_postgres_url_for_this_worker(POSTGRES_URL)))
+    role = f"supportbot_one_connection_{os.getpid()}"
+    admin = await asyncpg.connect(
+        host=url.host, port=url.port, user=url.username, database=url.database
+    )
+    await admin.execute(f"CREATE ROLE {role} LOGIN CONNECTION LIMIT 1")
+    locks = AdvisoryLocks(
+        url.set(username=role).render_as_string(hide_password=False),
+        connect_timeout=2,
+        command_timeout=2,
+        pool_size=1,
+        wait=30,
+    )
+    try:
+        with caplog.at_level(logging.DEBUG, logger="storage.locks"):
+            async with locks.hold("first conversation") as first:
+                second = asyncio.create_task(_lock_held(locks, "second conversation"))
+                async with asyncio.timeout(10):
+                    while "no connection to spare" not in caplog.text:  # noqa: ASYNC110
+                        await asyncio.sleep(0.01)
+                assert not second.done()
+            assert first and await second
+        assert "going on without it" not in caplog.text
+    finally:
+        await locks.aclose()
+        await admin.execute(f"DROP ROLE {role}")
+        await admin.close()
