@@ -326,13 +326,13 @@ class Engine:
         late: bool,
     ) -> bool:
         logs.conversation.set(str(key))
-        if not late:
-            return await self._send_once(outbox_id, send)
+        # Only under the conversation's lock, and only if it is free: the turn's own tries and
+        # another replica's watcher never check and post the same reply at once.
         async with self._serial(str(key), wait=False) as free:
             if not free:
-                return False  # another turn holds it (a live replica): looked at again later
+                return False  # another turn holds it (a live replica): tried again later
             sent = await self._send_once(outbox_id, send)
-        if sent:
+        if sent and late:
             log.info("reply %s in %s delivered late", outbox_id, key)
         return sent
 
@@ -795,7 +795,9 @@ class Engine:
         """Store the turn's writes (``finish_turn``), with ``said`` into the outbox; a new
         escalation is counted."""
         if said and turn.deliver:
-            turn.reply = Outbound(new_outbox_id(), said, reply_to=turn.message.message_id)
+            turn.reply = Outbound(
+                new_outbox_id(), said, reply_to=turn.message.message_id, at=self._clock()
+            )
         finished = await self._store.finish_turn(turn.conversation.id, turn.writes(), now=turn.now)
         escalation = finished.escalation
         if escalation is not None and escalation.new:
@@ -861,7 +863,6 @@ class Engine:
             except asyncio.CancelledError:
                 if where not in self._stopping or not call.cancelled():
                     raise  # the turn itself was cancelled (shutdown), not just the call
-                self._stopping.discard(where)
                 return self._stopped(turn)
             except LLMError as exc:
                 log.warning("claude failed in %s: %s", turn.message.key, exc)
@@ -871,7 +872,9 @@ class Engine:
                 log.exception("claude call crashed in %s", turn.message.key)
                 return await self._fallback(turn, "unknown")
             finally:
+                # A stop that came too late to cancel the call is not kept for the next one.
                 self._calls.pop(where, None)
+                self._stopping.discard(where)
             reply = await self._reply_from(turn, result)
             if reply is not None:
                 return reply

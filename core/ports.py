@@ -88,6 +88,9 @@ class Outbound:
     id: str
     text: str
     reply_to: str
+    at: datetime | None = None
+    """When it was written (``None``: the turn's time). The outbox watcher counts a reply's
+    age from here, so a turn that took long is not redelivered while it posts."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -267,9 +267,9 @@ class ConversationPort(Protocol):
         """Deliver a reply the outbox still holds: ``send`` checks the platform and posts it
         if it is not there, giving the platform's message id (``""``: not known) or ``None``
         when the platform could not be reached. True once it is delivered (by anyone); False
-        to try again later. ``late``: the turn that wrote it is over (a dead process's, or
-        one whose tries ran out), so the conversation's lock is taken, if it is free (else
-        False at once); within its turn the turn's own order holds it."""
+        to try again later. The conversation's lock is taken if it is free (else False at
+        once), so two replicas never check and post one reply at once. ``late``: the turn
+        that wrote it is over (a dead process's, or one whose tries ran out)."""
         ...
 
 

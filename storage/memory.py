@@ -215,7 +215,7 @@ class MemoryStore:
             row.dont_know_streak = writes.dont_know_streak
         answer_id = next(self._ids) if writes.answer is not None else None
         if writes.reply is not None:
-            self._outbox[writes.reply.id] = _Sent(writes.reply, row, now)
+            self._outbox[writes.reply.id] = _Sent(writes.reply, row, writes.reply.at or now)
         if writes.hand_off is None:
             return Finished(answer_id=answer_id)
         return Finished(self._hand_off(row, writes.hand_off, now=now), answer_id)

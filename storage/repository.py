@@ -765,7 +765,7 @@ def _finish(
                 "conversation_id": conversation_id,
                 "reply_to": reply.reply_to,
                 "body": reply.text,
-                "created_at": now,
+                "created_at": reply.at or now,
             },
         )
     escalation = None

@@ -616,6 +616,22 @@ async def test_a_reply_waits_in_the_outbox_until_delivered_then_is_forgotten(
     ]
 
 
+async def test_a_replys_age_counts_from_when_it_was_written_not_from_its_turns_start(
+    stores: Stores,
+) -> None:
+    # A turn that began at T0 and took 40 s (a Claude timeout, then the fallback) is not old
+    # the moment its reply is written: no watcher redelivers it while the turn posts it.
+    store = stores.store
+    conversation = await begin(store, "m-1")
+    written = T0 + timedelta(seconds=40)
+    sent = Outbound(new_outbox_id(), "Sorry, a hiccup.", reply_to="m-1", at=written)
+    await store.finish_turn(conversation.id, TurnWrites(reply=sent), now=T0)
+
+    assert await store.undelivered(platforms={"test"}, before=written) == []
+    [waiting] = await stores.replica().undelivered(platforms={"test"}, before=T0 + HOUR)
+    assert (waiting.id, waiting.at) == (sent.id, written)
+
+
 async def test_a_turn_that_fails_to_store_leaves_no_reply_in_the_outbox(
     store: ConversationStore,
 ) -> None:

@@ -216,8 +216,12 @@ class SlackPlatform:
                 continue
             # Slack's history does not say whether a message still streams: stopped anyway.
             await self._web.end_stream(channel, message["ts"], about=key)
-            if not said.startswith(whole.text):
-                await self._web.update(StaffPost(channel, message["ts"]), whole, about=key)
+            cut_short = not said.startswith(whole.text)
+            if cut_short and not await self._web.update(
+                StaffPost(channel, message["ts"]), whole, about=key
+            ):
+                # Kept in the outbox: the next try writes it out in full.
+                raise NotChecked("update_failed")
             return str(message["ts"])
         return None
 

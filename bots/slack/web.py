@@ -128,7 +128,9 @@ class SlackWeb:
             await self._client.chat_stopStream(channel=channel, ts=ts)
         except SLACK_ERRORS as exc:
             if error_code(exc) != "message_not_in_streaming_state":
-                log.warning("chat.stopStream in %s failed for %s: %s", channel, about, exc)
+                log.warning(
+                    "chat.stopStream in %s failed for %s: %s", channel, about, error_code(exc)
+                )
 
     async def set_status(
         self, channel: str, thread: str, status: str, *, loading: Sequence[str] = (), about: object
