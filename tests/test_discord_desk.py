@@ -245,6 +245,26 @@ async def test_staff_commands_do_what_the_buttons_do(
     assert late.ephemeral and late.content == ALREADY_CLOSED
 
 
+async def test_staff_commands_work_where_there_is_no_staff_channel(
+    fake_discord: FakeDiscord, port: WatchedPort, desk: WatchedDesk
+) -> None:
+    # Without DISCORD_STAFF_CHANNEL_ID there is no notice to redraw: the commands in the
+    # customer's thread are then the team's only tool, and they still do what they say.
+    w = fake_discord.world
+    async with running_bot(fake_discord, port, desk, staff_channel_id=None):
+        question = await say(fake_discord, w.support_channel_id, HUMAN)
+        await port.wait_for(lambda: port.handled(question["id"]))
+        [escalation] = await desk.live()
+        thread = int(question["id"])
+        _, [claimed] = await run_command(fake_discord, "claim", thread)
+        _, [resolved] = await run_command(fake_discord, "resolve", thread)
+
+    assert claimed.content == f"You claimed escalation #{escalation.id}."
+    assert resolved.content == f"Escalation #{escalation.id} is resolved."
+    view = await desk.get(escalation.id)
+    assert view is not None and view.state == "resolved"
+
+
 async def test_a_staff_command_outside_an_escalation_is_explained(
     fake_discord: FakeDiscord, fake_claude: FakeAnthropic, bot: DiscordBot, port: WatchedPort
 ) -> None:

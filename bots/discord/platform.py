@@ -236,7 +236,9 @@ class DiscordPlatform:
         return posted
 
     async def update_notice(self, view: EscalationView, post: StaffPost) -> bool:
-        edited = await self._staff.edit(view, post)
+        # Without a staff channel there is no notice (a staff command was run in the
+        # customer's thread): only the forum post follows the state.
+        edited = self.has_staff_channel and await self._staff.edit(view, post)
         await self._forum.follow(view)
         return edited
 
