@@ -198,8 +198,7 @@ def actions() -> None:
         from core.mcp_tools import McpTools
 
         async with McpTools(servers) as tools:
-            # What each server's first attempt found: one that is down is not waited for.
-            await tools.ready(max(s.timeout_seconds for s in servers.values()), or_failed=True)
+            await tools.ready(max(s.timeout_seconds for s in servers.values()))
             status, specs = tools.status(), tools.tools()
         for name, config in servers.items():
             where = f"HTTP {config.url}" if config.url else f"stdio {config.command}"

@@ -93,17 +93,12 @@ class McpTools:
         await asyncio.gather(*self._tasks, return_exceptions=True)
         self._tasks.clear()
 
-    async def ready(self, timeout: float, *, or_failed: bool = False) -> None:  # noqa: ASYNC109
-        """Wait until every server has connected once (``or_failed``: or failed to connect
-        once), or ``timeout`` passes (a server still down then is offered as soon as it comes
-        up)."""
-
-        def settled(server: _Server) -> bool:
-            return bool(server.connections or (or_failed and server.failures))
-
+    async def ready(self, timeout: float) -> None:  # noqa: ASYNC109
+        """Wait until every server has connected once, or ``timeout`` passes (a server still
+        down then is offered as soon as it comes up)."""
         try:
             async with asyncio.timeout(timeout):
-                await self.wait_until(lambda: all(map(settled, self._servers.values())))
+                await self.wait_until(lambda: all(self.connections(n) for n in self._servers))
         except TimeoutError:
             down = [n for n in self._servers if not self.connections(n)]
             log.warning("MCP servers not ready after %g s: %s", timeout, ", ".join(down))
@@ -138,8 +133,6 @@ class _Server:
         self.client: Client | None = None
         self.specs: list[ToolSpec] = []
         self.connections = 0
-        self.failures = 0
-        """Connection attempts that failed, and connections lost."""
         self._updated = updated
         self._changed = asyncio.Event()
         self._lost = asyncio.Event()
@@ -162,8 +155,6 @@ class _Server:
                 log.warning("MCP server %s: connection lost (%s)", self.name, _what(exc))
             finally:
                 self.client = None
-            self.failures += 1
-            await self._notify()
             self._lost.clear()
             await asyncio.sleep(pause)
             pause = min(pause * 2, RECONNECT_MAX)
