@@ -152,6 +152,9 @@ class _Server:
             except asyncio.CancelledError:
                 raise
             except BaseException as exc:  # anyio wraps transport failures in groups
+                task = asyncio.current_task()
+                if task is not None and task.cancelling():
+                    raise  # a cancellation anyio wrapped in a group: still ours to obey
                 log.warning("MCP server %s: connection lost (%s)", self.name, _what(exc))
             finally:
                 self.client = None
