@@ -18,6 +18,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager, nullcontext
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
+from typing import Any
 
 from core import files, hours, logs, prompt, tokens, window
 from core.actions import (
@@ -236,6 +237,8 @@ class Engine:
         self._dont_know = [fold(m) for m in persona.dont_know_markers]
         self._locks: dict[str, asyncio.Lock] = {}
         self._waiting: dict[str, int] = {}
+        self._holders: dict[str, tuple[asyncio.Task[Any] | None, bool]] = {}
+        """Which task holds each conversation now, and whether across replicas too."""
         self._held: dict[str, tuple[IncomingMessage, datetime]] = {}
         self._calls: dict[str, asyncio.Task[LLMResult]] = {}
         """Each conversation's Claude call answering the customer now (``stop`` cancels it)."""
@@ -275,6 +278,13 @@ class Engine:
 
     async def is_active(self, key: ConversationKey) -> bool:
         return await self._store.is_active(key)
+
+    def hold(self, key: ConversationKey, *, wait: bool = True) -> AbstractAsyncContextManager[bool]:
+        """Hold the conversation at ``key`` for a whole turn, its posts included, so that no
+        replica answers its next message, or checks for and posts its reply, before the reply
+        is on the platform. The engine's own calls within it take no second lock. Yields
+        whether the turn may go on (without ``wait``: only if no other replica holds it)."""
+        return self._serial(str(key), wait=wait)
 
     async def handle(
         self, message: IncomingMessage, sink: AnswerSink | None = None
@@ -501,12 +511,25 @@ class Engine:
         Yields whether the turn may go on: always with ``wait``; without it (a recovery) only
         when no other replica holds the conversation, which then is still answering it.
         """
+        task = asyncio.current_task()
+        holder = self._holders.get(key)
+        if holder is not None and holder[0] is task:
+            # Within the task's own ``hold``: held across replicas already, unless that went
+            # on without the lock.
+            across = nullcontext(True) if holder[1] else self._held_across(key, wait=wait)
+            async with across as held:
+                yield held
+            return
         # asyncio.Lock wakes waiters first come, first served: arrival order within a key.
         lock = self._locks.setdefault(key, asyncio.Lock())
         self._waiting[key] = self._waiting.get(key, 0) + 1
         try:
             async with lock, self._held_across(key, wait=wait) as held:
-                yield held
+                self._holders[key] = (task, held)
+                try:
+                    yield held
+                finally:
+                    del self._holders[key]
         finally:
             self._waiting[key] -= 1
             if not self._waiting[key]:

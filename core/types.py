@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 from core.escalation import LIVE, State
 
 if TYPE_CHECKING:
+    from contextlib import AbstractAsyncContextManager
     from datetime import timedelta
 
     from core.files import FileLimits
@@ -218,6 +219,12 @@ class ConversationPort(Protocol):
 
     async def is_active(self, key: ConversationKey) -> bool:
         """Whether the bot has an open conversation at ``key`` (to follow a thread unprompted)."""
+        ...
+
+    def hold(self, key: ConversationKey, *, wait: bool = True) -> AbstractAsyncContextManager[bool]:
+        """Hold the conversation at ``key`` across replicas from the engine's answer to the
+        last post of it; yields whether the turn may go on (without ``wait``: only if no
+        other replica holds it)."""
         ...
 
     @property

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import Any
 
 from bots.discord.bot import DiscordBot
@@ -87,6 +87,9 @@ class WatchedPort(_Watched):
 
     async def is_active(self, key: ConversationKey) -> bool:
         return await self._port.is_active(key)
+
+    def hold(self, key: ConversationKey, *, wait: bool = True) -> AbstractAsyncContextManager[bool]:
+        return self._port.hold(key, wait=wait)
 
     async def delivered(self, outbox_id: str, message_id: str | None) -> None:
         await self._port.delivered(outbox_id, message_id)

@@ -36,7 +36,7 @@ import asyncio
 import itertools
 from abc import ABC, abstractmethod
 from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Literal
@@ -120,6 +120,9 @@ class TurnLog:
 
     async def is_active(self, key: ConversationKey) -> bool:
         return await self._engine.is_active(key)
+
+    def hold(self, key: ConversationKey, *, wait: bool = True) -> AbstractAsyncContextManager[bool]:
+        return self._engine.hold(key, wait=wait)
 
     async def delivered(self, outbox_id: str, message_id: str | None) -> None:
         await self._engine.delivered(outbox_id, message_id)

@@ -245,3 +245,35 @@ async def test_a_turn_waits_for_a_connection_to_lock_with_instead_of_going_on_un
         await locks.aclose()
         await admin.execute(f"DROP ROLE {role}")
         await admin.close()
+
+
+async def test_the_next_message_waits_until_the_answer_before_it_is_posted(
+    tmp_path: Path, databases: Databases, fake_claude: FakeAnthropic
+) -> None:
+    # The conversation is held until the answer is on the platform, not just stored: a reply
+    # whose post hangs is never overtaken by the next one, nor looked for by another replica.
+    assert POSTGRES_URL is not None
+    url = await databases.postgres(_postgres_url_for_this_worker(POSTGRES_URL))
+    fake_claude.default = lambda body: _Thinking(set(), [])
+    async with FakeSlack() as slack:
+        release = slack.hold("chat.postMessage")
+        one, two = (
+            SlackProcess(tmp_path, database_url=url, claude_url=fake_claude.base_url, slack=slack)
+            for _ in range(2)
+        )
+        try:
+            await asyncio.gather(one.start(), two.start())
+            await post_event(one.events_url, dm_body("C1", 0), secret=SECRET)
+            await slack.wait_for("chat.postMessage", timeout=20)
+            await post_event(two.events_url, dm_body("C1", 1), secret=SECRET)
+            async with asyncio.timeout(20):
+                while await _waiting_for_turn_locks(url) != 1:  # noqa: ASYNC110
+                    await asyncio.sleep(0.02)
+            asked_while_posting = len(fake_claude.requests)
+            release.set()
+            replies = await slack.wait_messages("D0C1", 2, timeout=20)
+        finally:
+            await asyncio.gather(one.stop(), two.stop())
+
+    assert asked_while_posting == 1, "the next message waited for the post, not just the answer"
+    assert [r["text"] for r in replies] == ["Answer to C1 message 0", "Answer to C1 message 1"]

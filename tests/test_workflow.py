@@ -21,7 +21,6 @@ from core.config import DEMO_PERSONA, Persona
 from core.desk import REPING_RETRY, Desk
 from core.engine import Engine, Limits
 from core.escalation import Action, State
-from core.stream import AnswerSink
 from core.types import ConversationKey, EscalationView, IncomingMessage, Relayed, Reply, StaffPost
 from storage.memory import MemoryStore
 from tests.engine_helpers import message
@@ -320,13 +319,11 @@ class Unsure:
     def __init__(self, engine: Engine) -> None:
         self._engine = engine
 
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._engine, name)
+
     async def is_active(self, key: ConversationKey) -> bool:
         raise ConnectionError("the database is down")
-
-    async def handle(
-        self, incoming: IncomingMessage, sink: AnswerSink | None = None
-    ) -> Reply | None:
-        return await self._engine.handle(incoming, sink)
 
 
 async def test_when_the_store_cannot_say_an_addressed_message_is_still_answered(
@@ -349,14 +346,12 @@ class Counting:
         self._engine = engine
         self.asked = 0
 
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._engine, name)
+
     async def is_active(self, key: ConversationKey) -> bool:
         self.asked += 1
         return await self._engine.is_active(key)
-
-    async def handle(
-        self, incoming: IncomingMessage, sink: AnswerSink | None = None
-    ) -> Reply | None:
-        return await self._engine.handle(incoming, sink)
 
 
 async def test_an_addressed_message_shows_the_working_sign_without_asking_the_store(

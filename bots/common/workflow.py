@@ -195,9 +195,10 @@ class Workflow:
                 message = replace(message, attachments=await self._fetched(message.attachments))
             stream = self._platform.answer_stream(inbound)
             working.push_async_callback(stream.aclose)
-            reply = await self._port.handle(message, sink=stream)
-            if reply is not None:
-                await self._deliver(inbound, reply, stream)
+            async with self._port.hold(message.key):
+                reply = await self._port.handle(message, sink=stream)
+                if reply is not None:
+                    await self._deliver(inbound, reply, stream)
 
     async def decision_turn(self, decided: Decided) -> None:
         """Confirm or Cancel under a proposed change: the engine checks who pressed and runs
@@ -230,7 +231,8 @@ class Workflow:
                 await platform.tell_user(decided, decision.note)
             if decision.reply is not None:
                 said = (message.author_id, decision.outcome) if decision.outcome else None
-                await self._deliver(target, decision.reply, said=said)
+                async with self._port.hold(target.message.key):
+                    await self._deliver(target, decision.reply, said=said)
 
     async def recovered_turn(self, unanswered: Unanswered, *, late_after: timedelta) -> None:
         inbound = await self._platform.recovered(unanswered)
@@ -247,11 +249,14 @@ class Workflow:
             # From here on a newly held message is answered by a catch-up of its own.
             self._recovering.discard(unanswered.conversation_id)
             await working.enter_async_context(self._platform.working(inbound))
-            reply = await self._port.recover(
-                unanswered, direct=inbound.message.direct, late_after=late_after
-            )
-            if reply is not None:
-                await self._deliver(inbound, reply)
+            async with self._port.hold(unanswered.key, wait=False) as free:
+                if not free:
+                    return  # another replica is answering it: looked at again later
+                reply = await self._port.recover(
+                    unanswered, direct=inbound.message.direct, late_after=late_after
+                )
+                if reply is not None:
+                    await self._deliver(inbound, reply)
 
     async def _late_delivery(self, undelivered: Undelivered) -> None:
         inbound = await self._platform.recovered(undelivered.turn)
