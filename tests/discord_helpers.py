@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from contextlib import AbstractAsyncContextManager, asynccontextmanager, nullcontext
 from typing import Any
 
 from bots.discord.bot import DiscordBot
@@ -66,6 +66,9 @@ class RecordingPort(_Watched):
 
     async def is_active(self, key: ConversationKey) -> bool:
         return any(m.key == key for m in self.messages)
+
+    def hold(self, key: ConversationKey, *, wait: bool = True) -> AbstractAsyncContextManager[bool]:
+        return nullcontext(True)  # one process, and its turns are already one at a time
 
 
 class WatchedPort(_Watched):
