@@ -60,20 +60,27 @@ async def test_an_answer_stored_when_the_process_was_killed_is_posted_once_after
     assert slack.statuses == {}, "no loading status is left behind"
 
 
-async def stored_answer(runtime: Runtime, key: ConversationKey, asked_id: str) -> Undelivered:
-    """A customer's question and the answer to it, stored; the answer never delivered."""
+async def stored_answer(
+    runtime: Runtime,
+    key: ConversationKey,
+    asked_id: str,
+    *,
+    answer: str = ANSWER,
+    customer: str = CUSTOMER,
+) -> Undelivered:
+    """A customer's question and the ``answer`` to it, stored; the answer never delivered."""
     store, now = runtime.store, utcnow()
-    asked = IncomingMessage(key=key, author_id=CUSTOMER, text="Refunds?", message_id=asked_id)
+    asked = IncomingMessage(key=key, author_id=customer, text="Refunds?", message_id=asked_id)
     begun = await store.begin_turn(
         asked, customer_turn(asked.text, asked_id), now=now, idle_after=None, restart=False
     )
     assert begun is not None
-    answer = Turn(role="assistant", content=[{"type": "text", "text": ANSWER}], kind=Kind.MODEL)
-    reply = Outbound(new_outbox_id(), ANSWER, reply_to=asked_id)
-    await store.finish_turn(begun.id, TurnWrites(turns=(answer,), reply=reply), now=now)
+    said = Turn(role="assistant", content=[{"type": "text", "text": answer}], kind=Kind.MODEL)
+    reply = Outbound(new_outbox_id(), answer, reply_to=asked_id)
+    await store.finish_turn(begun.id, TurnWrites(turns=(said,), reply=reply), now=now)
     [waiting] = [
         u
-        for u in await store.undelivered(platforms={"discord"}, before=utcnow() + MINUTE)
+        for u in await store.undelivered(platforms={key.platform}, before=utcnow() + MINUTE)
         if u.id == reply.id
     ]
     return waiting

@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 
 from bots.common import AnswerStream, Inbound, Press, StaffReply, Workflow
-from bots.common.platform import NotStreamed
+from bots.common.platform import Found, NotStreamed
 from bots.common.workflow import CLOSED, NOT_DELIVERED, ONLY_STAFF
 from core.config import DEMO_PERSONA, Persona
 from core.desk import REPING_RETRY, Desk
@@ -87,7 +87,13 @@ class RecordingPlatform:
         return NotStreamed()
 
     async def post_reply(
-        self, inbound: Inbound, reply: Reply, *, ping: bool, offer_person: bool
+        self,
+        inbound: Inbound,
+        reply: Reply,
+        *,
+        ping: bool,
+        offer_person: bool,
+        shown: int = 0,
     ) -> bool:
         self.replies.append((inbound.message.key, reply.text, ping, offer_person))
         if self.fail_replies:
@@ -98,9 +104,9 @@ class RecordingPlatform:
         self.shown.append(reply.text)
         return True
 
-    async def posted_reply(self, inbound: Inbound, text: str) -> str | None:
+    async def posted_reply(self, inbound: Inbound, text: str) -> Found | None:
         self.looked += 1
-        return f"m-{self.shown.index(text)}" if text in self.shown else None
+        return Found(f"m-{self.shown.index(text)}") if text in self.shown else None
 
     async def post_notice(self, view: EscalationView, *, ping: bool) -> StaffPost | None:
         self.notices.append((view.id, ping))

@@ -94,10 +94,15 @@ class NotChecked(Exception):
     a lost connection. The message names the platform's error code, never message text."""
 
 
-def reads(shown: str, whole: str) -> bool:
-    """Whether a message that shows ``shown`` is (the start of) a reply whose first message
-    is ``whole``: all of it, more after it (a ping), or its beginning (a stream cut short)."""
-    return bool(shown) and (shown.startswith(whole) or whole.startswith(shown))
+@dataclass(frozen=True, slots=True)
+class Found:
+    """What the platform shows of a reply (``Platform.posted_reply``)."""
+
+    id: str
+    """The platform's id of its first message."""
+    shown: int | None = None
+    """How many of its leading parts (as ``post_reply`` renders them) show, the rest still to
+    post; ``None`` when all of it shows."""
 
 
 class AnswerStream(AnswerSink, Protocol):
@@ -183,19 +188,29 @@ class Platform(Protocol):
         ...
 
     async def post_reply(
-        self, inbound: Inbound, reply: Reply, *, ping: bool, offer_person: bool
+        self,
+        inbound: Inbound,
+        reply: Reply,
+        *,
+        ping: bool,
+        offer_person: bool,
+        shown: int = 0,
     ) -> bool:
         """Post ``reply.text`` where the customer reads it. ``ping``: end it with the support
         team's mention; ``offer_person``: put the "Talk to a human" button under it; with
-        ``reply.proposal``, the Confirm and Cancel buttons carrying its id go under it."""
+        ``reply.proposal``, the Confirm and Cancel buttons carrying its id go under it.
+        ``shown``: its first parts show already (``posted_reply``), so only the rest is
+        posted, in order."""
         ...
 
-    async def posted_reply(self, inbound: Inbound, text: str) -> str | None:
-        """The id of the bot's reply to ``inbound`` if the platform shows one already (looked
+    async def posted_reply(self, inbound: Inbound, text: str) -> Found | None:
+        """What the platform shows already of the bot's reply ``text`` to ``inbound`` (looked
         up before posting again after an unknown outcome: a timeout, a process killed in the
-        middle of the request); one the bot left half-written (a stream cut short) is made to
-        read ``text``. ``None`` when there is none. Raises :class:`NotChecked` when the
-        platform cannot say now."""
+        middle of the request). Only the bot's messages between the customer's and the
+        customer's next one in the same place count, so an answer to a later message that
+        reads the same (the same fallback twice) does not stand in for this one. Messages a
+        stream left half-written are made to read the reply's parts at their place. ``None``
+        when nothing shows. Raises :class:`NotChecked` when the platform cannot say now."""
         ...
 
     async def post_approval(self, message: IncomingMessage, action: PendingAction) -> bool:

@@ -283,7 +283,8 @@ class Workflow:
     ) -> bool:
         """Deliver ``reply`` (kept as ``outbox``) whose earlier post failed or may have been
         made, holding its conversation: the platform is asked first whether it shows the
-        reply already, and only if it does not is it posted. Whether it is delivered now.
+        reply already, and only what it does not show (all of it, or the parts after those
+        that show) is posted. Whether it is delivered now.
 
         ``late``: the turn is over (the outbox watcher's try). Then a conversation another
         turn holds is left for later, and the working indicator shows while this one runs,
@@ -296,12 +297,19 @@ class Workflow:
                     found = await platform.posted_reply(inbound, reply.text)
                 except NotChecked:
                     return None
-                if found is not None:
-                    return found
+                if found is not None and found.shown is None:
+                    return found.id
+                # Only the parts that do not show yet are posted (a later one failed).
                 posted = await platform.post_reply(
-                    inbound, reply, ping=ping, offer_person=offer_person
+                    inbound,
+                    reply,
+                    ping=ping,
+                    offer_person=offer_person,
+                    shown=found.shown if found else 0,
                 )
-                return "" if posted else None
+                if not posted:
+                    return None
+                return found.id if found else ""
 
         key = inbound.message.key
         try:

@@ -19,7 +19,8 @@ import discord
 
 from bots.common import AnswerStream, Decided, Inbound
 from bots.common.download import allowed, download, refused
-from bots.common.platform import NotChecked, reads
+from bots.common.lookup import answers, find_reply
+from bots.common.platform import Found, NotChecked
 from bots.discord import send
 from bots.discord.buttons import TALK_LABEL, proposal_buttons
 from bots.discord.feedback import answer_buttons, solved_buttons
@@ -173,34 +174,42 @@ class DiscordPlatform:
             interval=self._edit_interval,
         )
 
-    async def posted_reply(self, inbound: Inbound, text: str) -> str | None:
-        """Our latest message after the customer's where the answer goes (their thread, or
-        the channel) that reads ``text``, or its beginning; one left half-written (a stream
-        cut short) is edited to read ``text``."""
+    async def posted_reply(self, inbound: Inbound, text: str) -> Found | None:
+        """The bot's messages where the answer goes (the customer's thread, or the channel)
+        between the customer's message and their next one that read ``text``: as rendered
+        parts, or as a stream split them; the ones a stream left short are edited to read the
+        reply's parts."""
         place: Place = inbound.context
         target = place.target or place.channel
         asked = inbound.message.message_id
         me = self._client.user
         if not asked.isdigit() or me is None:
             return None
-        [whole, *_] = reply_messages(Reply(text))
-        after = discord.Object(int(asked))
+        parts = [out.content for out in reply_messages(Reply(text))]
+        customer = inbound.message.author_id
         try:
-            ours = [m async for m in target.history(after=after, limit=50) if m.author.id == me.id]
-            for found in reversed(ours):
-                if not reads(found.content, whole.content):
-                    continue
-                if not found.content.startswith(whole.content):
-                    await found.edit(content=whole.content)
-                return str(found.id)
+            after = [m async for m in target.history(after=discord.Object(int(asked)), limit=50)]
+            ours = answers(after, _author, me=str(me.id), customer=customer)
+            found = find_reply([m.content for m in ours], parts)
+            if found is None:
+                return None
+            for index in found.stale:
+                await ours[index].edit(content=parts[index - found.start])
         except SEND_ERRORS as exc:
             why = describe(exc)
             log.warning("looking for our reply in %s failed: %s", inbound.message.key, why)
             raise NotChecked(why) from None
-        return None
+        shown = None if found.whole else found.end - found.start
+        return Found(str(ours[found.start].id), shown=shown)
 
     async def post_reply(
-        self, inbound: Inbound, reply: Reply, *, ping: bool, offer_person: bool
+        self,
+        inbound: Inbound,
+        reply: Reply,
+        *,
+        ping: bool,
+        offer_person: bool,
+        shown: int = 0,
     ) -> bool:
         place: Place = inbound.context
         key = inbound.message.key
@@ -214,7 +223,7 @@ class DiscordPlatform:
                 offer_person=offer_person and place.offer_person, answer_id=reply.answer_id
             )
         target = place.target or place.channel
-        for i, out in enumerate(messages):
+        for i, out in enumerate(messages[shown:], start=shown):
             first, last = i == 0, i == len(messages) - 1
             reference = place.reference if first else None
             sent = await send.post(
@@ -384,3 +393,7 @@ def _user(context: Any) -> discord.User | discord.Member:
     if isinstance(context, discord.Interaction):
         return context.user
     return context.author  # Place and discord.Message alike
+
+
+def _author(message: discord.Message) -> str:
+    return str(message.author.id)

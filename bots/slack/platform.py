@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 import weakref
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
@@ -15,7 +16,8 @@ from datetime import datetime
 from typing import Any
 
 from bots.common import AnswerStream, Decided, Inbound
-from bots.common.platform import NotChecked, NotStreamed, reads
+from bots.common.lookup import answers, find_reply
+from bots.common.platform import Found, NotChecked, NotStreamed
 from bots.slack import conversation_link, notice
 from bots.slack.events import PLATFORM, reply_thread
 from bots.slack.render import (
@@ -52,6 +54,8 @@ WORKING_STATUS = "is looking into it…"
 NO_TEXT = "(no text)"
 CANNOT_READ = frozenset({"missing_scope", "not_in_channel"})
 """Errors of a history lookup that waiting will not cure."""
+_LINK = re.compile(r"<(?:[^<>|]*\|)?([^<>]*)>")
+"""A link as Slack formats one it found in a message's text (``<url>``, ``<url|label>``)."""
 
 
 class SlackPlatform:
@@ -175,7 +179,13 @@ class SlackPlatform:
             answer.stopped()
 
     async def post_reply(
-        self, inbound: Inbound, reply: Reply, *, ping: bool, offer_person: bool
+        self,
+        inbound: Inbound,
+        reply: Reply,
+        *,
+        ping: bool,
+        offer_person: bool,
+        shown: int = 0,
     ) -> bool:
         key = inbound.message.key
         mention = None
@@ -190,40 +200,43 @@ class SlackPlatform:
             proposal=reply.proposal,
             answer_id=reply.answer_id,
         )
-        return await self._web.post_all(key.channel_id, parts, thread=reply_thread(key), about=key)
+        rest = parts[shown:]
+        return await self._web.post_all(key.channel_id, rest, thread=reply_thread(key), about=key)
 
-    async def posted_reply(self, inbound: Inbound, text: str) -> str | None:
-        """Our latest message after the customer's in their thread (a DM: its top level) that
-        reads ``text``, or its beginning; a streamed one the dead process left half-written is
-        stopped and written over. Without the history scope (``channels:history`` in a
-        channel) Slack cannot be asked: then nothing is found, and the reply is posted."""
-        key = inbound.message.key
-        channel, _, ts = inbound.message.message_id.partition(":")
+    async def posted_reply(self, inbound: Inbound, text: str) -> Found | None:
+        """The bot's messages in the customer's thread (a DM: its top level) between their
+        message and their next one that read ``text``: as rendered parts, or as a stream
+        split them. The last of them is stopped, in case it still streams (a dead process's);
+        the ones a stream left short are written over with the reply's parts. Without the
+        history scope (``channels:history`` in a channel) Slack cannot be asked: then nothing
+        is found, and the reply is posted."""
+        message = inbound.message
+        key = message.key
+        channel, _, ts = message.message_id.partition(":")
         if channel != key.channel_id or not ts:
             return None  # a button press: no message of the customer's to look after
         try:
-            found = await self._web.posted_after(
-                channel, ts, user=self._me, thread=reply_thread(key), about=key
-            )
+            after = await self._web.messages_after(channel, ts, thread=reply_thread(key), about=key)
         except NotChecked as exc:
             if str(exc) in CANNOT_READ:
                 return None
             raise
-        [whole, *_] = render_reply(text)
-        for message in reversed(found):
-            said = str(message.get("text") or "")
-            if not reads(said, whole.text):
-                continue
-            # Slack's history does not say whether a message still streams: stopped anyway.
-            await self._web.end_stream(channel, message["ts"], about=key)
-            cut_short = not said.startswith(whole.text)
-            if cut_short and not await self._web.update(
-                StaffPost(channel, message["ts"]), whole, about=key
-            ):
+        ours = answers(after, _user, me=self._me, customer=message.author_id)
+        parts = render_reply(text)
+        found = find_reply(
+            [_plain(str(m.get("text") or "")) for m in ours], [p.text for p in parts]
+        )
+        if found is None:
+            return None
+        run = ours[found.start : found.end]
+        # Slack's history does not say whether a message still streams: stopped anyway.
+        await self._web.end_stream(channel, run[-1]["ts"], about=key)
+        for index in found.stale:
+            written = StaffPost(channel, ours[index]["ts"])
+            if not await self._web.update(written, parts[index - found.start], about=key):
                 # Kept in the outbox: the next try writes it out in full.
                 raise NotChecked("update_failed")
-            return str(message["ts"])
-        return None
+        return Found(str(run[0]["ts"]), shown=None if found.whole else len(run))
 
     async def post_approval(self, message: IncomingMessage, action: PendingAction) -> bool:
         if not self._channel:
@@ -341,3 +354,12 @@ class SlackPlatform:
             if link:
                 return link
         return conversation_link(view.key)
+
+
+def _plain(text: str) -> str:
+    """A message's text as the bot wrote it: Slack turns the addresses in it into links."""
+    return _LINK.sub(r"\1", text)
+
+
+def _user(message: dict) -> str:
+    return str(message.get("user") or "")

@@ -95,11 +95,11 @@ class SlackWeb:
                 return False
         return True
 
-    async def posted_after(
-        self, channel: str, ts: str, *, user: str, thread: str | None, about: object
+    async def messages_after(
+        self, channel: str, ts: str, *, thread: str | None, about: object
     ) -> list[dict]:
-        """The messages ``user`` posted in ``channel`` (in ``thread``, else at its top level)
-        after ``ts``, oldest first (``conversations.replies`` / ``conversations.history``).
+        """The messages in ``channel`` (in ``thread``, else at its top level) after ``ts``,
+        everyone's, oldest first (``conversations.replies`` / ``conversations.history``).
         Raises ``NotChecked`` with Slack's error code when Slack cannot say."""
         try:
             if thread is None:
@@ -114,11 +114,7 @@ class SlackWeb:
             code = error_code(exc)
             log.warning("looking for our reply in %s failed for %s: %s", channel, about, code)
             raise NotChecked(code) from None
-        found = [
-            m
-            for m in response.get("messages") or []
-            if m.get("user") == user and float(m.get("ts") or 0) > float(ts)
-        ]
+        found = [m for m in response.get("messages") or [] if float(m.get("ts") or 0) > float(ts)]
         return sorted(found, key=lambda m: float(m["ts"]))
 
     async def end_stream(self, channel: str, ts: str, *, about: object) -> None:

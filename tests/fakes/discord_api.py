@@ -207,6 +207,7 @@ class _Failure:
     status: int
     code: int
     times: int
+    after: int = 0
 
 
 @dataclass
@@ -271,6 +272,7 @@ class FakeDiscord:
         self.callbacks: list[Callback] = []
         self.followups: list[Followup] = []
         self.messages: dict[int, dict[str, Any]] = {}  # what the bot posted, as it stands now
+        self.heard: list[dict[str, Any]] = []  # customers' messages the history shows (``said``)
         self._clicked: dict[int, int] = {}  # interaction id -> the message clicked on
         self._kinds: dict[int, int] = {}  # interaction id -> its type
         self._invoked: dict[int, int] = {}  # interaction id -> the channel a command ran in
@@ -370,10 +372,13 @@ class FakeDiscord:
         self._replay.extend(replay)
         await ws.send_str(json.dumps({"op": 7, "d": None}))
 
-    def fail(self, method: str, path: str, *, status: int, code: int, times: int = 1) -> None:
+    def fail(
+        self, method: str, path: str, *, status: int, code: int, times: int = 1, after: int = 0
+    ) -> None:
         """Answer the next ``times`` requests matching ``method`` and the ``path`` regex with a
-        Discord error (e.g. 403 / 50013 missing permissions)."""
-        self._failures.append(_Failure(method, re.compile(path), status, code, times))
+        Discord error (e.g. 403 / 50013 missing permissions), once ``after`` of them went
+        through (the second part of a long reply fails)."""
+        self._failures.append(_Failure(method, re.compile(path), status, code, times, after))
 
     def posts_in(self, channel_id: int) -> list[Post]:
         return [p for p in self.posts if p.channel_id == channel_id]
@@ -750,6 +755,9 @@ class FakeDiscord:
             return _json({"message": "401: Unauthorized", "code": 0}, status=401)
         for failure in self._failures:
             if failure.times and failure.method == request.method and failure.pattern.search(path):
+                if failure.after:
+                    failure.after -= 1
+                    break
                 failure.times -= 1
                 return _json({"message": "fake failure", "code": failure.code}, failure.status)
         fault = self._fault(request.method, path)
@@ -799,16 +807,27 @@ class FakeDiscord:
         return request.headers.get("Authorization") == f"Bot {self.token}"
 
     def _history(self, channel_id: int, query: Mapping[str, str]) -> web.Response:
-        """A channel's messages (the bot's: the fake keeps no others) after ``after``, at most
-        ``limit``, newest first, as Discord lists them."""
+        """A channel's messages (the bot's and those ``said``: the fake keeps no others) after
+        ``after``, at most ``limit``, newest first, as Discord lists them."""
         if channel_id not in self.channels:
             return _json({"message": "Unknown Channel", "code": 10003}, status=404)
         after, limit = int(query.get("after") or 0), int(query.get("limit") or 50)
         found = sorted(
-            (m for m in self.messages.values() if int(m["channel_id"]) == channel_id),
+            (
+                m
+                for m in [*self.messages.values(), *self.heard]
+                if int(m["channel_id"]) == channel_id
+            ),
             key=lambda m: int(m["id"]),
         )
         return _json([m for m in found if int(m["id"]) > after][:limit][::-1])
+
+    def said(self, channel_id: int, content: str) -> int:
+        """A message of the customer's in ``channel_id`` that Discord's history shows from now
+        on (the client never heard of it); its id."""
+        message = self.message(channel_id, content)
+        self.heard.append(message)
+        return int(message["id"])
 
     def left_by_a_dead_process(self, channel_id: int, content: str) -> int:
         """A message the bot posted before it was killed (the client never heard of it)."""

@@ -107,7 +107,9 @@ class FakeSlack:
         self.disconnects = 0
         self.connections = 0
         """How many connections clients hold open to the fake now (Web API and Socket Mode)."""
-        self._failures: dict[str, list[tuple[str, str | None, int]]] = {}
+        self._failures: dict[str, list[tuple[str | None, str | None, int]]] = {}
+        self.heard: list[Params] = []
+        """Customers' messages the history shows (``said``); the fake keeps no others."""
         self._holds: dict[str, asyncio.Event] = {}
         self._hangs: dict[str, list[bool]] = {}
         self._flaky: dict[str, tuple[int, itertools.count[int]]] = {}
@@ -196,13 +198,24 @@ class FakeSlack:
         times: int = 1,
         channel: str | None = None,
         status: int = 200,
+        after: int = 0,
     ) -> None:
         """Make the next ``times`` calls to ``method`` answer ``{"ok": false, "error": error}``
         with HTTP ``status`` (Slack answers its own outages with a 500 or 503).
 
-        With ``channel``, only calls for that channel fail.
+        With ``channel``, only calls for that channel fail; with ``after``, that many of them
+        go through first (the second part of a long reply fails).
         """
-        self._failures.setdefault(method, []).extend([(error, channel, status)] * times)
+        waiting = [(None, channel, status)] * after + [(error, channel, status)] * times
+        self._failures.setdefault(method, []).extend(waiting)
+
+    def said(self, channel: str, user: str, text: str, *, thread: str | None = None) -> str:
+        """A message of ``user``'s in ``channel`` (a reply in ``thread``) that Slack's history
+        shows from now on, as it shows the customers' messages; its ``ts``."""
+        ts = self._next_ts()
+        message = {"channel": channel, "type": "message", "user": user, "text": text, "ts": ts}
+        self.heard.append(message | ({"thread_ts": thread} if thread else {}))
+        return ts
 
     def hold(self, method: str) -> asyncio.Event:
         """Keep calls to ``method`` waiting (recorded, unanswered) until the event is set."""
@@ -412,7 +425,7 @@ class FakeSlack:
         for index, (error, channel, status) in enumerate(waiting):
             if channel in (None, params.get("channel")):
                 del waiting[index]
-                return error, status
+                return None if error is None else (error, status)
         return None
 
     def _auth_test(self, _: Params) -> Params:
@@ -598,12 +611,12 @@ class FakeSlack:
         return {"user": {"id": user, "team_id": self.team_id, "name": user, "profile": profile}}
 
     def _history(self, params: Params) -> Params:
-        """A channel's top-level messages (the bot's: the fake keeps no others) after
-        ``oldest``, newest first, as Slack lists them."""
+        """A channel's top-level messages (the bot's and those ``said``: the fake keeps no
+        others) after ``oldest``, newest first, as Slack lists them."""
         channel, oldest = params.get("channel"), float(params.get("oldest") or 0)
         found = [
             m
-            for m in self.messages
+            for m in self.messages + self.heard
             if m["channel"] == channel
             and m.get("thread_ts", m["ts"]) == m["ts"]
             and float(m["ts"]) > oldest
@@ -611,15 +624,15 @@ class FakeSlack:
         return {"messages": sorted(found, key=lambda m: float(m["ts"]), reverse=True)}
 
     def _replies(self, params: Params) -> Params:
-        """A thread's replies (the bot's: the fake keeps no others) after ``oldest``, oldest
-        first."""
+        """A thread's replies (the bot's and those ``said``: the fake keeps no others) after
+        ``oldest``, oldest first."""
         channel, thread = params.get("channel"), params.get("ts")
         if not thread:
             return {"ok": False, "error": "invalid_arguments"}
         oldest = float(params.get("oldest") or 0)
         found = [
             m
-            for m in self.messages
+            for m in self.messages + self.heard
             if m["channel"] == channel and m.get("thread_ts") == thread and float(m["ts"]) > oldest
         ]
         return {"messages": sorted(found, key=lambda m: float(m["ts"]))}
