@@ -209,3 +209,20 @@ def test_a_reply_split_inside_a_code_block_reads_as_one_text() -> None:
     assert find_reply([parts[0], parts[1][:40]], parts) == Match(0, 2, whole=False, stale=(1,))
     assert find_reply([streamed[0][:1000]], parts) == Match(0, 1, whole=False, stale=(0,))
     assert find_reply([parts[1]], parts) is None, "a later part alone is not the reply"
+
+
+async def test_slack_a_reply_that_landed_after_the_customer_wrote_again_is_found_in_its_turn(
+    slack: FakeSlack, engine: Engine, desk: Desk, fake_claude: FakeAnthropic, runtime: Runtime
+) -> None:
+    # The turn holds its conversation until the reply is posted, so no later answer can be
+    # there yet: the look within the turn reads past the customer's next message.
+    slack.said("D0DM", "U0CUSTOMER", "Hello?")  # sent while the answer was on its way
+    slack.flaky("chat.postMessage", every=1, faults=("made",))  # posted, then the line drops
+    fake_claude.queue(text("Refunds take 5–7 business days."))
+    async with running_slack_bot(slack, engine, desk=desk) as bot:
+        await bot.deliver(load_body("message_im"))
+
+    assert [m["text"] for m in bot.posts("D0DM")] == ["Refunds take 5–7 business days."]
+    assert len(slack.calls_to("conversations.history")) == 1, "Slack was asked first"
+    await runtime.engine.settle()
+    assert await runtime.store.undelivered(platforms={"slack"}, before=utcnow() + MINUTE) == []

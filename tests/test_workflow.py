@@ -104,7 +104,7 @@ class RecordingPlatform:
         self.shown.append(reply.text)
         return True
 
-    async def posted_reply(self, inbound: Inbound, text: str) -> Found | None:
+    async def posted_reply(self, inbound: Inbound, text: str, *, late: bool) -> Found | None:
         self.looked += 1
         return Found(f"m-{self.shown.index(text)}") if text in self.shown else None
 

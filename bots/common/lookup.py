@@ -37,14 +37,15 @@ class Match:
 
 
 def answers(
-    messages: Iterable[M], author: Callable[[M], str], *, me: str, customer: str
+    messages: Iterable[M], author: Callable[[M], str], *, me: str, customer: str | None
 ) -> list[M]:
     """The bot's (``me``) ``messages``, oldest first after a message of ``customer``'s, up to
     that customer's next message in the same place: only those can answer it. An answer to a
-    later message that reads the same (the same fallback twice) comes after that next one."""
+    later message that reads the same (the same fallback twice) comes after that next one.
+    ``customer`` ``None``: all of them (no later message has been answered yet)."""
     ours = []
     for message in messages:
-        if author(message) == customer:
+        if customer is not None and author(message) == customer:
             break
         if author(message) == me:
             ours.append(message)

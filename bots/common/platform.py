@@ -203,12 +203,16 @@ class Platform(Protocol):
         posted, in order."""
         ...
 
-    async def posted_reply(self, inbound: Inbound, text: str) -> Found | None:
+    async def posted_reply(self, inbound: Inbound, text: str, *, late: bool) -> Found | None:
         """What the platform shows already of the bot's reply ``text`` to ``inbound`` (looked
         up before posting again after an unknown outcome: a timeout, a process killed in the
-        middle of the request). Only the bot's messages between the customer's and the
-        customer's next one in the same place count, so an answer to a later message that
-        reads the same (the same fallback twice) does not stand in for this one. Messages a
+        middle of the request). ``late``: the turn that wrote it is over, and later messages
+        of the conversation may have been answered since; then only the bot's messages
+        between the customer's and the customer's next one in the same place count, so an
+        answer to a later message that reads the same (the same fallback twice) does not
+        stand in for this one. Within the turn, which holds its conversation until the reply
+        is posted, no later answer can be there, and all of the bot's messages after the
+        customer's count: this reply may have landed after the customer wrote again. Messages a
         stream left half-written are made to read the reply's parts at their place. ``None``
         when nothing shows. Raises :class:`NotChecked` when the platform cannot say now."""
         ...

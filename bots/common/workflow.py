@@ -294,7 +294,7 @@ class Workflow:
         async def send() -> str | None:
             async with platform.working(inbound) if late else nullcontext():
                 try:
-                    found = await platform.posted_reply(inbound, reply.text)
+                    found = await platform.posted_reply(inbound, reply.text, late=late)
                 except NotChecked:
                     return None
                 if found is not None and found.shown is None:

@@ -174,11 +174,11 @@ class DiscordPlatform:
             interval=self._edit_interval,
         )
 
-    async def posted_reply(self, inbound: Inbound, text: str) -> Found | None:
+    async def posted_reply(self, inbound: Inbound, text: str, *, late: bool) -> Found | None:
         """The bot's messages where the answer goes (the customer's thread, or the channel)
-        between the customer's message and their next one that read ``text``: as rendered
-        parts, or as a stream split them; the ones a stream left short are edited to read the
-        reply's parts."""
+        after the customer's message (``late``: and before their next one) that read
+        ``text``: as rendered parts, or as a stream split them; the ones a stream left short
+        are edited to read the reply's parts."""
         place: Place = inbound.context
         target = place.target or place.channel
         asked = inbound.message.message_id
@@ -186,7 +186,7 @@ class DiscordPlatform:
         if not asked.isdigit() or me is None:
             return None
         parts = [out.content for out in reply_messages(Reply(text))]
-        customer = inbound.message.author_id
+        customer = inbound.message.author_id if late else None
         try:
             after = [m async for m in target.history(after=discord.Object(int(asked)), limit=50)]
             ours = answers(after, _author, me=str(me.id), customer=customer)

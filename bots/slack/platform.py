@@ -203,13 +203,13 @@ class SlackPlatform:
         rest = parts[shown:]
         return await self._web.post_all(key.channel_id, rest, thread=reply_thread(key), about=key)
 
-    async def posted_reply(self, inbound: Inbound, text: str) -> Found | None:
-        """The bot's messages in the customer's thread (a DM: its top level) between their
-        message and their next one that read ``text``: as rendered parts, or as a stream
-        split them. The last of them is stopped, in case it still streams (a dead process's);
-        the ones a stream left short are written over with the reply's parts. Without the
-        history scope (``channels:history`` in a channel) Slack cannot be asked: then nothing
-        is found, and the reply is posted."""
+    async def posted_reply(self, inbound: Inbound, text: str, *, late: bool) -> Found | None:
+        """The bot's messages in the customer's thread (a DM: its top level) after their
+        message (``late``: and before their next one) that read ``text``: as rendered parts,
+        or as a stream split them. The last of them is stopped, in case it still streams (a
+        dead process's); the ones a stream left short are written over with the reply's
+        parts. Without the history scope (``channels:history`` in a channel) Slack cannot be
+        asked: then nothing is found, and the reply is posted."""
         message = inbound.message
         key = message.key
         channel, _, ts = message.message_id.partition(":")
@@ -221,7 +221,7 @@ class SlackPlatform:
             if str(exc) in CANNOT_READ:
                 return None
             raise
-        ours = answers(after, _user, me=self._me, customer=message.author_id)
+        ours = answers(after, _user, me=self._me, customer=message.author_id if late else None)
         parts = render_reply(text)
         found = find_reply(
             [_plain(str(m.get("text") or "")) for m in ours], [p.text for p in parts]

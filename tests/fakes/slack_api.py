@@ -112,7 +112,7 @@ class FakeSlack:
         """Customers' messages the history shows (``said``); the fake keeps no others."""
         self._holds: dict[str, asyncio.Event] = {}
         self._hangs: dict[str, list[bool]] = {}
-        self._flaky: dict[str, tuple[int, itertools.count[int]]] = {}
+        self._flaky: dict[str, tuple[int, itertools.count[int], tuple[str, ...]]] = {}
         self.faults: list[tuple[str, str]] = []
         """Each call ``flaky`` failed: the method and the fault (error, drop, made)."""
         self._closing = asyncio.Event()
@@ -227,20 +227,20 @@ class FakeSlack:
         (the message is posted, and the caller cannot know), without it nothing happens."""
         self._hangs.setdefault(method, []).extend([record] * times)
 
-    def flaky(self, method: str, *, every: int) -> None:
-        """Fail every ``every``-th call to ``method`` (5: 20 % of them), the faults taking
-        turns: a 500 (Slack's own outage), a dropped connection, and the call made and then
-        the connection dropped (an unknown outcome). Counted, not drawn: however the calls
-        interleave, the share and the mix of faults are the same in every run."""
-        self._flaky[method] = (every, itertools.count(1))
+    def flaky(self, method: str, *, every: int, faults: tuple[str, ...] = FAULTS) -> None:
+        """Fail every ``every``-th call to ``method`` (5: 20 % of them), the ``faults`` taking
+        turns: by default a 500 (Slack's own outage), a dropped connection, and the call made
+        and then the connection dropped (an unknown outcome). Counted, not drawn: however the
+        calls interleave, the share and the mix of faults are the same in every run."""
+        self._flaky[method] = (every, itertools.count(1), faults)
 
     def _fault(self, method: str, params: Params) -> str | None:
         if method not in self._flaky:
             return None
-        every, calls = self._flaky[method]
+        every, calls, faults = self._flaky[method]
         if next(calls) % every:
             return None
-        fault = FAULTS[len(self.faults) % len(FAULTS)]
+        fault = faults[len(self.faults) % len(faults)]
         self.faults.append((method, fault))
         return fault
 
