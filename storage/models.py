@@ -188,7 +188,7 @@ class EscalationRow(Base):
     solved: Mapped[bool | None]
     # Set when the state changed and the notice still shows an older one; cleared by the
     # re-draw that got through (``core.types.EscalationView.redraw_at``).
-    redraw_at: Mapped[datetime | None]
+    redraw_at: Mapped[datetime | None] = mapped_column(index=True)
     created_at: Mapped[datetime]
     updated_at: Mapped[datetime]
 

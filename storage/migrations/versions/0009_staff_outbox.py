@@ -1,7 +1,7 @@
 """The staff outbox: relays between a DM and its staff thread until the platform took them,
 and the escalation's "notice needs re-drawing" mark
 
-Revision ID: 0009_staff_outbox
+Revision ID: 0009
 Revises: 0008
 Create Date: 2026-12-02 23:45:00.000000
 """
@@ -11,7 +11,7 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-revision: str = "0009_staff_outbox"
+revision: str = "0009"
 down_revision: str | None = "0008"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
@@ -50,9 +50,12 @@ def upgrade() -> None:
     )
     with op.batch_alter_table("escalations") as table:
         table.add_column(sa.Column("redraw_at", sa.DateTime(), nullable=True))
+    # The watcher's look for notices to re-draw walks only those.
+    op.create_index("ix_escalations_redraw_at", "escalations", ["redraw_at"])
 
 
 def downgrade() -> None:
+    op.drop_index("ix_escalations_redraw_at", table_name="escalations")
     with op.batch_alter_table("escalations") as table:
         table.drop_column("redraw_at")
     op.drop_table("staff_outbox")
