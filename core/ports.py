@@ -267,9 +267,9 @@ class ConversationStore(Protocol):
         """Store a support-team message in the open conversation at ``key``.
 
         While an escalation is live this also marks the conversation as handled by a person
-        and cancels the pending re-ping, and ``reply`` (for the customer's DM) goes into the
-        staff outbox in the same transaction. False for a duplicate delivery or no
-        conversation.
+        and cancels the pending re-ping. ``reply`` (for the customer's DM) goes into the staff
+        outbox in the same transaction, under the conversation's newest escalation. False for
+        a duplicate delivery or no conversation.
         """
         ...
 

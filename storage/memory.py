@@ -319,8 +319,13 @@ class MemoryStore:
         if live is not None:
             live.reping_at = None
             row.human_active = True
-            if reply is not None:
-                self._keep_for_staff(reply, live, now=now)
+        newest = max(
+            (e for e in self._escalations.values() if e.conversation is row),
+            key=lambda e: e.id,
+            default=None,
+        )
+        if reply is not None and newest is not None:
+            self._keep_for_staff(reply, newest, now=now)
         _add(row, [turn], now=now)
         return True
 

@@ -483,13 +483,17 @@ class SqlStore:
         assert after is not None
         stored = replace(turn, seq=after - 1)
         connection.execute(_ADD, [_message_values(conversation_id, stored, now=now)])
-        if reply is not None and taken_over.rowcount > 0:
-            live = connection.scalar(
-                select(_E.id).where(
-                    _E.conversation_id == conversation_id, _E.state.in_(_LIVE_STATES)
-                )
+        if reply is not None:
+            # The newest escalation: the live one, or the one closed since the desk read it
+            # (the reply was written, so it goes to the customer all the same).
+            newest = connection.scalar(
+                select(_E.id)
+                .where(_E.conversation_id == conversation_id)
+                .order_by(_E.id.desc())
+                .limit(1)
             )
-            _keep_for_staff(connection, live, reply, now=now)
+            if newest is not None:
+                _keep_for_staff(connection, newest, reply, now=now)
         return True
 
     @_quoting_nothing

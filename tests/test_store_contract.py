@@ -702,7 +702,7 @@ async def test_a_relay_is_kept_with_its_turn_in_a_dm_whose_escalation_has_a_noti
     await store.forget_deliveries(T0 + DAY)
 
 
-async def test_a_staff_reply_is_kept_with_the_staff_turn_while_the_escalation_is_live(
+async def test_a_staff_reply_is_kept_with_the_staff_turn_under_its_escalation(
     store: ConversationStore,
 ) -> None:
     escalation = await escalate(store)
@@ -715,6 +715,17 @@ async def test_a_staff_reply_is_kept_with_the_staff_turn_while_the_escalation_is
     assert (waiting.id, waiting.kind, waiting.author_name) == (reply.id, StaffKind.REPLY, "Dana")
     await store.staff_done(reply.id, now=T0, message_id=None, given_up=True)
     assert await store.staff_waiting(platforms={"test"}) == []
+
+    # Closed between the desk's read and the staff turn: the reply still goes out.
+    await store.transition(
+        escalation, expected=State.OPEN, to=State.RESOLVED, staff_id="U-dana", now=T0
+    )
+    late = StaffOutbound(new_outbox_id(), StaffKind.REPLY, "U-dana", "Bye!", "Dana")
+    bye = turn(Kind.STAFF, "Dana: Bye!", message_id="s-2")
+    assert await store.staff_turn(KEY, bye, now=T0, reply=late)
+    waiting = await store.staff_waiting(platforms={"test"})
+    [kept] = [w for w in waiting if w.kind is StaffKind.REPLY]
+    assert (kept.id, kept.escalation.id) == (late.id, escalation)
 
 
 async def test_a_notice_waits_for_a_redraw_of_its_latest_state(store: ConversationStore) -> None:
