@@ -32,8 +32,8 @@ REPING_RETRY = timedelta(minutes=1)
 """How soon a re-ping whose post failed is tried again."""
 
 RETRY_FIRST, RETRY_CAP = 1.0, 60.0
-"""Seconds before a staff outbox post whose try failed is tried again, doubling each try up
-to the cap."""
+"""Seconds before a failed post (a customer's reply, a staff outbox post) is tried again,
+doubling each try up to the cap."""
 
 # Each move goes forward (open → claimed → closed), so a press that keeps losing the
 # compare-and-set to other presses finds the escalation closed within this many reads.
@@ -171,11 +171,14 @@ class Desk:
         until = self._clock() + STAFF_LEASE
         return await self._store.take_staff(outbox_id, tries=tries, until=until)
 
-    async def sent(self, outbox_id: str, message_id: str | None, *, late: bool, kind: str) -> None:
-        """The platform took the post; ``late``: after a failed try."""
+    async def sent(
+        self, outbox_id: str, message_id: str | None, *, late: bool, kind: StaffKind
+    ) -> None:
+        """The platform took the post (as ``message_id``, if known); ``late``: after a
+        failed try."""
         await self._store.staff_done(outbox_id, now=self._clock(), message_id=message_id)
         if late:
-            STAFF_REDELIVERED.labels(kind).inc()
+            STAFF_REDELIVERED.labels(kind.value).inc()
             log.info("%s %s delivered late", kind, outbox_id)
 
     async def not_sent(self, outbox_id: str, *, tries: int) -> None:

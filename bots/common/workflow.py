@@ -56,7 +56,7 @@ from bots.common.platform import (
 from bots.common.serial import Serial
 from bots.common.tasks import Tasks
 from core.clock import utcnow
-from core.desk import Desk
+from core.desk import RETRY_CAP, RETRY_FIRST, Desk
 from core.escalation import Action, State, after
 from core.files import Problem
 from core.ports import StaffKind, StaffPending, Unanswered, Undelivered
@@ -86,6 +86,11 @@ NOT_DELIVERED = (
     "Not delivered: the bot could not post in the customer's DM (they may have closed their "
     "DMs or left)."
 )
+ALREADY_CLOSED = "This escalation was already closed."
+RETRIES_IN_TURN = 4
+"""Tries of a reply within the turn (1 + 2 + 4 + 8 s: ``RETRY_FIRST`` doubling), holding the
+conversation so that the next answer never overtakes this one; after those the outbox
+watcher goes on trying."""
 GIVEN_UP = "too old"
 """Why a staff outbox post the watcher found past the give-up limit is given up (logged)."""
 
@@ -96,14 +101,6 @@ class Sent(Enum):
     DELIVERED = "delivered"
     LATER = "later"  # failed: the outbox's watcher tries it again
     REFUSED = "refused"  # for good: given up
-
-
-ALREADY_CLOSED = "This escalation was already closed."
-RETRY_FIRST, RETRY_CAP = 1.0, 60.0
-"""Seconds before a failed reply is tried again, doubling each time up to the cap."""
-RETRIES_IN_TURN = 4
-"""Tries within the turn (1 + 2 + 4 + 8 s), holding the conversation so that the next answer
-never overtakes this one; after those the outbox watcher goes on trying."""
 
 
 class Workflow:
