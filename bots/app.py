@@ -28,7 +28,7 @@ from core.flood import FloodGate
 from core.housekeeping import watch_housekeeping
 from core.metrics import HELD
 from core.ports import LLMResult, Unanswered
-from core.recovery import watch_unanswered, watch_undelivered
+from core.recovery import watch_staff_outbox, watch_unanswered, watch_undelivered
 from core.stream import ClaudeEvents
 from core.types import EscalationView
 from storage.actions import SqlActionStore
@@ -280,6 +280,16 @@ async def serve(
                             lambda u: adapters[u.turn.key.platform].redeliver(u),
                             platforms=set(chosen),
                             after=timedelta(seconds=settings.recover_after_seconds),
+                            every=min(10.0, settings.recover_after_seconds / 3),
+                        )
+                    )
+                    tasks.create_task(
+                        watch_staff_outbox(
+                            runtime.store,
+                            lambda p: adapters[p.escalation.key.platform].resend(p),
+                            platforms=set(chosen),
+                            after=timedelta(seconds=settings.recover_after_seconds),
+                            give_up=timedelta(minutes=settings.outbox_give_up_minutes),
                             every=min(10.0, settings.recover_after_seconds / 3),
                         )
                     )

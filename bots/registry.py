@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 from pydantic_settings import BaseSettings
 
 from core.desk import Desk
-from core.ports import Unanswered, Undelivered
+from core.ports import StaffPending, Unanswered, Undelivered
 from core.types import ConversationKey, ConversationPort, EscalationView
 
 if TYPE_CHECKING:
@@ -50,6 +50,11 @@ class Adapter(Protocol):
 
     def redeliver(self, undelivered: Undelivered) -> None:
         """Deliver, in the background, a reply the platform has not taken yet."""
+        ...
+
+    def resend(self, pending: StaffPending) -> None:
+        """Try again, in the background, a relay, staff reply or notice re-draw that has not
+        got through."""
         ...
 
 

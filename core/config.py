@@ -251,6 +251,8 @@ class Settings(BaseSettings):
     recover_after_seconds: float = Field(30.0, gt=0)
     recover_within_hours: float = Field(24.0, gt=0)
     late_after_minutes: float = Field(15.0, ge=0)
+    outbox_give_up_minutes: float = Field(60.0, gt=0)
+    """How long a relay, staff reply or notice re-draw is tried before it is given up."""
     flood_per_minute: float = Field(6.0, ge=0)
     """Messages a customer may send a minute once ``flood_burst`` are spent (0: no limit)."""
     flood_burst: int = Field(3, ge=1)

@@ -49,6 +49,8 @@ from core.ports import (
     LLMError,
     LLMResult,
     Outbound,
+    StaffKind,
+    StaffOutbound,
     TurnLocks,
     TurnWrites,
     Unanswered,
@@ -194,10 +196,13 @@ class _Turn:
 @dataclass(frozen=True, slots=True)
 class _Outcome:
     """What came of a decided proposal: the ``note`` Claude reads next, and what the customer
-    is ``told`` instead while people have the conversation (Claude does not answer then)."""
+    is ``told`` instead while people have the conversation (Claude does not answer then);
+    ``staff``, what a DM's staff thread is told ``by`` whom."""
 
     note: Turn
     told: str
+    staff: str = ""
+    by: str = ""
 
 
 class Engine:
@@ -486,7 +491,8 @@ class Engine:
             direct=proposal.direct,
         )
         note_turn = _turn("user", "", Kind.TOOL_RESULT, content=[prompt.system_note(note)])
-        reply, outcome = await self._handle(message, _Outcome(note_turn, told))
+        decided = _Outcome(note_turn, told, staff=staff, by=user_id)
+        reply, outcome = await self._handle(message, decided)
         TURNS.labels(outcome).inc()
         return Decision(reply=reply, key=proposal.key, outcome=staff)
 
@@ -558,7 +564,9 @@ class Engine:
         checked = await self._check(message)
         kind, notice = self._classify(text, message, checked)
         try:
-            conversation = await self._begin(message, text, kind, now, checked, restart=True)
+            conversation = await self._begin(
+                message, text, kind, now, checked, restart=True, relay=_relay(message, decided)
+            )
         except Exception:
             log.exception("storing the customer's turn failed in %s: held", message.key)
             self._hold(message, now)
@@ -697,14 +705,17 @@ class Engine:
         checked: Checked,
         *,
         restart: bool,
+        relay: StaffOutbound | None = None,
     ) -> Conversation | None:
-        """Claim the delivery and store the customer's turn (``None``: a duplicate)."""
+        """Claim the delivery and store the customer's turn (``None``: a duplicate), with
+        ``relay`` for a DM's staff thread."""
         return await self._store.begin_turn(
             message,
             _customer_turn(message, text, kind, checked),
             now=now,
             idle_after=self._limits.idle_timeout if message.direct else None,
             restart=restart and kind == Kind.RESTART,
+            relay=relay,
         )
 
     def _hold(self, message: IncomingMessage, now: datetime) -> None:
@@ -736,7 +747,7 @@ class Engine:
                 try:
                     # Stored as it stands: a "start over" said during the outage stays text.
                     conversation = await self._begin(
-                        message, text, kind, at, checked, restart=False
+                        message, text, kind, at, checked, restart=False, relay=_relay(message)
                     )
                 except Exception as exc:
                     log.warning(
@@ -783,7 +794,7 @@ class Engine:
         said = "\n\n".join(checked.refusals)
         if staff is None and not said:
             return None
-        return Reply(said, relay=staff, files=_shown(turn))
+        return Reply(said, relay=staff, files=_shown(turn), relayed=turn.conversation.relayed)
 
     async def _respond(self, turn: _Turn, notice: str | None) -> Reply:
         """Work out the answer, then store everything the turn wrote in one transaction."""
@@ -1236,9 +1247,20 @@ def _staff_thread(turn: _Turn) -> StaffPost | None:
 
 
 def _relayed(turn: _Turn, reply: Reply) -> Reply:
-    """In a DM with a live escalation, staff also see what the customer wrote."""
+    """In a DM with a live escalation, staff also see what the customer wrote (kept in the
+    staff outbox with the customer's turn)."""
     staff = _staff_thread(turn)
-    return replace(reply, relay=staff) if staff is not None else reply
+    if staff is None:
+        return reply
+    return replace(reply, relay=staff, relayed=turn.conversation.relayed)
+
+
+def _relay(message: IncomingMessage, decided: _Outcome | None = None) -> StaffOutbound:
+    """What a DM's staff thread is to see of ``message`` if its escalation is live: the
+    customer's words, or who decided a proposal and what came of it."""
+    if decided is not None:
+        return StaffOutbound(new_outbox_id(), StaffKind.DECISION, decided.by, decided.staff)
+    return StaffOutbound(new_outbox_id(), StaffKind.RELAY, message.author_id, message.text)
 
 
 def _transcript(history: list[Turn], *, last: str) -> str:

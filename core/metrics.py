@@ -77,3 +77,24 @@ OUTBOX_AGE = Gauge(
     "supportbot_outbox_oldest_seconds",
     "Age of the oldest reply stored and not yet taken by the platform (0: none waiting)",
 )
+STAFF_OUTBOX_DEPTH = Gauge(
+    "supportbot_staff_outbox_depth",
+    "Relays between DMs and staff threads, staff replies and notice re-draws not yet taken by "
+    "the platform, on this replica's platforms",
+)
+STAFF_OUTBOX_AGE = Gauge(
+    "supportbot_staff_outbox_oldest_seconds",
+    "Age of the oldest of them (0: none waiting)",
+)
+STAFF_REDELIVERED = Counter(
+    "supportbot_staff_posts_redelivered",
+    "Relays, decisions, staff replies and notice re-draws that got through after a failed try, "
+    "by kind",
+    ["kind"],
+)
+STAFF_GIVEN_UP = Counter(
+    "supportbot_staff_posts_given_up",
+    "Relays, decisions, staff replies and notice re-draws given up (too old, or refused for "
+    "good: the channel is gone, the customer closed their DMs), by kind",
+    ["kind"],
+)

@@ -11,6 +11,7 @@ from collections.abc import Collection, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from enum import StrEnum
 from typing import Any, Protocol
 
 from core.escalation import State
@@ -44,6 +45,8 @@ class Conversation:
     dont_know_streak: int = 0
     escalation: EscalationView | None = None
     window: tuple[Turn, ...] = ()
+    relayed: str | None = None
+    """The staff outbox id ``begin_turn`` kept the turn's relay under (``None``: none)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -108,6 +111,62 @@ def new_outbox_id() -> str:
     return uuid.uuid4().hex
 
 
+STAFF_LEASE = timedelta(minutes=2)
+"""How long a try holds a staff outbox post (the first one from its writing on): no replica
+takes it meanwhile. Above the SDKs' 30 s timeouts, so a slow post is not checked and posted
+again while it may still land."""
+
+
+class StaffKind(StrEnum):
+    """What the staff outbox holds: a DM customer's message for the staff thread (``relay``),
+    who decided a proposal there (``decision``), a staff reply for the customer's DM
+    (``reply``); a notice to re-draw is a flag on its escalation (``notice``)."""
+
+    RELAY = "relay"
+    DECISION = "decision"
+    REPLY = "reply"
+    NOTICE = "notice"
+
+
+@dataclass(frozen=True, slots=True)
+class StaffOutbound:
+    """A post between a DM and its escalation's staff thread, written with the change that
+    caused it and kept until the platform took it. ``author_id``: the customer (a relay) or
+    the staff member (a decision, a reply, whose ``author_name`` the customer reads)."""
+
+    id: str
+    kind: StaffKind
+    author_id: str
+    text: str
+    author_name: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class StaffPending:
+    """A staff outbox post not taken by the platform yet, or (``kind`` ``notice``) a notice
+    whose last re-draw has not got through. ``at``: when it was written (the notice: when
+    its state changed); ``due``: when it may be tried again; ``tries``: how often it was
+    taken. ``expired``: older than the give-up limit (set by the watcher)."""
+
+    id: str
+    kind: StaffKind
+    escalation: EscalationView
+    author_id: str
+    author_name: str
+    text: str
+    at: datetime
+    due: datetime
+    tries: int = 0
+    expired: bool = False
+
+
+def notice_redraw(view: EscalationView) -> StaffPending:
+    """The re-draw ``view``'s notice waits for, as the staff outbox's watcher sees it."""
+    assert view.redraw_at is not None
+    at = view.redraw_at
+    return StaffPending(f"notice:{view.id}", StaffKind.NOTICE, view, "", "", "", at, at)
+
+
 @dataclass(frozen=True, slots=True)
 class TurnWrites:
     """Everything one customer turn writes after its customer turn, committed together.
@@ -150,8 +209,13 @@ class ConversationStore(Protocol):
         now: datetime,
         idle_after: timedelta | None,
         restart: bool,
+        relay: StaffOutbound | None = None,
     ) -> Conversation | None:
         """Claim the delivery and persist the customer's turn in one transaction.
+
+        With ``relay``, in a DM (``message.direct``) whose live escalation has a notice, the
+        relay for its staff thread goes into the staff outbox in that transaction too, under
+        ``relay.id`` (``Conversation.relayed``).
 
         Returns ``None`` when this platform message id was seen before. Opens a new conversation
         when none is open at the key, when ``restart`` is set, or when the open one has been idle
@@ -192,12 +256,47 @@ class ConversationStore(Protocol):
         """
         ...
 
-    async def staff_turn(self, key: ConversationKey, turn: Turn, *, now: datetime) -> bool:
+    async def staff_turn(
+        self,
+        key: ConversationKey,
+        turn: Turn,
+        *,
+        now: datetime,
+        reply: StaffOutbound | None = None,
+    ) -> bool:
         """Store a support-team message in the open conversation at ``key``.
 
         While an escalation is live this also marks the conversation as handled by a person
-        and cancels the pending re-ping. False for a duplicate delivery or no conversation.
+        and cancels the pending re-ping. ``reply`` (for the customer's DM) goes into the staff
+        outbox in the same transaction, under the conversation's newest escalation. False for
+        a duplicate delivery or no conversation.
         """
+        ...
+
+    async def staff_waiting(self, *, platforms: set[str]) -> list[StaffPending]:
+        """The staff outbox's posts on ``platforms`` neither delivered nor given up, and the
+        notices whose re-draw has not got through, oldest first."""
+        ...
+
+    async def take_staff(self, outbox_id: str, *, tries: int, until: datetime) -> bool:
+        """Take the post for one try if it has been taken ``tries`` times so far and is still
+        waiting: counted, and not due again before ``until`` (so no other replica tries it
+        meanwhile). Whether this caller has it."""
+        ...
+
+    async def staff_retry(self, outbox_id: str, *, at: datetime) -> None:
+        """The try failed: the post is due again at ``at``."""
+        ...
+
+    async def staff_done(
+        self, outbox_id: str, *, now: datetime, message_id: str | None, given_up: bool = False
+    ) -> None:
+        """The platform took the post (as ``message_id``, if known), or it is given up."""
+        ...
+
+    async def notice_drawn(self, escalation_id: int, *, seen: datetime) -> None:
+        """The notice was re-drawn (or given up) from the state changed at ``seen``: no more
+        re-draws, unless the state changed again since."""
         ...
 
     async def due_repings(self, now: datetime, *, platforms: set[str]) -> list[EscalationView]:
@@ -216,8 +315,8 @@ class ConversationStore(Protocol):
 
     async def forget_deliveries(self, before: datetime) -> int:
         """Forget the platform message ids recorded before ``before`` (no platform redelivers
-        that late), and the outbox's replies delivered before then; how many ids were
-        forgotten."""
+        that late), and the outbox's and staff outbox's posts delivered (or given up) before
+        then; how many ids were forgotten."""
         ...
 
     async def unanswered(

@@ -6,7 +6,8 @@ since it was acknowledged. Every replica looks for such turns at start and then 
 seconds, and hands each to its adapter, which answers it where it was asked. The same watcher
 finds replies stored and never taken by the platform (a post that failed past its retries, a
 process killed between storing the answer and the platform taking it) and hands them over to be
-delivered, after a look at the platform for one that got through. A turn younger
+delivered, after a look at the platform for one that got through; and, beside it, the staff
+outbox's relays, staff replies and notice re-draws (``watch_staff_outbox``). A turn younger
 than ``after`` is left alone (its process may still be answering it); one that a live replica
 is answering is found answered once its lock is free (``Engine.recover``), so nothing is
 answered twice.
@@ -17,11 +18,12 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable
+from dataclasses import replace
 from datetime import datetime, timedelta
 
 from core.clock import utcnow
-from core.metrics import OUTBOX_AGE, OUTBOX_DEPTH
-from core.ports import ConversationStore, Unanswered, Undelivered
+from core.metrics import OUTBOX_AGE, OUTBOX_DEPTH, STAFF_OUTBOX_AGE, STAFF_OUTBOX_DEPTH
+from core.ports import ConversationStore, StaffKind, StaffPending, Unanswered, Undelivered
 
 log = logging.getLogger(__name__)
 
@@ -87,4 +89,36 @@ async def watch_undelivered(
             for undelivered in waiting:
                 if now - undelivered.at > after:
                     redeliver(undelivered)
+        await asyncio.sleep(every)
+
+
+async def watch_staff_outbox(
+    store: ConversationStore,
+    resend: Callable[[StaffPending], None],
+    *,
+    platforms: set[str],
+    after: timedelta,
+    give_up: timedelta,
+    every: float,
+    clock: Callable[[], datetime] = utcnow,
+) -> None:
+    """Hand ``resend`` each staff outbox post on ``platforms`` that is due (its try failed,
+    or its process died holding it) and each notice re-draw pending for more than ``after``,
+    marked ``expired`` past ``give_up``, now and every ``every`` seconds, until cancelled;
+    keep the staff outbox gauges (``core.metrics``) on what waits."""
+    while True:
+        now = clock()
+        try:
+            waiting = await store.staff_waiting(platforms=platforms)
+        except Exception as exc:
+            log.warning(
+                "looking for staff posts to retry failed (%s); trying again", type(exc).__name__
+            )
+        else:
+            STAFF_OUTBOX_DEPTH.set(len(waiting))
+            STAFF_OUTBOX_AGE.set((now - waiting[0].at).total_seconds() if waiting else 0)
+            for pending in waiting:
+                notice = pending.kind is StaffKind.NOTICE
+                if (now - pending.at > after) if notice else (pending.due <= now):
+                    resend(replace(pending, expired=now - pending.at > give_up))
         await asyncio.sleep(every)

@@ -129,6 +129,9 @@ class Reply:
     outbox: str | None = None
     """The id the reply is kept under in the outbox until the platform takes it: the adapter
     reports it ``ConversationPort.delivered`` (``None``: not kept, nothing to report)."""
+    relayed: str | None = None
+    """The id ``relay``'s post is kept under in the staff outbox (``core.ports.StaffOutbound``)
+    until the platform takes it (``None``: not kept)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -174,6 +177,9 @@ class EscalationView:
     created_at: datetime
     updated_at: datetime
     staff: StaffPost | None
+    redraw_at: datetime | None = None
+    """Since when the notice shows an older state than this (a press, a repeated trigger):
+    ``None`` once a re-draw of this state got through."""
 
     @property
     def live(self) -> bool:
@@ -189,6 +195,8 @@ class Relayed:
     text: str
     staff_name: str
     files: tuple[Attachment, ...] = ()
+    outbox: str | None = None
+    """The id it is kept under in the staff outbox until the platform takes it."""
 
 
 class StartError(RuntimeError):

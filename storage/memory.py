@@ -14,13 +14,17 @@ from datetime import datetime, timedelta
 from core.escalation import State
 from core.files import Kept
 from core.ports import (
+    STAFF_LEASE,
     Conversation,
     Finished,
     HandOff,
     Outbound,
+    StaffOutbound,
+    StaffPending,
     TurnWrites,
     Unanswered,
     Undelivered,
+    notice_redraw,
 )
 from core.types import (
     ConversationKey,
@@ -64,6 +68,7 @@ class _Escalation:
     claimed_by: str | None = None
     closed_by: str | None = None
     staff: StaffPost | None = None
+    redraw_at: datetime | None = None
 
     def view(self) -> EscalationView:
         return EscalationView(
@@ -79,7 +84,19 @@ class _Escalation:
             created_at=self.created_at,
             updated_at=self.updated_at,
             staff=self.staff,
+            redraw_at=self.redraw_at,
         )
+
+
+@dataclass(slots=True)
+class _ForStaff:
+    post: StaffOutbound
+    escalation: _Escalation
+    at: datetime
+    due: datetime
+    tries: int = 0
+    done_at: datetime | None = None
+    message_id: str | None = None
 
 
 @dataclass(slots=True)
@@ -100,6 +117,7 @@ class MemoryStore:
         self._conversations: list[_Conversation] = []
         self._escalations: dict[int, _Escalation] = {}
         self._outbox: dict[str, _Sent] = {}
+        self._staff_outbox: dict[str, _ForStaff] = {}
 
     async def begin_turn(
         self,
@@ -109,6 +127,7 @@ class MemoryStore:
         now: datetime,
         idle_after: timedelta | None,
         restart: bool,
+        relay: StaffOutbound | None = None,
     ) -> Conversation | None:
         delivery = (message.key.platform, message.message_id)
         if delivery in self._delivered:
@@ -116,7 +135,17 @@ class MemoryStore:
         self._delivered[delivery] = now
         row, fresh = self._open(message, now=now, idle_after=idle_after, restart=restart)
         _add(row, [replace(turn, kind=Kind.RESTART) if restart and fresh else turn], now=now)
-        return self._conversation(row, fresh=fresh)
+        conversation = self._conversation(row, fresh=fresh)
+        live = self._live(row)
+        if relay is not None and message.direct and live is not None and live.staff is not None:
+            self._keep_for_staff(relay, live, now=now)
+            conversation = replace(conversation, relayed=relay.id)
+        return conversation
+
+    def _keep_for_staff(
+        self, post: StaffOutbound, escalation: _Escalation, *, now: datetime
+    ) -> None:
+        self._staff_outbox[post.id] = _ForStaff(post, escalation, now, now + STAFF_LEASE)
 
     def _conversation(self, row: _Conversation, *, fresh: bool) -> Conversation:
         live = self._live(row)
@@ -228,7 +257,7 @@ class MemoryStore:
         if live is not None:
             live.reason = f"{live.reason}; {hand_off.reason}"[-500:]
             live.summary = hand_off.summary[:2000]
-            live.updated_at = now
+            live.updated_at = live.redraw_at = now
             return replace(escalation, id=live.id, new=False)
         created = _Escalation(
             id=next(self._ids),
@@ -254,7 +283,8 @@ class MemoryStore:
 
     async def attach_staff_post(self, escalation_id: int, staff: StaffPost) -> None:
         if escalation_id in self._escalations:
-            self._escalations[escalation_id].staff = staff
+            found = self._escalations[escalation_id]
+            found.staff, found.redraw_at = staff, None
 
     async def transition(
         self, escalation_id: int, *, expected: State, to: State, staff_id: str, now: datetime
@@ -262,7 +292,7 @@ class MemoryStore:
         found = self._escalations.get(escalation_id)
         if found is None or found.state != expected:
             return None
-        found.state, found.reping_at, found.updated_at = to, None, now
+        found.state, found.reping_at, found.updated_at, found.redraw_at = to, None, now, now
         if to.live:
             found.claimed_by = staff_id
         else:
@@ -271,7 +301,14 @@ class MemoryStore:
             found.conversation.dont_know_streak = 0
         return found.view()
 
-    async def staff_turn(self, key: ConversationKey, turn: Turn, *, now: datetime) -> bool:
+    async def staff_turn(
+        self,
+        key: ConversationKey,
+        turn: Turn,
+        *,
+        now: datetime,
+        reply: StaffOutbound | None = None,
+    ) -> bool:
         assert turn.message_id is not None
         row = self._open_at(key)
         delivery = (key.platform, turn.message_id)
@@ -282,8 +319,64 @@ class MemoryStore:
         if live is not None:
             live.reping_at = None
             row.human_active = True
+        newest = max(
+            (e for e in self._escalations.values() if e.conversation is row),
+            key=lambda e: e.id,
+            default=None,
+        )
+        if reply is not None and newest is not None:
+            self._keep_for_staff(reply, newest, now=now)
         _add(row, [turn], now=now)
         return True
+
+    async def staff_waiting(self, *, platforms: set[str]) -> list[StaffPending]:
+        waiting = [
+            StaffPending(
+                s.post.id,
+                s.post.kind,
+                s.escalation.view(),
+                s.post.author_id,
+                s.post.author_name,
+                s.post.text,
+                s.at,
+                s.due,
+                s.tries,
+            )
+            for s in self._staff_outbox.values()
+            if s.done_at is None and s.escalation.conversation.key.platform in platforms
+        ]
+        waiting += (
+            notice_redraw(e.view())
+            for e in self._escalations.values()
+            if e.redraw_at is not None
+            and e.staff is not None
+            and e.conversation.key.platform in platforms
+        )
+        return sorted(waiting, key=lambda p: p.at)
+
+    async def take_staff(self, outbox_id: str, *, tries: int, until: datetime) -> bool:
+        found = self._staff_outbox.get(outbox_id)
+        if found is None or found.done_at is not None or found.tries != tries:
+            return False
+        found.tries, found.due = tries + 1, until
+        return True
+
+    async def staff_retry(self, outbox_id: str, *, at: datetime) -> None:
+        found = self._staff_outbox.get(outbox_id)
+        if found is not None and found.done_at is None:
+            found.due = at
+
+    async def staff_done(
+        self, outbox_id: str, *, now: datetime, message_id: str | None, given_up: bool = False
+    ) -> None:
+        found = self._staff_outbox.get(outbox_id)
+        if found is not None and found.done_at is None:
+            found.done_at, found.message_id = now, message_id
+
+    async def notice_drawn(self, escalation_id: int, *, seen: datetime) -> None:
+        found = self._escalations.get(escalation_id)
+        if found is not None and found.redraw_at == seen:
+            found.redraw_at = None
 
     async def due_repings(self, now: datetime, *, platforms: set[str]) -> list[EscalationView]:
         due = [
@@ -313,6 +406,9 @@ class MemoryStore:
         done = [i for i, s in self._outbox.items() if s.delivered_at and s.delivered_at < before]
         for outbox_id in done:
             del self._outbox[outbox_id]
+        staff = [i for i, s in self._staff_outbox.items() if s.done_at and s.done_at < before]
+        for outbox_id in staff:
+            del self._staff_outbox[outbox_id]
         old = [delivery for delivery, at in self._delivered.items() if at < before]
         for delivery in old:
             del self._delivered[delivery]

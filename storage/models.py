@@ -24,6 +24,9 @@ from core.escalation import State
 _LIVE_SQL = f"state IN ('{State.OPEN}', '{State.CLAIMED}')"
 
 
+_WAITING_SQL = "delivered_at IS NULL AND given_up_at IS NULL"
+
+
 class Base(DeclarativeBase):
     type_annotation_map = {dict[str, Any]: JSON, list[dict[str, Any]]: JSON}  # noqa: RUF012
 
@@ -124,6 +127,38 @@ class OutboxRow(Base):
     )
 
 
+class StaffOutboxRow(Base):
+    """A post between a DM and its escalation's staff thread, written with the change that
+    caused it and marked delivered (or given up) once done (``core.ports.StaffOutbound``)."""
+
+    __tablename__ = "staff_outbox"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    escalation_id: Mapped[int] = mapped_column(
+        ForeignKey("escalations.id", ondelete="CASCADE"), index=True
+    )
+    kind: Mapped[str] = mapped_column(String(20))
+    author_id: Mapped[str] = mapped_column(String(100))
+    author_name: Mapped[str] = mapped_column(String(200), default="")
+    body: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime]
+    # Not tried again before this (a try in flight holds it, a failed one backs off).
+    next_try_at: Mapped[datetime]
+    tries: Mapped[int] = mapped_column(default=0)
+    delivered_at: Mapped[datetime | None]
+    platform_message_id: Mapped[str | None] = mapped_column(String(200))
+    given_up_at: Mapped[datetime | None]
+
+    __table_args__ = (
+        Index(
+            "ix_staff_outbox_waiting",
+            "created_at",
+            sqlite_where=text(_WAITING_SQL),
+            postgresql_where=text(_WAITING_SQL),
+        ),
+    )
+
+
 class EscalationRow(Base):
     """A hand-off to people: open → claimed → resolved or handed back to the bot."""
 
@@ -151,6 +186,9 @@ class EscalationRow(Base):
     # "Did we solve it?": asked once (set by the compare-and-set that asks), and the answer.
     solved_asked_at: Mapped[datetime | None]
     solved: Mapped[bool | None]
+    # Set when the state changed and the notice still shows an older one; cleared by the
+    # re-draw that got through (``core.types.EscalationView.redraw_at``).
+    redraw_at: Mapped[datetime | None] = mapped_column(index=True)
     created_at: Mapped[datetime]
     updated_at: Mapped[datetime]
 

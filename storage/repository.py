@@ -47,7 +47,19 @@ from sqlalchemy.sql.dml import ReturningUpdate
 from core import logs
 from core.escalation import LIVE, State
 from core.files import Kept
-from core.ports import Conversation, Finished, HandOff, TurnWrites, Unanswered, Undelivered
+from core.ports import (
+    STAFF_LEASE,
+    Conversation,
+    Finished,
+    HandOff,
+    StaffKind,
+    StaffOutbound,
+    StaffPending,
+    TurnWrites,
+    Unanswered,
+    Undelivered,
+    notice_redraw,
+)
 from core.types import (
     ConversationKey,
     Escalation,
@@ -67,6 +79,7 @@ from storage.models import (
     FileRow,
     MessageRow,
     OutboxRow,
+    StaffOutboxRow,
 )
 
 # Two replicas racing to open the same conversation: the loser retries once it sees the winner's.
@@ -108,6 +121,9 @@ _E = cast(Table, EscalationRow.__table__).c
 _OUTBOX = cast(Table, OutboxRow.__table__)
 _O = _OUTBOX.c
 _LIVE_STATES = [s.value for s in LIVE]
+_STAFF = cast(Table, StaffOutboxRow.__table__)
+_S = _STAFF.c
+_STAFF_WAITING = (_S.delivered_at.is_(None), _S.given_up_at.is_(None))
 
 # The hot path's statements, built once (SQLAlchemy then reuses their compiled form).
 _LIVE_ID = (
@@ -271,10 +287,13 @@ class SqlStore:
         now: datetime,
         idle_after: timedelta | None,
         restart: bool,
+        relay: StaffOutbound | None = None,
     ) -> Conversation | None:
         for _ in range(_OPEN_ATTEMPTS):
             try:
-                taken = await self._transaction(self._take, message, turn, now, idle_after, restart)
+                taken = await self._transaction(
+                    self._take, message, turn, now, idle_after, restart, relay
+                )
             except IntegrityError:
                 continue  # another replica opened the conversation first: take it
             if taken is None:
@@ -297,9 +316,11 @@ class SqlStore:
         now: datetime,
         idle_after: timedelta | None,
         restart: bool,
+        relay: StaffOutbound | None,
     ) -> tuple[Conversation, int] | None:
         """Claim the delivery (``None``: taken before) and store ``turn`` in the conversation
-        it opens or continues; that conversation as it now stands, and its next number."""
+        it opens or continues (with ``relay`` for a DM's staff thread); that conversation as
+        it now stands, and its next number."""
         claimed = connection.execute(
             self._claim,
             {"platform": message.key.platform, "message_id": message.message_id, "created_at": now},
@@ -329,7 +350,11 @@ class SqlStore:
         else:
             window = (*before, stored) if stored.kind in SEEN else before
         escalation = _live(connection, row.live_id)
-        return _conversation(row, message.key, fresh, escalation, window), row.next_seq
+        conversation = _conversation(row, message.key, fresh, escalation, window)
+        if relay is not None and message.direct and escalation and escalation.staff:
+            _keep_for_staff(connection, escalation.id, relay, now=now)
+            conversation = replace(conversation, relayed=relay.id)
+        return conversation, row.next_seq
 
     @_quoting_nothing
     async def finish_turn(
@@ -370,7 +395,12 @@ class SqlStore:
             await session.execute(
                 update(EscalationRow)
                 .where(EscalationRow.id == escalation_id)
-                .values(staff_channel=staff.channel_id, staff_message_id=staff.message_id)
+                # A notice just posted shows the state it was drawn from.
+                .values(
+                    staff_channel=staff.channel_id,
+                    staff_message_id=staff.message_id,
+                    redraw_at=None,
+                )
             )
 
     @_quoting_nothing
@@ -396,6 +426,7 @@ class SqlStore:
                     state=to.value,
                     reping_at=None,
                     updated_at=now,
+                    redraw_at=now,
                     **(
                         {"claimed_by": staff_id, "claimed_at": now}
                         if to.live
@@ -414,12 +445,24 @@ class SqlStore:
             return await session.run_sync(_one, EscalationRow.id == escalation_id)
 
     @_quoting_nothing
-    async def staff_turn(self, key: ConversationKey, turn: Turn, *, now: datetime) -> bool:
+    async def staff_turn(
+        self,
+        key: ConversationKey,
+        turn: Turn,
+        *,
+        now: datetime,
+        reply: StaffOutbound | None = None,
+    ) -> bool:
         assert turn.message_id is not None
-        return await self._transaction(self._staff_turn, key, turn, now)
+        return await self._transaction(self._staff_turn, key, turn, now, reply)
 
     def _staff_turn(
-        self, connection: Connection, key: ConversationKey, turn: Turn, now: datetime
+        self,
+        connection: Connection,
+        key: ConversationKey,
+        turn: Turn,
+        now: datetime,
+        reply: StaffOutbound | None,
     ) -> bool:
         conversation_id = connection.scalar(_OPEN_ID.with_for_update(), {"at_key": str(key)})
         if conversation_id is None:
@@ -440,6 +483,17 @@ class SqlStore:
         assert after is not None
         stored = replace(turn, seq=after - 1)
         connection.execute(_ADD, [_message_values(conversation_id, stored, now=now)])
+        if reply is not None:
+            # The newest escalation: the live one, or the one closed since the desk read it
+            # (the reply was written, so it goes to the customer all the same).
+            newest = connection.scalar(
+                select(_E.id)
+                .where(_E.conversation_id == conversation_id)
+                .order_by(_E.id.desc())
+                .limit(1)
+            )
+            if newest is not None:
+                _keep_for_staff(connection, newest, reply, now=now)
         return True
 
     @_quoting_nothing
@@ -477,6 +531,9 @@ class SqlStore:
     async def forget_deliveries(self, before: datetime) -> int:
         async with self._sessions.begin() as session:
             await session.execute(delete(OutboxRow).where(OutboxRow.delivered_at < before))
+            await session.execute(
+                delete(_STAFF).where(or_(_S.delivered_at < before, _S.given_up_at < before))
+            )
             done = await session.execute(delete(DeliveryRow).where(DeliveryRow.created_at < before))
             return done.rowcount
 
@@ -522,6 +579,79 @@ class SqlStore:
         rows = [{"oid": i, "mid": m, "at": now} for i, m in marks.items()]
         async with self._sessions.begin() as session:
             await session.execute(_MARK, rows)
+
+    @_quoting_nothing
+    async def staff_waiting(self, *, platforms: set[str]) -> list[StaffPending]:
+        on_platforms = _C.platform.in_(platforms)
+        posts = (
+            select(StaffOutboxRow, EscalationRow, ConversationRow.key)
+            .join(EscalationRow, EscalationRow.id == StaffOutboxRow.escalation_id)
+            .join(ConversationRow, ConversationRow.id == EscalationRow.conversation_id)
+            .where(*_STAFF_WAITING, on_platforms)
+            .order_by(StaffOutboxRow.created_at)
+        )
+        notices = _VIEW.where(
+            EscalationRow.redraw_at.is_not(None),
+            EscalationRow.staff_message_id.is_not(None),
+            on_platforms,
+        )
+        async with self._sessions() as session:
+            found = (await session.execute(posts)).all()
+            stale = _views((await session.execute(notices)).all())
+        waiting = [
+            StaffPending(
+                id=o.id,
+                kind=StaffKind(o.kind),
+                escalation=_views([(e, key)])[0],
+                author_id=o.author_id,
+                author_name=o.author_name,
+                text=o.body,
+                at=o.created_at,
+                due=o.next_try_at,
+                tries=o.tries,
+            )
+            for o, e, key in found
+        ]
+        waiting += (notice_redraw(view) for view in stale)
+        return sorted(waiting, key=lambda p: p.at)
+
+    @_quoting_nothing
+    async def take_staff(self, outbox_id: str, *, tries: int, until: datetime) -> bool:
+        async with self._sessions.begin() as session:
+            taken = await session.execute(
+                update(_STAFF)
+                .where(_S.id == outbox_id, _S.tries == tries, *_STAFF_WAITING)
+                .values(tries=tries + 1, next_try_at=until)
+            )
+            return taken.rowcount > 0
+
+    @_quoting_nothing
+    async def staff_retry(self, outbox_id: str, *, at: datetime) -> None:
+        async with self._sessions.begin() as session:
+            await session.execute(
+                update(_STAFF).where(_S.id == outbox_id, *_STAFF_WAITING).values(next_try_at=at)
+            )
+
+    @_quoting_nothing
+    async def staff_done(
+        self, outbox_id: str, *, now: datetime, message_id: str | None, given_up: bool = False
+    ) -> None:
+        done = {"given_up_at": now} if given_up else {"delivered_at": now}
+        async with self._sessions.begin() as session:
+            await session.execute(
+                update(_STAFF)
+                .where(_S.id == outbox_id, *_STAFF_WAITING)
+                .values(platform_message_id=message_id, **done)
+            )
+
+    @_quoting_nothing
+    async def notice_drawn(self, escalation_id: int, *, seen: datetime) -> None:
+        async with self._sessions.begin() as session:
+            await session.execute(
+                update(EscalationRow)
+                .where(EscalationRow.id == escalation_id, EscalationRow.redraw_at == seen)
+                .values(redraw_at=None)
+            )
 
     @_quoting_nothing
     async def unanswered(
@@ -701,6 +831,7 @@ def _hand_off(
         live.reason = f"{live.reason}; {hand_off.reason}"[-500:]
         live.summary = hand_off.summary[:2000]
         live.updated_at = now
+        live.redraw_at = now
         session.flush()
         return replace(escalation, id=live.id, new=False)
     row = EscalationRow(
@@ -773,6 +904,26 @@ def _finish(
         with Session(bind=connection) as session:
             escalation = _hand_off(session, conversation_id, writes.hand_off, now=now)
     return first, after, turns, Finished(escalation, answer_id)
+
+
+def _keep_for_staff(
+    connection: Connection, escalation_id: int | None, post: StaffOutbound, *, now: datetime
+) -> None:
+    """Put ``post`` into the staff outbox, held for the try its writer makes at once."""
+    connection.execute(
+        insert(_STAFF),
+        {
+            "id": post.id,
+            "escalation_id": escalation_id,
+            "kind": post.kind.value,
+            "author_id": post.author_id[:100],
+            "author_name": post.author_name[:200],
+            "body": post.text,
+            "created_at": now,
+            "next_try_at": now + STAFF_LEASE,
+            "tries": 0,
+        },
+    )
 
 
 class _Transactions:
@@ -936,6 +1087,7 @@ def _views(rows: Sequence[Row[tuple[EscalationRow, str]]]) -> list[EscalationVie
             staff=StaffPost(e.staff_channel, e.staff_message_id)
             if e.staff_channel and e.staff_message_id
             else None,
+            redraw_at=e.redraw_at,
         )
         for e, key in rows
     ]

@@ -11,7 +11,7 @@ from bots.discord.bot import DiscordBot
 from bots.discord.settings import DiscordSettings
 from core.desk import Desk
 from core.files import FileLimits
-from core.ports import ConversationStore
+from core.ports import ConversationStore, StaffOutbound
 from core.stream import AnswerSink
 from core.types import (
     ConversationKey,
@@ -124,10 +124,16 @@ class WatchedDesk(Desk, _Watched):
         await self._add(self.attached, (escalation_id, staff))
 
     async def staff_said(
-        self, key: ConversationKey, *, staff_name: str, text: str, message_id: str
+        self,
+        key: ConversationKey,
+        *,
+        staff_name: str,
+        text: str,
+        message_id: str,
+        reply: StaffOutbound | None = None,
     ) -> bool:
         recorded = await super().staff_said(
-            key, staff_name=staff_name, text=text, message_id=message_id
+            key, staff_name=staff_name, text=text, message_id=message_id, reply=reply
         )
         await self._add(self.staff_messages, (message_id, recorded))
         return recorded

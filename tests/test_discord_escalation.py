@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from bots.app import open_runtime
+from bots.app import Runtime, open_runtime
 from bots.common.workflow import ALREADY_CLOSED, CLOSED, NOT_DELIVERED, ONLY_STAFF
 from bots.discord.bot import DiscordBot
 from core.config import Persona, Settings
@@ -37,6 +37,7 @@ from tests.discord_helpers import (
 from tests.engine_helpers import texts
 from tests.fakes.anthropic_api import FakeAnthropic, text
 from tests.fakes.discord_api import Callback, FakeDiscord, Post, custom_ids, snowflake, user
+from tests.test_staff_outbox import retrying
 
 HUMAN = "Can I talk to a human about my refund?"
 NO_PINGS = {"parse": []}
@@ -607,3 +608,102 @@ async def test_a_staff_reply_the_customer_cannot_receive_is_reported_in_the_staf
     assert len(fake_discord.posts_in(w.dm_channel_id)) == 1  # only the hand-off answer
     assert "code 50007" in caplog.text
     assert "refund is on its way" not in caplog.text
+
+
+# The staff outbox: relays, staff replies and notice re-draws that failed
+# (tests/test_staff_outbox.py has Slack's side and the watcher).
+
+
+def sent_to(fake: FakeDiscord, channel_id: int) -> int:
+    """How many times the bot tried to post in ``channel_id``, failures included."""
+    path = f"/channels/{channel_id}/messages"
+    return sum(r.method == "POST" and r.path == path for r in fake.requests)
+
+
+async def test_a_relay_whose_post_failed_reaches_the_staff_thread_once(
+    fake_discord: FakeDiscord,
+    fake_claude: FakeAnthropic,
+    bot: DiscordBot,
+    desk: WatchedDesk,
+    runtime: Runtime,
+) -> None:
+    w = fake_discord.world
+    _, _, notice = await escalate(fake_discord, desk, w.dm_channel_id)
+    fake_discord.fail("POST", rf"/channels/{notice.id}/messages$", status=503, code=0)
+    fake_claude.queue(text("A person will look at the charge."))
+    await say(fake_discord, w.dm_channel_id, "It was $240 each time.")
+    await fake_discord.wait_for(lambda: sent_to(fake_discord, notice.id) == 1)
+    await bot.drain()
+    assert fake_discord.posts_in(notice.id) == []
+
+    async with retrying(runtime, bot.resend, platform="discord"):
+        await fake_discord.wait_for(lambda: len(fake_discord.posts_in(notice.id)) == 1)
+        await bot.drain()
+
+    [relayed] = fake_discord.posts_in(notice.id)
+    assert relayed.content == f"<@{w.customer_id}> wrote: It was $240 each time."
+    assert sent_to(fake_discord, notice.id) == 2
+    assert await desk.waiting({"discord"}) == []
+
+
+async def test_a_staff_reply_whose_answer_was_lost_reaches_the_customer_once(
+    fake_discord: FakeDiscord, bot: DiscordBot, desk: WatchedDesk, runtime: Runtime
+) -> None:
+    w = fake_discord.world
+    _, _, notice = await escalate(fake_discord, desk, w.dm_channel_id)
+    fake_discord.fault_next("made", rf"/channels/{w.dm_channel_id}/messages$")
+    await staff_say(fake_discord, notice.id, "I see both charges; refunding one.")
+    await desk.wait_for(lambda: len(desk.staff_messages) == 1)
+    await bot.drain()
+    assert fake_discord.posts_in(notice.id) == [], "not given up: nothing said to staff"
+
+    looked = len(fake_discord.requests)
+    async with retrying(runtime, bot.resend, platform="discord"):
+        await fake_discord.wait_for(
+            lambda: any(r.method == "GET" for r in fake_discord.requests[looked:])
+        )
+        await bot.drain()
+
+    from_staff = [
+        p.content for p in fake_discord.posts_in(w.dm_channel_id) if "(support team)" in p.content
+    ]
+    assert from_staff == ["**Dana** (support team): I see both charges; refunding one."]
+    assert sent_to(fake_discord, w.dm_channel_id) == 2, "the hand-off, then the one reply"
+    assert await desk.waiting({"discord"}) == []
+
+
+async def test_a_staff_reply_to_closed_dms_is_given_up_and_staff_are_told(
+    fake_discord: FakeDiscord, bot: DiscordBot, desk: WatchedDesk
+) -> None:
+    w = fake_discord.world
+    _, _, notice = await escalate(fake_discord, desk, w.dm_channel_id)
+    fake_discord.fail("POST", rf"/channels/{w.dm_channel_id}/messages$", status=403, code=50007)
+    await staff_say(fake_discord, notice.id, "Are you still there?")
+    await fake_discord.wait_for(lambda: len(fake_discord.posts_in(notice.id)) == 1)
+    await bot.drain()
+
+    [told] = fake_discord.posts_in(notice.id)
+    assert told.content == NOT_DELIVERED
+    assert await desk.waiting({"discord"}) == []
+
+
+async def test_a_claim_whose_notice_edit_failed_is_redrawn_later(
+    fake_discord: FakeDiscord, bot: DiscordBot, desk: WatchedDesk, runtime: Runtime
+) -> None:
+    w = fake_discord.world
+    _, escalation_id, notice = await escalate(fake_discord, desk, w.dm_channel_id)
+    fake_discord.fail("PATCH", rf"/messages/{notice.id}$", status=503, code=0)
+    await press(fake_discord, notice.id, f"supportbot:esc:claim:{escalation_id}")
+    await bot.drain()
+    assert fake_discord.edits == []
+    [waiting] = await desk.waiting({"discord"})
+    assert waiting.kind == "notice"
+
+    async with retrying(runtime, bot.resend, platform="discord"):
+        await fake_discord.wait_for(lambda: len(fake_discord.edits) == 1)
+        await bot.drain()
+
+    [edit] = fake_discord.edits
+    assert edit.id == notice.id and "State: claimed by" in edit.content
+    assert edit.buttons == escalation_buttons(escalation_id, "resolve", "handback")
+    assert await desk.waiting({"discord"}) == []

@@ -12,7 +12,7 @@ from core.desk import Desk
 from core.engine import Engine, Limits
 from core.escalation import Action, State
 from core.hours import SupportHours, describe
-from core.types import ConversationKey, Reply, StaffPost
+from core.types import ConversationKey, StaffPost
 from tests.engine_helpers import KEY, message, texts
 from tests.fakes.anthropic_api import FakeAnthropic, overloaded, text, tool_use
 
@@ -196,7 +196,8 @@ async def test_a_live_escalation_outlives_the_idle_timeout_and_start_over(
     later = await engine.handle(message("Any news on my refund?", key=DM, direct=True))
     restart = await engine.handle(message("start over", key=DM, direct=True))
 
-    assert later == Reply("", relay=STAFF) and restart == Reply("", relay=STAFF)
+    assert (later.text, later.relay) == ("", STAFF) and (restart.text, restart.relay) == ("", STAFF)
+    assert later.relayed and restart.relayed, "both relays are kept in the staff outbox"
     [live] = await desk.live()
     assert live.state == "claimed"
 

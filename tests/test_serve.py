@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from bots.app import serve
-from core.ports import Unanswered, Undelivered
+from core.ports import StaffPending, Unanswered, Undelivered
 from core.types import EscalationView
 from tests.conftest import make_settings
 from tests.fakes.anthropic_api import FakeAnthropic, text
@@ -83,6 +83,9 @@ class FakeAdapter:
 
     def redeliver(self, undelivered: Undelivered) -> None:
         self.events.append(f"redeliver {undelivered.id}")
+
+    def resend(self, pending: StaffPending) -> None:
+        self.events.append(f"resend {pending.id}")
 
 
 async def test_one_adapter_failing_stops_the_others_and_the_watcher_first(tmp_path: Path) -> None:

@@ -15,11 +15,14 @@ from sqlalchemy.dialects import sqlite
 from core.escalation import State
 from core.files import Kept
 from core.ports import (
+    STAFF_LEASE,
     Conversation,
     ConversationStore,
     Finished,
     HandOff,
     Outbound,
+    StaffKind,
+    StaffOutbound,
     TurnWrites,
     Unanswered,
     new_outbox_id,
@@ -640,3 +643,123 @@ async def test_a_turn_that_fails_to_store_leaves_no_reply_in_the_outbox(
         await store.finish_turn(987654, TurnWrites(reply=sent), now=T0)
     assert not await store.is_undelivered(sent.id)
     assert await store.undelivered(platforms={"test"}, before=T0 + HOUR) == []
+
+
+# The staff outbox
+
+
+async def test_a_relay_is_kept_with_its_turn_in_a_dm_whose_escalation_has_a_notice(
+    stores: Stores,
+) -> None:
+    store = stores.store
+    escalation = await escalate(store)
+
+    async def say(message_id: str, *, direct: bool = True) -> str | None:
+        relay = StaffOutbound(new_outbox_id(), StaffKind.RELAY, "U-customer", "Still there?")
+        message = replace(incoming(message_id, text="Still there?"), direct=direct)
+        begun = await store.begin_turn(
+            message,
+            turn(Kind.CUSTOMER, "Still there?", message_id=message_id),
+            now=T0,
+            idle_after=None,
+            restart=False,
+            relay=relay,
+        )
+        assert begun is not None
+        return begun.relayed
+
+    assert await say("m-before-the-notice") is None
+    await store.attach_staff_post(escalation, StaffPost("C-staff", "n-1"))
+    assert await say("m-not-a-dm", direct=False) is None
+    relayed = await say("m-dm")
+    assert relayed is not None
+
+    [waiting] = await stores.replica().staff_waiting(platforms={"test"})
+    assert (waiting.id, waiting.kind, waiting.text, waiting.author_id) == (
+        relayed,
+        StaffKind.RELAY,
+        "Still there?",
+        "U-customer",
+    )
+    assert (waiting.escalation.id, waiting.at, waiting.due, waiting.tries) == (
+        escalation,
+        T0,
+        T0 + STAFF_LEASE,
+        0,
+    )
+    assert await store.staff_waiting(platforms={"slack"}) == []
+
+    # One try at a time, whichever replica: taken by its count of tries.
+    assert await store.take_staff(relayed, tries=0, until=T0 + HOUR)
+    assert not await stores.replica().take_staff(relayed, tries=0, until=T0 + HOUR)
+    await store.staff_retry(relayed, at=T0 + MINUTE)
+    [again] = await store.staff_waiting(platforms={"test"})
+    assert (again.tries, again.due) == (1, T0 + MINUTE)
+
+    await stores.replica().staff_done(relayed, now=T0 + MINUTE, message_id="ts-1")
+    assert await store.staff_waiting(platforms={"test"}) == []
+    assert not await store.take_staff(relayed, tries=1, until=T0 + HOUR)
+    await store.forget_deliveries(T0 + DAY)
+
+
+async def test_a_staff_reply_is_kept_with_the_staff_turn_under_its_escalation(
+    store: ConversationStore,
+) -> None:
+    escalation = await escalate(store)
+    await store.attach_staff_post(escalation, StaffPost("C-staff", "n-1"))
+    reply = StaffOutbound(new_outbox_id(), StaffKind.REPLY, "U-dana", "On it!", "Dana")
+    said = turn(Kind.STAFF, "Dana: On it!", message_id="s-1")
+    assert await store.staff_turn(KEY, said, now=T0, reply=reply)
+
+    [waiting] = await store.staff_waiting(platforms={"test"})
+    assert (waiting.id, waiting.kind, waiting.author_name) == (reply.id, StaffKind.REPLY, "Dana")
+    await store.staff_done(reply.id, now=T0, message_id=None, given_up=True)
+    assert await store.staff_waiting(platforms={"test"}) == []
+
+    # Closed between the desk's read and the staff turn: the reply still goes out.
+    await store.transition(
+        escalation, expected=State.OPEN, to=State.RESOLVED, staff_id="U-dana", now=T0
+    )
+    late = StaffOutbound(new_outbox_id(), StaffKind.REPLY, "U-dana", "Bye!", "Dana")
+    bye = turn(Kind.STAFF, "Dana: Bye!", message_id="s-2")
+    assert await store.staff_turn(KEY, bye, now=T0, reply=late)
+    waiting = await store.staff_waiting(platforms={"test"})
+    [kept] = [w for w in waiting if w.kind is StaffKind.REPLY]
+    assert (kept.id, kept.escalation.id) == (late.id, escalation)
+
+
+async def test_a_notice_waits_for_a_redraw_of_its_latest_state(store: ConversationStore) -> None:
+    escalation = await escalate(store)
+    await store.attach_staff_post(escalation, StaffPost("C-staff", "n-1"))
+    assert await store.staff_waiting(platforms={"test"}) == []
+
+    await store.transition(
+        escalation, expected=State.OPEN, to=State.CLAIMED, staff_id="U-dana", now=T0 + MINUTE
+    )
+    [claimed] = await store.staff_waiting(platforms={"test"})
+    assert (claimed.kind, claimed.escalation.state, claimed.at) == (
+        StaffKind.NOTICE,
+        State.CLAIMED,
+        T0 + MINUTE,
+    )
+    await store.transition(
+        escalation, expected=State.CLAIMED, to=State.RESOLVED, staff_id="U-dana", now=T0 + HOUR
+    )
+    # A re-draw of the claim got through after the resolve: the resolve still waits.
+    await store.notice_drawn(escalation, seen=T0 + MINUTE)
+    [resolved] = await store.staff_waiting(platforms={"test"})
+    assert (resolved.escalation.state, resolved.at) == (State.RESOLVED, T0 + HOUR)
+    await store.notice_drawn(escalation, seen=T0 + HOUR)
+    assert await store.staff_waiting(platforms={"test"}) == []
+
+
+async def test_a_repeated_hand_off_marks_the_notice_for_a_redraw(store: ConversationStore) -> None:
+    escalation = await escalate(store)
+    await store.attach_staff_post(escalation, StaffPost("C-staff", "n-1"))
+    conversation = await begin(store, "m-again", now=T0 + MINUTE)
+    await store.finish_turn(
+        conversation.id, TurnWrites(hand_off=hand_off("Asked again")), now=T0 + MINUTE
+    )
+    [pending] = await store.staff_waiting(platforms={"test"})
+    assert (pending.kind, pending.at) == (StaffKind.NOTICE, T0 + MINUTE)
+    assert "Asked again" in pending.escalation.reason

@@ -16,7 +16,7 @@ import pytest
 
 from bots.common import AnswerStream, Inbound, Press, StaffReply, Workflow
 from bots.common.platform import Found, NotStreamed
-from bots.common.workflow import CLOSED, NOT_DELIVERED, ONLY_STAFF
+from bots.common.workflow import CLOSED, ONLY_STAFF
 from core.config import DEMO_PERSONA, Persona
 from core.desk import REPING_RETRY, Desk
 from core.engine import Engine, Limits
@@ -279,7 +279,7 @@ async def test_only_staff_can_press_and_a_late_press_is_told_who_was_first(kit: 
     assert stored is not None and stored.state == State.CLAIMED
 
 
-async def test_dm_relay_both_ways_then_closed_and_not_delivered(kit: Kit) -> None:
+async def test_dm_relay_both_ways_then_closed_and_kept_when_not_delivered(kit: Kit) -> None:
     view = await kit.escalate(DM)
     post = StaffPost("C-staff", f"notice-{view.id}")
 
@@ -296,8 +296,12 @@ async def test_dm_relay_both_ways_then_closed_and_not_delivered(kit: Kit) -> Non
     await kit.workflow.staff_press(Press(Action.RESOLVE, view.id, STAFF_ID, post))
     await kit.workflow.staff_thread_turn(StaffReply(post, STAFF_ID, "Ann", "Bye!", "s3"))
 
-    assert kit.platform.told == [(STAFF_ID, NOT_DELIVERED), (STAFF_ID, CLOSED)]
+    # The failed reply waits in the staff outbox (tests/test_staff_outbox.py): staff are told
+    # only if it is given up.
+    assert kit.platform.told == [(STAFF_ID, CLOSED)]
     assert len(kit.platform.to_customer) == 2
+    [waiting] = await kit.desk.waiting({"test"})
+    assert (waiting.kind, waiting.text, waiting.author_id) == ("reply", "Still there?", STAFF_ID)
 
 
 async def test_one_conversation_is_handled_in_arrival_order(kit: Kit) -> None:

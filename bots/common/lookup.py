@@ -59,12 +59,12 @@ def find_reply(said: Sequence[str], parts: Sequence[str]) -> Match | None:
     message reads its beginning."""
     whole = "".join(flat(part) for part in parts)
     flats = [flat(s) for s in said]
-    starts = [i for i, f in enumerate(flats) if f and _reads(f, whole)]
+    starts = [i for i, f in enumerate(flats) if reads(f, whole)]
     if not starts:
         return None
     start = end = starts[-1]
     shown = ""
-    while end < len(flats) and _reads(shown + flats[end], whole):
+    while end < len(flats) and reads(shown + flats[end], whole):
         shown += flats[end]
         end += 1
         if shown.startswith(whole):
@@ -82,6 +82,7 @@ def flat(text: str) -> str:
     return "".join(_FENCE_LINE.sub("", text).split())
 
 
-def _reads(shown: str, whole: str) -> bool:
-    """Whether ``shown`` is the start of ``whole``, or all of it and more (a ping)."""
-    return shown.startswith(whole) or whole.startswith(shown)
+def reads(shown: str, whole: str) -> bool:
+    """Whether ``shown`` (not empty) is the start of ``whole``, or all of it and more (a
+    ping)."""
+    return bool(shown) and (shown.startswith(whole) or whole.startswith(shown))

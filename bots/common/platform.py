@@ -16,7 +16,7 @@ from datetime import datetime
 from typing import Any, Protocol
 
 from core.escalation import Action
-from core.ports import Unanswered
+from core.ports import StaffPending, Unanswered
 from core.stream import AnswerSink
 from core.types import (
     Attachment,
@@ -105,6 +105,13 @@ class Found:
     post; ``None`` when all of it shows."""
 
 
+class Refused(Exception):
+    """The platform refused a post for good (the channel or the notice is gone, the customer
+    closed their DMs): trying again cannot help. Raised only by the posts the staff outbox
+    keeps (``relay_to_staff``, ``post_decision``, ``relay_to_customer``, ``update_notice``);
+    the message is the platform's error code, never message text."""
+
+
 class AnswerStream(AnswerSink, Protocol):
     """One answer shown on the platform while Claude writes it (``Platform.answer_stream``).
 
@@ -142,7 +149,7 @@ class NotStreamed:
 class Platform(Protocol):
     """What the workflow needs from a chat platform. Methods that post return whether the
     platform accepted it; they log their own failures (with ids, never message text) and never
-    raise for a platform refusal."""
+    raise for a platform refusal, but for :class:`Refused` where it is for good."""
 
     name: str
 
@@ -243,7 +250,8 @@ class Platform(Protocol):
         ...
 
     async def update_notice(self, view: EscalationView, post: StaffPost) -> bool:
-        """Re-draw the notice at ``post`` from ``view`` in place; nobody is pinged."""
+        """Re-draw the notice at ``post`` from ``view`` in place; nobody is pinged. Raises
+        :class:`Refused` when the notice can never be re-drawn (it or its channel is gone)."""
         ...
 
     async def ask_solved(self, view: EscalationView, question: str) -> bool:
@@ -256,16 +264,26 @@ class Platform(Protocol):
         ...
 
     async def relay_to_staff(self, post: StaffPost, message: IncomingMessage) -> bool:
-        """Post what the customer wrote in their DM into the staff thread at ``post``."""
+        """Post what the customer wrote in their DM into the staff thread at ``post``.
+        Raises :class:`Refused` when the thread is gone for good."""
         ...
 
     async def post_decision(self, post: StaffPost, user_id: str, outcome: str) -> bool:
         """Say in the staff thread at ``post`` that ``user_id`` decided a proposal, and
-        ``outcome``: what came of it."""
+        ``outcome``: what came of it. Raises :class:`Refused` like ``relay_to_staff``."""
         ...
 
     async def relay_to_customer(self, relayed: Relayed) -> bool:
-        """Post a staff member's reply into the customer's DM, under their name."""
+        """Post a staff member's reply into the customer's DM, under their name. Raises
+        :class:`Refused` when the DM refuses for good (closed, the customer gone)."""
+        ...
+
+    async def staff_posted(self, pending: StaffPending) -> str | None:
+        """The id of the bot's message that reads ``pending`` (a relay or a decision in its
+        escalation's staff thread, a staff reply in the customer's DM after the notice), if
+        the platform shows one already: looked up before posting it again after a try whose
+        outcome is unknown. ``None`` when there is none. Raises :class:`NotChecked` when the
+        platform cannot say now."""
         ...
 
     async def post_to_staff(self, post: StaffPost, text: str, *, about: object) -> bool:

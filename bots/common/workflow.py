@@ -16,6 +16,10 @@ rules are the same everywhere:
   escalation first, so a re-ping never follows a claim it did not see;
 - in a DM, staff cannot see the conversation: customer messages go to the staff thread and
   staff replies there come back, with "closed" and "not delivered" said to the staff member;
+  those relays, and the notice's re-draws, are kept in the staff outbox until the platform
+  took them: a failed one is tried again by the outbox's watcher (``resend``), one try at a
+  time, after a look for it on the platform, and given up when it is too old or refused for
+  good;
 - a change that needs the team's approval is asked of them in the staff channel (the customer
   is told it waits for them); what came of a decided change goes to the customer's
   conversation wherever the press was, and to the staff thread of a DM's live escalation;
@@ -29,12 +33,14 @@ rules are the same everywhere:
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import time
-from collections.abc import Callable, Coroutine, Sequence
+from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from contextlib import AsyncExitStack, nullcontext
 from dataclasses import replace
 from datetime import datetime, timedelta
+from enum import Enum
 from typing import Any
 
 from bots.common.platform import (
@@ -44,20 +50,23 @@ from bots.common.platform import (
     NotChecked,
     Platform,
     Press,
+    Refused,
     StaffReply,
 )
 from bots.common.serial import Serial
 from bots.common.tasks import Tasks
 from core.clock import utcnow
-from core.desk import Desk
+from core.desk import RETRY_CAP, RETRY_FIRST, Desk
 from core.escalation import Action, State, after
 from core.files import Problem
-from core.ports import Unanswered, Undelivered
+from core.ports import StaffKind, StaffPending, Unanswered, Undelivered
 from core.types import (
     Attachment,
     ConversationPort,
     Escalation,
     EscalationView,
+    IncomingMessage,
+    Relayed,
     Reply,
     StaffPost,
 )
@@ -78,11 +87,20 @@ NOT_DELIVERED = (
     "DMs or left)."
 )
 ALREADY_CLOSED = "This escalation was already closed."
-RETRY_FIRST, RETRY_CAP = 1.0, 60.0
-"""Seconds before a failed reply is tried again, doubling each time up to the cap."""
 RETRIES_IN_TURN = 4
-"""Tries within the turn (1 + 2 + 4 + 8 s), holding the conversation so that the next answer
-never overtakes this one; after those the outbox watcher goes on trying."""
+"""Tries of a reply within the turn (1 + 2 + 4 + 8 s: ``RETRY_FIRST`` doubling), holding the
+conversation so that the next answer never overtakes this one; after those the outbox
+watcher goes on trying."""
+GIVEN_UP = "too old"
+"""Why a staff outbox post the watcher found past the give-up limit is given up (logged)."""
+
+
+class Sent(Enum):
+    """How a staff outbox post's try ended."""
+
+    DELIVERED = "delivered"
+    LATER = "later"  # failed: the outbox's watcher tries it again
+    REFUSED = "refused"  # for good: given up
 
 
 class Workflow:
@@ -105,9 +123,11 @@ class Workflow:
         self._recovering: set[int] = set()
         self._abandoned: set[int] = set()
         self._delivering: set[str] = set()
-        """Outbox ids being delivered by this process now (the watcher leaves them alone)."""
+        """Outbox and staff outbox ids being delivered by this process now (the watcher
+        leaves them alone)."""
         self._backoff: dict[str, tuple[float, float]] = {}
-        """Each waiting reply's next try (``time.monotonic``) and the delay after that one."""
+        """Each waiting reply's (and notice re-draw's) next try (``time.monotonic``) and the
+        delay after that one."""
 
     # Entry points for the platform's listeners: each returns at once.
 
@@ -155,6 +175,21 @@ class Workflow:
             self._delivering.discard(undelivered.id)
         else:
             task.add_done_callback(lambda _: self._delivering.discard(undelivered.id))
+
+    def resend(self, pending: StaffPending) -> None:
+        """Try again a staff outbox post (or notice re-draw) whose try failed or whose process
+        died (``watch_staff_outbox`` offers it until it is done or given up), unless this
+        process is on it now or a re-draw's backoff has not run out."""
+        waiting = self._backoff.get(pending.id)
+        if pending.id in self._delivering or (waiting and waiting[0] > time.monotonic()):
+            return
+        self._delivering.add(pending.id)
+        what = f"delivery of {pending.kind} {pending.id} of escalation {pending.escalation.id}"
+        task = self.track(self._staff_late(pending), what)
+        if task is None:
+            self._delivering.discard(pending.id)
+        else:
+            task.add_done_callback(lambda _: self._delivering.discard(pending.id))
 
     def track(self, work: Coroutine[Any, Any, None], what: str) -> asyncio.Task[None] | None:
         """Run platform work that leads into a turn (an acknowledgement, a lookup) as tracked
@@ -266,10 +301,14 @@ class Workflow:
             done = await self._resend(undelivered.id, inbound, reply, late=True)
         if done:
             self._backoff.pop(undelivered.id, None)
-            return
-        _, delay = self._backoff.get(undelivered.id, (0.0, RETRY_FIRST))
-        self._backoff[undelivered.id] = (time.monotonic() + delay, min(delay * 2, RETRY_CAP))
-        log.warning("reply %s not delivered yet: tried again in %g s", undelivered.id, delay)
+        else:
+            self._later(undelivered.id, f"reply {undelivered.id}")
+
+    def _later(self, waiting: str, what: str) -> None:
+        """Back ``waiting`` off before this process tries it again: doubling, capped."""
+        _, delay = self._backoff.get(waiting, (0.0, RETRY_FIRST))
+        self._backoff[waiting] = (time.monotonic() + delay, min(delay * 2, RETRY_CAP))
+        log.warning("%s not delivered yet: tried again in %g s", what, delay)
 
     async def _resend(
         self,
@@ -423,10 +462,15 @@ class Workflow:
         if approval is not None:
             await self._platform.post_approval(inbound.message, approval)
         if reply.relay is not None:
+            relay = reply.relay
+            platform = self._platform
             if said is not None:
-                await self._platform.post_decision(reply.relay, *said)
+                kind = StaffKind.DECISION
+                post = functools.partial(platform.post_decision, relay, *said)
             else:
-                await self._platform.relay_to_staff(reply.relay, inbound.message)
+                kind = StaffKind.RELAY
+                post = functools.partial(platform.relay_to_staff, relay, inbound.message)
+            await self._send_kept(reply.relayed, kind, post)
             if reply.files:
                 await self._show_files(reply.relay, reply.files, about=reply.relay)
         if escalation is not None:
@@ -464,7 +508,135 @@ class Workflow:
                     # The re-ping watcher posts it afresh, sooner than the usual re-ping.
                     await self._not_told(view.id, "notice")
             else:
-                await self._platform.update_notice(view, view.staff)
+                await self._draw(view, view.staff)
+
+    async def _draw(self, view: EscalationView, post: StaffPost) -> None:
+        """Re-draw the notice at ``post`` from ``view``; once that got through, no re-draw of
+        this state waits any more (a failed one is the outbox watcher's to try again)."""
+        try:
+            drawn = await self._platform.update_notice(view, post)
+        except Refused as exc:
+            await self._recorded(self._desk.notice_given_up(view, str(exc)), view.id)
+            return
+        if drawn:
+            await self._recorded(self._desk.drawn(view), view.id)
+
+    async def _recorded(self, work: Awaitable[None], about: object) -> None:
+        """Record what came of a staff outbox try; a failure is logged, and the watcher then
+        finds the post (or re-draw) still waiting, looks for it on the platform and marks it."""
+        try:
+            await work
+        except Exception as exc:
+            log.warning("recording a staff post of %s failed (%s)", about, type(exc).__name__)
+
+    async def _send_kept(
+        self, outbox: str | None, kind: StaffKind, post: Callable[[], Awaitable[bool]]
+    ) -> Sent:
+        """The first try of a staff outbox post: taken (so no watcher tries it meanwhile),
+        made, and its outcome recorded. ``outbox`` ``None``: not kept, only made."""
+        desk = self._desk
+        try:
+            mine = outbox is None or await desk.take(outbox, tries=0)
+        except Exception as exc:
+            # Made all the same: the watcher looks for it on the platform before any retry.
+            log.warning("taking %s %s failed (%s)", kind, outbox, type(exc).__name__)
+            mine = True
+        if not mine:
+            return Sent.LATER  # a watcher took it (this turn was slow): its try now
+        try:
+            made = await post()
+        except Refused as exc:
+            if outbox is not None:
+                await self._recorded(desk.give_up(kind, outbox, str(exc)), outbox)
+            return Sent.REFUSED
+        if outbox is not None:
+            record = (
+                desk.sent(outbox, None, late=False, kind=kind)
+                if made
+                else desk.not_sent(outbox, tries=1)
+            )
+            await self._recorded(record, outbox)
+        return Sent.DELIVERED if made else Sent.LATER
+
+    async def _staff_late(self, pending: StaffPending) -> None:
+        """A try of a staff outbox post by the outbox's watcher: given up when too old;
+        otherwise taken, looked for on the platform, and made only if not found."""
+        if pending.kind is StaffKind.NOTICE:
+            await self._redraw(pending)
+            return
+        view = pending.escalation
+        key = view.key if pending.kind is not StaffKind.REPLY else view.staff
+        async with self._serial(key):
+            if pending.expired:
+                await self._gave_up(pending, GIVEN_UP)
+                return
+            if not await self._desk.take(pending.id, tries=pending.tries):
+                return  # another replica has it, or it was done meanwhile
+            tries = pending.tries + 1
+            try:
+                found = await self._platform.staff_posted(pending)
+            except NotChecked:
+                await self._desk.not_sent(pending.id, tries=tries)
+                return
+            if found is not None:
+                await self._desk.sent(pending.id, found, late=True, kind=pending.kind)
+                return
+            try:
+                made = await self._remake(pending)
+            except Refused as exc:
+                await self._gave_up(pending, str(exc))
+                return
+            if made:
+                await self._desk.sent(pending.id, None, late=True, kind=pending.kind)
+            else:
+                await self._desk.not_sent(pending.id, tries=tries)
+
+    def _remake(self, pending: StaffPending) -> Awaitable[bool]:
+        """The post ``pending`` keeps, made again from what the outbox holds (its words; the
+        files that went with it were offered on the first try)."""
+        view, platform = pending.escalation, self._platform
+        assert view.staff is not None
+        if pending.kind is StaffKind.REPLY:
+            relayed = Relayed(key=view.key, text=pending.text, staff_name=pending.author_name)
+            return platform.relay_to_customer(relayed)
+        if pending.kind is StaffKind.DECISION:
+            return platform.post_decision(view.staff, pending.author_id, pending.text)
+        message = IncomingMessage(
+            key=view.key, author_id=pending.author_id, text=pending.text, message_id="", direct=True
+        )
+        return platform.relay_to_staff(view.staff, message)
+
+    async def _gave_up(self, pending: StaffPending, why: str) -> None:
+        """Never try ``pending`` again; the staff member whose reply it was is told."""
+        await self._desk.give_up(pending.kind, pending.id, why)
+        staff = pending.escalation.staff
+        if pending.kind is StaffKind.REPLY and staff is not None:
+            await self._platform.tell_staff(staff, pending.author_id, NOT_DELIVERED, None)
+
+    async def _redraw(self, pending: StaffPending) -> None:
+        """Re-draw a notice whose re-draw has not got through, from the state as it is now
+        (so many changes cost one re-draw). Not locked across replicas: a re-draw draws the
+        state it reads, so two replicas drawing at once draw the same or the newer state."""
+        escalation = pending.escalation.id
+        async with self._serial(("escalation", escalation)):
+            view = await self._desk.get(escalation)
+            if view is None or view.redraw_at is None or view.staff is None:
+                self._backoff.pop(pending.id, None)
+                return
+            if pending.expired or not self._platform.has_staff_channel:
+                why = GIVEN_UP if pending.expired else "no staff channel"
+                await self._desk.notice_given_up(view, why)
+                return
+            try:
+                drawn = await self._platform.update_notice(view, view.staff)
+            except Refused as exc:
+                await self._desk.notice_given_up(view, str(exc))
+                return
+            if drawn:
+                self._backoff.pop(pending.id, None)
+                await self._desk.drawn(view, late=True)
+            else:
+                self._later(pending.id, f"notice of escalation {escalation}")
 
     async def _post_notice(self, view: EscalationView, *, ping: bool) -> bool:
         post = await self._platform.post_notice(view, ping=ping)
@@ -566,8 +738,14 @@ class Workflow:
                 text=reply.text,
                 message_id=reply.message_id,
                 files=files,
+                staff_id=reply.author_id,
             )
-            if relayed is not None and not await platform.relay_to_customer(relayed):
+            if relayed is None:
+                return
+            post = functools.partial(platform.relay_to_customer, relayed)
+            # A failed post is tried again by the outbox's watcher, which tells the staff
+            # member if it gives up; a refusal for good is said now.
+            if await self._send_kept(relayed.outbox, StaffKind.REPLY, post) is Sent.REFUSED:
                 await platform.tell_staff(reply.post, reply.author_id, NOT_DELIVERED, reply.context)
 
     async def staff_press(self, press: Press) -> bool:
@@ -585,7 +763,7 @@ class Workflow:
                     press.post, press.user_id, UNKNOWN_ESCALATION, press.context
                 )
                 return False
-            await platform.update_notice(view, view.staff or press.post)
+            await self._draw(view, view.staff or press.post)
         late = self._too_late(press, view)
         if late is not None:
             await platform.tell_staff(press.post, press.user_id, late, press.context)

@@ -39,7 +39,7 @@ from bots.discord.translate import (
 from core.clock import utcnow
 from core.desk import Desk
 from core.escalation import Action
-from core.ports import Unanswered, Undelivered
+from core.ports import StaffPending, Unanswered, Undelivered
 from core.types import ConversationPort, EscalationView, StaffPost
 
 log = logging.getLogger(__name__)
@@ -222,6 +222,10 @@ class DiscordBot:
     def redeliver(self, undelivered: Undelivered) -> None:
         """Deliver a reply Discord has not taken yet (``watch_undelivered`` calls this)."""
         self._workflow.redeliver(undelivered)
+
+    def resend(self, pending: StaffPending) -> None:
+        """Try again a staff post Discord has not taken (``watch_staff_outbox`` calls this)."""
+        self._workflow.resend(pending)
 
     def _on_message(self, message: discord.Message) -> None:
         # Tracked from the first moment: the channel lookup in translate() is part of the turn.

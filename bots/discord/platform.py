@@ -19,7 +19,7 @@ import discord
 
 from bots.common import AnswerStream, Decided, Inbound
 from bots.common.download import allowed, download, refused
-from bots.common.lookup import answers, find_reply
+from bots.common.lookup import answers, find_reply, reads
 from bots.common.platform import Found, NotChecked
 from bots.discord import send
 from bots.discord.buttons import TALK_LABEL, proposal_buttons
@@ -41,7 +41,7 @@ from bots.discord.staff_channel import StaffChannel
 from bots.discord.stream import EDIT_INTERVAL, DiscordAnswer
 from bots.discord.translate import Place, is_support
 from bots.discord.typing_indicator import typing_in
-from core.ports import Unanswered
+from core.ports import StaffKind, StaffPending, Unanswered
 from core.types import (
     Attachment,
     ConversationKey,
@@ -246,10 +246,12 @@ class DiscordPlatform:
 
     async def update_notice(self, view: EscalationView, post: StaffPost) -> bool:
         # Without a staff channel there is no notice (a staff command was run in the
-        # customer's thread): only the forum post follows the state.
-        edited = self.has_staff_channel and await self._staff.edit(view, post)
-        await self._forum.follow(view)
-        return edited
+        # customer's thread): only the forum post follows the state, even when the notice is
+        # gone for good.
+        try:
+            return self.has_staff_channel and await self._staff.edit(view, post)
+        finally:
+            await self._forum.follow(view)
 
     async def ask_solved(self, view: EscalationView, question: str) -> bool:
         key = view.key
@@ -274,21 +276,57 @@ class DiscordPlatform:
         text = f"(pressed {TALK_LABEL})" if message.wants_person else message.text
         names = [a.name for a in message.attachments]
         messages = relay_messages(message.author_id, text, names)
-        return await _post_all(self._staff.thread(post), messages, context=post)
+        return await _post_all(self._staff.thread(post), messages, context=post, strict=True)
 
     async def post_decision(self, post: StaffPost, user_id: str, outcome: str) -> bool:
         messages = decided_messages(user_id, outcome)
-        return await _post_all(self._staff.thread(post), messages, context=post)
+        return await _post_all(self._staff.thread(post), messages, context=post, strict=True)
 
     async def relay_to_customer(self, relayed: Relayed) -> bool:
-        dm = self._client.get_partial_messageable(
-            int(relayed.key.channel_id), type=discord.ChannelType.private
-        )
+        dm = self._dm(relayed.key)
         messages = staff_reply_messages(relayed.staff_name, relayed.text)
-        posted = await _post_all(dm, messages, context=relayed.key)
+        posted = await _post_all(dm, messages, context=relayed.key, strict=True)
         if posted and relayed.files:
             return await send.post_files(dm, relayed.files, context=relayed.key)
         return posted
+
+    async def staff_posted(self, pending: StaffPending) -> str | None:
+        """Our message after the notice in its staff thread (a relay, a decision) or in the
+        customer's DM (a staff reply; snowflakes are ordered in time across channels) that
+        reads ``pending``'s first message."""
+        view = pending.escalation
+        assert view.staff is not None  # only a notified escalation relays
+        if pending.kind is StaffKind.REPLY:
+            where: discord.abc.Messageable = self._dm(view.key)
+            messages = staff_reply_messages(pending.author_name, pending.text)
+        else:
+            where = self._staff.thread(view.staff)
+            if pending.kind is StaffKind.RELAY:
+                messages = relay_messages(pending.author_id, pending.text)
+            else:
+                messages = decided_messages(pending.author_id, pending.text)
+        whole = messages[0].content if messages else ""
+        me = self._client.user
+        after = discord.Object(int(view.staff.message_id))
+        try:
+            async for found in where.history(after=after, limit=100):
+                if (
+                    me is not None
+                    and found.author.id == me.id
+                    and found.content
+                    and reads(found.content, whole)
+                ):
+                    return str(found.id)
+        except SEND_ERRORS as exc:
+            why = describe(exc)
+            log.warning("looking for our post of escalation %s failed: %s", view.id, why)
+            raise NotChecked(why) from None
+        return None
+
+    def _dm(self, key: ConversationKey) -> discord.PartialMessageable:
+        return self._client.get_partial_messageable(
+            int(key.channel_id), type=discord.ChannelType.private
+        )
 
     async def fetch(self, attachment: Attachment, *, max_bytes: int) -> Attachment:
         """An attachment's bytes from Discord's CDN (or the configured API host), no token."""
@@ -360,8 +398,9 @@ class DiscordPlatform:
                     "could not tell %s about escalation %s (%s)", user_id, post, describe(exc)
                 )
             return
-        # A post in the staff thread: answer it there.
-        reference = context.to_reference(fail_if_not_exists=False)
+        # A post in the staff thread: answer it there (the outbox's watcher has none to
+        # answer: said in the thread).
+        reference = context.to_reference(fail_if_not_exists=False) if context else None
         await send.post(self._staff.thread(post), Outgoing(text), reference=reference, context=post)
 
     async def _open_thread(self, message: discord.Message, name: str) -> discord.Thread:
@@ -379,11 +418,16 @@ class DiscordPlatform:
 
 
 async def _post_all(
-    target: discord.abc.Messageable, messages: list[Outgoing], *, context: object
+    target: discord.abc.Messageable,
+    messages: list[Outgoing],
+    *,
+    context: object,
+    strict: bool = False,
 ) -> bool:
-    """Post ``messages`` in order; stop at the first Discord refuses."""
+    """Post ``messages`` in order; stop at the first Discord refuses (``strict``: raise
+    ``Refused`` when that is for good)."""
     for out in messages:
-        if not await send.post(target, out, context=context):
+        if not await send.post(target, out, context=context, strict=strict):
             return False
     return True
 

@@ -9,6 +9,7 @@ from collections.abc import Sequence
 import aiohttp
 import discord
 
+from bots.common.platform import Refused
 from bots.discord.render import Outgoing
 from core.types import Attachment
 
@@ -36,6 +37,14 @@ def describe(exc: BaseException) -> str:
     return f"connection lost ({type(exc).__name__})"
 
 
+def refused(exc: BaseException, *, strict: bool) -> None:
+    """With ``strict``, raise ``Refused`` for a refusal trying again cannot cure: 403 (the
+    customer closed their DMs, 50007; the bot lost access) or 404 (the channel or message is
+    gone)."""
+    if strict and isinstance(exc, discord.Forbidden | discord.NotFound):
+        raise Refused(describe(exc)) from None
+
+
 def unknown_outcome(exc: BaseException) -> bool:
     """Whether a failed write may have been made all the same: the connection was lost after
     the request went out (Discord said nothing), as opposed to an answer refusing it."""
@@ -50,9 +59,11 @@ async def post(
     view: discord.ui.View | None = None,
     files: Sequence[Attachment] = (),
     context: object,
+    strict: bool = False,
 ) -> bool:
     """Send ``out`` (with the buttons of ``view``, and up to ``FILES_PER_MESSAGE`` ``files``);
-    on failure log it with ``context`` (a conversation key or escalation) and return False."""
+    on failure log it with ``context`` (a conversation key or escalation) and return False
+    (``strict``: raise ``Refused`` for a refusal for good)."""
     extra = {"files": [_file(f) for f in files]} if files else {}
     try:
         await target.send(
@@ -64,6 +75,7 @@ async def post(
         )
     except SEND_ERRORS as exc:
         log_failure(exc, getattr(target, "id", None), context)
+        refused(exc, strict=strict)
         return False
     return True
 

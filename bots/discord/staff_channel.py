@@ -17,7 +17,7 @@ from bots.discord.buttons import escalation_notice
 from bots.discord.notice import notification
 from bots.discord.render import Outgoing
 from bots.discord.routing import thread_name
-from bots.discord.send import SEND_ERRORS, allowed_mentions, describe, log_failure
+from bots.discord.send import SEND_ERRORS, allowed_mentions, describe, log_failure, refused
 from core.types import EscalationView, StaffPost
 
 log = logging.getLogger(__name__)
@@ -49,7 +49,8 @@ class StaffChannel:
         return StaffPost(str(channel.id), str(posted))
 
     async def edit(self, view: EscalationView, staff: StaffPost) -> bool:
-        """Re-draw the notice at ``staff`` from ``view``; nobody is pinged."""
+        """Re-draw the notice at ``staff`` from ``view``; nobody is pinged. Raises ``Refused``
+        when the notice or its channel is gone, or the bot lost access to it."""
         out = notification(view, role_id=self._role_id, ping=False)
         home = self._client.get_partial_messageable(self._home(staff))
         try:
@@ -59,6 +60,7 @@ class StaffChannel:
             )
         except SEND_ERRORS as exc:
             log.error("could not update escalation %s's notice (%s)", view.id, describe(exc))
+            refused(exc, strict=True)
             return False
         return True
 

@@ -44,7 +44,7 @@ from bots.slack.staff import StaffDirectory
 from bots.slack.web import ConnectionRetry, SlackWeb
 from core.config import ConfigError
 from core.desk import Desk
-from core.ports import Unanswered, Undelivered
+from core.ports import StaffPending, Unanswered, Undelivered
 from core.types import ConversationPort, EscalationView, StartError
 
 log = logging.getLogger(__name__)
@@ -119,6 +119,12 @@ class SlackBot:
         if self._workflow is None:
             raise RuntimeError("SlackBot.redeliver before start()")
         self._workflow.redeliver(undelivered)
+
+    def resend(self, pending: StaffPending) -> None:
+        """Try again a staff post Slack has not taken (``watch_staff_outbox`` calls this)."""
+        if self._workflow is None:
+            raise RuntimeError("SlackBot.resend before start()")
+        self._workflow.resend(pending)
 
     async def close(self, *, grace: float | None = None) -> None:
         """Stop receiving, let accepted messages finish for ``grace`` seconds (default

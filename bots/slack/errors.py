@@ -8,6 +8,12 @@ from slack_sdk.errors import SlackApiError
 SLACK_ERRORS = (SlackApiError, ClientError, TimeoutError)
 """Slack said no, the connection failed, or the call timed out."""
 
+GONE = frozenset(
+    {"channel_not_found", "is_archived", "not_in_channel", "message_not_found", "account_inactive"}
+)
+"""Slack's refusals that trying again cannot cure: the channel or message is gone or archived,
+the bot was removed from it, the customer's account is deactivated."""
+
 
 def error_code(exc: BaseException) -> str:
     """Slack's error code (``not_in_channel``, ``ratelimited``…) or the exception's type.

@@ -16,7 +16,7 @@ from datetime import datetime
 from typing import Any
 
 from bots.common import AnswerStream, Decided, Inbound
-from bots.common.lookup import answers, find_reply
+from bots.common.lookup import answers, find_reply, reads
 from bots.common.platform import Found, NotChecked, NotStreamed
 from bots.slack import conversation_link, notice
 from bots.slack.events import PLATFORM, reply_thread
@@ -33,7 +33,7 @@ from bots.slack.render import (
 from bots.slack.staff import StaffDirectory
 from bots.slack.stream import SlackAnswer
 from bots.slack.web import SlackWeb
-from core.ports import Unanswered
+from core.ports import StaffKind, StaffPending, Unanswered
 from core.types import (
     Attachment,
     ConversationKey,
@@ -284,7 +284,7 @@ class SlackPlatform:
         # (its thread did). An edit notifies nobody either way.
         team = self._team(self.is_direct(view.key))
         message = notice.notification(view, team=team, link=await self._link(view))
-        return await self._web.update(post, message, about=f"escalation {view.id}")
+        return await self._web.update(post, message, about=f"escalation {view.id}", strict=True)
 
     async def ask_solved(self, view: EscalationView, question: str) -> bool:
         key = view.key
@@ -305,25 +305,54 @@ class SlackPlatform:
         return ts is not None
 
     async def relay_to_staff(self, post: StaffPost, message: IncomingMessage) -> bool:
-        said = render_said(f"{user_mention(message.author_id)} wrote:", message.text, empty=NO_TEXT)
+        said = _relay(message.author_id, message.text)
         return await self._web.post_all(
-            post.channel_id, said, thread=post.message_id, about=message.key
+            post.channel_id, said, thread=post.message_id, about=message.key, strict=True
         )
 
     async def post_decision(self, post: StaffPost, user_id: str, outcome: str) -> bool:
-        said = render_said(user_mention(user_id), outcome, empty=NO_TEXT)
-        return await self._web.post_all(post.channel_id, said, thread=post.message_id, about=post)
+        said = _decision(user_id, outcome)
+        return await self._web.post_all(
+            post.channel_id, said, thread=post.message_id, about=post, strict=True
+        )
 
     async def relay_to_customer(self, relayed: Relayed) -> bool:
-        said = render_said(
-            f"*{escape(relayed.staff_name)}* (support team):", relayed.text, empty=NO_TEXT
-        )
+        said = _staff_reply(relayed.staff_name, relayed.text)
         key = relayed.key
         thread = reply_thread(key)
-        posted = await self._web.post_all(key.channel_id, said, thread=thread, about=key)
+        posted = await self._web.post_all(
+            key.channel_id, said, thread=thread, about=key, strict=True
+        )
         if posted and relayed.files:
             return await self._web.upload(key.channel_id, relayed.files, thread=thread, about=key)
         return posted
+
+    async def staff_posted(self, pending: StaffPending) -> str | None:
+        """Our message in the staff thread (a relay, a decision) or in the customer's DM
+        after the notice (a staff reply) that reads ``pending``'s first message; as in
+        ``posted_reply``, nothing is found where Slack will not let the bot read."""
+        view = pending.escalation
+        assert view.staff is not None  # only a notified escalation relays
+        notice_ts = view.staff.message_id
+        if pending.kind is StaffKind.REPLY:
+            channel, thread = view.key.channel_id, reply_thread(view.key)
+            [whole, *_] = _staff_reply(pending.author_name, pending.text)
+        else:
+            channel, thread = view.staff.channel_id, notice_ts
+            render = _relay if pending.kind is StaffKind.RELAY else _decision
+            [whole, *_] = render(pending.author_id, pending.text)
+        try:
+            found = await self._web.posted_after(
+                channel, notice_ts, user=self._me, thread=thread, about=f"escalation {view.id}"
+            )
+        except NotChecked as exc:
+            if str(exc) in CANNOT_READ:
+                return None  # as in posted_reply: posted without the look
+            raise
+        return next(
+            (str(m["ts"]) for m in found if reads(str(m.get("text") or ""), whole.text)),
+            None,
+        )
 
     async def fetch(self, attachment: Attachment, *, max_bytes: int) -> Attachment:
         return await self._web.fetch(attachment, max_bytes=max_bytes, about="a Slack file")
@@ -363,3 +392,18 @@ def _plain(text: str) -> str:
 
 def _user(message: dict) -> str:
     return str(message.get("user") or "")
+
+
+def _relay(customer_id: str, text: str) -> list[SlackMessage]:
+    """A DM customer's message as the staff thread shows it."""
+    return render_said(f"{user_mention(customer_id)} wrote:", text, empty=NO_TEXT)
+
+
+def _decision(user_id: str, outcome: str) -> list[SlackMessage]:
+    """Who decided a proposal, and what came of it, as the staff thread shows it."""
+    return render_said(user_mention(user_id), outcome, empty=NO_TEXT)
+
+
+def _staff_reply(staff_name: str, text: str) -> list[SlackMessage]:
+    """A staff member's reply as the customer's DM shows it."""
+    return render_said(f"*{escape(staff_name)}* (support team):", text, empty=NO_TEXT)

@@ -21,8 +21,8 @@ from slack_sdk.web.async_chat_stream import AsyncChatStream
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bots.common.download import allowed, download, refused
-from bots.common.platform import NotChecked
-from bots.slack.errors import SLACK_ERRORS, error_code
+from bots.common.platform import NotChecked, Refused
+from bots.slack.errors import GONE, SLACK_ERRORS, error_code
 from bots.slack.render import SlackMessage
 from core.types import Attachment, StaffPost
 
@@ -69,15 +69,23 @@ class SlackWeb:
         self._client = client
 
     async def post(
-        self, channel: str, message: SlackMessage, *, thread: str | None = None, about: object
+        self,
+        channel: str,
+        message: SlackMessage,
+        *,
+        thread: str | None = None,
+        about: object,
+        strict: bool = False,
     ) -> str | None:
-        """Post ``message``; its ``ts``, or ``None`` when Slack refused."""
+        """Post ``message``; its ``ts``, or ``None`` when Slack refused. ``strict``: a refusal
+        for good (``GONE``) raises ``Refused`` instead."""
         try:
             response = await self._client.chat_postMessage(
                 channel=channel, thread_ts=thread, text=message.text, blocks=message.blocks or None
             )
         except SLACK_ERRORS as exc:
             log.error("chat.postMessage to %s failed for %s: %s", channel, about, error_code(exc))
+            _refused(exc, strict=strict)
             return None
         return str(response.get("ts") or "")
 
@@ -88,10 +96,12 @@ class SlackWeb:
         *,
         thread: str | None = None,
         about: object,
+        strict: bool = False,
     ) -> bool:
         """Post ``messages`` in order, stopping at the first failure; whether all were posted."""
         for message in messages:
-            if await self.post(channel, message, thread=thread, about=about) is None:
+            ts = await self.post(channel, message, thread=thread, about=about, strict=strict)
+            if ts is None:
                 return False
         return True
 
@@ -160,7 +170,10 @@ class SlackWeb:
             buffer_size=1,
         )
 
-    async def update(self, post: StaffPost, message: SlackMessage, *, about: object) -> bool:
+    async def update(
+        self, post: StaffPost, message: SlackMessage, *, about: object, strict: bool = False
+    ) -> bool:
+        """Edit the message at ``post``; ``strict`` as for ``post``."""
         try:
             await self._client.chat_update(
                 channel=post.channel_id,
@@ -171,6 +184,7 @@ class SlackWeb:
         except SLACK_ERRORS as exc:
             code = error_code(exc)
             log.error("chat.update in %s failed for %s: %s", post.channel_id, about, code)
+            _refused(exc, strict=strict)
             return False
         return True
 
@@ -275,3 +289,10 @@ class SlackWeb:
             await self._client.reactions_remove(channel=channel, timestamp=ts, name=name)
         except SLACK_ERRORS as exc:
             log.warning("reactions.remove failed in %s: %s", about, error_code(exc))
+
+
+def _refused(exc: BaseException, *, strict: bool) -> None:
+    """With ``strict``, raise ``Refused`` for a refusal trying again cannot cure."""
+    code = error_code(exc)
+    if strict and code in GONE:
+        raise Refused(code) from None

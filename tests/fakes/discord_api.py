@@ -300,6 +300,7 @@ class FakeDiscord:
         self._ws: web.WebSocketResponse | None = None
         self._replay: list[tuple[str, dict[str, Any]]] = []
         self._failures: list[_Failure] = []
+        self._next_faults: list[tuple[str, re.Pattern[str]]] = []
         self._rejected: set[int] = set()
         self._changed = asyncio.Condition()
         self._runner: web.AppRunner | None = None
@@ -791,10 +792,20 @@ class FakeDiscord:
         not drawn: however the sends interleave, the share and the mix are the same."""
         self._flaky = (every, itertools.count(1))
 
+    def fault_next(self, fault: str, path: str) -> None:
+        """Make the next message the bot sends to a path matching ``path`` end in ``fault``,
+        one of ``FAULTS`` (``made``: the message is made, then the connection drops)."""
+        self._next_faults.append((fault, re.compile(path)))
+
     def _fault(self, method: str, path: str) -> str | None:
-        if self._flaky is None or method != "POST":
+        if method != "POST" or re.fullmatch(r"/channels/\d+/messages", path) is None:
             return None
-        if re.fullmatch(r"/channels/\d+/messages", path) is None:
+        for index, (fault, pattern) in enumerate(self._next_faults):
+            if pattern.search(path):
+                del self._next_faults[index]
+                self.faults.append(fault)
+                return fault
+        if self._flaky is None:
             return None
         every, sends = self._flaky
         if next(sends) % every:

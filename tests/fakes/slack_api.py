@@ -113,8 +113,10 @@ class FakeSlack:
         self._holds: dict[str, asyncio.Event] = {}
         self._hangs: dict[str, list[bool]] = {}
         self._flaky: dict[str, tuple[int, itertools.count[int], tuple[str, ...]]] = {}
+        self._next_faults: list[tuple[str, str, str | None]] = []
         self.faults: list[tuple[str, str]] = []
-        """Each call ``flaky`` failed: the method and the fault (error, drop, made)."""
+        """Each call ``flaky`` or ``fault_next`` failed: the method and the fault (error, drop,
+        made)."""
         self._closing = asyncio.Event()
         self._changed = asyncio.Condition()
         self._ts = itertools.count(1)
@@ -234,7 +236,17 @@ class FakeSlack:
         calls interleave, the share and the mix of faults are the same in every run."""
         self._flaky[method] = (every, itertools.count(1), faults)
 
+    def fault_next(self, method: str, fault: str, *, channel: str | None = None) -> None:
+        """Make the next call to ``method`` (for ``channel``) end in ``fault``, one of
+        ``FAULTS`` (``made``: the call takes effect, then the connection drops)."""
+        self._next_faults.append((method, fault, channel))
+
     def _fault(self, method: str, params: Params) -> str | None:
+        for index, (wanted, fault, channel) in enumerate(self._next_faults):
+            if wanted == method and channel in (None, params.get("channel")):
+                del self._next_faults[index]
+                self.faults.append((method, fault))
+                return fault
         if method not in self._flaky:
             return None
         every, calls, faults = self._flaky[method]
