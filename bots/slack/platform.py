@@ -342,17 +342,15 @@ class SlackPlatform:
             render = _relay if pending.kind is StaffKind.RELAY else _decision
             [whole, *_] = render(pending.author_id, pending.text)
         try:
-            found = await self._web.posted_after(
-                channel, notice_ts, user=self._me, thread=thread, about=f"escalation {view.id}"
+            after = await self._web.messages_after(
+                channel, notice_ts, thread=thread, about=f"escalation {view.id}"
             )
         except NotChecked as exc:
             if str(exc) in CANNOT_READ:
                 return None  # as in posted_reply: posted without the look
             raise
-        return next(
-            (str(m["ts"]) for m in found if reads(str(m.get("text") or ""), whole.text)),
-            None,
-        )
+        said = ((m["ts"], str(m.get("text") or "")) for m in after if _user(m) == self._me)
+        return next((str(ts) for ts, text in said if reads(text, whole.text)), None)
 
     async def fetch(self, attachment: Attachment, *, max_bytes: int) -> Attachment:
         return await self._web.fetch(attachment, max_bytes=max_bytes, about="a Slack file")
