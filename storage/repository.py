@@ -164,6 +164,8 @@ _NEWEST_ID = select(_C.id).where(_C.key == bindparam("at_key")).order_by(_C.id.d
 _ADD = insert(_MESSAGES)
 _ADD_RETURNING = _ADD.returning(_M.id, sort_by_parameter_order=True)
 _SEND = insert(_OUTBOX)
+_WAITING = (_O.delivered_at.is_(None), _O.given_up_at.is_(None))
+"""An outbox row still waiting for delivery (``storage.models.WAITING``)."""
 _MARK = (
     update(_OUTBOX)
     .where(_O.id == bindparam("oid"), _O.delivered_at.is_(None))
@@ -476,7 +478,11 @@ class SqlStore:
     @_quoting_nothing
     async def forget_deliveries(self, before: datetime) -> int:
         async with self._sessions.begin() as session:
-            await session.execute(delete(OutboxRow).where(OutboxRow.delivered_at < before))
+            await session.execute(
+                delete(OutboxRow).where(
+                    or_(OutboxRow.delivered_at < before, OutboxRow.given_up_at < before)
+                )
+            )
             done = await session.execute(delete(DeliveryRow).where(DeliveryRow.created_at < before))
             return done.rowcount
 
@@ -484,9 +490,9 @@ class SqlStore:
     async def undelivered(self, *, platforms: set[str], before: datetime) -> list[Undelivered]:
         statement = (
             select(_O.id, _O.body, _O.reply_to, _O.created_at, _C.id.label("cid"), _C.key)
-            .add_columns(_C.customer_id)
+            .add_columns(_C.customer_id, _O.answer_id, _O.proposal_id, _O.offer_person, _O.ping)
             .join(_CONVERSATIONS, _C.id == _O.conversation_id)
-            .where(_O.delivered_at.is_(None), _O.created_at < before, _C.platform.in_(platforms))
+            .where(*_WAITING, _O.created_at < before, _C.platform.in_(platforms))
             .order_by(_O.created_at)
         )
         async with self._sessions() as session:
@@ -503,6 +509,10 @@ class SqlStore:
                     at=r.created_at,
                 ),
                 at=r.created_at,
+                answer_id=r.answer_id,
+                proposal=r.proposal_id,
+                offer_person=r.offer_person,
+                ping=r.ping,
             )
             for r in rows
         ]
@@ -510,10 +520,16 @@ class SqlStore:
     @_quoting_nothing
     async def is_undelivered(self, outbox_id: str) -> bool:
         async with self._sessions() as session:
-            found = await session.scalar(
-                select(_O.id).where(_O.id == outbox_id, _O.delivered_at.is_(None))
-            )
+            found = await session.scalar(select(_O.id).where(_O.id == outbox_id, *_WAITING))
             return found is not None
+
+    @_quoting_nothing
+    async def give_up(self, outbox_id: str, *, now: datetime) -> bool:
+        async with self._sessions.begin() as session:
+            done = await session.execute(
+                update(_OUTBOX).where(_O.id == outbox_id, *_WAITING).values(given_up_at=now)
+            )
+            return done.rowcount == 1
 
     @_quoting_nothing
     async def delivered(self, marks: Mapping[str, str | None], *, now: datetime) -> None:
@@ -756,6 +772,10 @@ def _finish(
             answer_id = ids[writes.answer]
     if writes.refused:
         connection.execute(_REFUSE, {"cid": conversation_id, "seqs": list(writes.refused)})
+    escalation = None
+    if writes.hand_off is not None:
+        with Session(bind=connection) as session:
+            escalation = _hand_off(session, conversation_id, writes.hand_off, now=now)
     if writes.reply is not None:
         reply = writes.reply
         connection.execute(
@@ -766,12 +786,12 @@ def _finish(
                 "reply_to": reply.reply_to,
                 "body": reply.text,
                 "created_at": reply.at or now,
+                "answer_id": answer_id,
+                "proposal_id": reply.proposal,
+                "offer_person": reply.offer_person,
+                "ping": escalation is not None and escalation.new,
             },
         )
-    escalation = None
-    if writes.hand_off is not None:
-        with Session(bind=connection) as session:
-            escalation = _hand_off(session, conversation_id, writes.hand_off, now=now)
     return first, after, turns, Finished(escalation, answer_id)
 
 

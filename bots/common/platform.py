@@ -94,6 +94,12 @@ class NotChecked(Exception):
     a lost connection. The message names the platform's error code, never message text."""
 
 
+class Refused(Exception):
+    """The platform refused a reply for good: the channel is gone or archived, the bot was
+    removed, the customer closed their DMs. Trying again cannot help, so the reply is given up.
+    The message is the platform's error code, never message text."""
+
+
 def reads(shown: str, whole: str) -> bool:
     """Whether a message that shows ``shown`` is (the start of) a reply whose first message
     is ``whole``: all of it, more after it (a ping), or its beginning (a stream cut short)."""
@@ -137,7 +143,8 @@ class NotStreamed:
 class Platform(Protocol):
     """What the workflow needs from a chat platform. Methods that post return whether the
     platform accepted it; they log their own failures (with ids, never message text) and never
-    raise for a platform refusal."""
+    raise for a platform refusal, but for a reply refused for good (``post_reply``,
+    ``posted_reply``: :class:`Refused`)."""
 
     name: str
 
@@ -175,7 +182,8 @@ class Platform(Protocol):
 
     async def recovered(self, unanswered: Unanswered) -> Inbound | None:
         """Where to answer a customer turn a dead process left unanswered (``None``: nowhere
-        any more); indicators the dead process left behind are cleared."""
+        any more); indicators the dead process left behind are cleared. Raises
+        :class:`NotChecked` when the platform cannot say now."""
         ...
 
     def answer_stream(self, inbound: Inbound) -> AnswerStream:
@@ -187,7 +195,8 @@ class Platform(Protocol):
     ) -> bool:
         """Post ``reply.text`` where the customer reads it. ``ping``: end it with the support
         team's mention; ``offer_person``: put the "Talk to a human" button under it; with
-        ``reply.proposal``, the Confirm and Cancel buttons carrying its id go under it."""
+        ``reply.proposal``, the Confirm and Cancel buttons carrying its id go under it. Raises
+        :class:`Refused` when the platform refuses it for good."""
         ...
 
     async def posted_reply(self, inbound: Inbound, text: str) -> str | None:

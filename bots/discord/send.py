@@ -9,6 +9,7 @@ from collections.abc import Sequence
 import aiohttp
 import discord
 
+from bots.common.platform import Refused
 from bots.discord.render import Outgoing
 from core.types import Attachment
 
@@ -18,6 +19,9 @@ log = logging.getLogger(__name__)
 # or a connection lost on the way (discord.py retries only a reset connection itself).
 SEND_ERRORS = (discord.HTTPException, discord.RateLimited, aiohttp.ClientError, TimeoutError)
 FILES_PER_MESSAGE = 10  # Discord refuses more files on one message
+GONE = frozenset({10003, 50001, 50007})
+"""Refusals that trying again will not cure: unknown channel (deleted), missing access (the bot
+was removed from it), cannot send messages to this user (they closed their DMs, or left)."""
 
 
 def allowed_mentions(out: Outgoing) -> discord.AllowedMentions:
@@ -36,6 +40,11 @@ def describe(exc: BaseException) -> str:
     return f"connection lost ({type(exc).__name__})"
 
 
+def gone(exc: BaseException) -> bool:
+    """Whether Discord refused for good (``GONE``)."""
+    return isinstance(exc, discord.HTTPException) and exc.code in GONE
+
+
 def unknown_outcome(exc: BaseException) -> bool:
     """Whether a failed write may have been made all the same: the connection was lost after
     the request went out (Discord said nothing), as opposed to an answer refusing it."""
@@ -50,9 +59,12 @@ async def post(
     view: discord.ui.View | None = None,
     files: Sequence[Attachment] = (),
     context: object,
+    final: bool = False,
 ) -> bool:
     """Send ``out`` (with the buttons of ``view``, and up to ``FILES_PER_MESSAGE`` ``files``);
-    on failure log it with ``context`` (a conversation key or escalation) and return False."""
+    on failure log it with ``context`` (a conversation key or escalation) and return False.
+    ``final``: a refusal for good (``GONE``) raises ``Refused`` instead, for the caller to stop
+    trying."""
     extra = {"files": [_file(f) for f in files]} if files else {}
     try:
         await target.send(
@@ -64,6 +76,8 @@ async def post(
         )
     except SEND_ERRORS as exc:
         log_failure(exc, getattr(target, "id", None), context)
+        if final and gone(exc):
+            raise Refused(describe(exc)) from None
         return False
     return True
 

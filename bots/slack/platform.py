@@ -190,7 +190,8 @@ class SlackPlatform:
             proposal=reply.proposal,
             answer_id=reply.answer_id,
         )
-        return await self._web.post_all(key.channel_id, parts, thread=reply_thread(key), about=key)
+        thread = reply_thread(key)
+        return await self._web.post_all(key.channel_id, parts, thread=thread, about=key, final=True)
 
     async def posted_reply(self, inbound: Inbound, text: str) -> str | None:
         """Our latest message after the customer's in their thread (a DM: its top level) that

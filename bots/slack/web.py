@@ -21,7 +21,7 @@ from slack_sdk.web.async_chat_stream import AsyncChatStream
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bots.common.download import allowed, download, refused
-from bots.common.platform import NotChecked
+from bots.common.platform import NotChecked, Refused
 from bots.slack.errors import SLACK_ERRORS, error_code
 from bots.slack.render import SlackMessage
 from core.types import Attachment, StaffPost
@@ -33,6 +33,12 @@ FILE_HOSTS = frozenset({"files.slack.com", "files.slack-gov.com"})
 ``slack-gov.com/api``: what slack-go's token guard and other clients allow; slack_sdk itself
 names only ``files.slack.com``); the bot token is sent there and to ``SLACK_API_URL``'s host,
 nowhere else."""
+
+
+GONE = frozenset({"channel_not_found", "is_archived", "not_in_channel", "account_inactive"})
+"""Refusals of a post that trying again will not cure: the channel was deleted or archived, the
+bot was removed from it, or its account deactivated. A history lookup refused with one of them
+(but ``not_in_channel``: reading needs membership where posting may not) will not do better."""
 
 
 POSTS = frozenset(
@@ -69,15 +75,25 @@ class SlackWeb:
         self._client = client
 
     async def post(
-        self, channel: str, message: SlackMessage, *, thread: str | None = None, about: object
+        self,
+        channel: str,
+        message: SlackMessage,
+        *,
+        thread: str | None = None,
+        about: object,
+        final: bool = False,
     ) -> str | None:
-        """Post ``message``; its ``ts``, or ``None`` when Slack refused."""
+        """Post ``message``; its ``ts``, or ``None`` when Slack refused. ``final``: a refusal
+        for good (``GONE``) raises ``Refused`` instead, for the caller to stop trying."""
         try:
             response = await self._client.chat_postMessage(
                 channel=channel, thread_ts=thread, text=message.text, blocks=message.blocks or None
             )
         except SLACK_ERRORS as exc:
-            log.error("chat.postMessage to %s failed for %s: %s", channel, about, error_code(exc))
+            code = error_code(exc)
+            log.error("chat.postMessage to %s failed for %s: %s", channel, about, code)
+            if final and code in GONE:
+                raise Refused(code) from None
             return None
         return str(response.get("ts") or "")
 
@@ -88,10 +104,12 @@ class SlackWeb:
         *,
         thread: str | None = None,
         about: object,
+        final: bool = False,
     ) -> bool:
-        """Post ``messages`` in order, stopping at the first failure; whether all were posted."""
+        """Post ``messages`` in order, stopping at the first failure; whether all were posted
+        (``final``: as ``post``)."""
         for message in messages:
-            if await self.post(channel, message, thread=thread, about=about) is None:
+            if await self.post(channel, message, thread=thread, about=about, final=final) is None:
                 return False
         return True
 
@@ -100,7 +118,8 @@ class SlackWeb:
     ) -> list[dict]:
         """The messages ``user`` posted in ``channel`` (in ``thread``, else at its top level)
         after ``ts``, oldest first (``conversations.replies`` / ``conversations.history``).
-        Raises ``NotChecked`` with Slack's error code when Slack cannot say."""
+        Raises ``NotChecked`` with Slack's error code when Slack cannot say, ``Refused`` when
+        it never will (``GONE``)."""
         try:
             if thread is None:
                 response = await self._client.conversations_history(
@@ -113,6 +132,8 @@ class SlackWeb:
         except SLACK_ERRORS as exc:
             code = error_code(exc)
             log.warning("looking for our reply in %s failed for %s: %s", channel, about, code)
+            if code in GONE - {"not_in_channel"}:
+                raise Refused(code) from None
             raise NotChecked(code) from None
         found = [
             m

@@ -109,6 +109,7 @@ class FakeSlack:
         """How many connections clients hold open to the fake now (Web API and Socket Mode)."""
         self._failures: dict[str, list[tuple[str, str | None, int]]] = {}
         self._holds: dict[str, asyncio.Event] = {}
+        self._deleted: set[str] = set()
         self._hangs: dict[str, list[bool]] = {}
         self._flaky: dict[str, tuple[int, itertools.count[int]]] = {}
         self.faults: list[tuple[str, str]] = []
@@ -203,6 +204,10 @@ class FakeSlack:
         With ``channel``, only calls for that channel fail.
         """
         self._failures.setdefault(method, []).extend([(error, channel, status)] * times)
+
+    def delete_channel(self, channel: str) -> None:
+        """Delete ``channel``: every later call about it answers ``channel_not_found``."""
+        self._deleted.add(channel)
 
     def hold(self, method: str) -> asyncio.Event:
         """Keep calls to ``method`` waiting (recorded, unanswered) until the event is set."""
@@ -390,6 +395,8 @@ class FakeSlack:
             if fault == "made":
                 await self._handled(method, params)
             return _dropped(request)
+        if self._deleted & {params.get("channel"), params.get("channel_id")}:
+            return _answer({"ok": False, "error": "channel_not_found"})
         failure = self._failure(method, params)
         if failure is not None:
             error, status = failure
