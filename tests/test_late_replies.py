@@ -257,6 +257,22 @@ async def test_discord_late_reply_to_a_deleted_thread_is_given_up(
     assert fake.posts_in(int(key.thread_id)) == []
 
 
+async def test_slack_late_reply_to_a_deleted_channel_is_given_up_at_the_look(
+    runtime: Runtime,
+) -> None:
+    before = given_up()
+    late, _ = await stored(runtime, slack_thread("1700000800.000100"), at=utcnow() - MINUTE)
+    async with FakeSlack() as slack, slack_bot(slack, runtime.engine, desk=runtime.desk) as bot:
+        slack.delete_channel(HELP)
+        bot.bot.redeliver(await waiting(runtime, late, "slack"))
+        await bot.bot.drain()
+        looked = slack.calls_to("conversations.replies")
+
+    assert len(looked) == 1 and slack.calls_to("chat.postMessage") == []
+    assert not await runtime.store.is_undelivered(late)
+    assert given_up() == before + 1
+
+
 async def test_a_reply_past_the_age_limit_is_given_up_and_never_posted(runtime: Runtime) -> None:
     before = given_up()
     now = utcnow()
