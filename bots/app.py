@@ -281,6 +281,7 @@ async def serve(
                             platforms=set(chosen),
                             after=timedelta(seconds=settings.recover_after_seconds),
                             every=min(10.0, settings.recover_after_seconds / 3),
+                            give_up_after=timedelta(minutes=settings.outbox_give_up_minutes),
                         )
                     )
                     tasks.create_task(

@@ -250,9 +250,11 @@ class Settings(BaseSettings):
     turn_lock_wait_seconds: float = Field(120.0, gt=0)
     recover_after_seconds: float = Field(30.0, gt=0)
     recover_within_hours: float = Field(24.0, gt=0)
-    late_after_minutes: float = Field(15.0, ge=0)
     outbox_give_up_minutes: float = Field(60.0, gt=0)
-    """How long a relay, staff reply or notice re-draw is tried before it is given up."""
+    """How long the outboxes try to deliver a reply, a relay, a staff reply or a notice re-draw
+    before they give it up (README, "The outbox"): a customer answered hours late is told
+    something out of date."""
+    late_after_minutes: float = Field(15.0, ge=0)
     flood_per_minute: float = Field(6.0, ge=0)
     """Messages a customer may send a minute once ``flood_burst`` are spent (0: no limit)."""
     flood_burst: int = Field(3, ge=1)

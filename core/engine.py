@@ -39,7 +39,7 @@ from core.files import Checked, FileLimits, Kept
 from core.flood import FloodGate, Hold
 from core.knowledge import KnowledgeBase
 from core.metrics import ESCALATIONS, FALLBACKS, REDELIVERED, TURN_SECONDS, TURNS
-from core.outbox import Marks
+from core.outbox import Marks, give_up
 from core.ports import (
     LLM,
     Conversation,
@@ -350,6 +350,24 @@ class Engine:
         if sent and late:
             log.info("reply %s in %s delivered late", outbox_id, key)
         return sent
+
+    async def give_up(self, outbox_id: str, key: ConversationKey, why: str) -> None:
+        try:
+            await give_up(self._store, outbox_id, key, why, now=self._clock())
+        except Exception as exc:
+            # Still waiting: the outbox watcher offers it again, and it is given up then.
+            log.warning("giving up reply %s failed (%s)", outbox_id, type(exc).__name__)
+
+    async def pending(self, proposal_id: int) -> PendingAction | None:
+        toolbox = self._tools
+        proposal = await toolbox.store.proposal(proposal_id) if toolbox is not None else None
+        waiting = (
+            proposal is not None
+            and proposal.state == ProposalState.PENDING
+            and not proposal.staff_approval
+            and self._clock() < proposal.expires_at
+        )
+        return PendingAction(proposal_id) if waiting else None
 
     async def _send_once(self, outbox_id: str, send: Callable[[], Awaitable[str | None]]) -> bool:
         if self._marks.waiting(outbox_id) or not await self._store.is_undelivered(outbox_id):
@@ -806,7 +824,7 @@ class Engine:
         if not self._rate_answers:
             turn.answer = None
         said = self._final(turn, reply.text)
-        finished = await self._finish(turn, said)
+        finished = await self._finish(turn, said, reply.proposal)
         return replace(
             reply,
             text=said,
@@ -825,13 +843,13 @@ class Engine:
                     turn.stored[index] = replace(stored, dont_know=True)
                 return
 
-    async def _finish(self, turn: _Turn, said: str = "") -> Finished:
-        """Store the turn's writes (``finish_turn``), with ``said`` into the outbox; a new
-        escalation is counted."""
+    async def _finish(
+        self, turn: _Turn, said: str = "", proposal: PendingAction | None = None
+    ) -> Finished:
+        """Store the turn's writes (``finish_turn``), with ``said`` (asking for ``proposal``,
+        if any) into the outbox; a new escalation is counted."""
         if said and turn.deliver:
-            turn.reply = Outbound(
-                new_outbox_id(), said, reply_to=turn.message.message_id, at=self._clock()
-            )
+            turn.reply = _outbound(turn, said, proposal, at=self._clock())
         finished = await self._store.finish_turn(turn.conversation.id, turn.writes(), now=turn.now)
         escalation = finished.escalation
         if escalation is not None and escalation.new:
@@ -1190,6 +1208,21 @@ class Engine:
 
 def _outbox(turn: _Turn) -> str | None:
     return turn.reply.id if turn.reply is not None else None
+
+
+def _outbound(turn: _Turn, said: str, proposal: PendingAction | None, *, at: datetime) -> Outbound:
+    """``said`` for the outbox, with what its buttons were on time, so that a late post reads
+    the same (``Workflow._deliver``): Confirm and Cancel under the customer's own proposal (the
+    team's are asked of them), and "Talk to a human" under anything but a hand-off, a proposal
+    or a DM whose escalation staff already follow."""
+    return Outbound(
+        new_outbox_id(),
+        said,
+        reply_to=turn.message.message_id,
+        at=at,
+        proposal=proposal.id if proposal is not None and not proposal.staff_approval else None,
+        offer_person=turn.hand_off is None and proposal is None and _staff_thread(turn) is None,
+    )
 
 
 def _outcome(turn: _Turn, reply: Reply) -> str:

@@ -69,9 +69,15 @@ REDELIVERED = Counter(
     "Replies delivered after their turn: a post that failed (platform error, lost connection) "
     "or a process that died between storing the answer and the platform taking it",
 )
+GIVEN_UP = Counter(
+    "supportbot_replies_given_up",
+    "Replies the outbox stopped trying to deliver: nowhere to answer any more (the channel is "
+    "gone), refused for good (the bot removed, the customer's DMs closed), or past "
+    "SUPPORTBOT_OUTBOX_GIVE_UP_MINUTES",
+)
 OUTBOX_DEPTH = Gauge(
     "supportbot_outbox_depth",
-    "Replies stored and not yet taken by the platform, on this replica's platforms",
+    "Replies stored and not yet taken by the platform (nor given up), on this replica's platforms",
 )
 OUTBOX_AGE = Gauge(
     "supportbot_outbox_oldest_seconds",

@@ -1,4 +1,5 @@
-"""``Marks``: the outbox's delivered marks, written a moment after the platform took a reply.
+"""The outbox's bookkeeping: replies given up (``give_up``), and ``Marks``, the delivered marks,
+written a moment after the platform took a reply.
 
 A turn never waits on the database for its own mark, and a burst of replies costs one write
 instead of one each (on a busy database that write would hold up the conversation's next
@@ -14,9 +15,25 @@ import logging
 from collections.abc import Callable
 from datetime import datetime
 
+from core.metrics import GIVEN_UP
 from core.ports import ConversationStore
+from core.types import ConversationKey
 
 log = logging.getLogger(__name__)
+
+
+async def give_up(
+    store: ConversationStore, outbox_id: str, key: ConversationKey, why: str, *, now: datetime
+) -> bool:
+    """Stop trying to deliver reply ``outbox_id`` in ``key``'s conversation, for ``why`` (a
+    platform's error code, or a rule; never the reply's text). Logged and counted once, by the
+    replica whose mark took; whether it was this call."""
+    if not await store.give_up(outbox_id, now=now):
+        return False
+    log.error("reply %s in %s given up: %s", outbox_id, key, why)
+    GIVEN_UP.inc()
+    return True
+
 
 DELAY = 0.2
 """Seconds a mark waits for others to be written with it."""

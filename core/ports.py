@@ -94,17 +94,30 @@ class Outbound:
     at: datetime | None = None
     """When it was written (``None``: the turn's time). The outbox watcher counts a reply's
     age from here, so a turn that took long is not redelivered while it posts."""
+    proposal: int | None = None
+    """The proposal whose Confirm and Cancel go under it (the customer's, not the team's)."""
+    offer_person: bool = False
+    """Whether "Talk to a human" goes under it. What else a late post needs to read like an
+    on-time one, the store adds: the answer's id (👍 and 👎) and whether the turn opened an
+    escalation (the team's ping)."""
 
 
 @dataclass(frozen=True, slots=True)
 class Undelivered:
     """A reply stored in the outbox and not yet accepted by the platform: ``turn`` says where
-    and to whom (the customer turn it answers), ``at`` when it was stored."""
+    and to whom (the customer turn it answers), ``at`` when it was stored. The rest redraws
+    it as it was meant to be posted: ``answer_id`` (👍 and 👎), ``proposal`` (Confirm and
+    Cancel, if it is still waiting), ``offer_person`` ("Talk to a human"), ``ping`` (its turn
+    opened an escalation: the team is pinged with it, outside DMs)."""
 
     id: str
     text: str
     turn: Unanswered
     at: datetime
+    answer_id: int | None = None
+    proposal: int | None = None
+    offer_person: bool = False
+    ping: bool = False
 
 
 def new_outbox_id() -> str:
@@ -336,11 +349,17 @@ class ConversationStore(Protocol):
 
     async def undelivered(self, *, platforms: set[str], before: datetime) -> list[Undelivered]:
         """Replies in the outbox on ``platforms`` stored before ``before`` that no platform
-        has accepted yet, oldest first."""
+        has accepted yet and nobody gave up, oldest first."""
         ...
 
     async def is_undelivered(self, outbox_id: str) -> bool:
-        """Whether the outbox still holds reply ``outbox_id`` as not delivered."""
+        """Whether the outbox still holds reply ``outbox_id`` as waiting for delivery (neither
+        delivered nor given up)."""
+        ...
+
+    async def give_up(self, outbox_id: str, *, now: datetime) -> bool:
+        """Stop trying to deliver reply ``outbox_id``: marked given up at ``now`` if it is
+        still waiting. Whether this call did it (of two replicas giving it up, one does)."""
         ...
 
     async def delivered(self, marks: Mapping[str, str | None], *, now: datetime) -> None:

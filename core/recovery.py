@@ -6,11 +6,11 @@ since it was acknowledged. Every replica looks for such turns at start and then 
 seconds, and hands each to its adapter, which answers it where it was asked. The same watcher
 finds replies stored and never taken by the platform (a post that failed past its retries, a
 process killed between storing the answer and the platform taking it) and hands them over to be
-delivered, after a look at the platform for one that got through; and, beside it, the staff
-outbox's relays, staff replies and notice re-draws (``watch_staff_outbox``). A turn younger
-than ``after`` is left alone (its process may still be answering it); one that a live replica
-is answering is found answered once its lock is free (``Engine.recover``), so nothing is
-answered twice.
+delivered, after a look at the platform for one that got through; one too old to be worth
+saying is given up (``core.outbox.give_up``); and, beside it, the staff outbox's relays, staff
+replies and notice re-draws (``watch_staff_outbox``). A turn younger than ``after`` is left
+alone (its process may still be answering it); one that a live replica is answering is found
+answered once its lock is free (``Engine.recover``), so nothing is answered twice.
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ from datetime import datetime, timedelta
 
 from core.clock import utcnow
 from core.metrics import OUTBOX_AGE, OUTBOX_DEPTH, STAFF_OUTBOX_AGE, STAFF_OUTBOX_DEPTH
+from core.outbox import give_up
 from core.ports import ConversationStore, StaffKind, StaffPending, Unanswered, Undelivered
 
 log = logging.getLogger(__name__)
@@ -70,15 +71,18 @@ async def watch_undelivered(
     platforms: set[str],
     after: timedelta,
     every: float,
+    give_up_after: timedelta,
     clock: Callable[[], datetime] = utcnow,
 ) -> None:
     """Hand ``redeliver`` each reply on ``platforms`` stored more than ``after`` ago and not
-    delivered yet, now and every ``every`` seconds, until cancelled; keep the outbox gauges
-    (``core.metrics``) on what waits, however young."""
+    delivered yet, now and every ``every`` seconds, until cancelled; give up those stored more
+    than ``give_up_after`` ago (what they say is out of date by now), and keep the outbox
+    gauges (``core.metrics``) on the rest, however young."""
     while True:
         now = clock()
         try:
             waiting = await store.undelivered(platforms=platforms, before=now)
+            waiting = [u for u in waiting if not await _too_old(store, u, give_up_after, now)]
         except Exception as exc:
             log.warning(
                 "looking for undelivered replies failed (%s); trying again", type(exc).__name__
@@ -122,3 +126,14 @@ async def watch_staff_outbox(
                 if (now - pending.at > after) if notice else (pending.due <= now):
                     resend(replace(pending, expired=now - pending.at > give_up))
         await asyncio.sleep(every)
+
+
+async def _too_old(
+    store: ConversationStore, undelivered: Undelivered, limit: timedelta, now: datetime
+) -> bool:
+    """Whether ``undelivered`` is past ``limit``, and so given up now."""
+    if now - undelivered.at <= limit:
+        return False
+    why = f"not delivered within {limit}"
+    await give_up(store, undelivered.id, undelivered.turn.key, why, now=now)
+    return True

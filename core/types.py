@@ -284,7 +284,19 @@ class ConversationPort(Protocol):
         when the platform could not be reached. True once it is delivered (by anyone); False
         to try again later. The conversation's lock is taken if it is free (else False at
         once), so two replicas never check and post one reply at once. ``late``: the turn
-        that wrote it is over (a dead process's, or one whose tries ran out)."""
+        that wrote it is over (a dead process's, or one whose tries ran out). What ``send``
+        raises (a refusal for good) reaches the caller."""
+        ...
+
+    async def give_up(self, outbox_id: str, key: ConversationKey, why: str) -> None:
+        """Stop trying to deliver the reply kept as ``outbox_id`` in ``key``'s conversation:
+        there is nowhere to post it, or the platform refused it for good (``why``: its error
+        code). Logged and counted once."""
+        ...
+
+    async def pending(self, proposal_id: int) -> PendingAction | None:
+        """The customer's proposal ``proposal_id`` while its Confirm and Cancel still work
+        (``None`` once it is decided or expired), to redraw them under a late reply."""
         ...
 
 

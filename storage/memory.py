@@ -104,8 +104,19 @@ class _Sent:
     reply: Outbound
     row: _Conversation
     at: datetime
+    answer_id: int | None = None
+    ping: bool = False
     delivered_at: datetime | None = None
     message_id: str | None = None
+    given_up_at: datetime | None = None
+
+    @property
+    def waiting(self) -> bool:
+        return self.delivered_at is None and self.given_up_at is None
+
+    def done_before(self, before: datetime) -> bool:
+        """Delivered or given up before ``before``: housekeeping forgets it."""
+        return any(at is not None and at < before for at in (self.delivered_at, self.given_up_at))
 
 
 class MemoryStore:
@@ -243,11 +254,14 @@ class MemoryStore:
         if writes.dont_know_streak is not None:
             row.dont_know_streak = writes.dont_know_streak
         answer_id = next(self._ids) if writes.answer is not None else None
+        escalation = None
+        if writes.hand_off is not None:
+            escalation = self._hand_off(row, writes.hand_off, now=now)
         if writes.reply is not None:
-            self._outbox[writes.reply.id] = _Sent(writes.reply, row, writes.reply.at or now)
-        if writes.hand_off is None:
-            return Finished(answer_id=answer_id)
-        return Finished(self._hand_off(row, writes.hand_off, now=now), answer_id)
+            ping = escalation is not None and escalation.new
+            at = writes.reply.at or now
+            self._outbox[writes.reply.id] = _Sent(writes.reply, row, at, answer_id, ping)
+        return Finished(escalation, answer_id)
 
     def _hand_off(self, row: _Conversation, hand_off: HandOff, *, now: datetime) -> Escalation:
         escalation = Escalation(
@@ -403,7 +417,7 @@ class MemoryStore:
         return [e.view() for e in sorted(live, key=lambda e: (e.created_at, e.id))]
 
     async def forget_deliveries(self, before: datetime) -> int:
-        done = [i for i, s in self._outbox.items() if s.delivered_at and s.delivered_at < before]
+        done = [i for i, s in self._outbox.items() if s.done_before(before)]
         for outbox_id in done:
             del self._outbox[outbox_id]
         staff = [i for i, s in self._staff_outbox.items() if s.done_at and s.done_at < before]
@@ -418,7 +432,7 @@ class MemoryStore:
         waiting = [
             s
             for s in self._outbox.values()
-            if s.delivered_at is None and s.at < before and s.row.key.platform in platforms
+            if s.waiting and s.at < before and s.row.key.platform in platforms
         ]
         return [
             Undelivered(
@@ -426,13 +440,24 @@ class MemoryStore:
                 s.reply.text,
                 Unanswered(s.row.id, s.row.key, s.row.customer_id, s.reply.reply_to, s.at),
                 s.at,
+                answer_id=s.answer_id,
+                proposal=s.reply.proposal,
+                offer_person=s.reply.offer_person,
+                ping=s.ping,
             )
             for s in sorted(waiting, key=lambda s: s.at)
         ]
 
     async def is_undelivered(self, outbox_id: str) -> bool:
         sent = self._outbox.get(outbox_id)
-        return sent is not None and sent.delivered_at is None
+        return sent is not None and sent.waiting
+
+    async def give_up(self, outbox_id: str, *, now: datetime) -> bool:
+        sent = self._outbox.get(outbox_id)
+        if sent is None or not sent.waiting:
+            return False
+        sent.given_up_at = now
+        return True
 
     async def delivered(self, marks: Mapping[str, str | None], *, now: datetime) -> None:
         for outbox_id, message_id in marks.items():

@@ -22,6 +22,8 @@ from core.escalation import State
 
 # The live states (core.escalation.LIVE), spelled as the migrations' index predicate spells them.
 _LIVE_SQL = f"state IN ('{State.OPEN}', '{State.CLAIMED}')"
+WAITING = "delivered_at IS NULL AND given_up_at IS NULL"
+"""An outbox row still waiting for delivery, as the migrations' index predicate spells it."""
 
 
 _WAITING_SQL = "delivered_at IS NULL AND given_up_at IS NULL"
@@ -102,7 +104,8 @@ class DeliveryRow(Base):
 
 class OutboxRow(Base):
     """A reply the customer is meant to see, written with the turn that caused it and marked
-    delivered once the platform accepted it (``core.ports.Outbound``)."""
+    delivered once the platform accepted it, or given up (``core.ports.Outbound``). It keeps
+    what redraws its buttons and ping when it is posted late (``core.ports.Undelivered``)."""
 
     __tablename__ = "outbox"
 
@@ -115,14 +118,19 @@ class OutboxRow(Base):
     created_at: Mapped[datetime]
     delivered_at: Mapped[datetime | None]
     platform_message_id: Mapped[str | None] = mapped_column(String(200))
+    answer_id: Mapped[int | None]
+    proposal_id: Mapped[int | None]
+    offer_person: Mapped[bool] = mapped_column(default=False, server_default=false())
+    ping: Mapped[bool] = mapped_column(default=False, server_default=false())
+    given_up_at: Mapped[datetime | None]
 
     __table_args__ = (
         # The watcher's query walks only what waits for delivery.
         Index(
             "ix_outbox_undelivered",
             "created_at",
-            sqlite_where=text("delivered_at IS NULL"),
-            postgresql_where=text("delivered_at IS NULL"),
+            sqlite_where=text(WAITING),
+            postgresql_where=text(WAITING),
         ),
     )
 

@@ -180,6 +180,8 @@ _NEWEST_ID = select(_C.id).where(_C.key == bindparam("at_key")).order_by(_C.id.d
 _ADD = insert(_MESSAGES)
 _ADD_RETURNING = _ADD.returning(_M.id, sort_by_parameter_order=True)
 _SEND = insert(_OUTBOX)
+_WAITING = (_O.delivered_at.is_(None), _O.given_up_at.is_(None))
+"""An outbox row still waiting for delivery (``storage.models.WAITING``)."""
 _MARK = (
     update(_OUTBOX)
     .where(_O.id == bindparam("oid"), _O.delivered_at.is_(None))
@@ -530,7 +532,11 @@ class SqlStore:
     @_quoting_nothing
     async def forget_deliveries(self, before: datetime) -> int:
         async with self._sessions.begin() as session:
-            await session.execute(delete(OutboxRow).where(OutboxRow.delivered_at < before))
+            await session.execute(
+                delete(OutboxRow).where(
+                    or_(OutboxRow.delivered_at < before, OutboxRow.given_up_at < before)
+                )
+            )
             await session.execute(
                 delete(_STAFF).where(or_(_S.delivered_at < before, _S.given_up_at < before))
             )
@@ -541,9 +547,9 @@ class SqlStore:
     async def undelivered(self, *, platforms: set[str], before: datetime) -> list[Undelivered]:
         statement = (
             select(_O.id, _O.body, _O.reply_to, _O.created_at, _C.id.label("cid"), _C.key)
-            .add_columns(_C.customer_id)
+            .add_columns(_C.customer_id, _O.answer_id, _O.proposal_id, _O.offer_person, _O.ping)
             .join(_CONVERSATIONS, _C.id == _O.conversation_id)
-            .where(_O.delivered_at.is_(None), _O.created_at < before, _C.platform.in_(platforms))
+            .where(*_WAITING, _O.created_at < before, _C.platform.in_(platforms))
             .order_by(_O.created_at)
         )
         async with self._sessions() as session:
@@ -560,6 +566,10 @@ class SqlStore:
                     at=r.created_at,
                 ),
                 at=r.created_at,
+                answer_id=r.answer_id,
+                proposal=r.proposal_id,
+                offer_person=r.offer_person,
+                ping=r.ping,
             )
             for r in rows
         ]
@@ -567,10 +577,16 @@ class SqlStore:
     @_quoting_nothing
     async def is_undelivered(self, outbox_id: str) -> bool:
         async with self._sessions() as session:
-            found = await session.scalar(
-                select(_O.id).where(_O.id == outbox_id, _O.delivered_at.is_(None))
-            )
+            found = await session.scalar(select(_O.id).where(_O.id == outbox_id, *_WAITING))
             return found is not None
+
+    @_quoting_nothing
+    async def give_up(self, outbox_id: str, *, now: datetime) -> bool:
+        async with self._sessions.begin() as session:
+            done = await session.execute(
+                update(_OUTBOX).where(_O.id == outbox_id, *_WAITING).values(given_up_at=now)
+            )
+            return done.rowcount == 1
 
     @_quoting_nothing
     async def delivered(self, marks: Mapping[str, str | None], *, now: datetime) -> None:
@@ -887,6 +903,10 @@ def _finish(
             answer_id = ids[writes.answer]
     if writes.refused:
         connection.execute(_REFUSE, {"cid": conversation_id, "seqs": list(writes.refused)})
+    escalation = None
+    if writes.hand_off is not None:
+        with Session(bind=connection) as session:
+            escalation = _hand_off(session, conversation_id, writes.hand_off, now=now)
     if writes.reply is not None:
         reply = writes.reply
         connection.execute(
@@ -897,12 +917,12 @@ def _finish(
                 "reply_to": reply.reply_to,
                 "body": reply.text,
                 "created_at": reply.at or now,
+                "answer_id": answer_id,
+                "proposal_id": reply.proposal,
+                "offer_person": reply.offer_person,
+                "ping": escalation is not None and escalation.new,
             },
         )
-    escalation = None
-    if writes.hand_off is not None:
-        with Session(bind=connection) as session:
-            escalation = _hand_off(session, conversation_id, writes.hand_off, now=now)
     return first, after, turns, Finished(escalation, answer_id)
 
 

@@ -18,6 +18,7 @@ from core.types import (
     ConversationPort,
     EscalationView,
     IncomingMessage,
+    PendingAction,
     Reply,
     StaffPost,
 )
@@ -99,6 +100,12 @@ class WatchedPort(_Watched):
 
     async def redeliver(self, *args: Any, **kwargs: Any) -> bool:
         return await self._port.redeliver(*args, **kwargs)
+
+    async def give_up(self, outbox_id: str, key: ConversationKey, why: str) -> None:
+        await self._port.give_up(outbox_id, key, why)
+
+    async def pending(self, proposal_id: int) -> PendingAction | None:
+        return await self._port.pending(proposal_id)
 
     def reply_to(self, message_id: str) -> Reply | None:
         [reply] = [r for m, r in self.turns if m.message_id == message_id]

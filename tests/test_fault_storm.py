@@ -94,7 +94,12 @@ async def outbox_watched(runtime: Runtime, redeliver: Callable[..., None], platf
     """The outbox watcher of ``supportbot run``, looking every 0.3 s."""
     watcher = asyncio.create_task(
         watch_undelivered(
-            runtime.store, redeliver, platforms={platform}, after=timedelta(seconds=1), every=0.3
+            runtime.store,
+            redeliver,
+            platforms={platform},
+            after=timedelta(seconds=1),
+            every=0.3,
+            give_up_after=timedelta(minutes=60),
         )
     )
     try:

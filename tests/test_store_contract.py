@@ -10,6 +10,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 
 import pytest
+from sqlalchemy import text
 from sqlalchemy.dialects import sqlite
 
 from core.escalation import State
@@ -28,6 +29,7 @@ from core.ports import (
     new_outbox_id,
 )
 from core.types import ConversationKey, Kind, StaffPost
+from storage.database import create_engine
 from storage.repository import take_due_repings
 from tests.conftest import migrate
 from tests.store_fixtures import KEY, T0, Stores, incoming, store, stores, turn
@@ -763,3 +765,67 @@ async def test_a_repeated_hand_off_marks_the_notice_for_a_redraw(store: Conversa
     [pending] = await store.staff_waiting(platforms={"test"})
     assert (pending.kind, pending.at) == (StaffKind.NOTICE, T0 + MINUTE)
     assert "Asked again" in pending.escalation.reason
+
+
+async def test_a_reply_keeps_what_redraws_its_buttons_and_ping_when_posted_late(
+    stores: Stores,
+) -> None:
+    store = stores.store
+    conversation = await begin(store, "m-1")
+    answer = turn(Kind.MODEL, "Refunds take a week.")
+    rated = Outbound(new_outbox_id(), answer.text, reply_to="m-1", proposal=7, offer_person=True)
+    finished = await store.finish_turn(
+        conversation.id, TurnWrites(turns=(answer,), answer=0, reply=rated), now=T0
+    )
+    asked = await begin(store, "m-2", now=T0 + MINUTE)
+    handed = Outbound(new_outbox_id(), "A person will help.", reply_to="m-2")
+    writes = TurnWrites(hand_off=hand_off("Wants a person", reping_at=T0 + HOUR), reply=handed)
+    await store.finish_turn(asked.id, writes, now=T0 + MINUTE)
+    again = await begin(store, "m-3", now=T0 + 2 * MINUTE)
+    updated = Outbound(new_outbox_id(), "Noted for the team.", reply_to="m-3")
+    writes = TurnWrites(hand_off=hand_off("Still waiting", reping_at=T0 + HOUR), reply=updated)
+    await store.finish_turn(again.id, writes, now=T0 + 2 * MINUTE)
+
+    waiting = await stores.replica().undelivered(platforms={"test"}, before=T0 + HOUR)
+    assert [(w.id, w.answer_id, w.proposal, w.offer_person, w.ping) for w in waiting] == [
+        (rated.id, finished.answer_id, 7, True, False),
+        (handed.id, None, None, False, True),  # the hand-off opened the escalation: a ping
+        (updated.id, None, None, False, False),  # it added to the live one: none
+    ]
+    assert finished.answer_id is not None
+
+
+async def test_a_reply_given_up_is_never_offered_again_and_is_forgotten_on_schedule(
+    stores: Stores,
+) -> None:
+    store = stores.store
+    conversation = await begin(store, "m-1")
+    lost = Outbound(new_outbox_id(), "Refunds take a week.", reply_to="m-1")
+    await store.finish_turn(conversation.id, TurnWrites(reply=lost), now=T0)
+    other = await begin(store, "m-2", key=OTHER, now=T0)
+    kept = Outbound(new_outbox_id(), "Sorry, a hiccup.", reply_to="m-2")
+    await store.finish_turn(other.id, TurnWrites(reply=kept), now=T0)
+
+    given = await asyncio.gather(
+        store.give_up(lost.id, now=T0 + MINUTE), stores.replica().give_up(lost.id, now=T0 + HOUR)
+    )
+    assert sorted(given) == [False, True], "of two replicas giving it up, one does"
+    assert not await store.give_up("unknown", now=T0 + HOUR)
+    assert not await stores.replica().is_undelivered(lost.id)
+    [waiting] = await store.undelivered(platforms={"test"}, before=T0 + HOUR)
+    assert waiting.id == kept.id
+    await store.delivered({kept.id: None}, now=T0 + MINUTE)
+    assert not await store.give_up(kept.id, now=T0 + HOUR), "delivered: nothing to give up"
+
+    await store.forget_deliveries(T0 + DAY)
+    if stores.url is not None:  # the rows themselves (the memory store's are not to be seen)
+        assert await outbox_rows(stores.url) == 0, "given up and delivered replies both go"
+
+
+async def outbox_rows(url: str) -> int:
+    database = create_engine(url)
+    try:
+        async with database.connect() as connection:
+            return int(await connection.scalar(text("SELECT count(*) FROM outbox")) or 0)
+    finally:
+        await database.dispose()

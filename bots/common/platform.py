@@ -106,10 +106,11 @@ class Found:
 
 
 class Refused(Exception):
-    """The platform refused a post for good (the channel or the notice is gone, the customer
-    closed their DMs): trying again cannot help. Raised only by the posts the staff outbox
-    keeps (``relay_to_staff``, ``post_decision``, ``relay_to_customer``, ``update_notice``);
-    the message is the platform's error code, never message text."""
+    """The platform refused a post for good (the channel, thread or notice is gone or
+    archived, the bot was removed, the customer closed their DMs): trying again cannot help,
+    so the post is given up. Raised by the posts the outboxes keep (``post_reply``,
+    ``posted_reply``, ``relay_to_staff``, ``post_decision``, ``relay_to_customer``,
+    ``update_notice``); the message is the platform's error code, never message text."""
 
 
 class AnswerStream(AnswerSink, Protocol):
@@ -187,7 +188,8 @@ class Platform(Protocol):
 
     async def recovered(self, unanswered: Unanswered) -> Inbound | None:
         """Where to answer a customer turn a dead process left unanswered (``None``: nowhere
-        any more); indicators the dead process left behind are cleared."""
+        any more); indicators the dead process left behind are cleared. Raises
+        :class:`NotChecked` when the platform cannot say now."""
         ...
 
     def answer_stream(self, inbound: Inbound) -> AnswerStream:
@@ -207,7 +209,7 @@ class Platform(Protocol):
         team's mention; ``offer_person``: put the "Talk to a human" button under it; with
         ``reply.proposal``, the Confirm and Cancel buttons carrying its id go under it.
         ``shown``: its first parts show already (``posted_reply``), so only the rest is
-        posted, in order."""
+        posted, in order. Raises :class:`Refused` when the platform refuses it for good."""
         ...
 
     async def posted_reply(self, inbound: Inbound, text: str, *, late: bool) -> Found | None:

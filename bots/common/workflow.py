@@ -270,7 +270,10 @@ class Workflow:
                     await self._deliver(target, decision.reply, said=said)
 
     async def recovered_turn(self, unanswered: Unanswered, *, late_after: timedelta) -> None:
-        inbound = await self._platform.recovered(unanswered)
+        try:
+            inbound = await self._platform.recovered(unanswered)
+        except NotChecked:
+            return  # the platform cannot say now: the recovery watcher offers it again
         if inbound is None:
             # Nowhere to answer (the channel is gone): not offered again by this process.
             self._abandoned.add(unanswered.conversation_id)
@@ -294,11 +297,14 @@ class Workflow:
                     await self._deliver(inbound, reply)
 
     async def _late_delivery(self, undelivered: Undelivered) -> None:
-        inbound = await self._platform.recovered(undelivered.turn)
-        done = False
-        if inbound is not None:
-            reply = Reply(undelivered.text)
-            done = await self._resend(undelivered.id, inbound, reply, late=True)
+        """Deliver a reply past its turn as it was meant to be posted, or give it up when it
+        can never be; else try it again later, with backoff."""
+        key = undelivered.turn.key
+        try:
+            done = await self._late_try(undelivered)
+        except Refused as refused:
+            await self._port.give_up(undelivered.id, key, str(refused))
+            done = True
         if done:
             self._backoff.pop(undelivered.id, None)
         else:
@@ -309,6 +315,33 @@ class Workflow:
         _, delay = self._backoff.get(waiting, (0.0, RETRY_FIRST))
         self._backoff[waiting] = (time.monotonic() + delay, min(delay * 2, RETRY_CAP))
         log.warning("%s not delivered yet: tried again in %g s", what, delay)
+
+    async def _late_try(self, undelivered: Undelivered) -> bool:
+        """One try of ``_late_delivery``: the reply with the buttons and ping it had on time
+        (Confirm and Cancel only while the proposal waits); whether it is delivered now.
+        Raises ``Refused`` when there is nowhere to post it any more."""
+        try:
+            inbound = await self._platform.recovered(undelivered.turn)
+        except NotChecked:
+            return False
+        if inbound is None:
+            raise Refused("nowhere to answer")
+        proposal = undelivered.proposal
+        reply = Reply(
+            undelivered.text,
+            answer_id=undelivered.answer_id,
+            proposal=await self._port.pending(proposal) if proposal is not None else None,
+            outbox=undelivered.id,
+        )
+        ping = undelivered.ping and not inbound.message.direct
+        return await self._resend(
+            undelivered.id,
+            inbound,
+            reply,
+            late=True,
+            ping=ping,
+            offer_person=undelivered.offer_person,
+        )
 
     async def _resend(
         self,
@@ -323,7 +356,8 @@ class Workflow:
         """Deliver ``reply`` (kept as ``outbox``) whose earlier post failed or may have been
         made, holding its conversation: the platform is asked first whether it shows the
         reply already, and only what it does not show (all of it, or the parts after those
-        that show) is posted. Whether it is delivered now.
+        that show) is posted. Whether it is delivered now; ``Refused`` (raised) when the
+        platform refused it for good.
 
         ``late``: the turn is over (the outbox watcher's try). Then a conversation another
         turn holds is left for later, and the working indicator shows while this one runs,
@@ -353,6 +387,8 @@ class Workflow:
         key = inbound.message.key
         try:
             return await self._port.redeliver(outbox, key, send, late=late)
+        except Refused:
+            raise
         except Exception as exc:
             log.warning("delivering reply %s failed (%s)", outbox, type(exc).__name__)
             return False
@@ -456,6 +492,10 @@ class Workflow:
                 delivered = await self._posted(
                     inbound, reply, posted=delivered, ping=ping, offer_person=offer_person
                 )
+            except Refused as refused:
+                delivered = False
+                if reply.outbox is not None:
+                    await self._port.give_up(reply.outbox, inbound.message.key, str(refused))
             finally:
                 if reply.outbox is not None:
                     self._delivering.discard(reply.outbox)
@@ -572,24 +612,28 @@ class Workflow:
                 return
             if not await self._desk.take(pending.id, tries=pending.tries):
                 return  # another replica has it, or it was done meanwhile
-            tries = pending.tries + 1
             try:
-                found = await self._platform.staff_posted(pending)
-            except NotChecked:
-                await self._desk.not_sent(pending.id, tries=tries)
-                return
-            if found is not None:
-                await self._desk.sent(pending.id, found, late=True, kind=pending.kind)
-                return
-            try:
-                made = await self._remake(pending)
+                found = await self._look_and_remake(pending)
             except Refused as exc:
                 await self._gave_up(pending, str(exc))
                 return
-            if made:
-                await self._desk.sent(pending.id, None, late=True, kind=pending.kind)
+            if found is None:
+                await self._desk.not_sent(pending.id, tries=pending.tries + 1)
             else:
-                await self._desk.not_sent(pending.id, tries=tries)
+                await self._desk.sent(pending.id, found or None, late=True, kind=pending.kind)
+
+    async def _look_and_remake(self, pending: StaffPending) -> str | None:
+        """Look for ``pending`` on the platform and make it only if it is not there: its
+        platform id (``""``: made now, id unknown), or ``None`` when it could not be looked
+        for or made. Raises ``Refused`` when the platform refuses the look or the post for
+        good."""
+        try:
+            found = await self._platform.staff_posted(pending)
+        except NotChecked:
+            return None
+        if found is not None:
+            return found
+        return "" if await self._remake(pending) else None
 
     def _remake(self, pending: StaffPending) -> Awaitable[bool]:
         """The post ``pending`` keeps, made again from what the outbox holds (its words; the

@@ -136,29 +136,36 @@ class DiscordPlatform:
         return typing_in(place.target or place.channel)
 
     async def recovered(self, unanswered: Unanswered) -> Inbound | None:
-        """The turn a dead process left, answered where it was asked, in reply to it."""
+        """The turn a dead process left, answered where it was asked, in reply to it, with
+        "Talk to a human" allowed where ``prepare`` allows it. Nowhere when Discord says the
+        channel is gone or closed to the bot."""
         key = unanswered.key
         where = int(key.thread_id if key.thread_id != "-" else key.channel_id)
         try:
             channel = self._client.get_channel(where) or await self._client.fetch_channel(where)
         except SEND_ERRORS as exc:
             log.warning("cannot answer the recovered turn in %s: %s", key, describe(exc))
-            return None
+            if send.gone(exc):
+                return None
+            raise NotChecked(describe(exc)) from None
         if not isinstance(channel, discord.abc.Messageable):
             return None
         customer = discord.Object(int(unanswered.customer_id))
+        asked = unanswered.message_id.isdigit()  # else a press: no message of theirs
         reference = (
             channel.get_partial_message(int(unanswered.message_id))
-            if unanswered.message_id.isdigit() and hasattr(channel, "get_partial_message")
+            if asked and hasattr(channel, "get_partial_message")
             else None
         )
+        direct = self.is_direct(key)
         place = Place(channel, customer, target=channel, reference=reference)  # type: ignore[arg-type]
+        place.offer_person = asked and (direct or isinstance(channel, discord.Thread))
         message = IncomingMessage(
             key=key,
             author_id=unanswered.customer_id,
             text="",
             message_id=unanswered.message_id,
-            direct=self.is_direct(key),
+            direct=direct,
         )
         return Inbound(message, context=place)
 
@@ -232,6 +239,7 @@ class DiscordPlatform:
                 reference=reference.to_reference(fail_if_not_exists=False) if reference else None,
                 view=buttons if last else None,
                 context=key,
+                strict=True,
             )
             if not sent:
                 return False

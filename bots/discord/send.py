@@ -19,6 +19,10 @@ log = logging.getLogger(__name__)
 # or a connection lost on the way (discord.py retries only a reset connection itself).
 SEND_ERRORS = (discord.HTTPException, discord.RateLimited, aiohttp.ClientError, TimeoutError)
 FILES_PER_MESSAGE = 10  # Discord refuses more files on one message
+GONE = frozenset({10003, 10008, 50001, 50007})
+"""Refusals that trying again will not cure: unknown channel (deleted), unknown message (a
+notice deleted), missing access (the bot was removed from it), cannot send messages to this
+user (they closed their DMs, or left)."""
 
 
 def allowed_mentions(out: Outgoing) -> discord.AllowedMentions:
@@ -37,11 +41,14 @@ def describe(exc: BaseException) -> str:
     return f"connection lost ({type(exc).__name__})"
 
 
+def gone(exc: BaseException) -> bool:
+    """Whether Discord refused for good (``GONE``)."""
+    return isinstance(exc, discord.HTTPException) and exc.code in GONE
+
+
 def refused(exc: BaseException, *, strict: bool) -> None:
-    """With ``strict``, raise ``Refused`` for a refusal trying again cannot cure: 403 (the
-    customer closed their DMs, 50007; the bot lost access) or 404 (the channel or message is
-    gone)."""
-    if strict and isinstance(exc, discord.Forbidden | discord.NotFound):
+    """With ``strict``, raise ``Refused`` for a refusal trying again cannot cure (``GONE``)."""
+    if strict and gone(exc):
         raise Refused(describe(exc)) from None
 
 

@@ -201,7 +201,8 @@ class SlackPlatform:
             answer_id=reply.answer_id,
         )
         rest = parts[shown:]
-        return await self._web.post_all(key.channel_id, rest, thread=reply_thread(key), about=key)
+        thread = reply_thread(key)
+        return await self._web.post_all(key.channel_id, rest, thread=thread, about=key, strict=True)
 
     async def posted_reply(self, inbound: Inbound, text: str, *, late: bool) -> Found | None:
         """The bot's messages in the customer's thread (a DM: its top level) after their

@@ -98,7 +98,8 @@ class SlackWeb:
         about: object,
         strict: bool = False,
     ) -> bool:
-        """Post ``messages`` in order, stopping at the first failure; whether all were posted."""
+        """Post ``messages`` in order, stopping at the first failure; whether all were posted
+        (``strict``: as ``post``)."""
         for message in messages:
             ts = await self.post(channel, message, thread=thread, about=about, strict=strict)
             if ts is None:
@@ -110,7 +111,8 @@ class SlackWeb:
     ) -> list[dict]:
         """The messages in ``channel`` (in ``thread``, else at its top level) after ``ts``,
         everyone's, oldest first (``conversations.replies`` / ``conversations.history``).
-        Raises ``NotChecked`` with Slack's error code when Slack cannot say."""
+        Raises ``NotChecked`` with Slack's error code when Slack cannot say, ``Refused`` when
+        it never will (``GONE``)."""
         try:
             if thread is None:
                 response = await self._client.conversations_history(
@@ -123,6 +125,9 @@ class SlackWeb:
         except SLACK_ERRORS as exc:
             code = error_code(exc)
             log.warning("looking for our reply in %s failed for %s: %s", channel, about, code)
+            # Reading needs membership where posting may not: ``not_in_channel`` is no answer.
+            if code in GONE - {"not_in_channel"}:
+                raise Refused(code) from None
             raise NotChecked(code) from None
         found = [m for m in response.get("messages") or [] if float(m.get("ts") or 0) > float(ts)]
         return sorted(found, key=lambda m: float(m["ts"]))

@@ -111,6 +111,7 @@ class FakeSlack:
         self.heard: list[Params] = []
         """Customers' messages the history shows (``said``); the fake keeps no others."""
         self._holds: dict[str, asyncio.Event] = {}
+        self._deleted: set[str] = set()
         self._hangs: dict[str, list[bool]] = {}
         self._flaky: dict[str, tuple[int, itertools.count[int], tuple[str, ...]]] = {}
         self._next_faults: list[tuple[str, str, str | None]] = []
@@ -218,6 +219,10 @@ class FakeSlack:
         message = {"channel": channel, "type": "message", "user": user, "text": text, "ts": ts}
         self.heard.append(message | ({"thread_ts": thread} if thread else {}))
         return ts
+
+    def delete_channel(self, channel: str) -> None:
+        """Delete ``channel``: every later call about it answers ``channel_not_found``."""
+        self._deleted.add(channel)
 
     def hold(self, method: str) -> asyncio.Event:
         """Keep calls to ``method`` waiting (recorded, unanswered) until the event is set."""
@@ -415,6 +420,8 @@ class FakeSlack:
             if fault == "made":
                 await self._handled(method, params)
             return _dropped(request)
+        if self._deleted & {params.get("channel"), params.get("channel_id")}:
+            return _answer({"ok": False, "error": "channel_not_found"})
         failure = self._failure(method, params)
         if failure is not None:
             error, status = failure
