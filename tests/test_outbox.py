@@ -79,9 +79,13 @@ async def test_discord_an_answer_stored_when_the_process_was_killed_is_posted_on
         messages = f"/channels/{dm}/messages"
         question = fake.message(dm, "How long does a refund take?")
 
+        def sent() -> bool:
+            return any(r.method == "POST" and r.path == messages for r in fake.requests)
+
         async def stored(first: DiscordProcess) -> None:
             # The answer streams: its first message is sent while Claude writes, so the kill
-            # waits for the turn's end (the answer stored), that send still unanswered.
+            # waits for that send (held) and for the turn's end (the answer stored).
+            await fake.wait_for(sent, within=30)
             await first.read_until(f"message {question['id']}: answered in")
 
         fake.hang("POST", f"^{messages}$", made=made)
