@@ -156,17 +156,20 @@ QUICK_EDITS = 0.05
 quick answer's last words wait that long, not the product's second."""
 
 
-def settings_for(fake: FakeDiscord, **overrides: Any) -> DiscordSettings:
+def world_settings(fake: FakeDiscord) -> dict[str, Any]:
+    """The Discord settings that serve the fake's world, by field name."""
     w = fake.world
-    values: dict[str, Any] = {
+    return {
         "token": fake.token,
         "application_id": w.application_id,
         "support_channel_ids": [w.support_channel_id, w.forum_channel_id],
         "support_role_id": w.support_role_id,
         "staff_channel_id": w.staff_channel_id,
     }
-    values.update(overrides)
-    return DiscordSettings(_env_file=None, **values)
+
+
+def settings_for(fake: FakeDiscord, **overrides: Any) -> DiscordSettings:
+    return DiscordSettings(_env_file=None, **(world_settings(fake) | overrides))
 
 
 @asynccontextmanager

@@ -1,9 +1,9 @@
 """Replies that are never lost and never sent twice: the outbox (issue 9).
 
-The real ``supportbot run slack`` process is killed after it stored its answer, with the post
-held by the fake Slack (never made) or made and never answered (an unknown outcome); started
-again, it delivers the answer exactly once, asking Slack first. On Discord the same look
-before posting again runs in process.
+The real ``supportbot run slack`` and ``supportbot run discord`` processes are killed after
+they stored their answer, with the post held by the fake platform (never made) or made and
+never answered (an unknown outcome); started again, each delivers the answer exactly once,
+asking the platform first. The Discord look's details are tested in process.
 """
 
 from __future__ import annotations
@@ -19,9 +19,17 @@ from core.ports import Outbound, TurnWrites, Undelivered, new_outbox_id
 from core.types import ConversationKey, IncomingMessage, Kind, Turn
 from tests.discord_helpers import fake_discord_installed, running_bot
 from tests.fakes.anthropic_api import FakeAnthropic, text
+from tests.fakes.discord_api import FakeDiscord
 from tests.fakes.slack_api import FakeSlack
+from tests.process_helpers import DiscordProcess
 from tests.slack_helpers import load_body
-from tests.test_recovery import ANSWER, customer_turn, restarted_after_a_kill
+from tests.test_recovery import (
+    ANSWER,
+    customer_turn,
+    killed_and_restarted,
+    on_discord,
+    restarted_after_a_kill,
+)
 
 CUSTOMER = "4242"
 MINUTE = timedelta(minutes=1)
@@ -58,6 +66,43 @@ async def test_an_answer_stored_when_the_process_was_killed_is_posted_once_after
     assert [p["channel"] for p in looked] == [channel], "Slack was asked before posting again"
     assert len(slack.calls_to("chat.postMessage")) == (1 if made else 2)
     assert slack.statuses == {}, "no loading status is left behind"
+
+
+@pytest.mark.parametrize(
+    "made", [False, True], ids=["killed-before-the-post", "killed-during-the-post"]
+)
+async def test_discord_an_answer_stored_when_the_process_was_killed_is_posted_once_after_restart(
+    tmp_path: Path, fake_claude: FakeAnthropic, made: bool
+) -> None:
+    async with FakeDiscord() as fake:
+        dm = fake.world.dm_channel_id
+        messages = f"/channels/{dm}/messages"
+        question = fake.message(dm, "How long does a refund take?")
+
+        def sent() -> bool:
+            return any(r.method == "POST" and r.path == messages for r in fake.requests)
+
+        async def stored(first: DiscordProcess) -> None:
+            # The answer streams: its first message is sent while Claude writes, so the kill
+            # waits for that send (held) and for the turn's end (the answer stored).
+            await fake.wait_for(sent, within=30)
+            await first.read_until(f"message {question['id']}: answered in")
+
+        fake.hang("POST", f"^{messages}$", made=made)
+        bot = on_discord(tmp_path, fake_claude, fake)
+        async with killed_and_restarted(
+            bot, fake_claude, question, stored, first=text(ANSWER)
+        ) as second:
+            await second.read_until("delivered late")
+            calls = [(r.method, r.query.get("after")) for r in fake.requests if r.path == messages]
+
+    [posted] = fake.posts_in(dm)
+    assert fake.messages[posted.id]["content"] == ANSWER, "one message, reading the answer"
+    assert len(fake_claude.requests) == 1, "the stored answer is sent, Claude is not asked again"
+    posted_again = [] if made else [("POST", None)]
+    assert calls == [("POST", None), ("GET", question["id"]), *posted_again], (
+        "Discord's history after the question was read before posting again"
+    )
 
 
 async def stored_answer(

@@ -4,20 +4,23 @@ from __future__ import annotations
 
 import signal
 from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from datetime import timedelta
+from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from bots.app import Runtime
 from core.clock import utcnow
 from core.types import ConversationKey, IncomingMessage, Kind, Turn
 from tests.discord_helpers import fake_discord_installed, running_bot
 from tests.fakes.anthropic_api import FakeAnthropic, FakeResponse, hang, text
+from tests.fakes.discord_api import FakeDiscord
 from tests.fakes.slack_api import FakeSlack, post_event
-from tests.process_helpers import SlackProcess
+from tests.process_helpers import BotProcess, DiscordProcess, SlackProcess
 from tests.slack_helpers import SECRET, load_body
 
+P = TypeVar("P", bound=BotProcess)
 ANSWER = "Refunds take 5–7 business days after we receive the item."
 
 
@@ -37,35 +40,22 @@ async def during_claude(slack: FakeSlack, claude: FakeAnthropic) -> None:
 
 
 @asynccontextmanager
-async def restarted_after_a_kill(
-    tmp_path: Path,
+async def killed_and_restarted(
+    bot: Callable[[], P],
     fake_claude: FakeAnthropic,
-    slack: FakeSlack,
     question: dict[str, Any],
+    killed: Callable[[P], Awaitable[None]],
     *,
     first: FakeResponse | None = None,
-    killed: Callable[[FakeSlack, FakeAnthropic], Awaitable[None]] = during_claude,
-    **env: str,
-) -> AsyncIterator[SlackProcess]:
-    """``supportbot run slack`` killed (SIGKILL) once ``killed`` returns (by default while
-    Claude answers ``question``, its loading status up; Claude's answer to the first process
-    is ``first``, by default none), then started again on the same database, where Claude
-    answers ``ANSWER``."""
-
-    def bot() -> SlackProcess:
-        return SlackProcess(
-            tmp_path,
-            database_url=f"sqlite+aiosqlite:///{tmp_path / 'bot.db'}",
-            claude_url=fake_claude.base_url,
-            slack=slack,
-            **env,
-        )
-
+) -> AsyncIterator[P]:
+    """A process from ``bot`` asked ``question`` and killed (SIGKILL) once ``killed`` returns
+    (Claude's answer to it is ``first``, by default none), then another from ``bot`` on the
+    same database (its SQLite file), where Claude answers ``ANSWER``."""
     fake_claude.queue(first or hang())
     killed_process = await bot().start()
     try:
-        assert await post_event(killed_process.events_url, question, secret=SECRET) == 200
-        await killed(slack, fake_claude)
+        await killed_process.ask(question)
+        await killed(killed_process)
         killed_process.send_signal(signal.SIGKILL)
         assert await killed_process.wait() == -signal.SIGKILL
     finally:
@@ -76,6 +66,38 @@ async def restarted_after_a_kill(
         yield second
     finally:
         await second.stop()
+
+
+def restarted_after_a_kill(
+    tmp_path: Path,
+    fake_claude: FakeAnthropic,
+    slack: FakeSlack,
+    question: dict[str, Any],
+    *,
+    first: FakeResponse | None = None,
+    killed: Callable[[FakeSlack, FakeAnthropic], Awaitable[None]] = during_claude,
+    **env: str,
+) -> AbstractAsyncContextManager[SlackProcess]:
+    """``supportbot run slack`` killed once ``killed`` returns (by default while Claude answers
+    ``question``, its loading status up), then started again (``killed_and_restarted``)."""
+    bot = partial(SlackProcess, tmp_path, claude_url=fake_claude.base_url, slack=slack, **env)
+    return killed_and_restarted(
+        bot, fake_claude, question, lambda _: killed(slack, fake_claude), first=first
+    )
+
+
+def on_discord(
+    tmp_path: Path, fake_claude: FakeAnthropic, fake: FakeDiscord
+) -> Callable[[], DiscordProcess]:
+    """``supportbot run discord`` on ``fake``, answering a message left unanswered once it is
+    a second old. A process started after a kill IDENTIFYs afresh: nothing is redelivered."""
+    return partial(
+        DiscordProcess,
+        tmp_path,
+        claude_url=fake_claude.base_url,
+        discord=fake,
+        SUPPORTBOT_RECOVER_AFTER_SECONDS="1",
+    )
 
 
 async def test_a_message_whose_process_was_killed_during_claude_is_answered_after_restart(
@@ -166,3 +188,28 @@ async def test_a_redelivery_of_a_message_a_killed_process_left_answers_it_at_onc
 
     assert answer["text"] == ANSWER
     assert [m["text"] for m in slack.messages if m["channel"] == channel] == [ANSWER]
+
+
+async def test_discord_a_message_whose_process_was_killed_during_claude_is_answered_after_restart(
+    tmp_path: Path, fake_claude: FakeAnthropic
+) -> None:
+    async with FakeDiscord() as fake:
+        dm = fake.world.dm_channel_id
+        question = fake.message(dm, "How long does a refund take?")
+
+        async def during_claude(_: DiscordProcess) -> None:
+            await fake_claude.wait_for_requests(1, timeout=30)
+            await fake.wait_for(lambda: bool(fake.typing), within=30)
+
+        bot = on_discord(tmp_path, fake_claude, fake)
+        async with killed_and_restarted(bot, fake_claude, question, during_claude) as second:
+            await fake.wait_for(lambda: bool(fake.posts_in(dm)), within=30)
+            await second.read_until(f"message {question['id']}: recovered")
+            # Replayed now (a gateway resume), it is a duplicate: not answered again.
+            await second.ask(question)
+            await second.read_until(f"message {question['id']}: duplicate")
+
+    [answer] = fake.posts_in(dm)
+    assert answer.content == ANSWER
+    assert answer.reference is not None and answer.reference["message_id"] == int(question["id"])
+    assert len(fake.identifies) == 2 and fake.resumes == [], "the restart identified afresh"

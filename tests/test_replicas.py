@@ -132,7 +132,9 @@ async def test_two_http_replicas_given_every_event_answer_each_message_once_in_o
     conversations, each = ["C1", "C2", "C3"], 4
     async with FakeSlack() as slack:
         replicas = [
-            SlackProcess(tmp_path, database_url=url, claude_url=fake_claude.base_url, slack=slack)
+            SlackProcess(
+                tmp_path, claude_url=fake_claude.base_url, slack=slack, SUPPORTBOT_DATABASE_URL=url
+            )
             for _ in range(2)
         ]
         try:
@@ -258,7 +260,9 @@ async def test_the_next_message_waits_until_the_answer_before_it_is_posted(
     async with FakeSlack() as slack:
         release = slack.hold("chat.postMessage")
         one, two = (
-            SlackProcess(tmp_path, database_url=url, claude_url=fake_claude.base_url, slack=slack)
+            SlackProcess(
+                tmp_path, claude_url=fake_claude.base_url, slack=slack, SUPPORTBOT_DATABASE_URL=url
+            )
             for _ in range(2)
         )
         try:

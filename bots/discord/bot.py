@@ -16,6 +16,9 @@ from typing import Any
 
 import aiohttp
 import discord
+import discord.gateway
+import discord.http
+from yarl import URL
 
 from bots.common import Decided, Inbound, Press, Workflow
 from bots.common.workflow import ONLY_STAFF
@@ -157,6 +160,7 @@ class DiscordBot:
         """
         if self._settings.token is None:
             raise DiscordStartError("DISCORD_TOKEN is not set; the bot cannot log in to Discord.")
+        _point_at(self._settings)
         try:
             await self._connect()
         except Exception as exc:
@@ -343,6 +347,17 @@ async def _privately(interaction: discord.Interaction, text: str) -> None:
         await interaction.followup.send(text, ephemeral=True)
     except SEND_ERRORS as exc:
         log.error("could not answer interaction %s (%s)", interaction.id, describe(exc))
+
+
+def _point_at(settings: DiscordSettings) -> None:
+    """Send discord.py's REST calls to ``DISCORD_API_URL`` and its gateway connection to
+    ``DISCORD_GATEWAY_URL``, where set. discord.py keeps both in class attributes (no client
+    has its own), so this holds for the process: it runs one Discord bot."""
+    if settings.api_url is not None:
+        version = discord.http.INTERNAL_API_VERSION
+        discord.http.Route.BASE = f"{settings.api_url.rstrip('/')}/api/v{version}"
+    if settings.gateway_url is not None:
+        discord.gateway.DiscordWebSocket.DEFAULT_GATEWAY = URL(settings.gateway_url)
 
 
 def _start_error(exc: Exception) -> DiscordStartError:

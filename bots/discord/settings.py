@@ -21,6 +21,12 @@ class DiscordSettings(BaseSettings):
     lock_solved_posts: bool = False
     """Lock a support forum's post when its escalation is resolved (customers then open a new
     post instead of reopening it)."""
+    api_url: str | None = None
+    """Where Discord's REST API is (``None``: Discord itself): a rate-limit proxy, or the
+    tests' fake Discord. The bot calls ``<api_url>/api/v10/...``; discord.py's rate-limit
+    warnings show that URL, so it holds no credentials (the token goes in a header)."""
+    gateway_url: str | None = None
+    """Where the gateway websocket is (``None``: Discord's), e.g. ``ws://127.0.0.1:8080/gw``."""
 
     @field_validator("support_channel_ids", mode="before")
     @classmethod

@@ -211,6 +211,13 @@ class _Failure:
 
 
 @dataclass
+class _Hang:
+    method: str
+    pattern: re.Pattern[str]
+    made: bool
+
+
+@dataclass
 class World:
     """The ids of the one guild the fake serves."""
 
@@ -301,6 +308,8 @@ class FakeDiscord:
         self._replay: list[tuple[str, dict[str, Any]]] = []
         self._failures: list[_Failure] = []
         self._next_faults: list[tuple[str, re.Pattern[str]]] = []
+        self._hangs: list[_Hang] = []
+        self._closing = asyncio.Event()
         self._rejected: set[int] = set()
         self._changed = asyncio.Condition()
         self._runner: web.AppRunner | None = None
@@ -323,6 +332,7 @@ class FakeDiscord:
         return self
 
     async def __aexit__(self, *exc: object) -> None:
+        self._closing.set()
         if self._ws is not None:
             await self._ws.close()
         if self._runner is not None:
@@ -332,15 +342,17 @@ class FakeDiscord:
     def base_url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
+    @property
+    def gateway_url(self) -> str:
+        return f"ws://127.0.0.1:{self.port}/gw"
+
     @contextmanager
     def installed(self) -> Iterator[None]:
         """Point discord.py's REST base and default gateway at this fake, then restore them."""
         route_base = discord.http.Route.BASE
         gateway = discord.gateway.DiscordWebSocket.DEFAULT_GATEWAY
         discord.http.Route.BASE = f"{self.base_url}/api/v10"
-        discord.gateway.DiscordWebSocket.DEFAULT_GATEWAY = yarl.URL(
-            f"ws://127.0.0.1:{self.port}/gw"
-        )
+        discord.gateway.DiscordWebSocket.DEFAULT_GATEWAY = yarl.URL(self.gateway_url)
         try:
             yield
         finally:
@@ -380,6 +392,13 @@ class FakeDiscord:
         Discord error (e.g. 403 / 50013 missing permissions), once ``after`` of them went
         through (the second part of a long reply fails)."""
         self._failures.append(_Failure(method, re.compile(path), status, code, times, after))
+
+    def hang(self, method: str, path: str, *, made: bool) -> None:
+        """Never answer the next request matching ``method`` and the ``path`` regex (a process
+        killed in the middle of it, a connection that died): with ``made`` it takes effect
+        first (the message is posted, and the caller cannot know), without it nothing happens.
+        """
+        self._hangs.append(_Hang(method, re.compile(path), made))
 
     def posts_in(self, channel_id: int) -> list[Post]:
         return [p for p in self.posts if p.channel_id == channel_id]
@@ -761,6 +780,10 @@ class FakeDiscord:
                     break
                 failure.times -= 1
                 return _json({"message": "fake failure", "code": failure.code}, failure.status)
+        hang = self._hang(request.method, path)
+        if hang is not None and not hang.made:
+            await self._closing.wait()
+            return _dropped(request)
         fault = self._fault(request.method, path)
         if fault == "error":
             return _json({"message": "fake outage", "code": 0}, 503)
@@ -780,7 +803,9 @@ class FakeDiscord:
                 answer = await handler(
                     body, *(int(g) if g.isdigit() else g for g in match.groups())
                 )
-                if fault is not None:  # made, then the connection drops
+                if hang is not None:  # made, then never answered
+                    await self._closing.wait()
+                if fault is not None or hang is not None:  # made, then the connection drops
                     return _dropped(request)
                 return answer
         return _json({"message": "404: Not Found", "code": 0}, status=404)
@@ -796,6 +821,14 @@ class FakeDiscord:
         """Make the next message the bot sends to a path matching ``path`` end in ``fault``,
         one of ``FAULTS`` (``made``: the message is made, then the connection drops)."""
         self._next_faults.append((fault, re.compile(path)))
+
+    def _hang(self, method: str, path: str) -> _Hang | None:
+        """The hang that takes this request, if one waits for it (it is used up)."""
+        for hang in self._hangs:
+            if hang.method == method and hang.pattern.search(path):
+                self._hangs.remove(hang)
+                return hang
+        return None
 
     def _fault(self, method: str, path: str) -> str | None:
         if method != "POST" or re.fullmatch(r"/channels/\d+/messages", path) is None:
