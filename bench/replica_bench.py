@@ -140,7 +140,7 @@ async def run(args: argparse.Namespace) -> None:
             replicas = [
                 SlackProcess(
                     Path(directory),
-                    database_url=database,
+                    SUPPORTBOT_DATABASE_URL=database,
                     claude_url=claude.base_url,
                     slack=slack,
                     ANTHROPIC_TIMEOUT_SECONDS="2",
