@@ -152,7 +152,10 @@ async def run(args: argparse.Namespace) -> None:
             async def customer(name: str) -> None:
                 nonlocal lost
                 for n in range(args.messages):
-                    body = dm_body(name, n)
+                    # In Slack's history, at the time it is sent: the look before a repost
+                    # reads the bot's messages after it, and up to the customer's next one.
+                    ts = slack.said(f"D0{name}", f"U0{name}", f"{name} message {n}")
+                    body = dm_body(name, n, ts=ts)
                     began = time.monotonic()
                     order = replicas[n % len(replicas) :] + replicas[: n % len(replicas)]
                     for replica in order:

@@ -390,7 +390,9 @@ class Engine:
             key=unanswered.key,
             author_id=unanswered.customer_id,
             text=last.text,
-            message_id=unanswered.message_id,
+            # The reply answers the last of the waiting messages, and comes after it: the
+            # outbox looks for it there, not after the first (a flood's catch-up).
+            message_id=last.message_id or unanswered.message_id,
             direct=direct,
         )
         turn = _Turn(conversation, message, last.text, now, late=late)

@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from bots.app import open_runtime
+from core.clock import utcnow
 from core.flood import FloodGate, Hold
 from core.types import ConversationKey
 from tests.conftest import make_settings
+from tests.engine_helpers import KEY, message
 from tests.fakes.anthropic_api import FakeAnthropic, text
 from tests.fakes.slack_api import FakeSlack
 from tests.slack_helpers import load_body, running_bot
@@ -81,3 +84,31 @@ async def test_messages_over_the_rate_get_one_notice_and_one_answer_together(
 def said_key(body: dict[str, Any]) -> ConversationKey:
     event = body["event"]
     return ConversationKey("slack", body["team_id"], event["channel"], "-")
+
+
+async def test_the_catch_up_answer_is_kept_as_the_reply_to_the_last_held_message(
+    tmp_path: Path, fake_claude: FakeAnthropic
+) -> None:
+    # It is posted after all of them: the outbox looks for it after the last one, where the
+    # watcher's look (which stops at the customer's next message) can find it.
+    settings = make_settings(
+        f"sqlite+aiosqlite:///{tmp_path / 'bot.db'}",
+        fake_claude.base_url,
+        flood_per_minute=1,
+        flood_burst=1,
+    )
+    fake_claude.queue(text("Answer one."), text("Answers two and three."))
+    async with open_runtime(settings, flood=True) as runtime:
+        asked = [message(f"Question {n}?", message_id=f"m-{n}") for n in (1, 2, 3)]
+        replies = [await runtime.engine.handle(m) for m in asked]
+        first_held = replies[1]
+        assert first_held is not None and first_held.catch_up is not None
+        caught_up = await runtime.engine.recover(first_held.catch_up, direct=False, late_after=None)
+        assert caught_up is not None and caught_up.outbox is not None
+        waiting = await runtime.store.undelivered(
+            platforms={KEY.platform}, before=utcnow() + timedelta(minutes=1)
+        )
+
+    [kept] = [w for w in waiting if w.id == caught_up.outbox]
+    assert caught_up.text == "Answers two and three."
+    assert kept.turn.message_id == "m-3"
