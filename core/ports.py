@@ -10,7 +10,7 @@ import uuid
 from collections.abc import Collection, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from typing import Any, Protocol
 
@@ -154,6 +154,10 @@ class StaffOutbound:
     author_name: str = ""
 
 
+CLOCK_SKEW = timedelta(seconds=5)
+"""How far a platform's clock may be from ours."""
+
+
 @dataclass(frozen=True, slots=True)
 class StaffPending:
     """A staff outbox post not taken by the platform yet, or (``kind`` ``notice``) a notice
@@ -171,6 +175,13 @@ class StaffPending:
     due: datetime
     tries: int = 0
     expired: bool = False
+
+    @property
+    def since(self) -> datetime:
+        """When the look for it on the platform starts (aware UTC): when it was written, less
+        ``CLOCK_SKEW``. An earlier post that reads the same (a customer's "ok" twice) is not
+        taken for it."""
+        return (self.at - CLOCK_SKEW).replace(tzinfo=UTC)
 
 
 def notice_redraw(view: EscalationView) -> StaffPending:

@@ -124,6 +124,26 @@ async def test_a_relay_whose_post_failed_reaches_the_staff_thread_once(
     assert await settled(desk, "slack") == []
 
 
+async def test_an_earlier_relay_that_starts_the_same_does_not_stand_in_for_a_failed_one(
+    bot: Harness, slack: FakeSlack, fake_claude: FakeAnthropic, runtime: Runtime, desk: Desk
+) -> None:
+    notice = await escalated(bot)
+    fake_claude.queue(text("Noted."), text("Thanks, I've added that for the team."))
+    await bot.deliver(dm("ok", "1700000002.000100"))
+    slack.fail("chat.postMessage", "internal_error", status=500, times=3, channel=STAFF)
+    await bot.deliver(dm("ok thanks, it's order #123", "1700000003.000100"))
+
+    async with retrying(runtime, bot.bot.resend, platform="slack"):
+        await slack.wait_for("conversations.replies", lambda p: p["ts"] == notice["ts"])
+        await bot.bot.drain()
+
+    assert relays(bot, notice) == [
+        "<@U0CUSTOMER> wrote: ok",
+        "<@U0CUSTOMER> wrote: ok thanks, it's order #123",
+    ]
+    assert await settled(desk, "slack") == []
+
+
 async def test_a_claim_whose_notice_update_failed_is_redrawn_with_the_current_state(
     bot: Harness, slack: FakeSlack, runtime: Runtime, desk: Desk
 ) -> None:

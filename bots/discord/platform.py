@@ -19,7 +19,7 @@ import discord
 
 from bots.common import AnswerStream, Decided, Inbound
 from bots.common.download import allowed, download, refused
-from bots.common.lookup import answers, find_reply, reads
+from bots.common.lookup import answers, find_reply
 from bots.common.platform import Found, NotChecked
 from bots.discord import send
 from bots.discord.buttons import TALK_LABEL, proposal_buttons
@@ -300,8 +300,8 @@ class DiscordPlatform:
 
     async def staff_posted(self, pending: StaffPending) -> str | None:
         """Our message after the notice in its staff thread (a relay, a decision) or in the
-        customer's DM (a staff reply; snowflakes are ordered in time across channels) that
-        reads ``pending``'s first message."""
+        customer's DM (a staff reply; snowflakes are ordered in time across channels), posted
+        since ``pending`` was written, that starts with its first message."""
         view = pending.escalation
         assert view.staff is not None  # only a notified escalation relays
         if pending.kind is StaffKind.REPLY:
@@ -315,15 +315,13 @@ class DiscordPlatform:
                 messages = decided_messages(pending.author_id, pending.text)
         whole = messages[0].content if messages else ""
         me = self._client.user
-        after = discord.Object(int(view.staff.message_id))
+        if not whole:
+            return None
+        since = discord.utils.time_snowflake(pending.since)
+        after = discord.Object(max(int(view.staff.message_id), since))
         try:
             async for found in where.history(after=after, limit=100):
-                if (
-                    me is not None
-                    and found.author.id == me.id
-                    and found.content
-                    and reads(found.content, whole)
-                ):
+                if me is not None and found.author.id == me.id and found.content.startswith(whole):
                     return str(found.id)
         except SEND_ERRORS as exc:
             why = describe(exc)

@@ -16,7 +16,7 @@ from datetime import datetime
 from typing import Any
 
 from bots.common import AnswerStream, Decided, Inbound
-from bots.common.lookup import answers, find_reply, reads
+from bots.common.lookup import answers, find_reply
 from bots.common.platform import Found, NotChecked, NotStreamed
 from bots.slack import conversation_link, notice
 from bots.slack.events import PLATFORM, reply_thread
@@ -330,8 +330,9 @@ class SlackPlatform:
 
     async def staff_posted(self, pending: StaffPending) -> str | None:
         """Our message in the staff thread (a relay, a decision) or in the customer's DM
-        after the notice (a staff reply) that reads ``pending``'s first message; as in
-        ``posted_reply``, nothing is found where Slack will not let the bot read."""
+        after the notice (a staff reply), posted since ``pending`` was written, that starts
+        with its first message; as in ``posted_reply``, nothing is found where Slack will not
+        let the bot read."""
         view = pending.escalation
         assert view.staff is not None  # only a notified escalation relays
         notice_ts = view.staff.message_id
@@ -342,16 +343,18 @@ class SlackPlatform:
             channel, thread = view.staff.channel_id, notice_ts
             render = _relay if pending.kind is StaffKind.RELAY else _decision
             [whole, *_] = render(pending.author_id, pending.text)
+        oldest = f"{max(float(notice_ts), pending.since.timestamp()):.6f}"
         try:
             after = await self._web.messages_after(
-                channel, notice_ts, thread=thread, about=f"escalation {view.id}"
+                channel, oldest, thread=thread, about=f"escalation {view.id}"
             )
         except NotChecked as exc:
             if str(exc) in CANNOT_READ:
                 return None  # as in posted_reply: posted without the look
             raise
-        said = ((m["ts"], str(m.get("text") or "")) for m in after if _user(m) == self._me)
-        return next((str(ts) for ts, text in said if reads(text, whole.text)), None)
+        said = ((m["ts"], _plain(str(m.get("text") or ""))) for m in after if _user(m) == self._me)
+        first = _plain(whole.text)
+        return next((str(ts) for ts, text in said if text.startswith(first)), None)
 
     async def fetch(self, attachment: Attachment, *, max_bytes: int) -> Attachment:
         return await self._web.fetch(attachment, max_bytes=max_bytes, about="a Slack file")

@@ -69,11 +69,13 @@ COMMAND_NAME = re.compile(r"[-_a-z0-9]{1,32}")
 MODAL_SUBMIT, MODAL = 5, 9
 FAULTS = ("error", "drop", "made")
 
-_ids = itertools.count(1_300_000_000_000_000_000)
+_ids = itertools.count()
 
 
 def snowflake() -> int:
-    return next(_ids)
+    """A new id as Discord makes them: the time now in its top bits (ids are ordered in time,
+    and a look "since" a time finds what was made after it), unique by the count below."""
+    return discord.utils.time_snowflake(discord.utils.utcnow()) + next(_ids) % (1 << 22)
 
 
 def user(user_id: int, name: str, *, bot: bool = False) -> dict[str, Any]:
