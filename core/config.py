@@ -247,7 +247,9 @@ class Settings(BaseSettings):
     database_connect_timeout_seconds: float = Field(5.0, gt=0)
     database_command_timeout_seconds: float = Field(15.0, gt=0)
     shutdown_grace_seconds: float = Field(20.0, ge=0)
-    turn_lock_wait_seconds: float = Field(120.0, gt=0)
+    turn_lock_wait_seconds: float = Field(300.0, gt=0)
+    """Above the longest a turn holds its conversation: Claude's tries, then the reply's post
+    and its four retries within the turn (up to ~165 s with the SDKs' 30 s timeouts)."""
     recover_after_seconds: float = Field(30.0, gt=0)
     recover_within_hours: float = Field(24.0, gt=0)
     outbox_give_up_minutes: float = Field(60.0, gt=0)

@@ -540,10 +540,13 @@ class Engine:
         task = asyncio.current_task()
         holder = self._holders.get(key)
         if holder is not None and holder[0] is task:
-            # Within the task's own ``hold``: held across replicas already, unless that went
-            # on without the lock.
-            across = nullcontext(True) if holder[1] else self._held_across(key, wait=wait)
-            async with across as held:
+            # Within the task's own ``hold``: held across replicas already, or gone on without
+            # the lock after waiting for it. Not waited for twice: only a retry of the turn's
+            # post (``wait=False``) takes it now, if it is free.
+            if holder[1] or wait:
+                yield holder[1]
+                return
+            async with self._held_across(key, wait=False) as held:
                 yield held
             return
         # asyncio.Lock wakes waiters first come, first served: arrival order within a key.
