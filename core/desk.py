@@ -196,11 +196,15 @@ class Desk:
             STAFF_REDELIVERED.labels(StaffKind.NOTICE.value).inc()
             log.info("notice of escalation %s re-drawn late", view.id)
 
-    async def give_up(self, kind: StaffKind, outbox_id: str, why: str) -> None:
-        """Never try the staff outbox post ``outbox_id`` again (logged once, counted)."""
+    async def give_up(self, kind: StaffKind, outbox_id: str, why: str) -> bool:
+        """Never try the staff outbox post ``outbox_id`` again: logged and counted once,
+        whichever replica gives it up first; whether this call did."""
+        now = self._clock()
+        if not await self._store.staff_done(outbox_id, now=now, message_id=None, given_up=True):
+            return False
         log.error("%s %s given up: %s", kind, outbox_id, why)
         STAFF_GIVEN_UP.labels(kind.value).inc()
-        await self._store.staff_done(outbox_id, now=self._clock(), message_id=None, given_up=True)
+        return True
 
     async def notice_given_up(self, view: EscalationView, why: str) -> None:
         """Never try to re-draw ``view``'s notice of this state again (logged, counted)."""

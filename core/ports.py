@@ -314,8 +314,9 @@ class ConversationStore(Protocol):
 
     async def staff_done(
         self, outbox_id: str, *, now: datetime, message_id: str | None, given_up: bool = False
-    ) -> None:
-        """The platform took the post (as ``message_id``, if known), or it is given up."""
+    ) -> bool:
+        """The platform took the post (as ``message_id``, if known), or it is given up;
+        whether this call marked it (of two replicas marking it at once, one does)."""
         ...
 
     async def notice_drawn(self, escalation_id: int, *, seen: datetime) -> None:

@@ -382,10 +382,12 @@ class MemoryStore:
 
     async def staff_done(
         self, outbox_id: str, *, now: datetime, message_id: str | None, given_up: bool = False
-    ) -> None:
+    ) -> bool:
         found = self._staff_outbox.get(outbox_id)
-        if found is not None and found.done_at is None:
-            found.done_at, found.message_id = now, message_id
+        if found is None or found.done_at is not None:
+            return False
+        found.done_at, found.message_id = now, message_id
+        return True
 
     async def notice_drawn(self, escalation_id: int, *, seen: datetime) -> None:
         found = self._escalations.get(escalation_id)

@@ -651,14 +651,15 @@ class SqlStore:
     @_quoting_nothing
     async def staff_done(
         self, outbox_id: str, *, now: datetime, message_id: str | None, given_up: bool = False
-    ) -> None:
+    ) -> bool:
         done = {"given_up_at": now} if given_up else {"delivered_at": now}
         async with self._sessions.begin() as session:
-            await session.execute(
+            marked = await session.execute(
                 update(_STAFF)
                 .where(_S.id == outbox_id, *_STAFF_WAITING)
                 .values(platform_message_id=message_id, **done)
             )
+            return marked.rowcount == 1
 
     @_quoting_nothing
     async def notice_drawn(self, escalation_id: int, *, seen: datetime) -> None:

@@ -715,7 +715,8 @@ async def test_a_staff_reply_is_kept_with_the_staff_turn_under_its_escalation(
 
     [waiting] = await store.staff_waiting(platforms={"test"})
     assert (waiting.id, waiting.kind, waiting.author_name) == (reply.id, StaffKind.REPLY, "Dana")
-    await store.staff_done(reply.id, now=T0, message_id=None, given_up=True)
+    assert await store.staff_done(reply.id, now=T0, message_id=None, given_up=True)
+    assert not await store.staff_done(reply.id, now=T0, message_id=None, given_up=True), "once"
     assert await store.staff_waiting(platforms={"test"}) == []
 
     # Closed between the desk's read and the staff turn: the reply still goes out.

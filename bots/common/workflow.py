@@ -561,7 +561,7 @@ class Workflow:
         if drawn:
             await self._recorded(self._desk.drawn(view), view.id)
 
-    async def _recorded(self, work: Awaitable[None], about: object) -> None:
+    async def _recorded(self, work: Awaitable[object], about: object) -> None:
         """Record what came of a staff outbox try; a failure is logged, and the watcher then
         finds the post (or re-draw) still waiting, looks for it on the platform and marks it."""
         try:
@@ -651,8 +651,10 @@ class Workflow:
         return platform.relay_to_staff(view.staff, message)
 
     async def _gave_up(self, pending: StaffPending, why: str) -> None:
-        """Never try ``pending`` again; the staff member whose reply it was is told."""
-        await self._desk.give_up(pending.kind, pending.id, why)
+        """Never try ``pending`` again; the staff member whose reply it was is told (once,
+        by the replica that gave it up)."""
+        if not await self._desk.give_up(pending.kind, pending.id, why):
+            return
         staff = pending.escalation.staff
         if pending.kind is StaffKind.REPLY and staff is not None:
             await self._platform.tell_staff(staff, pending.author_id, NOT_DELIVERED, None)
