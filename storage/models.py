@@ -23,10 +23,8 @@ from core.escalation import State
 # The live states (core.escalation.LIVE), spelled as the migrations' index predicate spells them.
 _LIVE_SQL = f"state IN ('{State.OPEN}', '{State.CLAIMED}')"
 WAITING = "delivered_at IS NULL AND given_up_at IS NULL"
-"""An outbox row still waiting for delivery, as the migrations' index predicate spells it."""
-
-
-_WAITING_SQL = "delivered_at IS NULL AND given_up_at IS NULL"
+"""An outbox (or staff outbox) row still waiting for delivery, as the migrations' index
+predicate spells it."""
 
 
 class Base(DeclarativeBase):
@@ -161,8 +159,8 @@ class StaffOutboxRow(Base):
         Index(
             "ix_staff_outbox_waiting",
             "created_at",
-            sqlite_where=text(_WAITING_SQL),
-            postgresql_where=text(_WAITING_SQL),
+            sqlite_where=text(WAITING),
+            postgresql_where=text(WAITING),
         ),
     )
 

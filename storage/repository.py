@@ -124,6 +124,7 @@ _LIVE_STATES = [s.value for s in LIVE]
 _STAFF = cast(Table, StaffOutboxRow.__table__)
 _S = _STAFF.c
 _STAFF_WAITING = (_S.delivered_at.is_(None), _S.given_up_at.is_(None))
+"""A staff outbox row still waiting (``storage.models.WAITING``)."""
 
 # The hot path's statements, built once (SQLAlchemy then reuses their compiled form).
 _LIVE_ID = (

@@ -91,7 +91,7 @@ RETRIES_IN_TURN = 4
 """Tries of a reply within the turn (1 + 2 + 4 + 8 s: ``RETRY_FIRST`` doubling), holding the
 conversation so that the next answer never overtakes this one; after those the outbox
 watcher goes on trying."""
-GIVEN_UP = "too old"
+TOO_OLD = "too old"
 """Why a staff outbox post the watcher found past the give-up limit is given up (logged)."""
 
 
@@ -165,31 +165,30 @@ class Workflow:
         """Deliver a reply the outbox holds past its turn (its post failed, or its process
         died before the platform took it), unless this process is delivering it now or its
         backoff has not run out (the outbox watcher offers it again until it is delivered)."""
-        waiting = self._backoff.get(undelivered.id)
-        if undelivered.id in self._delivering or (waiting and waiting[0] > time.monotonic()):
-            return
-        self._delivering.add(undelivered.id)
         what = f"delivery of reply {undelivered.id} in {undelivered.turn.key}"
-        task = self.track(self._late_delivery(undelivered), what)
-        if task is None:
-            self._delivering.discard(undelivered.id)
-        else:
-            task.add_done_callback(lambda _: self._delivering.discard(undelivered.id))
+        self._try_again(undelivered.id, functools.partial(self._late_delivery, undelivered), what)
 
     def resend(self, pending: StaffPending) -> None:
         """Try again a staff outbox post (or notice re-draw) whose try failed or whose process
         died (``watch_staff_outbox`` offers it until it is done or given up), unless this
         process is on it now or a re-draw's backoff has not run out."""
-        waiting = self._backoff.get(pending.id)
-        if pending.id in self._delivering or (waiting and waiting[0] > time.monotonic()):
-            return
-        self._delivering.add(pending.id)
         what = f"delivery of {pending.kind} {pending.id} of escalation {pending.escalation.id}"
-        task = self.track(self._staff_late(pending), what)
+        self._try_again(pending.id, functools.partial(self._staff_late, pending), what)
+
+    def _try_again(
+        self, waiting: str, deliver: Callable[[], Coroutine[Any, Any, None]], what: str
+    ) -> None:
+        """Run ``deliver`` (of ``waiting``) unless this process delivers it now or its
+        backoff has not run out."""
+        due = self._backoff.get(waiting)
+        if waiting in self._delivering or (due and due[0] > time.monotonic()):
+            return
+        self._delivering.add(waiting)
+        task = self.track(deliver(), what)
         if task is None:
-            self._delivering.discard(pending.id)
+            self._delivering.discard(waiting)
         else:
-            task.add_done_callback(lambda _: self._delivering.discard(pending.id))
+            task.add_done_callback(lambda _: self._delivering.discard(waiting))
 
     def track(self, work: Coroutine[Any, Any, None], what: str) -> asyncio.Task[None] | None:
         """Run platform work that leads into a turn (an acknowledgement, a lookup) as tracked
@@ -608,7 +607,7 @@ class Workflow:
         key = view.key if pending.kind is not StaffKind.REPLY else view.staff
         async with self._serial(key):
             if pending.expired:
-                await self._gave_up(pending, GIVEN_UP)
+                await self._gave_up(pending, TOO_OLD)
                 return
             if not await self._desk.take(pending.id, tries=pending.tries):
                 return  # another replica has it, or it was done meanwhile
@@ -670,7 +669,7 @@ class Workflow:
                 self._backoff.pop(pending.id, None)
                 return
             if pending.expired or not self._platform.has_staff_channel:
-                why = GIVEN_UP if pending.expired else "no staff channel"
+                why = TOO_OLD if pending.expired else "no staff channel"
                 await self._desk.notice_given_up(view, why)
                 return
             try:
