@@ -250,6 +250,9 @@ class Workflow:
         async with AsyncExitStack() as working, self._serial(message.key):
             await platform.prepare(inbound)
             await working.enter_async_context(platform.working(inbound))
+            # Pressed in the conversation (not on the team's approval request), the conversation
+            # is held from the decision to the answer's last post, as a customer turn is.
+            await working.enter_async_context(self._port.hold(message.key))
             decision = await self._port.decide(
                 decided.proposal_id,
                 user_id=message.author_id,
