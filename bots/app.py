@@ -264,34 +264,32 @@ async def serve(
                     def recover(unanswered: Unanswered) -> None:
                         adapters[unanswered.key.platform].recover(unanswered, late_after=late_after)
 
+                    # What a dead process left, and posts that failed: looked for by the
+                    # same watchers on every replica.
+                    left: dict[str, Any] = {
+                        "platforms": set(chosen),
+                        "after": timedelta(seconds=settings.recover_after_seconds),
+                        "every": min(10.0, settings.recover_after_seconds / 3),
+                    }
+                    give_up = timedelta(minutes=settings.outbox_give_up_minutes)
+                    within = timedelta(hours=settings.recover_within_hours)
                     tasks.create_task(
-                        watch_unanswered(
-                            runtime.store,
-                            recover,
-                            platforms=set(chosen),
-                            after=timedelta(seconds=settings.recover_after_seconds),
-                            within=timedelta(hours=settings.recover_within_hours),
-                            every=min(10.0, settings.recover_after_seconds / 3),
-                        )
+                        watch_unanswered(runtime.store, recover, within=within, **left)
                     )
                     tasks.create_task(
                         watch_undelivered(
                             runtime.store,
                             lambda u: adapters[u.turn.key.platform].redeliver(u),
-                            platforms=set(chosen),
-                            after=timedelta(seconds=settings.recover_after_seconds),
-                            every=min(10.0, settings.recover_after_seconds / 3),
-                            give_up_after=timedelta(minutes=settings.outbox_give_up_minutes),
+                            give_up_after=give_up,
+                            **left,
                         )
                     )
                     tasks.create_task(
                         watch_staff_outbox(
                             runtime.store,
                             lambda p: adapters[p.escalation.key.platform].resend(p),
-                            platforms=set(chosen),
-                            after=timedelta(seconds=settings.recover_after_seconds),
-                            give_up=timedelta(minutes=settings.outbox_give_up_minutes),
-                            every=min(10.0, settings.recover_after_seconds / 3),
+                            give_up_after=give_up,
+                            **left,
                         )
                     )
                     retention = timedelta(days=settings.delivery_retention_days)

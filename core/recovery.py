@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import replace
 from datetime import datetime, timedelta
 
@@ -41,27 +41,20 @@ async def watch_unanswered(
 ) -> None:
     """Hand ``recover`` each unanswered customer turn on ``platforms`` stored more than
     ``after`` and less than ``within`` ago, now and every ``every`` seconds, until cancelled."""
-    while True:
-        now = clock()
-        try:
-            found = await store.unanswered(
-                platforms=platforms, since=now - within, before=now - after
+
+    async def look(now: datetime) -> None:
+        found = await store.unanswered(platforms=platforms, since=now - within, before=now - after)
+        for unanswered in found:
+            log.info(
+                "message %s in %s unanswered since %s: answering it, unless the turn that "
+                "has it is still running",
+                unanswered.message_id,
+                unanswered.key,
+                unanswered.at.isoformat(timespec="seconds"),
             )
-        except Exception as exc:
-            log.warning(
-                "looking for unanswered turns failed (%s); trying again", type(exc).__name__
-            )
-        else:
-            for unanswered in found:
-                log.info(
-                    "message %s in %s unanswered since %s: answering it, unless the turn that "
-                    "has it is still running",
-                    unanswered.message_id,
-                    unanswered.key,
-                    unanswered.at.isoformat(timespec="seconds"),
-                )
-                recover(unanswered)
-        await asyncio.sleep(every)
+            recover(unanswered)
+
+    await _every(every, clock, look, "unanswered turns")
 
 
 async def watch_undelivered(
@@ -78,22 +71,17 @@ async def watch_undelivered(
     delivered yet, now and every ``every`` seconds, until cancelled; give up those stored more
     than ``give_up_after`` ago (what they say is out of date by now), and keep the outbox
     gauges (``core.metrics``) on the rest, however young."""
-    while True:
-        now = clock()
-        try:
-            waiting = await store.undelivered(platforms=platforms, before=now)
-            waiting = [u for u in waiting if not await _too_old(store, u, give_up_after, now)]
-        except Exception as exc:
-            log.warning(
-                "looking for undelivered replies failed (%s); trying again", type(exc).__name__
-            )
-        else:
-            OUTBOX_DEPTH.set(len(waiting))
-            OUTBOX_AGE.set((now - waiting[0].at).total_seconds() if waiting else 0)
-            for undelivered in waiting:
-                if now - undelivered.at > after:
-                    redeliver(undelivered)
-        await asyncio.sleep(every)
+
+    async def look(now: datetime) -> None:
+        waiting = await store.undelivered(platforms=platforms, before=now)
+        waiting = [u for u in waiting if not await _too_old(store, u, give_up_after, now)]
+        OUTBOX_DEPTH.set(len(waiting))
+        OUTBOX_AGE.set((now - waiting[0].at).total_seconds() if waiting else 0)
+        for undelivered in waiting:
+            if now - undelivered.at > after:
+                redeliver(undelivered)
+
+    await _every(every, clock, look, "undelivered replies")
 
 
 async def watch_staff_outbox(
@@ -102,29 +90,40 @@ async def watch_staff_outbox(
     *,
     platforms: set[str],
     after: timedelta,
-    give_up: timedelta,
     every: float,
+    give_up_after: timedelta,
     clock: Callable[[], datetime] = utcnow,
 ) -> None:
     """Hand ``resend`` each staff outbox post on ``platforms`` that is due (its try failed,
     or its process died holding it) and each notice re-draw pending for more than ``after``,
-    marked ``expired`` past ``give_up``, now and every ``every`` seconds, until cancelled;
-    keep the staff outbox gauges (``core.metrics``) on what waits."""
+    marked ``expired`` past ``give_up_after``, now and every ``every`` seconds, until
+    cancelled; keep the staff outbox gauges (``core.metrics``) on what waits."""
+
+    async def look(now: datetime) -> None:
+        waiting = await store.staff_waiting(platforms=platforms)
+        STAFF_OUTBOX_DEPTH.set(len(waiting))
+        STAFF_OUTBOX_AGE.set((now - waiting[0].at).total_seconds() if waiting else 0)
+        for pending in waiting:
+            notice = pending.kind is StaffKind.NOTICE
+            if (now - pending.at > after) if notice else (pending.due <= now):
+                resend(replace(pending, expired=now - pending.at > give_up_after))
+
+    await _every(every, clock, look, "staff posts to retry")
+
+
+async def _every(
+    every: float,
+    clock: Callable[[], datetime],
+    look: Callable[[datetime], Awaitable[None]],
+    what: str,
+) -> None:
+    """``look`` now and every ``every`` seconds until cancelled; a failed look (the database
+    is down) is logged and made again at the next."""
     while True:
-        now = clock()
         try:
-            waiting = await store.staff_waiting(platforms=platforms)
+            await look(clock())
         except Exception as exc:
-            log.warning(
-                "looking for staff posts to retry failed (%s); trying again", type(exc).__name__
-            )
-        else:
-            STAFF_OUTBOX_DEPTH.set(len(waiting))
-            STAFF_OUTBOX_AGE.set((now - waiting[0].at).total_seconds() if waiting else 0)
-            for pending in waiting:
-                notice = pending.kind is StaffKind.NOTICE
-                if (now - pending.at > after) if notice else (pending.due <= now):
-                    resend(replace(pending, expired=now - pending.at > give_up))
+            log.warning("looking for %s failed (%s); trying again", what, type(exc).__name__)
         await asyncio.sleep(every)
 
 

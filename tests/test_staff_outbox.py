@@ -47,7 +47,7 @@ async def retrying(
             resend,
             platforms={platform},
             after=timedelta(0),
-            give_up=give_up,
+            give_up_after=give_up,
             every=0.05,
         )
     )
