@@ -477,6 +477,29 @@ async def test_a_missing_notification_is_posted_by_the_reping(
     assert port.turns[0][0].message_id == question["id"]
 
 
+async def test_a_notice_whose_answer_was_lost_is_found_and_gets_its_thread(
+    fake_discord: FakeDiscord, bot: DiscordBot, desk: WatchedDesk
+) -> None:
+    w = fake_discord.world
+    staff_channel = w.staff_channel_id
+    fake_discord.fault_next("made", rf"/channels/{staff_channel}/messages$")
+    await say(fake_discord, w.dm_channel_id, HUMAN)
+    await fake_discord.wait_for(lambda: len(staff_posts(fake_discord)) == 1)
+    await bot.drain()
+    assert desk.attached == [], "the answer was lost: not recorded"
+
+    async with repinging(bot, desk):
+        await desk.wait_for(lambda: len(desk.attached) == 1)
+
+    [notice] = staff_posts(fake_discord)
+    threads = [r for r in fake_discord.requests if r.path.endswith(f"/{notice.id}/threads")]
+    assert len(threads) == 1, "its staff thread opened now"
+    assert any(
+        r.method == "GET" and r.path.endswith(f"/{staff_channel}/messages")
+        for r in fake_discord.requests
+    ), "the staff channel was looked at first"
+
+
 async def test_a_forum_staff_channel_gets_a_post_per_escalation(
     fake_discord: FakeDiscord, fake_claude: FakeAnthropic, port: WatchedPort, desk: WatchedDesk
 ) -> None:

@@ -410,6 +410,21 @@ async def test_reping_posts_the_notification_that_failed_earlier(
     assert view is not None and view.staff == StaffPost(STAFF, notice["ts"])
 
 
+async def test_a_notice_whose_answer_was_lost_is_found_not_posted_again(
+    slack: FakeSlack, http_bot: Harness, desk: Desk
+) -> None:
+    slack.fault_next("chat.postMessage", "made", channel=STAFF)  # made, then the line drops
+    await http_bot.deliver(dm(WANT_PERSON, "1700000001.000100"))
+    [unrecorded] = await desk.live()
+    assert unrecorded.staff is None
+
+    await http_bot.bot.reping(unrecorded)
+    [notice] = http_bot.notifications()
+    view = await desk.get(1)
+    assert view is not None and view.staff == StaffPost(STAFF, notice["ts"])
+    assert [p["channel"] for p in slack.calls_to("conversations.history")] == [STAFF]
+
+
 async def test_without_team_settings_the_customer_still_gets_the_reply(
     slack: FakeSlack, engine: Engine, desk: Desk, caplog: pytest.LogCaptureFixture
 ) -> None:

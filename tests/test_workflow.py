@@ -114,6 +114,9 @@ class RecordingPlatform:
             return None
         return StaffPost("C-staff", f"notice-{view.id}")
 
+    async def posted_notice(self, view: EscalationView) -> StaffPost | None:
+        return None  # this platform's notices either get through or fail outright
+
     async def update_notice(self, view: EscalationView, post: StaffPost) -> bool:
         self.updates.append((view.id, str(view.state)))
         return True

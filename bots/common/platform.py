@@ -251,6 +251,13 @@ class Platform(Protocol):
         """Post the staff notice of ``view`` (with its buttons) and open its staff thread."""
         ...
 
+    async def posted_notice(self, view: EscalationView) -> StaffPost | None:
+        """The notice of ``view`` if the staff channel shows one already (an earlier try's
+        outcome was unknown, or its process died before recording it), with its staff
+        thread; looked up before posting it again. ``None`` when there is none, or where the
+        platform cannot be asked. Raises :class:`NotChecked` when it cannot say now."""
+        ...
+
     async def update_notice(self, view: EscalationView, post: StaffPost) -> bool:
         """Re-draw the notice at ``post`` from ``view`` in place; nobody is pinged. Raises
         :class:`Refused` when the notice can never be re-drawn (it or its channel is gone)."""

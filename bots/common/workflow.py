@@ -686,8 +686,16 @@ class Workflow:
             else:
                 self._later(pending.id, f"notice of escalation {escalation}")
 
-    async def _post_notice(self, view: EscalationView, *, ping: bool) -> bool:
-        post = await self._platform.post_notice(view, ping=ping)
+    async def _post_notice(self, view: EscalationView, *, ping: bool, again: bool = False) -> bool:
+        """Post ``view``'s notice, record it and show the customer's files under it.
+        ``again``: an earlier try may have made it (its outcome was unknown, or its process
+        died before recording it), so the staff channel is looked at first."""
+        try:
+            post = await self._platform.posted_notice(view) if again else None
+        except NotChecked:
+            return False
+        if post is None:
+            post = await self._platform.post_notice(view, ping=ping)
         if post is not None:
             await self._desk.attach(view.id, post)
             files = await self._desk.files(view.id)
@@ -740,7 +748,7 @@ class Workflow:
             if current.state != State.OPEN:
                 return
             if current.staff is None:
-                posted = await self._post_notice(current, ping=True)
+                posted = await self._post_notice(current, ping=True, again=True)
             else:
                 posted = await self._platform.post_reping(current, now=self._clock())
             if not posted:

@@ -10,6 +10,7 @@ through the client (``ButtonClient.buttons``).
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable, Iterator
 from typing import Any, Protocol
 
 import discord
@@ -163,6 +164,25 @@ def escalation_notice(view: EscalationView, text: str) -> discord.ui.LayoutView:
     layout = discord.ui.LayoutView(timeout=None)
     layout.add_item(container)
     return layout
+
+
+def is_notice_of(components: Iterable[discord.Component], escalation_id: int) -> bool:
+    """Whether a message with ``components`` (as Discord's history shows it) is the notice of
+    ``escalation_id``: it carries one of that escalation's buttons."""
+    return any(
+        (found := re.fullmatch(ESCALATION_TEMPLATE, custom_id)) is not None
+        and int(found["id"]) == escalation_id
+        for custom_id in _custom_ids(components)
+    )
+
+
+def _custom_ids(components: Iterable[discord.Component]) -> Iterator[str]:
+    """The ``custom_id`` of every component in ``components``, nested ones included."""
+    for component in components:
+        custom_id = getattr(component, "custom_id", None)
+        if custom_id:
+            yield custom_id
+        yield from _custom_ids(getattr(component, "children", ()))
 
 
 def proposal_buttons(proposal_id: int) -> discord.ui.View:

@@ -252,6 +252,9 @@ class DiscordPlatform:
         await self._forum.follow(view)
         return posted
 
+    async def posted_notice(self, view: EscalationView) -> StaffPost | None:
+        return await self._staff.find(view)
+
     async def update_notice(self, view: EscalationView, post: StaffPost) -> bool:
         # Without a staff channel there is no notice (a staff command was run in the
         # customer's thread): only the forum post follows the state, even when the notice is

@@ -10,19 +10,24 @@ of the escalation's :class:`StaffPost`.
 from __future__ import annotations
 
 import logging
+from datetime import UTC
 
 import discord
 
-from bots.discord.buttons import escalation_notice
+from bots.common.platform import NotChecked
+from bots.discord.buttons import escalation_notice, is_notice_of
 from bots.discord.notice import notification
 from bots.discord.render import Outgoing
 from bots.discord.routing import thread_name
 from bots.discord.send import SEND_ERRORS, allowed_mentions, describe, log_failure, refused
+from core.ports import CLOCK_SKEW
 from core.types import EscalationView, StaffPost
 
 log = logging.getLogger(__name__)
 
 StaffTarget = discord.TextChannel | discord.ForumChannel
+THREAD_EXISTS = 160004
+"""Discord's code for "a thread has already been created for this message"."""
 
 
 class StaffChannel:
@@ -47,6 +52,30 @@ class StaffChannel:
             log_failure(exc, channel.id, f"escalation {view.id}")
             return None
         return StaffPost(str(channel.id), str(posted))
+
+    async def find(self, view: EscalationView) -> StaffPost | None:
+        """The notice of ``view`` an earlier try made (its answer was lost, or its process
+        died before recording it), with its staff thread, opened now if that try did not get
+        to it. A forum channel's posts are not looked through: ``None`` there. Raises
+        ``NotChecked`` when Discord cannot say now."""
+        channel = await self._channel(f"escalation {view.id} in {view.key}")
+        if channel is None or isinstance(channel, discord.ForumChannel):
+            return None
+        me = self._client.user
+        if me is None:
+            return None
+        opened = view.created_at.replace(tzinfo=UTC) - CLOCK_SKEW
+        after = discord.Object(discord.utils.time_snowflake(opened))
+        try:
+            async for message in channel.history(after=after, limit=100):
+                if message.author.id == me.id and is_notice_of(message.components, view.id):
+                    await self._open_thread(message, view)
+                    return StaffPost(str(channel.id), str(message.id))
+        except SEND_ERRORS as exc:
+            why = describe(exc)
+            log.warning("looking for the notice of escalation %s failed: %s", view.id, why)
+            raise NotChecked(why) from None
+        return None
 
     async def edit(self, view: EscalationView, staff: StaffPost) -> bool:
         """Re-draw the notice at ``staff`` from ``view``; nobody is pinged. Raises ``Refused``
@@ -96,23 +125,30 @@ class StaffChannel:
 
     async def _open(self, channel: StaffTarget, view: EscalationView, out: Outgoing) -> int:
         """Post the notice with its staff thread; returns the notice's id."""
-        name = thread_name(f"#{view.id} {view.reason}", fallback=f"Escalation #{view.id}")
         # Components v2 (discord.py sets the flag for a LayoutView): text and buttons in one
         # container whose accent colour follows the state; the role mention in its text pings
         # as content would, within ``allowed_mentions``.
         notice = escalation_notice(view, out.content)
         mentions = allowed_mentions(out)
         if isinstance(channel, discord.ForumChannel):
-            created = await channel.create_thread(name=name, view=notice, allowed_mentions=mentions)
+            created = await channel.create_thread(
+                name=_thread_name(view), view=notice, allowed_mentions=mentions
+            )
             return created.thread.id
         message = await channel.send(view=notice, allowed_mentions=mentions)
+        await self._open_thread(message, view)
+        return message.id
+
+    async def _open_thread(self, message: discord.Message, view: EscalationView) -> None:
+        """Start the staff thread from the notice ``message`` (one there already is kept)."""
         try:
-            await message.create_thread(name=name)
+            await message.create_thread(name=_thread_name(view))
         except SEND_ERRORS as exc:
+            if isinstance(exc, discord.HTTPException) and exc.code == THREAD_EXISTS:
+                return
             # The notice and its buttons still work; only re-pings and relays need the thread
             # (they will fail and be logged).
             log.error("no staff thread for escalation %s (%s)", view.id, describe(exc))
-        return message.id
 
     async def _channel(self, about: str) -> StaffTarget | None:
         if self._channel_id is None:
@@ -134,3 +170,7 @@ class StaffChannel:
             log.error("%s not posted: channel %s takes no posts", about, channel.id)
             return None
         return channel
+
+
+def _thread_name(view: EscalationView) -> str:
+    return thread_name(f"#{view.id} {view.reason}", fallback=f"Escalation #{view.id}")

@@ -187,5 +187,15 @@ def _buttons(view: EscalationView) -> dict[str, Any] | None:
         for index, action in enumerate(actions)
     ]
     # A new block_id per state, as Slack asks of updated messages.
-    block_id = f"escalation-{view.id}-{view.state}"
+    block_id = f"{_block_prefix(view.id)}{view.state}"
     return {"type": "actions", "block_id": block_id, "elements": elements}
+
+
+def is_notice_of(message: dict[str, Any], escalation_id: int) -> bool:
+    """Whether ``message`` (as Slack's history shows it) is the notice of ``escalation_id``."""
+    prefix = _block_prefix(escalation_id)
+    return any(str(b.get("block_id", "")).startswith(prefix) for b in message.get("blocks") or [])
+
+
+def _block_prefix(escalation_id: int) -> str:
+    return f"escalation-{escalation_id}-"

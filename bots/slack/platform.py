@@ -12,12 +12,12 @@ import re
 import weakref
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from bots.common import AnswerStream, Decided, Inbound
 from bots.common.lookup import answers, find_reply
-from bots.common.platform import Found, NotChecked, NotStreamed
+from bots.common.platform import Found, NotChecked, NotStreamed, Refused
 from bots.slack import conversation_link, notice
 from bots.slack.events import PLATFORM, reply_thread
 from bots.slack.render import (
@@ -33,7 +33,7 @@ from bots.slack.render import (
 from bots.slack.staff import StaffDirectory
 from bots.slack.stream import SlackAnswer
 from bots.slack.web import SlackWeb
-from core.ports import StaffKind, StaffPending, Unanswered
+from core.ports import CLOCK_SKEW, StaffKind, StaffPending, Unanswered
 from core.types import (
     Attachment,
     ConversationKey,
@@ -279,6 +279,27 @@ class SlackPlatform:
         message = notice.notification(view, team=self._team(ping), link=await self._link(view))
         ts = await self._web.post(self._channel, message, about=f"escalation {view.id}")
         return StaffPost(self._channel, ts) if ts else None
+
+    async def posted_notice(self, view: EscalationView) -> StaffPost | None:
+        """The bot's message in the staff channel since ``view`` was opened that carries its
+        buttons' block; as in ``posted_reply``, nothing is found where Slack will not let the
+        bot read (or the channel is gone: posting will say so)."""
+        if not self._channel:
+            return None
+        since = f"{(view.created_at - CLOCK_SKEW).replace(tzinfo=UTC).timestamp():.6f}"
+        try:
+            after = await self._web.messages_after(
+                self._channel, since, thread=None, about=f"escalation {view.id}"
+            )
+        except NotChecked as exc:
+            if str(exc) in CANNOT_READ:
+                return None
+            raise
+        except Refused:
+            return None
+        found = (m for m in after if _user(m) == self._me and notice.is_notice_of(m, view.id))
+        first = next(found, None)
+        return StaffPost(self._channel, str(first["ts"])) if first is not None else None
 
     async def update_notice(self, view: EscalationView, post: StaffPost) -> bool:
         # Heads the notice as it was first posted: a DM's pinged the group, a thread's did not
