@@ -500,6 +500,21 @@ async def test_a_notice_whose_answer_was_lost_is_found_and_gets_its_thread(
     ), "the staff channel was looked at first"
 
 
+async def test_a_reping_whose_answer_was_lost_is_found_not_posted_again(
+    fake_discord: FakeDiscord, bot: DiscordBot, desk: WatchedDesk
+) -> None:
+    w = fake_discord.world
+    _, escalation_id, notice = await escalate(fake_discord, desk, w.dm_channel_id)
+    [view] = [v for v in await desk.live() if v.id == escalation_id]
+    fake_discord.fault_next("made", rf"/channels/{notice.id}/messages$")
+
+    await bot.reping(view)  # not known to be posted: tried again
+    await bot.reping(view)
+
+    reminders = [p for p in fake_discord.posts_in(notice.id) if "still unclaimed" in p.content]
+    assert len(reminders) == 1
+
+
 async def test_a_forum_staff_channel_gets_a_post_per_escalation(
     fake_discord: FakeDiscord, fake_claude: FakeAnthropic, port: WatchedPort, desk: WatchedDesk
 ) -> None:

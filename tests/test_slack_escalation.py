@@ -425,6 +425,21 @@ async def test_a_notice_whose_answer_was_lost_is_found_not_posted_again(
     assert [p["channel"] for p in slack.calls_to("conversations.history")] == [STAFF]
 
 
+async def test_a_reping_whose_answer_was_lost_is_found_not_posted_again(
+    slack: FakeSlack, http_bot: Harness, desk: Desk
+) -> None:
+    await http_bot.deliver(dm(WANT_PERSON, "1700000001.000100"))
+    [notice] = http_bot.notifications()
+    [view] = await desk.live()
+    slack.fault_next("chat.postMessage", "made", channel=STAFF)  # made, then the line drops
+
+    await http_bot.bot.reping(view)  # not known to be posted: tried again
+    await http_bot.bot.reping(view)
+
+    assert len(repings(http_bot, notice)) == 1
+    assert len(slack.calls_to("conversations.replies")) == 2, "looked for before each try"
+
+
 async def test_without_team_settings_the_customer_still_gets_the_reply(
     slack: FakeSlack, engine: Engine, desk: Desk, caplog: pytest.LogCaptureFixture
 ) -> None:

@@ -117,6 +117,9 @@ class RecordingPlatform:
     async def posted_notice(self, view: EscalationView) -> StaffPost | None:
         return None  # this platform's notices either get through or fail outright
 
+    async def posted_reping(self, view: EscalationView) -> bool:
+        return False  # as its re-pings
+
     async def update_notice(self, view: EscalationView, post: StaffPost) -> bool:
         self.updates.append((view.id, str(view.state)))
         return True

@@ -272,6 +272,13 @@ class Platform(Protocol):
         """Remind the team, in the staff thread, of an escalation nobody has claimed."""
         ...
 
+    async def posted_reping(self, view: EscalationView) -> bool:
+        """Whether the staff thread of ``view`` shows its reminder already (an escalation is
+        re-pinged once, so one there is an earlier try's whose answer was lost); looked up
+        before posting it. False where the platform cannot be asked; raises
+        :class:`NotChecked` when it cannot say now."""
+        ...
+
     async def relay_to_staff(self, post: StaffPost, message: IncomingMessage) -> bool:
         """Post what the customer wrote in their DM into the staff thread at ``post``.
         Raises :class:`Refused` when the thread is gone for good."""

@@ -750,9 +750,18 @@ class Workflow:
             if current.staff is None:
                 posted = await self._post_notice(current, ping=True, again=True)
             else:
-                posted = await self._platform.post_reping(current, now=self._clock())
+                posted = await self._reping_once(current)
             if not posted:
                 await self._not_told(view.id, "re-ping")
+
+    async def _reping_once(self, view: EscalationView) -> bool:
+        """Post ``view``'s reminder unless an earlier try whose answer was lost made it."""
+        try:
+            if await self._platform.posted_reping(view):
+                return True
+        except NotChecked:
+            return False
+        return await self._platform.post_reping(view, now=self._clock())
 
     async def _not_told(self, escalation_id: int, what: str) -> None:
         """A notice or re-ping was not posted: tried again soon, unless there is no staff

@@ -79,10 +79,17 @@ def reminder(view: EscalationView, *, role_id: int | None, now: datetime) -> Out
     mention = f"{role_mention(role_id)} " if role_id is not None else ""
     minutes = int((now - view.created_at).total_seconds() // 60)
     return Outgoing(
-        f"{mention}Escalation #{view.id} is still unclaimed after {age(minutes)}. "
-        f"{where_to_look(view)}",
-        role_id,
+        f"{mention}{_unclaimed(view)} after {age(minutes)}. {where_to_look(view)}", role_id
     )
+
+
+def is_reminder_of(content: str, view: EscalationView) -> bool:
+    """Whether a message reading ``content`` is the re-ping of ``view``."""
+    return _unclaimed(view) in content
+
+
+def _unclaimed(view: EscalationView) -> str:
+    return f"Escalation #{view.id} is still unclaimed"
 
 
 def place(key: ConversationKey) -> str:

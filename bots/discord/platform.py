@@ -25,7 +25,7 @@ from bots.discord import send
 from bots.discord.buttons import TALK_LABEL, proposal_buttons
 from bots.discord.feedback import answer_buttons, solved_buttons
 from bots.discord.forum import ForumDesk
-from bots.discord.notice import approval, reminder
+from bots.discord.notice import approval, is_reminder_of, reminder
 from bots.discord.render import (
     MESSAGE_LIMIT,
     Outgoing,
@@ -282,6 +282,21 @@ class DiscordPlatform:
         assert view.staff is not None  # the workflow posts a notice first
         out = reminder(view, role_id=self._role_id, now=now)
         return await send.post(self._staff.thread(view.staff), out, context=f"escalation {view.id}")
+
+    async def posted_reping(self, view: EscalationView) -> bool:
+        assert view.staff is not None  # the workflow posts a notice first
+        me = self._client.user
+        if me is None:
+            return False
+        try:
+            async for found in self._staff.thread(view.staff).history(limit=100):
+                if found.author.id == me.id and is_reminder_of(found.content, view):
+                    return True
+        except SEND_ERRORS as exc:
+            why = describe(exc)
+            log.warning("looking for the re-ping of escalation %s failed: %s", view.id, why)
+            raise NotChecked(why) from None
+        return False
 
     async def relay_to_staff(self, post: StaffPost, message: IncomingMessage) -> bool:
         text = f"(pressed {TALK_LABEL})" if message.wants_person else message.text

@@ -108,10 +108,18 @@ def state_line(view: EscalationView) -> str:
 def reping(view: EscalationView, *, team: str, link: str, now: datetime) -> SlackMessage:
     """The reminder posted in the notification's thread when nobody has claimed it."""
     text = (
-        f"{team} Escalation #{view.id} from {user_mention(view.customer_id)} is still unclaimed "
+        f"{team} Escalation #{view.id} from {user_mention(view.customer_id)} {_UNCLAIMED} "
         f"after {waited(view.created_at, now)}. <{escape(link)}|Open the customer's message>"
     )
     return SlackMessage(text=text)
+
+
+def is_reping_of(text: str, view: EscalationView) -> bool:
+    """Whether a message reading ``text`` is the reminder of ``view``."""
+    return f"Escalation #{view.id} from {user_mention(view.customer_id)} {_UNCLAIMED}" in text
+
+
+_UNCLAIMED = "is still unclaimed"
 
 
 def customer_message(view: EscalationView) -> tuple[str, str] | None:

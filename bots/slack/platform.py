@@ -326,6 +326,23 @@ class SlackPlatform:
         )
         return ts is not None
 
+    async def posted_reping(self, view: EscalationView) -> bool:
+        if view.staff is None:
+            return False
+        thread = view.staff.message_id
+        try:
+            after = await self._web.messages_after(
+                view.staff.channel_id, thread, thread=thread, about=f"escalation {view.id}"
+            )
+        except NotChecked as exc:
+            if str(exc) in CANNOT_READ:
+                return False
+            raise
+        except Refused:
+            return False  # posting it says so, and is tried again
+        said = (str(m.get("text") or "") for m in after if _user(m) == self._me)
+        return any(notice.is_reping_of(text, view) for text in said)
+
     async def relay_to_staff(self, post: StaffPost, message: IncomingMessage) -> bool:
         said = _relay(message.author_id, message.text)
         return await self._web.post_all(
