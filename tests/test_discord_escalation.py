@@ -550,6 +550,25 @@ async def test_a_forum_staff_channel_gets_a_post_per_escalation(
     assert "State: claimed by" in claim.content
 
 
+async def test_a_forum_post_whose_answer_was_lost_is_found_not_posted_again(
+    fake_discord: FakeDiscord, port: WatchedPort, desk: WatchedDesk
+) -> None:
+    w = fake_discord.world
+    forum = w.forum_channel_id
+    fake_discord.fault_next("made", rf"/channels/{forum}/threads$")
+    async with running_bot(fake_discord, port, desk, staff_channel_id=forum) as bot:
+        await say(fake_discord, w.dm_channel_id, HUMAN)
+        await fake_discord.wait_for(lambda: len(fake_discord.threads) == 1)
+        await bot.drain()
+        assert desk.attached == [], "the answer was lost: not recorded"
+        async with repinging(bot, desk):
+            await desk.wait_for(lambda: len(desk.attached) == 1)
+
+    [post] = fake_discord.threads
+    [(_, staff)] = desk.attached
+    assert staff == StaffPost(str(forum), post["id"])
+
+
 class WireWatchingDesk(WatchedDesk):
     """The real desk, noting how many interaction answers the fake Discord had received each
     time a staff action was about to be written."""

@@ -56,16 +56,20 @@ class StaffChannel:
     async def find(self, view: EscalationView) -> StaffPost | None:
         """The notice of ``view`` an earlier try made (its answer was lost, or its process
         died before recording it), with its staff thread, opened now if that try did not get
-        to it. A forum channel's posts are not looked through: ``None`` there. Raises
-        ``NotChecked`` when Discord cannot say now."""
+        to it. In a forum channel, the bot's post since ``view`` opened whose title starts
+        with its number (the threads Discord announced: a live process's, and those a new
+        session's guild lists as active). Raises ``NotChecked`` when Discord cannot say."""
         channel = await self._channel(f"escalation {view.id} in {view.key}")
-        if channel is None or isinstance(channel, discord.ForumChannel):
-            return None
         me = self._client.user
-        if me is None:
+        if channel is None or me is None:
             return None
-        opened = view.created_at.replace(tzinfo=UTC) - CLOCK_SKEW
-        after = discord.Object(discord.utils.time_snowflake(opened))
+        since = discord.utils.time_snowflake(view.created_at.replace(tzinfo=UTC) - CLOCK_SKEW)
+        if isinstance(channel, discord.ForumChannel):
+            number = f"#{view.id} "
+            mine = (t for t in channel.threads if t.owner_id == me.id and t.id >= since)
+            post = next((t for t in mine if t.name.startswith(number)), None)
+            return StaffPost(str(channel.id), str(post.id)) if post is not None else None
+        after = discord.Object(since)
         try:
             async for message in channel.history(after=after, limit=100):
                 if message.author.id == me.id and is_notice_of(message.components, view.id):

@@ -820,8 +820,9 @@ class FakeDiscord:
         self._flaky = (every, itertools.count(1))
 
     def fault_next(self, fault: str, path: str) -> None:
-        """Make the next message the bot sends to a path matching ``path`` end in ``fault``,
-        one of ``FAULTS`` (``made``: the message is made, then the connection drops)."""
+        """Make the next message (or forum post) the bot sends to a path matching ``path``
+        end in ``fault``, one of ``FAULTS`` (``made``: it is made, then the connection
+        drops)."""
         self._next_faults.append((fault, re.compile(path)))
 
     def _hang(self, method: str, path: str) -> _Hang | None:
@@ -833,7 +834,7 @@ class FakeDiscord:
         return None
 
     def _fault(self, method: str, path: str) -> str | None:
-        if method != "POST" or re.fullmatch(r"/channels/\d+/messages", path) is None:
+        if method != "POST" or re.fullmatch(r"/channels/\d+/(messages|threads)", path) is None:
             return None
         for index, (fault, pattern) in enumerate(self._next_faults):
             if pattern.search(path):
