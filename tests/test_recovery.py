@@ -10,8 +10,11 @@ from functools import partial
 from pathlib import Path
 from typing import Any, TypeVar
 
+from slack_sdk.web.async_client import AsyncWebClient
+
 from bots.app import Runtime
 from core.clock import utcnow
+from core.ports import Unanswered
 from core.types import ConversationKey, IncomingMessage, Kind, Turn
 from tests.discord_helpers import fake_discord_installed, running_bot
 from tests.fakes.anthropic_api import FakeAnthropic, FakeResponse, hang, text
@@ -19,6 +22,7 @@ from tests.fakes.discord_api import FakeDiscord
 from tests.fakes.slack_api import FakeSlack, post_event
 from tests.process_helpers import BotProcess, DiscordProcess, SlackProcess
 from tests.slack_helpers import SECRET, load_body
+from tests.slack_helpers import running_bot as running_slack_bot
 
 P = TypeVar("P", bound=BotProcess)
 ANSWER = "Refunds take 5–7 business days after we receive the item."
@@ -213,3 +217,68 @@ async def test_discord_a_message_whose_process_was_killed_during_claude_is_answe
     assert answer.content == ANSWER
     assert answer.reference is not None and answer.reference["message_id"] == int(question["id"])
     assert len(fake.identifies) == 2 and fake.resumes == [], "the restart identified afresh"
+
+
+async def test_slack_takes_away_the_words_a_dead_process_streamed_before_it_answers(
+    runtime: Runtime, fake_claude: FakeAnthropic
+) -> None:
+    fake_claude.queue(text(ANSWER))
+    channel, thread = "C0SUPPORT", "1700000100.000100"
+    key = ConversationKey("slack", "T0TEAM", channel, thread)
+    async with FakeSlack() as slack:
+        asked = f"{channel}:{slack.said(channel, 'U0CUSTOMER', 'Refunds?', thread=thread)}"
+        left = await unanswered_turn(runtime, key, asked, customer="U0CUSTOMER")
+        client = AsyncWebClient(token=slack.bot_token, base_url=slack.api_url)
+        cut = await client.chat_startStream(  # the killed process's answer, half-written
+            channel=channel,
+            thread_ts=thread,
+            recipient_user_id="U0CUSTOMER",
+            recipient_team_id="T0TEAM",
+            markdown_text="Refunds take 5",
+        )
+        async with running_slack_bot(slack, runtime.engine, desk=runtime.desk) as bot:
+            bot.bot.recover(left, late_after=timedelta(minutes=15))
+            await bot.bot.drain()
+
+    [answer] = [m for m in slack.messages if m["channel"] == channel]
+    assert answer["text"].endswith(ANSWER)
+    assert [m["ts"] for m in slack.deleted] == [cut["ts"]]
+
+
+async def unanswered_turn(
+    runtime: Runtime, key: ConversationKey, message_id: str, *, customer: str
+) -> Unanswered:
+    """A customer's question stored an hour ago by a process killed before it answered."""
+    long_ago = utcnow() - timedelta(hours=1)
+    asked = IncomingMessage(key=key, author_id=customer, text="Refunds?", message_id=message_id)
+    stored = await runtime.store.begin_turn(
+        asked, customer_turn(asked.text, message_id), now=long_ago, idle_after=None, restart=False
+    )
+    assert stored is not None
+    [left] = await runtime.store.unanswered(
+        platforms={key.platform}, since=long_ago - timedelta(minutes=1), before=utcnow(), key=key
+    )
+    return left
+
+
+async def test_discord_takes_away_the_words_a_dead_process_streamed_before_it_answers(
+    runtime: Runtime, fake_claude: FakeAnthropic
+) -> None:
+    fake_claude.queue(text(ANSWER))
+    async with fake_discord_installed() as fake:
+        w = fake.world
+        thread = fake.add_thread(w.support_channel_id)
+        key = ConversationKey("discord", str(w.guild_id), str(w.support_channel_id), str(thread))
+        earlier = fake.said(thread, "Where is my order?")
+        late = fake.left_by_a_dead_process(thread, "It ships tomorrow.", reference=earlier)
+        asked = fake.said(thread, "Refunds?")
+        cut = fake.left_by_a_dead_process(thread, "Refunds take 5", reference=asked)
+        left = await unanswered_turn(runtime, key, str(asked), customer=str(w.customer_id))
+        async with running_bot(fake, runtime.engine, runtime.desk) as bot:
+            bot.recover(left, late_after=timedelta(minutes=15))
+            await bot.drain()
+        [answer] = fake.posts_in(thread)
+
+    assert answer.content.endswith(ANSWER)
+    assert fake.deleted == [cut], "the stream's words, not the earlier message's reply"
+    assert late not in fake.deleted

@@ -104,6 +104,9 @@ class RecordingPlatform:
         self.shown.append(reply.text)
         return True
 
+    async def clear_leftovers(self, inbound: Inbound) -> None:
+        return None  # this platform never streams
+
     async def posted_reply(self, inbound: Inbound, text: str, *, late: bool) -> Found | None:
         self.looked += 1
         return Found(f"m-{self.shown.index(text)}") if text in self.shown else None

@@ -212,6 +212,12 @@ class Platform(Protocol):
         posted, in order. Raises :class:`Refused` when the platform refuses it for good."""
         ...
 
+    async def clear_leftovers(self, inbound: Inbound) -> None:
+        """Take away what a dead process showed of an answer to ``inbound``'s message that it
+        never stored (the words its stream had written), before the recovered answer is
+        posted; nothing else of the bot's. A failure is logged."""
+        ...
+
     async def posted_reply(self, inbound: Inbound, text: str, *, late: bool) -> Found | None:
         """What the platform shows already of the bot's reply ``text`` to ``inbound`` (looked
         up before posting again after an unknown outcome: a timeout, a process killed in the

@@ -292,6 +292,8 @@ class Workflow:
             async with self._port.hold(unanswered.key, wait=False) as free:
                 if not free:
                     return  # another replica is answering it: looked at again later
+                if late_after is not None:  # a recovery: a dead process may have shown words
+                    await self._platform.clear_leftovers(inbound)
                 reply = await self._port.recover(
                     unanswered, direct=inbound.message.direct, late_after=late_after
                 )

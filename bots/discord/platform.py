@@ -181,6 +181,24 @@ class DiscordPlatform:
             interval=self._edit_interval,
         )
 
+    async def clear_leftovers(self, inbound: Inbound) -> None:
+        """The messages a dead process's stream left answering the customer's (the one that
+        replies to it, and those that went on from it) are deleted. Only a stream answers
+        an unanswered turn's message: a reply is posted once its turn is stored."""
+        place: Place = inbound.context
+        target = place.target or place.channel
+        asked = inbound.message.message_id
+        me = self._client.user
+        if not asked.isdigit() or me is None:
+            return
+        try:
+            after = [m async for m in target.history(after=discord.Object(int(asked)), limit=50)]
+            ours = answers(after, _author, me=str(me.id), customer=inbound.message.author_id)
+            for left in _streamed(ours, int(asked)):
+                await left.delete()
+        except SEND_ERRORS as exc:
+            log.warning("clearing %s's leftovers failed: %s", inbound.message.key, describe(exc))
+
     async def posted_reply(self, inbound: Inbound, text: str, *, late: bool) -> Found | None:
         """The bot's messages where the answer goes (the customer's thread, or the channel)
         after the customer's message (``late``: and before their next one) that read
@@ -465,3 +483,17 @@ def _user(context: Any) -> discord.User | discord.Member:
 
 def _author(message: discord.Message) -> str:
     return str(message.author.id)
+
+
+def _streamed(ours: list[discord.Message], asked: int) -> list[discord.Message]:
+    """Of the bot's messages ``ours``, the stream that answered message ``asked``: the one
+    replying to it and those after it replying to nothing (a late reply to an earlier message
+    replies to that one)."""
+    streamed: list[discord.Message] = []
+    inside = False
+    for message in ours:
+        if message.reference is not None:
+            inside = message.reference.message_id == asked
+        if inside:
+            streamed.append(message)
+    return streamed

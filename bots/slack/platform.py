@@ -204,6 +204,23 @@ class SlackPlatform:
         thread = reply_thread(key)
         return await self._web.post_all(key.channel_id, rest, thread=thread, about=key, strict=True)
 
+    async def clear_leftovers(self, inbound: Inbound) -> None:
+        """The bot's messages after the customer's in their thread still streaming (a dead
+        process's answer, never stored) are stopped and deleted. Only threads stream."""
+        message = inbound.message
+        key = message.key
+        thread = reply_thread(key)
+        channel, _, ts = message.message_id.partition(":")
+        if thread is None or channel != key.channel_id or not ts:
+            return
+        try:
+            after = await self._web.messages_after(channel, ts, thread=thread, about=key)
+        except (NotChecked, Refused):
+            return  # logged: the recovered answer is posted all the same
+        for left in answers(after, _user, me=self._me, customer=message.author_id):
+            if await self._web.end_stream(channel, left["ts"], about=key):
+                await self._web.delete(channel, left["ts"], about=key)
+
     async def posted_reply(self, inbound: Inbound, text: str, *, late: bool) -> Found | None:
         """The bot's messages in the customer's thread (a DM: its top level) after their
         message (``late``: and before their next one) that read ``text``: as rendered parts,

@@ -132,9 +132,9 @@ class SlackWeb:
         found = [m for m in response.get("messages") or [] if float(m.get("ts") or 0) > float(ts)]
         return sorted(found, key=lambda m: float(m["ts"]))
 
-    async def end_stream(self, channel: str, ts: str, *, about: object) -> None:
+    async def end_stream(self, channel: str, ts: str, *, about: object) -> bool:
         """Stop a streamed message a dead process left streaming, so it can be written over;
-        one that is not streaming any more is left as it is."""
+        one that is not streaming any more is left as it is. Whether it was streaming."""
         try:
             await self._client.chat_stopStream(channel=channel, ts=ts)
         except SLACK_ERRORS as exc:
@@ -142,6 +142,15 @@ class SlackWeb:
                 log.warning(
                     "chat.stopStream in %s failed for %s: %s", channel, about, error_code(exc)
                 )
+            return False
+        return True
+
+    async def delete(self, channel: str, ts: str, *, about: object) -> None:
+        """Delete the bot's message at ``ts`` (``chat.delete``); a failure is logged."""
+        try:
+            await self._client.chat_delete(channel=channel, ts=ts)
+        except SLACK_ERRORS as exc:
+            log.warning("chat.delete in %s failed for %s: %s", channel, about, error_code(exc))
 
     async def set_status(
         self, channel: str, thread: str, status: str, *, loading: Sequence[str] = (), about: object

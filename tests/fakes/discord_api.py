@@ -276,6 +276,7 @@ class FakeDiscord:
         self.requests: list[Request] = []
         self.posts: list[Post] = []
         self.edits: list[Post] = []  # PATCHes of messages the bot posted earlier
+        self.deleted: list[int] = []  # ids of the bot's messages it deleted
         self.rate_limited: list[Request] = []  # writes answered 429
         self._writes: dict[int, list[float]] = {}  # each channel's recent writes (monotonic)
         self.callbacks: list[Callback] = []
@@ -876,10 +877,18 @@ class FakeDiscord:
         self.heard.append(message)
         return int(message["id"])
 
-    def left_by_a_dead_process(self, channel_id: int, content: str) -> int:
-        """A message the bot posted before it was killed (the client never heard of it)."""
-        message = self._bot_message(channel_id, {"content": content})
-        return int(message["id"])
+    def left_by_a_dead_process(
+        self, channel_id: int, content: str, *, reference: int | None = None
+    ) -> int:
+        """A message the bot posted before it was killed (the client never heard of it),
+        answering the message ``reference`` if given."""
+        body: dict[str, Any] = {"content": content}
+        if reference is not None:
+            body["message_reference"] = {
+                "message_id": str(reference),
+                "channel_id": str(channel_id),
+            }
+        return int(self._bot_message(channel_id, body)["id"])
 
     def _over_limit(self, method: str, path: str) -> float | None:
         """Seconds to wait when this message write would be a sixth in 5 s in its channel."""
@@ -920,6 +929,7 @@ class FakeDiscord:
             ("POST", r"/channels/(\d+)/typing", self._typing),
             ("POST", r"/channels/(\d+)/messages", self._send),
             ("PATCH", r"/channels/(\d+)/messages/(\d+)", self._edit),
+            ("DELETE", r"/channels/(\d+)/messages/(\d+)", self._delete),
             ("POST", r"/channels/(\d+)/messages/(\d+)/threads", self._thread_from_message),
             ("POST", r"/channels/(\d+)/threads", self._thread_in_channel),
         ]
@@ -1070,6 +1080,14 @@ class FakeDiscord:
             message["message_reference"] = body["message_reference"]
         self.messages[int(message["id"])] = message
         return message
+
+    async def _delete(self, _body: Any, channel_id: int, message_id: int) -> web.Response:
+        message = self.messages.get(message_id)
+        if message is None or int(message["channel_id"]) != channel_id:
+            return _json({"message": "Unknown Message", "code": 10008}, status=404)
+        del self.messages[message_id]
+        self.deleted.append(message_id)
+        return web.Response(status=204)
 
     async def _edit(self, body: dict[str, Any], channel_id: int, message_id: int) -> web.Response:
         message = self.messages.get(message_id)

@@ -92,6 +92,8 @@ class FakeSlack:
         self.statuses: dict[tuple[str, str], tuple[str, list[str]]] = {}
         """Each thread's loading status now (``assistant.threads.setStatus``) and its messages."""
         self.messages: list[Params] = []
+        self.deleted: list[Params] = []
+        """The bot's messages it deleted (``chat.delete``)."""
         self.prompts: list[Params] = []
         """Each accepted ``assistant.threads.setSuggestedPrompts``: channel_id, thread_ts (or
         None), title (or None), prompts."""
@@ -132,6 +134,7 @@ class FakeSlack:
             "auth.test": self._auth_test,
             "chat.postMessage": self._post_message,
             "chat.update": self._update,
+            "chat.delete": self._delete,
             "chat.startStream": self._start_stream,
             "chat.appendStream": self._append_stream,
             "chat.stopStream": self._stop_stream,
@@ -484,6 +487,15 @@ class FakeSlack:
                 message |= {"text": str(params.get("text") or ""), "blocks": _blocks(params)}
                 return {"channel": channel, "ts": ts, "text": params.get("text")}
         return {"ok": False, "error": "message_not_found"}
+
+    def _delete(self, params: Params) -> Params:
+        channel, ts = params.get("channel"), params.get("ts")
+        found = [m for m in self.messages if m["channel"] == channel and m["ts"] == ts]
+        if not found:
+            return {"ok": False, "error": "message_not_found"}
+        self.messages.remove(found[0])
+        self.deleted.append(found[0])
+        return {"channel": channel, "ts": ts}
 
     def _open_view(self, params: Params) -> Params:
         trigger_id = str(params.get("trigger_id") or "")
