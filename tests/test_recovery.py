@@ -137,24 +137,7 @@ async def test_discord_answers_a_turn_left_unanswered_in_its_thread_with_the_apo
         w = fake.world
         thread = fake.add_thread(w.support_channel_id)
         key = ConversationKey("discord", str(w.guild_id), str(w.support_channel_id), str(thread))
-        asked = IncomingMessage(
-            key=key,
-            author_id=str(w.customer_id),
-            text="How long does a refund take?",
-            message_id="1234567890",
-        )
-        long_ago = utcnow() - timedelta(hours=1)
-        stored = await runtime.store.begin_turn(
-            asked,
-            customer_turn(asked.text, "1234567890"),
-            now=long_ago,
-            idle_after=None,
-            restart=False,
-        )
-        assert stored is not None
-        [left] = await runtime.store.unanswered(
-            platforms={"discord"}, since=long_ago - timedelta(minutes=1), before=utcnow()
-        )
+        left = await unanswered_turn(runtime, key, "1234567890", customer=str(w.customer_id))
         async with running_bot(fake, runtime.engine, runtime.desk) as bot:
             bot.recover(left, late_after=timedelta(minutes=15))
             await bot.drain()
